@@ -1,0 +1,67 @@
+"""The ``tunesmith`` command line: a thin Typer app over typed Python functions.
+
+Each command group lives in its own module here and registers itself on the app in
+:func:`build_app`; heavy imports (torch, music21) happen inside the commands, so
+``tunesmith --help`` is instant. Errors a user can cause (:class:`TunesmithError`)
+are printed as one clear line with exit code 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+from rich.console import Console
+
+from tunesmith.errors import TunesmithError
+
+#: modules under tunesmith.cli that define ``register(app: typer.Typer)``
+COMMAND_MODULES = ["data", "models", "train", "generate", "render", "evaluate", "bench", "demo"]
+
+console = Console(stderr=True)
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="tunesmith",
+        help="Train, sample and evaluate deep generative models of symbolic music.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+
+    @app.callback()
+    def root() -> None:
+        """tunesmith: data, train, generate, evaluate, render, bench, demo."""
+
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"tunesmith.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"tunesmith.cli.{name}":
+                continue  # command group not built yet
+            raise
+        module.register(app)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    app = build_app()
+    try:
+        app(args=argv, standalone_mode=False)
+    except TunesmithError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        console.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors come through here in standalone_mode=False
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

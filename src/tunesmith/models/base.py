@@ -1,0 +1,112 @@
+"""The contract every model family keeps.
+
+A family is one file under ``models/``: a ``Config`` dataclass (JSON-serialisable), a
+:class:`GenerativeModel` subclass, its loss and its sampler. The generic trainer, the
+checkpoint code, the CLI, the tests and the benchmarks only ever talk to this
+interface, never to a family by name.
+
+Batches are dicts of tensors, by representation:
+
+* ``pianoroll``: ``frames`` (B, T, K) float 0/1 with K = tracks × pitches (track-major),
+  ``mask`` (B, T) bool, and optionally ``pitch_histogram`` (B, 12), ``corpus_id`` (B,),
+  ``local_cond`` (B, T, C);
+* ``melody``: ``events`` (B, T) long, ``mask`` (B, T) bool;
+* ``events``: ``tokens`` (B, T) long, ``mask`` (B, T) bool.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from tunesmith.errors import ConfigError
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """Base of every family's ``Config``: JSON round trip with a clear error on typos."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown option(s) {', '.join(unknown)} for {cls.__module__}.{cls.__name__}; "
+                f"known: {', '.join(sorted(known))}"
+            )
+        return cls(**data)
+
+    def updated(self, **changes):
+        """A copy with some fields changed (names checked)."""
+        return type(self).from_dict({**self.to_dict(), **changes})
+
+
+class GenerativeModel(nn.Module):
+    """Base class of every family.
+
+    Subclasses set the class attributes and implement :meth:`loss` and :meth:`generate`.
+    A family that trains with several optimisers (a GAN) sets
+    ``automatic_optimization = False`` and implements :meth:`manual_training_step`.
+    """
+
+    family: ClassVar[str] = ""  # registry name, e.g. "wavenet"
+    representation: ClassVar[str] = ""  # "pianoroll" | "melody" | "events"
+    config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    automatic_optimization: ClassVar[bool] = True
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+
+    # ---- data-dependent sizes ------------------------------------------------------
+    @classmethod
+    def config_for_data(cls, config: ModelConfig, data_info: dict[str, Any]) -> ModelConfig:
+        """Fill the sizes the data decides (vocabulary, tracks × pitches...).
+
+        ``data_info`` is :attr:`tunesmith.data.PreparedData.info`. The default
+        changes nothing.
+        """
+        return config
+
+    # ---- training -------------------------------------------------------------------
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Return a dict with the scalar ``"loss"`` to minimise, plus anything to log."""
+        raise NotImplementedError
+
+    def configure_optimizers(self, lr: float, weight_decay: float = 0.0):
+        """The optimiser(s). One Adam over all parameters unless the family says more."""
+        return torch.optim.Adam(self.parameters(), lr=lr, weight_decay=weight_decay)
+
+    def manual_training_step(self, batch: dict[str, torch.Tensor], optimizers, manual_backward):
+        """One step for families with ``automatic_optimization = False``; returns logs."""
+        raise NotImplementedError
+
+    # ---- sampling -------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(
+        self,
+        n: int,
+        steps: int,
+        controls=None,
+        prime: torch.Tensor | None = None,
+        condition: dict[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Sample ``n`` sequences of ``steps`` steps (or tokens).
+
+        ``controls`` is a :class:`tunesmith.generation.SamplingControls`; ``prime`` is a
+        batch-shaped beginning (its steps are kept unchanged at the start of the
+        output); ``condition`` holds conditioning inputs by batch key. Returns the
+        representation's tensor: (n, steps, K) 0/1 for piano-rolls, (n, steps) long
+        for melody events and tokens.
+        """
+        raise NotImplementedError
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

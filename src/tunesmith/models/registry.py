@@ -1,0 +1,54 @@
+"""Names → model families. The CLI, tests and benchmarks all read this table.
+
+Families are imported lazily so that ``tunesmith --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from tunesmith.errors import ConfigError
+from tunesmith.models.base import GenerativeModel
+
+#: registry name -> ("module:Class", preset options). Add a family by adding a line here;
+#: variants of one family are presets of the same class.
+FAMILIES: dict[str, tuple[str, dict]] = {}
+
+
+def family_names() -> list[str]:
+    return sorted(FAMILIES)
+
+
+def get_family(name: str) -> type[GenerativeModel]:
+    """The model class registered under ``name``."""
+    target, _preset = _entry(name)
+    module_name, class_name = target.split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def preset_options(name: str) -> dict:
+    """The options a registry name fixes (e.g. ``melody-rnn-lookback`` -> mode=lookback)."""
+    return dict(_entry(name)[1])
+
+
+def _entry(name: str) -> tuple[str, dict]:
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown model {name!r}; available: {', '.join(family_names()) or '(none)'}"
+        ) from None
+
+
+def build(name: str, options: dict | None = None, data_info: dict | None = None):
+    """Build a family's model from option overrides and the data's sizes."""
+    cls = get_family(name)
+    config = cls.config_class.from_dict({**preset_options(name), **(options or {})})
+    if data_info is not None:
+        if data_info.get("representation") not in (None, cls.representation):
+            raise ConfigError(
+                f"model {name!r} needs the {cls.representation!r} representation, "
+                f"but the data is {data_info.get('representation')!r}"
+            )
+        config = cls.config_for_data(config, data_info)
+    return cls(config)

@@ -1,0 +1,172 @@
+"""Reading and writing symbolic music.
+
+Everything is read into a :class:`symusic.Score` in ticks:
+
+* MIDI (``.mid``, ``.midi``) through symusic's C++ reader;
+* ABC, MusicXML and Humdrum kern (``.abc``, ``.xml``, ``.musicxml``, ``.mxl``, ``.krn``)
+  through music21, converted part by part into symusic tracks (tempo, time and key
+  signatures kept). A multi-tune ABC file (Essen, O'Neill's) yields one Score per tune.
+
+Any file we cannot use raises :class:`~tunesmith.errors.MusicFileError` naming the
+file and the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from symusic import KeySignature, Note, Score, Tempo, TimeSignature, Track
+
+from tunesmith.errors import MusicFileError
+
+MIDI_SUFFIXES = (".mid", ".midi")
+MUSIC21_SUFFIXES = (".abc", ".xml", ".musicxml", ".mxl", ".krn")
+SUPPORTED_SUFFIXES = MIDI_SUFFIXES + MUSIC21_SUFFIXES
+
+#: Ticks per quarter note of Scores converted from music21.
+MUSIC21_TPQ = 480
+
+
+def is_music_file(path: str | Path) -> bool:
+    """True when the file's extension is one tunesmith can read."""
+    return Path(path).suffix.lower() in SUPPORTED_SUFFIXES
+
+
+def load(path: str | Path) -> Score:
+    """Read one piece. For a file holding several pieces (multi-tune ABC), the first."""
+    return load_all(path)[0]
+
+
+def load_all(path: str | Path) -> list[Score]:
+    """Read every piece of a music file, each as a symusic Score in ticks.
+
+    Raises:
+        MusicFileError: unknown extension, missing/unreadable/corrupt file, type-2
+            MIDI, or a piece without notes. (From a multi-tune file, tunes without
+            notes are dropped; the error comes only if none is left.)
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise MusicFileError(
+            path, f"unknown extension {suffix or '(none)'!r}; expected one of "
+            + ", ".join(SUPPORTED_SUFFIXES)
+        )
+    if not path.is_file():
+        raise MusicFileError(path, "no such file")
+    if path.stat().st_size == 0:
+        raise MusicFileError(path, "empty file")
+    scores = _load_midi(path) if suffix in MIDI_SUFFIXES else _load_music21(path)
+    scores = [s for s in scores if s.note_num() > 0]
+    if not scores:
+        raise MusicFileError(path, "the file contains no notes")
+    return scores
+
+
+def _load_midi(path: Path) -> list[Score]:
+    with open(path, "rb") as f:
+        head = f.read(14)
+    if len(head) < 14 or head[:4] != b"MThd":
+        raise MusicFileError(path, "not a MIDI file (no MThd header)")
+    midi_format = int.from_bytes(head[8:10], "big")
+    if midi_format == 2:
+        raise MusicFileError(path, "type-2 MIDI (independent sequences) is not supported")
+    if midi_format not in (0, 1):
+        raise MusicFileError(path, f"unknown MIDI format {midi_format}")
+    try:
+        score = Score(str(path))
+    except Exception as exc:  # symusic raises RuntimeError/ValueError with terse text
+        raise MusicFileError(path, f"corrupt or truncated MIDI ({exc})") from exc
+    return [score]
+
+
+def save_midi(score: Score, path: str | Path) -> Path:
+    """Write a Score as a standard MIDI file, creating parent folders."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    score.dump_midi(str(path))
+    return path
+
+
+# ----------------------------------------------------------------------------- music21
+
+
+def _load_music21(path: Path) -> list[Score]:
+    import music21  # slow import; only needed for these formats
+
+    try:
+        parsed = music21.converter.parse(str(path), forceSource=True)
+    except Exception as exc:
+        raise MusicFileError(path, f"cannot parse ({type(exc).__name__}: {exc})") from exc
+    if isinstance(parsed, music21.stream.Opus):
+        streams = list(parsed.scores)
+    else:
+        streams = [parsed]
+    scores = []
+    for stream in streams:
+        try:
+            scores.append(music21_to_score(stream))
+        except Exception as exc:
+            raise MusicFileError(path, f"cannot convert ({type(exc).__name__}: {exc})") from exc
+    return scores
+
+
+def music21_to_score(stream, tpq: int = MUSIC21_TPQ) -> Score:
+    """Convert a music21 Score/Part/Stream into a symusic Score (one track per part).
+
+    Ties are merged into single notes, grace notes (zero duration) are dropped, and
+    chords become simultaneous notes. Tempo marks, time and key signatures of the
+    first part (music21 repeats them in each part) become the Score's.
+    """
+    import music21
+
+    def ticks(quarters: float) -> int:
+        return int(round(float(quarters) * tpq))
+
+    parts = list(stream.parts) if hasattr(stream, "parts") and len(stream.parts) else [stream]
+    score = Score(tpq)
+    for index, part in enumerate(parts):
+        flat = part.stripTies().flatten()
+        name = part.partName or (part.id if isinstance(part.id, str) else None)
+        track = Track(str(name or f"Part {index + 1}"), _part_program(part), False)
+        for element in flat.notes:
+            start = ticks(element.offset)
+            duration = ticks(element.quarterLength)
+            if duration <= 0:
+                continue  # grace notes
+            velocity = element.volume.velocity if element.volume.velocity else 80
+            pitches = element.pitches
+            for pitch in pitches:
+                track.notes.append(Note(start, duration, int(pitch.midi), int(velocity)))
+        track.notes.sort(key=lambda n: (n.time, n.pitch))
+        score.tracks.append(track)
+        if index == 0:
+            for mark in flat.getElementsByClass(music21.tempo.MetronomeMark):
+                qpm = mark.getQuarterBPM()
+                if qpm and math.isfinite(qpm) and qpm > 0:
+                    score.tempos.append(Tempo(ticks(mark.offset), float(qpm)))
+            for ts in flat.getElementsByClass(music21.meter.TimeSignature):
+                score.time_signatures.append(
+                    TimeSignature(ticks(ts.offset), int(ts.numerator), int(ts.denominator))
+                )
+            for ks in flat.getElementsByClass(music21.key.KeySignature):
+                mode = getattr(ks, "mode", "major")
+                tonality = 1 if mode == "minor" else 0
+                score.key_signatures.append(
+                    KeySignature(ticks(ks.offset), int(ks.sharps), tonality)
+                )
+    if not score.tempos:
+        score.tempos.append(Tempo(0, 120.0))
+    return score
+
+
+def _part_program(part) -> int:
+    """The General MIDI program of a music21 part (0, piano, when none is given)."""
+    try:
+        instrument = part.getInstrument(returnDefault=False)
+    except Exception:
+        instrument = None
+    if instrument is not None and instrument.midiProgram is not None:
+        return int(instrument.midiProgram)
+    return 0

@@ -1,0 +1,40 @@
+"""Shared fixtures: tiny real pieces, built in code or taken from music21's corpus."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+POLYPHONIC = SHARED / "benchmarks" / "polyphonic"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Each test session writes prepared data to a temporary cache, never the user's."""
+    cache = tmp_path_factory.getbasetemp() / "tunesmith-cache"
+    monkeypatch.setenv("TUNESMITH_CACHE", str(cache))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    yield
+
+
+@pytest.fixture(scope="session")
+def chorale_paths() -> list[Path]:
+    """A few Bach chorale MusicXML files shipped with music21."""
+    from music21 import corpus
+
+    paths = sorted(corpus.getComposer("bach"), key=str)
+    return [Path(p) for p in paths[:3]]
+
+
+@pytest.fixture(scope="session")
+def polyphonic_dir() -> Path:
+    if not (POLYPHONIC / "JSB_Chorales.mat").exists():
+        pytest.skip(f"benchmark files not found in {POLYPHONIC}")
+    return POLYPHONIC
+
+
+def pytest_configure(config):
+    os.environ.setdefault("MPLBACKEND", "Agg")
