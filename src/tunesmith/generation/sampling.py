@@ -125,7 +125,7 @@ def limit_notes_per_group(
 
 
 def limit_sustain(frames: torch.Tensor, new_frame: torch.Tensor, max_steps: int) -> torch.Tensor:
-    """Release notes of ``new_frame`` (B, K) already held ``max_steps`` steps in ``frames`` (B, T, K)."""
+    """Release keys of ``new_frame`` (B, K) held for ``max_steps`` steps of ``frames`` (B, T, K)."""
     if max_steps <= 0 or frames.shape[1] < max_steps:
         return new_frame
     held = frames[:, -max_steps:, :].prod(dim=1)  # 1 where the key sounded in every recent step

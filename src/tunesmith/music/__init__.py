@@ -9,4 +9,11 @@ from tunesmith.music.io import (
     save_midi,
 )
 
-__all__ = ["SUPPORTED_SUFFIXES", "is_music_file", "load", "load_all", "music21_to_score", "save_midi"]
+__all__ = [
+    "SUPPORTED_SUFFIXES",
+    "is_music_file",
+    "load",
+    "load_all",
+    "music21_to_score",
+    "save_midi",
+]

@@ -99,10 +99,7 @@ def _load_music21(path: Path) -> list[Score]:
         parsed = music21.converter.parse(str(path), forceSource=True)
     except Exception as exc:
         raise MusicFileError(path, f"cannot parse ({type(exc).__name__}: {exc})") from exc
-    if isinstance(parsed, music21.stream.Opus):
-        streams = list(parsed.scores)
-    else:
-        streams = [parsed]
+    streams = list(parsed.scores) if isinstance(parsed, music21.stream.Opus) else [parsed]
     scores = []
     for stream in streams:
         try:
@@ -122,7 +119,7 @@ def music21_to_score(stream, tpq: int = MUSIC21_TPQ) -> Score:
     import music21
 
     def ticks(quarters: float) -> int:
-        return int(round(float(quarters) * tpq))
+        return round(float(quarters) * tpq)
 
     parts = list(stream.parts) if hasattr(stream, "parts") and len(stream.parts) else [stream]
     score = Score(tpq)
