@@ -1,0 +1,40 @@
+"""Padding variable-length pieces into batches with masks.
+
+Every batch is a dict (see :mod:`tunesmith.models.base`); ``mask[b, t]`` is True where
+step t of sequence b is real data, False where it is padding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+
+def pad_sequences(
+    sequences: Sequence[np.ndarray | torch.Tensor], pad_value: float = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack sequences of shape (T_i, ...) into (B, max T, ...) and a (B, max T) bool mask."""
+    tensors = [torch.as_tensor(np.asarray(s)) for s in sequences]
+    longest = max(t.shape[0] for t in tensors)
+    padded = torch.full(
+        (len(tensors), longest, *tensors[0].shape[1:]), pad_value, dtype=tensors[0].dtype
+    )
+    mask = torch.zeros(len(tensors), longest, dtype=torch.bool)
+    for i, t in enumerate(tensors):
+        padded[i, : t.shape[0]] = t
+        mask[i, : t.shape[0]] = True
+    return padded, mask
+
+
+def collate_frames(pieces: Sequence[np.ndarray]) -> dict[str, torch.Tensor]:
+    """Piano-roll pieces (T_i, K) -> ``{"frames": (B, T, K) float, "mask": (B, T) bool}``."""
+    frames, mask = pad_sequences(pieces)
+    return {"frames": frames.float(), "mask": mask}
+
+
+def collate_tokens(pieces: Sequence[np.ndarray], key: str = "tokens") -> dict[str, torch.Tensor]:
+    """Integer sequences (T_i,) -> ``{key: (B, T) long, "mask": (B, T) bool}`` (pad 0)."""
+    tokens, mask = pad_sequences([np.asarray(p, dtype=np.int64) for p in pieces])
+    return {key: tokens.long(), "mask": mask}
