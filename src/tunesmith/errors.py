@@ -37,3 +37,8 @@ class CheckpointError(TunesmithError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class RepresentationError(TunesmithError):
+    """A piece that a representation cannot encode as asked (polyphony where a melody is
+    required, pitches out of range, no notes), or an array that does not decode."""

@@ -8,7 +8,18 @@ Everything is read into a :class:`symusic.Score` in ticks:
   signatures kept). A multi-tune ABC file (Essen, O'Neill's) yields one Score per tune.
 
 Any file we cannot use raises :class:`~tunesmith.errors.MusicFileError` naming the
-file and the reason.
+file and the reason: unknown extension, missing or empty file, bytes that are not MIDI,
+type-2 MIDI, a MIDI file whose chunks run past its end (truncated), unparsable
+ABC/MusicXML/kern, or a piece without notes.
+
+Documented behaviour on odd but valid input:
+
+* zero-length notes in MIDI are dropped (they never sound; music21 grace notes likewise);
+* overlapping notes of the same pitch are kept as symusic pairs them (first on, first off);
+* drums (MIDI channel 10) become a track with ``is_drum`` True;
+* tempo and time-signature changes are kept; tracks without notes are kept;
+* a music21 piece that opens with a pickup (anacrusis) bar is shifted right by the
+  bar's missing part, so that bar lines fall on the time-signature grid from tick 0.
 """
 
 from __future__ import annotations
@@ -74,11 +85,44 @@ def _load_midi(path: Path) -> list[Score]:
         raise MusicFileError(path, "type-2 MIDI (independent sequences) is not supported")
     if midi_format not in (0, 1):
         raise MusicFileError(path, f"unknown MIDI format {midi_format}")
+    _check_midi_chunks(path)
     try:
         score = Score(str(path))
     except Exception as exc:  # symusic raises RuntimeError/ValueError with terse text
         raise MusicFileError(path, f"corrupt or truncated MIDI ({exc})") from exc
+    for track in score.tracks:
+        if any(note.duration <= 0 for note in track.notes):
+            track.notes = track.notes.filter(lambda note: note.duration > 0, inplace=False)
     return [score]
+
+
+def _check_midi_chunks(path: Path) -> None:
+    """Walk the chunk headers: every announced track must be present and complete.
+
+    symusic reads a truncated file without complaint, silently losing its end; this
+    catches it. Bytes after the last announced track are ignored (common in the wild).
+    """
+    data = path.read_bytes()
+    header_length = int.from_bytes(data[4:8], "big")
+    if header_length < 6:
+        raise MusicFileError(path, f"corrupt MIDI header (length {header_length} < 6)")
+    n_tracks = int.from_bytes(data[10:12], "big")
+    position, found = 8 + header_length, 0
+    while found < n_tracks:
+        if position + 8 > len(data):
+            raise MusicFileError(
+                path, f"truncated MIDI: the header announces {n_tracks} tracks, "
+                f"the file ends after {found}"
+            )
+        chunk_type, length = data[position:position + 4], int.from_bytes(
+            data[position + 4:position + 8], "big")
+        if position + 8 + length > len(data):
+            raise MusicFileError(
+                path, f"truncated MIDI: chunk {chunk_type!r} at byte {position} declares "
+                f"{length} bytes, only {len(data) - position - 8} remain"
+            )
+        found += chunk_type == b"MTrk"  # other chunk types are skipped, as the standard says
+        position += 8 + length
 
 
 def save_midi(score: Score, path: str | Path) -> Path:
@@ -118,18 +162,25 @@ def music21_to_score(stream, tpq: int = MUSIC21_TPQ) -> Score:
     """
     import music21
 
+    parts = list(stream.parts) if hasattr(stream, "parts") and len(stream.parts) else [stream]
+    pickup_shift = _pickup_shift(parts[0])
+
     def ticks(quarters: float) -> int:
         return round(float(quarters) * tpq)
 
-    parts = list(stream.parts) if hasattr(stream, "parts") and len(stream.parts) else [stream]
+    def onset_ticks(offset: float) -> int:
+        # a pickup shifts everything right; marks at 0 (the opening meter, key) stay at 0
+        return 0 if float(offset) == 0 else ticks(float(offset) + pickup_shift)
+
     score = Score(tpq)
     for index, part in enumerate(parts):
         flat = part.stripTies().flatten()
         name = part.partName or (part.id if isinstance(part.id, str) else None)
         track = Track(str(name or f"Part {index + 1}"), _part_program(part), False)
         for element in flat.notes:
-            start = ticks(element.offset)
-            duration = ticks(element.quarterLength)
+            start = ticks(float(element.offset) + pickup_shift)
+            # end from the exact offset, so that triplets tile without gaps or overlaps
+            duration = ticks(float(element.offset + element.quarterLength) + pickup_shift) - start
             if duration <= 0:
                 continue  # grace notes
             velocity = element.volume.velocity if element.volume.velocity else 80
@@ -142,20 +193,29 @@ def music21_to_score(stream, tpq: int = MUSIC21_TPQ) -> Score:
             for mark in flat.getElementsByClass(music21.tempo.MetronomeMark):
                 qpm = mark.getQuarterBPM()
                 if qpm and math.isfinite(qpm) and qpm > 0:
-                    score.tempos.append(Tempo(ticks(mark.offset), float(qpm)))
+                    score.tempos.append(Tempo(onset_ticks(mark.offset), float(qpm)))
             for ts in flat.getElementsByClass(music21.meter.TimeSignature):
                 score.time_signatures.append(
-                    TimeSignature(ticks(ts.offset), int(ts.numerator), int(ts.denominator))
+                    TimeSignature(onset_ticks(ts.offset), int(ts.numerator), int(ts.denominator))
                 )
             for ks in flat.getElementsByClass(music21.key.KeySignature):
                 mode = getattr(ks, "mode", "major")
                 tonality = 1 if mode == "minor" else 0
                 score.key_signatures.append(
-                    KeySignature(ticks(ks.offset), int(ks.sharps), tonality)
+                    KeySignature(onset_ticks(ks.offset), int(ks.sharps), tonality)
                 )
     if not score.tempos:
         score.tempos.append(Tempo(0, 120.0))
     return score
+
+
+def _pickup_shift(part) -> float:
+    """Quarter notes missing from an opening pickup bar (0 when the first bar is full)."""
+    measures = part.getElementsByClass("Measure")
+    if not len(measures):
+        return 0.0
+    padding = float(measures[0].paddingLeft or 0.0)
+    return padding if padding > 0 else 0.0
 
 
 def _part_program(part) -> int:

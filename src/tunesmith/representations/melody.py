@@ -1,0 +1,257 @@
+"""Monophonic melody as one event per grid step (the Melody RNN encoding).
+
+The encoding of Magenta's Melody RNN (Waite et al., "Generating long-term structure in
+songs and stories", 2016; ``magenta.music.melodies_lib``), one integer per step of
+``steps_per_quarter`` steps per quarter note:
+
+* ``0`` = NO_EVENT: nothing changes (the current note, or the silence, goes on);
+* ``1`` = NOTE_OFF: the sounding note stops, silence follows;
+* ``2 + i`` = NOTE_ON of pitch ``min_pitch + i``, which also ends the previous note.
+
+``max_pitch`` is exclusive, as in Magenta: the defaults keep MIDI 48-83 (three octaves),
+a vocabulary of 38 events. A sequence ends where its last note ends (no final NOTE_OFF);
+its steps count from tick 0 of the score, so bar lines stay where the score puts them.
+
+Encoding a piece:
+
+1. one track: ``track`` (an index) or the first pitched track with notes;
+2. notes snapped to the grid (as :func:`tunesmith.music.transforms.quantize`);
+3. polyphony, by ``polyphony``:
+
+   * ``"highest"``: the skyline. At each step the melody is the highest sounding pitch;
+     a note starts where that pitch changes or where a note of that pitch starts. A
+     lower note entering under a held higher note thus enters when the higher one ends.
+   * ``"skip"``: two notes starting on one step (a chord) raise
+     :class:`~tunesmith.errors.RepresentationError`, so a data pipeline skips the piece;
+     overlapping notes with different onsets are legato: the later onset ends the
+     earlier note (Magenta's rule).
+
+4. range: with ``transpose_to_range`` the whole melody moves by the octave shift that
+   leaves most notes inside ``[min_pitch, max_pitch)`` (the smallest such shift), and
+   the notes still outside are folded in by octaves one by one; without it, a pitch
+   outside the range raises RepresentationError.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+from symusic import Note, Score, Tempo, Track
+
+from tunesmith.errors import ConfigError, RepresentationError
+
+NO_EVENT = 0
+NOTE_OFF = 1
+FIRST_PITCH_EVENT = 2
+POLYPHONY_POLICIES = ("highest", "skip")
+
+
+@dataclass
+class MelodyConfig:
+    """How a Score maps onto melody events."""
+
+    steps_per_quarter: int = 4  # grid steps per quarter note (4 = sixteenth notes)
+    min_pitch: int = 48  # lowest MIDI pitch kept (C3)
+    max_pitch: int = 84  # first MIDI pitch NOT kept (C6): the range is [min_pitch, max_pitch)
+    polyphony: str = "highest"  # "highest": skyline | "skip": refuse chords
+    transpose_to_range: bool = True  # octave-shift pitches into the range instead of failing
+
+    def __post_init__(self):
+        if self.steps_per_quarter < 1:
+            raise ConfigError(f"steps_per_quarter must be >= 1, got {self.steps_per_quarter}")
+        if not 0 <= self.min_pitch < self.max_pitch <= 128:
+            raise ConfigError(
+                "melody range must satisfy 0 <= min_pitch < max_pitch <= 128 "
+                f"(max exclusive), got {self.min_pitch}..{self.max_pitch}"
+            )
+        if self.transpose_to_range and self.max_pitch - self.min_pitch < 12:
+            raise ConfigError(
+                "transpose_to_range needs a range of at least one octave, got "
+                f"{self.max_pitch - self.min_pitch} pitches"
+            )
+        if self.polyphony not in POLYPHONY_POLICIES:
+            raise ConfigError(
+                f"polyphony must be one of {', '.join(POLYPHONY_POLICIES)}, got {self.polyphony!r}"
+            )
+
+    @property
+    def n_pitches(self) -> int:
+        return self.max_pitch - self.min_pitch
+
+    @property
+    def vocab_size(self) -> int:
+        """NO_EVENT, NOTE_OFF and one NOTE_ON per pitch."""
+        return FIRST_PITCH_EVENT + self.n_pitches
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> MelodyConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown melody option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        return cls(**data)
+
+
+def pitch_event(pitch: int, cfg: MelodyConfig) -> int:
+    """The NOTE_ON event of a MIDI pitch inside the range."""
+    return FIRST_PITCH_EVENT + int(pitch) - cfg.min_pitch
+
+
+# ----------------------------------------------------------------------------- encode
+
+
+def _pick_track(score: Score, track: int | None) -> Track:
+    if track is not None:
+        if not -len(score.tracks) <= track < len(score.tracks):
+            raise RepresentationError(f"no track {track}: the piece has {len(score.tracks)}")
+        chosen = score.tracks[track]
+        if chosen.is_drum:
+            raise RepresentationError(f"track {track} ({chosen.name!r}) is a drum track")
+        if not len(chosen.notes):
+            raise RepresentationError(f"track {track} ({chosen.name!r}) has no notes")
+        return chosen
+    for candidate in score.tracks:
+        if not candidate.is_drum and len(candidate.notes):
+            return candidate
+    raise RepresentationError("no pitched track with notes to take a melody from")
+
+
+def _grid_notes(track: Track, tpq: int, steps_per_quarter: int):
+    """(start, end, pitch) int64 arrays on the grid, each note at least one step long."""
+    notes = track.notes.numpy()
+    time = notes["time"].astype(np.int64)
+    end_tick = time + notes["duration"].astype(np.int64)
+    start = np.round(time * steps_per_quarter / tpq).astype(np.int64)
+    end = np.maximum(np.round(end_tick * steps_per_quarter / tpq).astype(np.int64), start + 1)
+    return start, end, notes["pitch"].astype(np.int64)
+
+
+def _skyline(start, end, pitch) -> list[tuple[int, int, int]]:
+    """Monophonic (start, end, pitch) notes following the highest sounding pitch."""
+    steps = int(end.max())
+    top = np.full(steps, -1, dtype=np.int64)
+    for s, e, p in zip(start, end, pitch, strict=True):
+        np.maximum(top[s:e], p, out=top[s:e])
+    struck = np.zeros((steps, 128), dtype=bool)
+    struck[start, pitch] = True
+    sounding = top >= 0
+    previous = np.concatenate([[-1], top[:-1]])
+    begins = sounding & ((top != previous) | struck[np.arange(steps), np.maximum(top, 0)])
+    begin_steps = np.nonzero(begins)[0]
+    notes = []
+    for i, s in enumerate(begin_steps):
+        limit = begin_steps[i + 1] if i + 1 < len(begin_steps) else steps
+        silent = np.nonzero(~sounding[s:limit])[0]
+        e = s + silent[0] if len(silent) else limit
+        notes.append((int(s), int(e), int(top[s])))
+    return notes
+
+
+def _legato(start, end, pitch) -> list[tuple[int, int, int]]:
+    """Monophonic notes when no two start together; a later onset ends an earlier note."""
+    order = np.lexsort((-pitch, start))
+    start, end, pitch = start[order], end[order], pitch[order]
+    together = np.nonzero(start[1:] == start[:-1])[0]
+    if len(together):
+        step = int(start[together[0]])
+        chord = sorted(int(p) for p in pitch[start == step])
+        raise RepresentationError(
+            f"polyphonic melody: pitches {chord} start together at step {step} "
+            "(use polyphony='highest' to keep the top line)"
+        )
+    next_start = np.concatenate([start[1:], [np.iinfo(np.int64).max]])
+    end = np.minimum(end, next_start)
+    return [(int(s), int(e), int(p)) for s, e, p in zip(start, end, pitch, strict=True)]
+
+
+def _fit_range(notes: list[tuple[int, int, int]], cfg: MelodyConfig):
+    """Move the melody by octaves into the range (or refuse, see the module docstring)."""
+    pitches = np.array([p for _, _, p in notes])
+    inside = (pitches >= cfg.min_pitch) & (pitches < cfg.max_pitch)
+    if inside.all():
+        return notes
+    if not cfg.transpose_to_range:
+        outside = sorted({int(p) for p in pitches[~inside]})
+        raise RepresentationError(
+            f"pitches {outside} outside the melody range {cfg.min_pitch}..{cfg.max_pitch - 1} "
+            "(set transpose_to_range to move them by octaves)"
+        )
+    shifts = sorted(range(-132, 133, 12), key=abs)  # smallest first, so ties go to it
+    counts = [int(((pitches + k >= cfg.min_pitch) & (pitches + k < cfg.max_pitch)).sum())
+              for k in shifts]
+    shift = shifts[int(np.argmax(counts))]
+    fitted = []
+    for s, e, p in notes:
+        p += shift
+        while p < cfg.min_pitch:
+            p += 12
+        while p >= cfg.max_pitch:
+            p -= 12
+        fitted.append((s, e, p))
+    return fitted
+
+
+def melody_notes(score: Score, cfg: MelodyConfig, track: int | None = None):
+    """The melody as monophonic ``(start_step, end_step, pitch)`` notes, in range."""
+    chosen = _pick_track(score, track)
+    start, end, pitch = _grid_notes(chosen, score.ticks_per_quarter, cfg.steps_per_quarter)
+    notes = _skyline(start, end, pitch) if cfg.polyphony == "highest" else _legato(
+        start, end, pitch)
+    return _fit_range(notes, cfg)
+
+
+def encode(score: Score, cfg: MelodyConfig, track: int | None = None) -> np.ndarray:
+    """Score -> ``(steps,)`` int16 events (see the module docstring for the rules)."""
+    notes = melody_notes(score, cfg, track)
+    steps = notes[-1][1]
+    events = np.full(steps, NO_EVENT, dtype=np.int16)
+    for i, (s, e, p) in enumerate(notes):
+        events[s] = pitch_event(p, cfg)
+        next_start = notes[i + 1][0] if i + 1 < len(notes) else steps
+        if e < next_start:
+            events[e] = NOTE_OFF
+    return events
+
+
+# ----------------------------------------------------------------------------- decode
+
+
+def decode(
+    events: np.ndarray,
+    cfg: MelodyConfig,
+    program: int = 0,
+    tpq: int = 480,
+    velocity: int = 80,
+    tempo: float = 120.0,
+    name: str = "Melody",
+) -> Score:
+    """``(steps,)`` events -> a one-track Score; a note sounding at the end stops there."""
+    events = np.asarray(events).astype(np.int64).reshape(-1)
+    bad = events[(events < 0) | (events >= cfg.vocab_size)]
+    if len(bad):
+        raise RepresentationError(
+            f"melody events must lie in 0..{cfg.vocab_size - 1}, got {sorted(set(bad.tolist()))}"
+        )
+    if tpq % cfg.steps_per_quarter:
+        raise ConfigError(f"tpq {tpq} is not a multiple of {cfg.steps_per_quarter} steps")
+    ticks_per_step = tpq // cfg.steps_per_quarter
+    score = Score(tpq)
+    score.tempos.append(Tempo(0, float(tempo)))
+    track = Track(name, int(program), False)
+    changes = [*np.nonzero(events != NO_EVENT)[0].tolist(), len(events)]
+    for here, there in itertools.pairwise(changes):
+        event = int(events[here])
+        if event >= FIRST_PITCH_EVENT:
+            pitch = cfg.min_pitch + event - FIRST_PITCH_EVENT
+            track.notes.append(Note(here * ticks_per_step, (there - here) * ticks_per_step,
+                                    pitch, int(velocity)))
+    score.tracks.append(track)
+    return score

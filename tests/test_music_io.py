@@ -1,0 +1,276 @@
+"""Reading and writing music files: malformed input gets a MusicFileError, odd input a
+documented behaviour (see the docstring of tunesmith.music.io)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import music21
+import pytest
+from symusic import Note, Score, Tempo, TimeSignature, Track
+
+from tunesmith.errors import MusicFileError
+from tunesmith.music import load, load_all, save_midi
+
+CORPUS = Path(music21.__file__).parent / "corpus"
+
+
+# ---------------------------------------------------------------------------- raw MIDI
+
+
+def _vlq(value: int) -> bytes:
+    """MIDI variable-length quantity."""
+    out = [value & 0x7F]
+    value >>= 7
+    while value:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    return bytes(reversed(out))
+
+
+def _track_chunk(events: list[tuple[int, bytes]]) -> bytes:
+    body = b"".join(_vlq(delta) + data for delta, data in events) + b"\x00\xff\x2f\x00"
+    return b"MTrk" + len(body).to_bytes(4, "big") + body
+
+
+def _midi_bytes(tracks: list[list[tuple[int, bytes]]], fmt: int = 1, tpq: int = 480) -> bytes:
+    header = b"MThd" + (6).to_bytes(4, "big") + fmt.to_bytes(2, "big")
+    header += len(tracks).to_bytes(2, "big") + tpq.to_bytes(2, "big")
+    return header + b"".join(_track_chunk(t) for t in tracks)
+
+
+def _on(channel: int, pitch: int, velocity: int = 90) -> bytes:
+    return bytes([0x90 | channel, pitch, velocity])
+
+
+def _off(channel: int, pitch: int) -> bytes:
+    return bytes([0x80 | channel, pitch, 0])
+
+
+TEMPO_120 = b"\xff\x51\x03\x07\xa1\x20"  # 500000 µs per quarter
+
+
+def _write(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def _simple_midi() -> bytes:
+    melody = [(0, _on(0, 60)), (480, _off(0, 60)), (0, _on(0, 64)), (480, _off(0, 64))]
+    return _midi_bytes([[(0, TEMPO_120)], melody])
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+def test_a_valid_hand_made_midi_file_loads(tmp_path):
+    score = load(_write(tmp_path, "ok.mid", _simple_midi()))
+    notes = [(n.time, n.duration, n.pitch, n.velocity) for n in score.tracks[0].notes]
+    assert notes == [(0, 480, 60, 90), (480, 480, 64, 90)]
+
+
+def test_unknown_extension(tmp_path):
+    with pytest.raises(MusicFileError, match=r"unknown extension '\.txt'"):
+        load(_write(tmp_path, "song.txt", b"hello"))
+    with pytest.raises(MusicFileError, match="unknown extension"):
+        load(_write(tmp_path, "song", b"hello"))
+
+
+def test_missing_and_empty_files(tmp_path):
+    with pytest.raises(MusicFileError, match="no such file") as info:
+        load(tmp_path / "absent.mid")
+    assert info.value.path.endswith("absent.mid")
+    with pytest.raises(MusicFileError, match="empty file"):
+        load(_write(tmp_path, "empty.mid", b""))
+    with pytest.raises(MusicFileError, match="empty file"):
+        load(_write(tmp_path, "empty.abc", b""))
+
+
+def test_random_bytes(tmp_path):
+    data = os.urandom(512)
+    with pytest.raises(MusicFileError, match="not a MIDI file"):
+        load(_write(tmp_path, "noise.mid", b"XXXX" + data))
+    with pytest.raises(MusicFileError):  # a forged header does not help
+        load(_write(tmp_path, "noise2.mid", b"MThd" + data))
+    for suffix in (".abc", ".mxl", ".krn"):
+        with pytest.raises(MusicFileError, match="noise"):
+            load(_write(tmp_path, "noise" + suffix, data))
+
+
+def test_every_truncation_of_a_midi_file_is_refused(tmp_path):
+    data = _simple_midi()
+    for cut in range(1, len(data)):
+        with pytest.raises(MusicFileError, match=r"truncated|not a MIDI|corrupt"):
+            load(_write(tmp_path, f"cut{cut}.mid", data[:cut]))
+
+
+def test_trailing_bytes_after_the_last_track_are_ignored(tmp_path):
+    score = load(_write(tmp_path, "tail.mid", _simple_midi() + b"\x00\x00junk"))
+    assert score.note_num() == 2
+
+
+def test_type2_midi_is_refused(tmp_path):
+    melody = [(0, _on(0, 60)), (480, _off(0, 60))]
+    path = _write(tmp_path, "type2.mid", _midi_bytes([melody, melody], fmt=2))
+    with pytest.raises(MusicFileError, match="type-2"):
+        load(path)
+
+
+def test_file_without_notes(tmp_path):
+    text_only = [(960, b"\xff\x01\x01a")]  # a text event, no note
+    path = _write(tmp_path, "silent.mid", _midi_bytes([[(0, TEMPO_120)], text_only]))
+    with pytest.raises(MusicFileError, match="no notes"):
+        load(path)
+
+
+# ---------------------------------------------------------------------------- odd but valid
+
+
+def test_zero_length_notes_are_dropped(tmp_path):
+    track = [(0, _on(0, 60)), (0, _off(0, 60)), (0, _on(0, 62)), (240, _off(0, 62))]
+    score = load(_write(tmp_path, "zero.mid", _midi_bytes([track])))
+    assert [(n.time, n.duration, n.pitch) for n in score.tracks[0].notes] == [(0, 240, 62)]
+    only_zero = [(0, _on(0, 60)), (0, _off(0, 60))]
+    with pytest.raises(MusicFileError, match="no notes"):
+        load(_write(tmp_path, "zero_only.mid", _midi_bytes([only_zero])))
+
+
+def test_overlapping_same_pitch_notes_pair_first_on_first_off(tmp_path):
+    # on@0, on@240, off@480, off@720, all pitch 60
+    track = [(0, _on(0, 60)), (240, _on(0, 60)), (240, _off(0, 60)), (240, _off(0, 60))]
+    score = load(_write(tmp_path, "overlap.mid", _midi_bytes([track])))
+    assert [(n.time, n.duration) for n in score.tracks[0].notes] == [(0, 480), (240, 480)]
+
+
+def test_channel_10_is_a_drum_track(tmp_path):
+    piano = [(0, b"\xc0\x05"), (0, _on(0, 60)), (480, _off(0, 60))]
+    drums = [(0, _on(9, 36, 100)), (120, _off(9, 36)), (0, _on(9, 42)), (120, _off(9, 42))]
+    score = load(_write(tmp_path, "drums.mid", _midi_bytes([piano, drums])))
+    by_drum = {t.is_drum: t for t in score.tracks}
+    assert set(by_drum) == {False, True}
+    assert by_drum[False].program == 5
+    assert [n.pitch for n in by_drum[True].notes] == [36, 42]
+
+
+def test_tempo_and_time_signature_changes_are_kept(tmp_path):
+    meta = [
+        (0, TEMPO_120),
+        (0, b"\xff\x58\x04\x04\x02\x18\x08"),  # 4/4
+        (1920, b"\xff\x51\x03\x0a\x2c\x2a"),  # 666666 µs per quarter = 90 qpm
+        (0, b"\xff\x58\x04\x03\x02\x18\x08"),  # 3/4
+    ]
+    notes = [(0, _on(0, 60)), (3840, _off(0, 60))]
+    score = load(_write(tmp_path, "changes.mid", _midi_bytes([meta, notes])))
+    assert [(t.time, round(t.qpm, 3)) for t in score.tempos] == [(0, 120.0), (1920, 90.0)]
+    assert [(t.time, t.numerator, t.denominator) for t in score.time_signatures] == [
+        (0, 4, 4), (1920, 3, 4)]
+
+
+def test_midi_write_round_trip(tmp_path):
+    score = Score(480)
+    score.tempos.append(Tempo(0, 100.0))
+    score.time_signatures.append(TimeSignature(0, 3, 4))
+    score.time_signatures.append(TimeSignature(1440 * 2, 6, 8))
+    piano, drums = Track("Piano", 0, False), Track("Drums", 0, True)
+    bass = Track("Bass", 33, False)
+    for i, pitch in enumerate([60, 62, 64, 65, 67]):
+        piano.notes.append(Note(i * 240, 240 + 10 * i, pitch, 60 + i))
+        bass.notes.append(Note(i * 480, 480, pitch - 24, 70))
+    drums.notes.append(Note(0, 60, 36, 110))
+    score.tracks.extend([piano, drums, bass])
+    path = save_midi(score, tmp_path / "deep" / "folder" / "out.mid")
+    loaded = load(path)
+
+    def summary(s):
+        return sorted(
+            (t.name, t.program, t.is_drum, [(n.time, n.duration, n.pitch, n.velocity)
+                                            for n in t.notes])
+            for t in s.tracks
+        )
+
+    assert summary(loaded) == summary(score)
+    assert [(t.time, round(t.qpm, 2)) for t in loaded.tempos] == [(0, 100.0)]
+    assert [(t.time, t.numerator, t.denominator) for t in loaded.time_signatures] == [
+        (0, 3, 4), (2880, 6, 8)]
+
+
+# ---------------------------------------------------------------------------- music21 formats
+
+TWO_TUNES = """X:1
+T:First
+M:3/4
+L:1/4
+K:G
+D | G A B | d2 z |]
+
+X:2
+T:Second
+M:4/4
+L:1/8
+K:C
+C2 E2 G2 c2 | c8 |]
+
+X:3
+T:Silent
+M:4/4
+L:1/4
+K:C
+z4 |]
+"""
+
+
+def test_multi_tune_abc_gives_one_score_per_tune_with_notes(tmp_path):
+    path = _write(tmp_path, "tunes.abc", TWO_TUNES.encode())
+    first, second = load_all(path)  # the third tune has no notes: dropped
+    assert load(path).note_num() == first.note_num()
+    # tune 1 opens with a one-beat pickup: shifted right so bar lines fall on the grid
+    assert [(n.time, n.duration, n.pitch) for n in first.tracks[0].notes] == [
+        (960, 480, 62), (1440, 480, 67), (1920, 480, 69), (2400, 480, 71), (2880, 960, 74)]
+    assert [(t.time, t.numerator, t.denominator) for t in first.time_signatures] == [(0, 3, 4)]
+    assert [(k.time, k.key) for k in first.key_signatures] == [(0, 1)]  # one sharp
+    assert [(n.time, n.duration, n.pitch) for n in second.tracks[0].notes] == [
+        (0, 480, 60), (480, 480, 64), (960, 480, 67), (1440, 480, 72), (1920, 1920, 72)]
+
+
+def test_essen_folk_file_holds_several_tunes():
+    scores = load_all(CORPUS / "essenFolksong" / "testd.abc")
+    assert len(scores) == 8
+    assert all(len(s.tracks) == 1 and s.note_num() > 20 for s in scores)
+    # tune 1 ("Ich hab die Nacht getraumet", 6/8, pickup of one eighth note B3)
+    first_note = scores[0].tracks[0].notes[0]
+    assert (first_note.time, first_note.pitch) == (round(2.5 * 480), 59)
+    assert (scores[0].time_signatures[0].numerator, scores[0].time_signatures[0].denominator) \
+        == (6, 8)
+
+
+@pytest.fixture(scope="session")
+def chorale(chorale_paths):
+    return load(chorale_paths[0])
+
+
+def test_musicxml_chorale_has_the_four_voices(chorale, chorale_paths):
+    names = [t.name for t in chorale.tracks]
+    assert {"Soprano", "Alto", "Tenor", "Bass"} <= set(names)
+    assert all(t.note_num() > 20 for t in chorale.tracks)
+    parsed = music21.converter.parse(str(chorale_paths[0]))
+    soprano = next(p for p in parsed.parts if p.partName == "Soprano")
+    expected = [p.midi for n in soprano.stripTies().flatten().notes for p in n.pitches
+                if n.quarterLength > 0]
+    track = next(t for t in chorale.tracks if t.name == "Soprano")
+    assert [n.pitch for n in track.notes] == expected
+    bar = 480 * chorale.time_signatures[0].numerator * 4 // chorale.time_signatures[0].denominator
+    # after the pickup shift, bar lines of music21's measures fall on multiples of a bar
+    measures = soprano.getElementsByClass("Measure")
+    shift = float(measures[0].paddingLeft)
+    assert round((float(measures[1].offset) + shift) * 480) % bar == 0
+
+
+def test_kern_file():
+    score = load(CORPUS / "palestrina" / "Credo_81_c.krn")
+    assert len(score.tracks) == 4
+    assert score.note_num() == 24
+    assert [(t.numerator, t.denominator) for t in score.time_signatures] == [(3, 2)]
+    bass = min((t for t in score.tracks if t.note_num()), key=lambda t: t.notes[0].pitch)
+    assert [n.pitch for n in bass.notes][:3] == [48, 52, 54]  # 2C 2E 2F#
