@@ -1,0 +1,115 @@
+"""Throughput of ``prepare()`` on a folder of MIDI files, against pretty_midi loading.
+
+Writes 1,000 distinct MIDI files (the JSB Chorales benchmark rolls decoded to MIDI, each
+at three transpositions: 0, +1, -1 semitones) into a temporary folder, then times in one
+run:
+
+* ``prepare("folder:...", "pianoroll", refresh=True, workers=2)``: list, parse (symusic),
+  merge tracks, estimate the key, encode the piano-roll, write the cache;
+* the same with ``workers=1`` (per-core figure);
+* ``pretty_midi.PrettyMIDI(path)`` on every file, one process (loading only).
+
+Usage: ``.venv/bin/python benchmarks/data_throughput.py [--files 1000] [--path DIR]``
+(``--path``: the folder holding JSB_Chorales.mat, as for ``tunesmith data``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def write_midi_files(folder: Path, n_files: int, path: str | None) -> list[Path]:
+    from tunesmith.data.corpora import find_benchmark_file
+    from tunesmith.data.polyphonic import load_polyphonic_mat
+    from tunesmith.music.transforms import transpose
+    from tunesmith.representations.pianoroll import PianorollConfig, decode
+
+    rolls = load_polyphonic_mat(find_benchmark_file("JSB_Chorales.mat", path))
+    pieces = [roll for split in ("train", "valid", "test") for roll in rolls[split]]
+    cfg = PianorollConfig(resolution=1, track_names=["Piano"])
+    files = []
+    for shift in (0, 1, -1, 2, -2):
+        for index, roll in enumerate(pieces):
+            if len(files) == n_files:
+                return files
+            score, _ = transpose(decode(roll, cfg), shift)
+            file = folder / f"jsb{index:03d}_t{shift:+d}.mid"
+            score.dump_midi(str(file))
+            files.append(file)
+    return files
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the pool's workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def time_prepare(folder: Path, workers: int) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, pieces prepared)."""
+    from tunesmith.data.prepare import prepare
+
+    start, cpu = time.perf_counter(), cpu_seconds()
+    data = prepare(f"folder:{folder}", "pianoroll", refresh=True, workers=workers,
+                   progress=False, report=False)
+    return time.perf_counter() - start, cpu_seconds() - cpu, len(data)
+
+
+def time_pretty_midi(files: list[Path]) -> tuple[float, float]:
+    import warnings
+
+    import pretty_midi
+
+    start, cpu = time.perf_counter(), cpu_seconds()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for file in files:
+            pretty_midi.PrettyMIDI(str(file))
+    return time.perf_counter() - start, cpu_seconds() - cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=1000)
+    parser.add_argument("--path", default=None, help="folder or .mat of JSB Chorales")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="tunesmith-bench-") as tmp:
+        os.environ["TUNESMITH_CACHE"] = str(Path(tmp) / "cache")
+        folder = Path(tmp) / "midi"
+        folder.mkdir()
+        files = write_midi_files(folder, args.files, args.path)
+        n = len(files)
+        time_prepare(folder, 2)  # warm-up: imports, page cache
+        wall_2, cpu_2, kept = time_prepare(folder, 2)
+        wall_1, cpu_1, _ = time_prepare(folder, 1)
+        wall_pm, cpu_pm = time_pretty_midi(files)
+
+    load = os.getloadavg()
+    print(f"machine: {platform.platform()}, {platform.machine()}, {os.cpu_count()} CPUs, "
+          f"Python {sys.version.split()[0]}, load average {load[0]:.2f} {load[1]:.2f} "
+          f"{load[2]:.2f} (wall-clock rates suffer when the load exceeds the CPU count)")
+    print(f"files: {n} MIDI files (JSB Chorales decoded, transposed), {kept} prepared")
+    print(f"{'':30s} {'wall s':>7s} {'files/s':>8s} {'CPU s':>7s} {'files/CPU-s':>11s}")
+    rows = [("tunesmith prepare, 2 workers", wall_2, cpu_2),
+            ("tunesmith prepare, 1 worker", wall_1, cpu_1),
+            ("pretty_midi load, 1 process", wall_pm, cpu_pm)]
+    for name, wall, cpu in rows:
+        print(f"{name:30s} {wall:7.2f} {n / wall:8.0f} {cpu:7.2f} {n / cpu:11.0f}")
+    print(f"ratio prepare(2 workers) / pretty_midi, wall: {wall_pm / wall_2:.1f}x; "
+          f"per CPU-second: {cpu_pm / cpu_2:.1f}x")
+    met = n / wall_2 >= 500 and wall_pm / wall_2 >= 10
+    print(f"target >= 500 files/s and >= 10x pretty_midi (wall, 2 workers): "
+          f"{'met' if met else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+"""Torch datasets over prepared data, and the data loaders the trainer uses.
+
+:class:`SequenceDataset` serves one piece per item, optionally cropped to a window (at a
+random start while training) and transposed by a random number of semitones (piano-roll
+and melody; a shift that would push a note out of range is never drawn). Its batches,
+built by :func:`make_dataloader` with :mod:`tunesmith.data.batching`, are the dicts of
+:mod:`tunesmith.models.base`:
+
+* pianoroll: ``frames`` (B, T, K) float, ``mask`` (B, T) bool, optionally ``onsets``
+  (B, T, K) and ``pitch_histogram`` (B, 12), the piece's pitch-class distribution that
+  conditions the WaveNet globally (van den Oord et al., 2016, §2.5);
+* melody: ``events`` (B, T) long, ``mask``;
+* events: ``tokens`` (B, T) long, ``mask``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from tunesmith.data.batching import collate_frames, collate_tokens, pad_sequences
+from tunesmith.data.prepare import PreparedData
+from tunesmith.errors import ConfigError
+
+
+class SequenceDataset(Dataset):
+    """One item per piece of a split: ``{"data": array, ...}`` (see module docstring).
+
+    Args:
+        prepared: the output of :func:`tunesmith.data.prepare`.
+        split: ``"train"``, ``"valid"`` or ``"test"``.
+        window: crop pieces longer than this many steps (tokens); None keeps them whole.
+        random_crop: crop at a random start (else at the beginning).
+        transpose: ``(low, high)`` semitones; each item is shifted by a shift drawn
+            uniformly from the ones in this range that keep every note in range.
+        seed: seeds the crops and shifts (different per DataLoader worker).
+        pitch_histogram: add the piece's (transposed) pitch-class histogram (pianoroll).
+    """
+
+    def __init__(
+        self,
+        prepared: PreparedData,
+        split: str,
+        window: int | None = None,
+        random_crop: bool = True,
+        transpose: tuple[int, int] = (0, 0),
+        seed: int = 0,
+        pitch_histogram: bool = False,
+    ):
+        self.representation = prepared.representation
+        self.info = prepared.info
+        self.pieces = prepared.pieces(split)
+        self.onsets = prepared.onsets(split)
+        self.ids = prepared.ids(split)
+        self.window = window
+        self.random_crop = random_crop
+        self.transpose = (int(transpose[0]), int(transpose[1]))
+        self.seed = seed
+        self.pitch_histogram = pitch_histogram
+        self._draws = 0
+        if window is not None and window < 1:
+            raise ConfigError(f"window must be >= 1 step, got {window}")
+        if self.transpose[0] > self.transpose[1]:
+            raise ConfigError(f"transpose range must be (low, high), got {transpose}")
+        if self.transpose != (0, 0) and self.representation == "events":
+            raise ConfigError("transposition augmentation is for pianoroll and melody data")
+        if pitch_histogram and self.representation != "pianoroll":
+            raise ConfigError("pitch_histogram is computed from piano-roll data only")
+        if self.representation == "pianoroll":
+            self.n_tracks = int(self.info["n_tracks"])
+            self.n_pitches = int(self.info["n_pitches"])
+            self.pitch_low = int(self.info["pitch_low"])
+        if self.representation == "melody" and self.transpose != (0, 0):
+            self._melody = _melody_transposer(prepared)
+
+    def __len__(self) -> int:
+        return len(self.pieces)
+
+    def _rng(self, index: int) -> np.random.Generator:
+        worker = torch.utils.data.get_worker_info()
+        self._draws += 1
+        return np.random.default_rng(
+            [self.seed, index, self._draws, worker.id if worker else 0]
+        )
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        rng = self._rng(index)
+        data = self.pieces[index]
+        onsets = self.onsets[index] if self.onsets is not None else None
+        start = 0
+        if self.window is not None and len(data) > self.window:
+            if self.random_crop:
+                start = int(rng.integers(0, len(data) - self.window + 1))
+            data = data[start : start + self.window]
+            onsets = None if onsets is None else onsets[start : start + self.window]
+        item: dict[str, Any] = {}
+        if self.representation == "pianoroll":
+            shift = self._draw_roll_shift(data, rng)
+            item["data"] = self._shift_roll(data, shift)
+            if onsets is not None:
+                item["onsets"] = self._shift_roll(onsets, shift)
+            if self.pitch_histogram:
+                item["pitch_histogram"] = np.roll(self._histogram(index), shift)
+        elif self.representation == "melody" and self.transpose != (0, 0):
+            item["data"] = self._melody(data, self.transpose, rng)
+        else:
+            item["data"] = np.asarray(data)
+        return item
+
+    # ---- piano-roll helpers --------------------------------------------------------
+    def _draw_roll_shift(self, data: np.ndarray, rng: np.random.Generator) -> int:
+        low, high = self.transpose
+        if (low, high) == (0, 0):
+            return 0
+        grid = data.reshape(len(data), self.n_tracks, self.n_pitches)  # (T, tracks, P)
+        active = np.nonzero(grid.any(axis=(0, 1)))[0]
+        if len(active):  # keep every note on the grid
+            low = max(low, -int(active[0]))
+            high = min(high, self.n_pitches - 1 - int(active[-1]))
+        return int(rng.integers(low, high + 1)) if low <= high else 0
+
+    def _shift_roll(self, data: np.ndarray, shift: int) -> np.ndarray:
+        if shift == 0:
+            return np.asarray(data)
+        grid = data.reshape(len(data), self.n_tracks, self.n_pitches)  # (T, tracks, P)
+        out = np.zeros_like(grid)
+        if shift > 0:
+            out[:, :, shift:] = grid[:, :, :-shift]
+        else:
+            out[:, :, :shift] = grid[:, :, -shift:]
+        return out.reshape(data.shape)
+
+    def _histogram(self, index: int) -> np.ndarray:
+        """(12,) float32 pitch-class distribution of the whole piece (before cropping)."""
+        data = self.pieces[index]
+        per_pitch = data.reshape(len(data), self.n_tracks, self.n_pitches).sum(axis=(0, 1))
+        classes = (np.arange(self.n_pitches) + self.pitch_low) % 12
+        hist = np.bincount(classes, weights=per_pitch.astype(np.float64), minlength=12)
+        total = hist.sum()
+        return (hist / total if total > 0 else hist).astype(np.float32)
+
+
+def _melody_transposer(prepared: PreparedData):
+    """Transposition of encoded melody events: NOTE_ON events (>= 2) move by the shift,
+    NO_EVENT and NOTE_OFF stay (the encoding of :mod:`tunesmith.representations.melody`)."""
+    from tunesmith.representations.melody import FIRST_PITCH_EVENT
+
+    vocab_size = int(prepared.info["vocab_size"])
+
+    def transpose(events: np.ndarray, shifts: tuple[int, int], rng: np.random.Generator):
+        notes = events >= FIRST_PITCH_EVENT
+        if not notes.any():
+            return np.asarray(events)
+        low = max(shifts[0], FIRST_PITCH_EVENT - int(events[notes].min()))
+        high = min(shifts[1], vocab_size - 1 - int(events[notes].max()))
+        shift = int(rng.integers(low, high + 1)) if low <= high else 0
+        out = np.array(events, copy=True)
+        out[notes] += shift
+        return out
+
+    return transpose
+
+
+def collate(items: list[dict[str, Any]], representation: str) -> dict[str, torch.Tensor]:
+    """Items of :class:`SequenceDataset` -> a padded batch dict of the model contract."""
+    data = [item["data"] for item in items]
+    if representation == "pianoroll":
+        batch = collate_frames(data)  # frames (B, T, K) float, mask (B, T)
+        if "onsets" in items[0]:
+            batch["onsets"] = pad_sequences([item["onsets"] for item in items])[0].float()
+        if "pitch_histogram" in items[0]:
+            batch["pitch_histogram"] = torch.as_tensor(
+                np.stack([item["pitch_histogram"] for item in items])
+            )  # (B, 12)
+        return batch
+    if representation == "melody":
+        return collate_tokens(data, key="events")  # events (B, T) long, mask (B, T)
+    return collate_tokens(data, key="tokens")  # tokens (B, T) long, mask (B, T)
+
+
+class _Collate:
+    """Picklable collate function (DataLoader workers may be spawned)."""
+
+    def __init__(self, representation: str):
+        self.representation = representation
+
+    def __call__(self, items):
+        return collate(items, self.representation)
+
+
+def make_dataloader(
+    prepared: PreparedData,
+    split: str,
+    batch_size: int,
+    window: int | None = None,
+    shuffle: bool = True,
+    random_crop: bool | None = None,
+    transpose: tuple[int, int] = (0, 0),
+    pitch_histogram: bool = False,
+    seed: int = 0,
+    num_workers: int = 0,
+    drop_last: bool = False,
+) -> DataLoader:
+    """A DataLoader of padded batch dicts (see module docstring).
+
+    ``random_crop`` defaults to ``shuffle`` (random windows when training, the first
+    window when evaluating).
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    dataset = SequenceDataset(
+        prepared, split, window=window,
+        random_crop=shuffle if random_crop is None else random_crop,
+        transpose=transpose, seed=seed, pitch_histogram=pitch_histogram,
+    )
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        collate_fn=_Collate(prepared.representation),
+        num_workers=num_workers,
+        drop_last=drop_last,
+        generator=generator,
+    )
