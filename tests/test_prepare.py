@@ -164,17 +164,21 @@ def test_melody_prepares_int16_events(midi_folder):
     assert data.info["vocab_size"] == 38 and data.info["steps_per_bar"] == 16
 
 
-def test_fast_key_estimate_equals_the_keys_module(chorales):
-    from tunesmith.music import keys
+def _encode_note_by_note(score, cfg):
+    """The grid written cell by cell, the obvious way, to check the vectorised encoder."""
+    tpq = score.ticks_per_quarter
+    steps = pianoroll.n_steps(score, cfg.resolution)
+    grid = np.zeros((len(score.tracks), steps, cfg.n_pitches), np.uint8)
+    for t, track in enumerate(score.tracks):
+        for note in track.notes:
+            start = round(note.time * cfg.resolution / tpq)
+            end = max(start + 1, round(note.end * cfg.resolution / tpq))
+            if cfg.pitch_low <= note.pitch <= cfg.pitch_high:
+                grid[t, start:end, note.pitch - cfg.pitch_low] = 1
+    return grid
 
-    for score in chorales.values():
-        fast = prepare_module._estimate_key(keys.pitch_class_histogram(score), keys)
-        reference = keys.estimate_key(score)
-        assert (fast.tonic, fast.mode) == (reference.tonic, reference.mode)
-        assert fast.correlation == pytest.approx(reference.correlation, abs=1e-12)
 
-
-def test_vectorised_grid_equals_the_pianoroll_module(chorales):
+def test_vectorised_grid_equals_cell_by_cell_encoding(chorales):
     from symusic import Note
 
     from tunesmith.music.transforms import merge_tracks
@@ -182,15 +186,14 @@ def test_vectorised_grid_equals_the_pianoroll_module(chorales):
     cfg = pianoroll.PianorollConfig(resolution=4, pitch_low=40, pitch_high=80)
     for score in chorales.values():
         chorale = select_satb(score)
-        frames, onsets = prepare_module.binary_grid(480, chorale.tracks, cfg, merge=False)
-        np.testing.assert_array_equal(frames, pianoroll.encode(chorale, cfg))
-        np.testing.assert_array_equal(onsets, pianoroll.onsets(chorale, cfg))
+        frames, onsets = pianoroll.encode_with_onsets(chorale, cfg)
+        np.testing.assert_array_equal(frames, _encode_note_by_note(chorale, cfg))
         # merged: unisons, a note out of range, a tiny note, a drum track left out
         chorale.tracks[0].notes.append(Note(0, 3, 100, 80))
         chorale.tracks[1].notes.append(Note(0, 960, chorale.tracks[0].notes[0].pitch, 80))
         merged = merge_tracks(chorale)
-        frames, onsets = prepare_module.binary_grid(480, chorale.tracks, cfg, merge=True)
-        np.testing.assert_array_equal(frames, pianoroll.encode(merged, cfg)[:1])
+        frames, onsets = pianoroll.encode_with_onsets(chorale, cfg, merge=True)
+        np.testing.assert_array_equal(frames, _encode_note_by_note(merged, cfg)[:1])
         np.testing.assert_array_equal(onsets, pianoroll.onsets(merged, cfg)[:1])
 
 

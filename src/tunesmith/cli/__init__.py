@@ -17,7 +17,8 @@ from rich.console import Console
 from tunesmith.errors import TunesmithError
 
 #: modules under tunesmith.cli that define ``register(app: typer.Typer)``
-COMMAND_MODULES = ["data", "models", "train", "generate", "render", "evaluate", "bench", "demo"]
+COMMAND_MODULES = ["data", "models", "train", "generate", "render", "evaluate", "bench", "demo",
+                   "vae", "gan"]
 
 console = Console(stderr=True)
 
@@ -47,21 +48,12 @@ def build_app() -> typer.Typer:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run the CLI. Usage errors are click's (usage + message, exit 2); errors caused by
+    the user's files or options are one red line (exit 2); anything else is a bug and
+    keeps its traceback."""
     app = build_app()
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, standalone_mode=True)  # always ends in SystemExit
     except TunesmithError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        console.print("aborted")
-        sys.exit(130)
-    except Exception as exc:  # click usage errors come through here in standalone_mode=False
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise

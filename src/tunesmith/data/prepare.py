@@ -205,21 +205,13 @@ class PianorollEncoder:
         return score
 
     def encode(self, score) -> dict[str, np.ndarray]:
-        """``{"data": (steps, tracks * pitches)}`` (+ ``"onsets"``), equal to
-        ``pianoroll.encode`` of the (merged) tracks, computed without per-note loops."""
-        if self.cfg.velocity:  # cells hold the loudest overlapping velocity: note by note
-            from tunesmith.representations import pianoroll
+        """``{"data": (steps, tracks * pitches)}`` (+ ``"onsets"``) of the selected tracks."""
+        from tunesmith.representations import pianoroll
 
-            score = self._tracks(score)
-            grid = pianoroll.encode(score, self.cfg)  # (tracks, steps, pitches)
-            out = {"data": _flatten_tracks(grid)}
-            if self.cfg.onset:
-                out["onsets"] = _flatten_tracks(pianoroll.onsets(score, self.cfg, grid.shape[1]))
-            return out
-        tracks = [t for t in score.tracks if not t.is_drum]
-        if not self.merge and len(tracks) != self.n_tracks:
-            raise MusicFileError("", f"has {len(tracks)} tracks, expected {self.n_tracks}")
-        frames, onsets = binary_grid(score.ticks_per_quarter, tracks, self.cfg, self.merge)
+        score = _drop_drums(score)
+        if not self.merge and len(score.tracks) != self.n_tracks:
+            raise MusicFileError("", f"has {len(score.tracks)} tracks, expected {self.n_tracks}")
+        frames, onsets = pianoroll.encode_with_onsets(score, self.cfg, merge=self.merge)
         out = {"data": _flatten_tracks(frames)}
         if self.cfg.onset:
             out["onsets"] = _flatten_tracks(onsets)
@@ -259,47 +251,6 @@ class PianorollEncoder:
         }
 
 
-def binary_grid(tpq: int, tracks, cfg, merge: bool) -> tuple[np.ndarray, np.ndarray]:
-    """0/1 ``(tracks, steps, pitches)`` frames and onsets of symusic tracks, vectorised.
-
-    Same grid as :func:`tunesmith.representations.pianoroll.encode` / ``onsets`` (same
-    rounding, every note at least one step, steps up to the last note end, pitches out
-    of range dropped); with ``merge`` all tracks land on one (the union of their cells,
-    as ``encode(merge_tracks(score))``). Each note's cells are indexed at once
-    (``np.repeat`` over note lengths), so the cost follows the notes, not the grid.
-    """
-    n_out = 1 if merge else len(tracks)
-    columns = [[], [], [], []]  # track, start step, end step, pitch
-    for index, track in enumerate(tracks):
-        if not len(track.notes):
-            continue
-        notes = track.notes.numpy()
-        time = notes["time"].astype(np.int64)
-        start = np.round(time * cfg.resolution / tpq).astype(np.int64)
-        end = np.round((time + notes["duration"]) * cfg.resolution / tpq).astype(np.int64)
-        columns[0].append(np.full(len(start), 0 if merge else index, np.int64))
-        columns[1].append(start)
-        columns[2].append(np.maximum(end, start + 1))
-        columns[3].append(notes["pitch"].astype(np.int64))
-    if not columns[0]:
-        empty = np.zeros((n_out, 0, cfg.n_pitches), np.uint8)
-        return empty, empty.copy()
-    track, start, end, pitch = (np.concatenate(c) for c in columns)
-    steps = int(end.max())
-    keep = (pitch >= cfg.pitch_low) & (pitch <= cfg.pitch_high)
-    track, start, end, pitch = track[keep], start[keep], end[keep], pitch[keep] - cfg.pitch_low
-    frames = np.zeros((n_out, steps, cfg.n_pitches), np.uint8)  # (tracks, steps, pitches)
-    onsets = np.zeros_like(frames)
-    first_cell = (track * steps + start) * cfg.n_pitches + pitch  # flat index of each onset
-    lengths = end - start
-    # cell k of a note lies k steps (k * n_pitches flat positions) after its first cell
-    note_of_cell = np.repeat(np.arange(len(lengths)), lengths)
-    step_in_note = np.arange(len(note_of_cell)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    frames.reshape(-1)[first_cell[note_of_cell] + step_in_note * cfg.n_pitches] = 1
-    onsets.reshape(-1)[first_cell] = 1
-    return frames, onsets
-
-
 def _flatten_tracks(grid: np.ndarray) -> np.ndarray:
     """``(tracks, steps, pitches)`` -> ``(steps, tracks * pitches)``, track-major."""
     tracks, steps, pitches = grid.shape
@@ -317,7 +268,8 @@ class MelodyEncoder:
     data_options = ("track",)
 
     def __init__(self, options: dict, corpus: Corpus):
-        melody = _representation_module("melody")
+        from tunesmith.representations import melody
+
         options = dict(options)
         default_track = "Soprano" if corpus.track_layout and "Soprano" in corpus.track_layout \
             else None
@@ -361,7 +313,8 @@ class EventsEncoder:
     data_options = ()
 
     def __init__(self, options: dict, corpus: Corpus):
-        events = _representation_module("events")
+        from tunesmith.representations import events
+
         self.cfg = _config_from(events.EventsConfig, dict(options), "events")
         self.module = events
 
@@ -382,17 +335,6 @@ def _asdict(cfg) -> dict:
     return cfg.to_dict() if hasattr(cfg, "to_dict") else dataclasses.asdict(cfg)
 
 
-def _representation_module(name: str):
-    import importlib
-
-    try:
-        return importlib.import_module(f"tunesmith.representations.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"tunesmith.representations.{name}":
-            raise ConfigError(f"the {name!r} representation is not available yet") from exc
-        raise
-
-
 ENCODERS = {"pianoroll": PianorollEncoder, "melody": MelodyEncoder, "events": EventsEncoder}
 
 
@@ -407,58 +349,18 @@ def make_encoder(representation: str, options: dict, corpus: Corpus):
 # --------------------------------------------------------------------------- worker side
 
 
-def _key_module():
-    try:
-        from tunesmith.music import keys
-    except ImportError:
-        return None
-    return keys
-
-
 def _key_name(key) -> str | None:
-    """A JSON-able name for whatever estimate_key returns."""
-    if key is None:
-        return None
-    for attr in ("name", "label"):
-        value = getattr(key, attr, None)
-        if isinstance(value, str):
-            return value
-    if isinstance(key, tuple) and key and isinstance(key[0], str):
-        return key[0]
-    return str(key)
+    return None if key is None else key.name
 
 
-_KEY_PROFILES: dict[str, np.ndarray] = {}  # centred, rotated K-S profiles, built once
-
-
-def _estimate_key(histogram: np.ndarray, keys):
-    """Krumhansl–Schmuckler key of a (12,) pitch-class histogram, as ``keys.estimate_key``
-    decides (ties: major, then the lower tonic), with the 24 correlations in one matrix
-    product instead of 24 ``np.corrcoef`` calls (~40x faster; it runs once per piece)."""
-    histogram = np.asarray(histogram, dtype=np.float64)
-    if keys is None or not histogram.any():
-        return None
-    if "profiles" not in _KEY_PROFILES:
-        index = (np.arange(12)[None, :] - np.arange(12)[:, None]) % 12  # [tonic, pc]
-        profiles = np.stack([keys.MAJOR_PROFILE[index], keys.MINOR_PROFILE[index]])  # (2,12,12)
-        centred = profiles - profiles.mean(axis=2, keepdims=True)
-        _KEY_PROFILES.update(profiles=centred, norms=np.sqrt((centred**2).sum(axis=2)))
-    h = histogram - histogram.mean()
-    norm = _KEY_PROFILES["norms"] * np.sqrt((h**2).sum())  # (2, 12)
-    if norm.min() == 0:
-        return None
-    correlations = (_KEY_PROFILES["profiles"] @ h) / norm  # (2, 12) Pearson r, [mode, tonic]
-    mode, tonic = np.unravel_index(np.argmax(correlations), correlations.shape)
-    return keys.Key(int(tonic), keys.MODES[mode], float(correlations[mode, tonic]))
-
-
-def _roll_key(roll: np.ndarray, keys):
+def _roll_key(roll: np.ndarray):
     """Key of a benchmark roll (MIDI 21-108), each sounding cell weighing one frame."""
     from tunesmith.data.polyphonic import LOWEST_PITCH
+    from tunesmith.music.keys import key_from_histogram
 
     per_pitch = roll.sum(axis=0).astype(np.float64)  # (88,)
     classes = (np.arange(roll.shape[1]) + LOWEST_PITCH) % 12
-    return _estimate_key(np.bincount(classes, weights=per_pitch, minlength=12), keys)
+    return key_from_histogram(np.bincount(classes, weights=per_pitch, minlength=12))
 
 
 def _piece_facts(score) -> dict[str, Any]:
@@ -476,22 +378,21 @@ def _piece_facts(score) -> dict[str, Any]:
 
 def _encode_one(corpus: Corpus, encoder, source: PieceSource, transpose_to_c: bool):
     """(arrays, facts) of one piece; raises MusicFileError/TunesmithError when unusable."""
-    keys = _key_module()
+    from tunesmith.music import keys
+
     if corpus.kind == "rolls" and encoder.name == "pianoroll" and not transpose_to_c:
         roll = corpus.roll(source)
         facts = {"notes": None, "quarters": roll.shape[0] / corpus.steps_per_quarter,
-                 "seconds": None, "key": _key_name(_roll_key(roll, keys))}
+                 "seconds": None, "key": _key_name(_roll_key(roll))}
         return encoder.encode_roll(roll, corpus.steps_per_quarter), facts
     score = corpus.load(source)
     facts = _piece_facts(score)
     # None when the piece has no pitched notes or a flat histogram
-    key = _estimate_key(keys.pitch_class_histogram(score), keys) if keys is not None else None
+    key = keys.key_from_histogram(keys.pitch_class_histogram(score))
     facts["key"] = _key_name(key)
     if encoder.name == "melody":
         facts["steps_per_bar"] = _steps_per_bar(score, encoder.cfg.steps_per_quarter)
     if transpose_to_c:
-        if keys is None:
-            raise ConfigError("transpose_to_c needs tunesmith.music.keys, not available yet")
         if key is None:
             raise MusicFileError(source.path, "no key can be estimated to transpose to C")
         score, facts["transposed_by"] = keys.normalize_key(score, key)

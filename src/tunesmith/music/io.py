@@ -91,7 +91,7 @@ def _load_midi(path: Path) -> list[Score]:
     except Exception as exc:  # symusic raises RuntimeError/ValueError with terse text
         raise MusicFileError(path, f"corrupt or truncated MIDI ({exc})") from exc
     for track in score.tracks:
-        if any(note.duration <= 0 for note in track.notes):
+        if len(track.notes) and (track.notes.numpy()["duration"] <= 0).any():
             track.notes = track.notes.filter(lambda note: note.duration > 0, inplace=False)
     return [score]
 

@@ -102,6 +102,21 @@ _CENTRED_PROFILES = _rotated_profiles()
 _PROFILE_NORMS = np.sqrt((_CENTRED_PROFILES**2).sum(axis=2))  # (2, 12)
 
 
+def key_from_histogram(histogram: np.ndarray) -> Key | None:
+    """The Krumhansl–Schmuckler key of a (12,) pitch-class histogram, None if undefined.
+
+    Ties go to major, then the lower tonic. Undefined: an empty or flat histogram.
+    """
+    histogram = np.asarray(histogram, dtype=np.float64)
+    if not histogram.any():
+        return None
+    correlations = key_correlations(histogram)
+    if not np.isfinite(correlations).any():
+        return None
+    mode, tonic = np.unravel_index(np.nanargmax(correlations), correlations.shape)
+    return Key(int(tonic), MODES[mode], float(correlations[mode, tonic]))
+
+
 def estimate_key(score: Score, weighted: bool = True) -> Key:
     """The Krumhansl–Schmuckler key of a piece (ties go to major, then the lower tonic).
 
@@ -112,11 +127,10 @@ def estimate_key(score: Score, weighted: bool = True) -> Key:
     histogram = pitch_class_histogram(score, weighted)
     if not histogram.any():
         raise RepresentationError("cannot estimate a key: the piece has no pitched notes")
-    correlations = key_correlations(histogram)
-    if not np.isfinite(correlations).any():
+    key = key_from_histogram(histogram)
+    if key is None:
         raise RepresentationError("cannot estimate a key: flat pitch-class histogram")
-    mode, tonic = np.unravel_index(np.nanargmax(correlations), correlations.shape)
-    return Key(int(tonic), MODES[mode], float(correlations[mode, tonic]))
+    return key
 
 
 def normalize_key(score: Score, key: Key | None = None) -> tuple[Score, int]:

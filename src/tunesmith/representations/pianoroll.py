@@ -56,25 +56,72 @@ class PianorollConfig:
         return cls(**data)
 
 
-def _note_steps(score: Score, resolution: int) -> list[tuple[np.ndarray, ...]]:
-    """Per track: (start_step, end_step, pitch, velocity) arrays, quantised to the grid."""
-    tpq = score.ticks_per_quarter
-    out = []
-    for track in score.tracks:
-        arr = track.notes.numpy()  # dict of arrays: time, duration, pitch, velocity
-        start = np.round(arr["time"].astype(np.int64) * resolution / tpq).astype(np.int64)
-        end = np.round(
-            (arr["time"].astype(np.int64) + arr["duration"]) * resolution / tpq
-        ).astype(np.int64)
-        end = np.maximum(end, start + 1)  # every note lasts at least one step
-        out.append((start, end, arr["pitch"].astype(np.int64), arr["velocity"].astype(np.int64)))
-    return out
+def _note_cells(tracks, tpq: int, cfg: PianorollConfig, merge: bool = False):
+    """Every note of ``tracks`` on the grid: (track, start, end, pitch index, velocity) arrays.
+
+    Onsets and offsets are rounded to the nearest step and every note lasts at least one
+    step; ``steps`` is the end of the last note (before dropping out-of-range pitches).
+    """
+    columns: list[list[np.ndarray]] = [[], [], [], [], []]
+    for index, track in enumerate(tracks):
+        if not len(track.notes):
+            continue
+        notes = track.notes.numpy()  # dict of arrays: time, duration, pitch, velocity
+        time = notes["time"].astype(np.int64)
+        start = np.round(time * cfg.resolution / tpq).astype(np.int64)
+        end = np.round((time + notes["duration"]) * cfg.resolution / tpq).astype(np.int64)
+        columns[0].append(np.full(len(start), 0 if merge else index, np.int64))
+        columns[1].append(start)
+        columns[2].append(np.maximum(end, start + 1))
+        columns[3].append(notes["pitch"].astype(np.int64))
+        columns[4].append(notes["velocity"].astype(np.int64))
+    if not columns[0]:
+        empty = np.zeros(0, np.int64)
+        return (empty,) * 5, 0
+    track, start, end, pitch, velocity = (np.concatenate(c) for c in columns)
+    steps = int(end.max())
+    keep = (pitch >= cfg.pitch_low) & (pitch <= cfg.pitch_high)
+    cells = (track[keep], start[keep], end[keep], pitch[keep] - cfg.pitch_low, velocity[keep])
+    return cells, steps
+
+
+def encode_with_onsets(
+    score: Score, cfg: PianorollConfig, steps: int | None = None, merge: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frames and onsets, each ``(tracks, steps, pitches)`` uint8, in one vectorised pass.
+
+    Each note's cells are indexed at once (``np.repeat`` over note lengths), so the cost
+    follows the notes, not the grid. ``merge`` puts every track on one (the union of
+    their cells). Frames hold 1, or the loudest overlapping velocity with ``cfg.velocity``.
+    """
+    n_tracks = 1 if merge else len(score.tracks)
+    (track, start, end, pitch, velocity), last = _note_cells(
+        score.tracks, score.ticks_per_quarter, cfg, merge
+    )
+    steps = last if steps is None else steps
+    frames = np.zeros((n_tracks, steps, cfg.n_pitches), np.uint8)  # (tracks, steps, pitches)
+    starts = np.zeros_like(frames)
+    inside = start < steps
+    track, start, pitch = track[inside], start[inside], pitch[inside]
+    end, velocity = np.minimum(end[inside], steps), velocity[inside]
+    first_cell = (track * steps + start) * cfg.n_pitches + pitch  # flat index of each onset
+    lengths = end - start
+    # cell k of a note lies k steps (k * n_pitches flat positions) after its first cell
+    note_of_cell = np.repeat(np.arange(len(lengths)), lengths)
+    step_in_note = np.arange(len(note_of_cell)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    cells = first_cell[note_of_cell] + step_in_note * cfg.n_pitches
+    if cfg.velocity:
+        np.maximum.at(frames.reshape(-1), cells, np.clip(velocity, 1, 127)[note_of_cell])
+    else:
+        frames.reshape(-1)[cells] = 1
+    starts.reshape(-1)[first_cell] = 1
+    return frames, starts
 
 
 def n_steps(score: Score, resolution: int) -> int:
     """Number of grid steps needed to hold every note of the score."""
-    ends = [e.max() for _, e, _, _ in _note_steps(score, resolution) if len(e)]
-    return int(max(ends)) if ends else 0
+    cfg = PianorollConfig(resolution=resolution, pitch_low=0, pitch_high=127)
+    return _note_cells(score.tracks, score.ticks_per_quarter, cfg)[1]
 
 
 def encode(score: Score, cfg: PianorollConfig, steps: int | None = None) -> np.ndarray:
@@ -83,30 +130,12 @@ def encode(score: Score, cfg: PianorollConfig, steps: int | None = None) -> np.n
     Notes outside the pitch range are dropped (transpose first to keep them). ``steps``
     pads or crops the time axis; by default it fits the last note.
     """
-    per_track = _note_steps(score, cfg.resolution)
-    if steps is None:
-        steps = max((int(e.max()) for _, e, _, _ in per_track if len(e)), default=0)
-    grid = np.zeros((len(per_track), steps, cfg.n_pitches), dtype=np.uint8)
-    for t, (start, end, pitch, velocity) in enumerate(per_track):
-        keep = (pitch >= cfg.pitch_low) & (pitch <= cfg.pitch_high) & (start < steps)
-        for s, e, p, v in zip(start[keep], np.minimum(end[keep], steps), pitch[keep],
-                              velocity[keep], strict=True):
-            value = max(1, min(127, int(v))) if cfg.velocity else 1
-            row = grid[t, s:e, p - cfg.pitch_low]
-            np.maximum(row, value, out=row)
-    return grid
+    return encode_with_onsets(score, cfg, steps)[0]
 
 
 def onsets(score: Score, cfg: PianorollConfig, steps: int | None = None) -> np.ndarray:
     """Score -> ``(tracks, steps, pitches)`` uint8 grid with 1 where a note starts."""
-    per_track = _note_steps(score, cfg.resolution)
-    if steps is None:
-        steps = max((int(e.max()) for _, e, _, _ in per_track if len(e)), default=0)
-    grid = np.zeros((len(per_track), steps, cfg.n_pitches), dtype=np.uint8)
-    for t, (start, _end, pitch, _velocity) in enumerate(per_track):
-        keep = (pitch >= cfg.pitch_low) & (pitch <= cfg.pitch_high) & (start < steps)
-        grid[t, start[keep], pitch[keep] - cfg.pitch_low] = 1
-    return grid
+    return encode_with_onsets(score, cfg, steps)[1]
 
 
 def decode(
