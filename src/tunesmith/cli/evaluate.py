@@ -1,0 +1,47 @@
+"""``tunesmith evaluate``: measure generated pieces against a reference corpus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("evaluate")
+    def evaluate_command(
+        generated: Path = typer.Argument(
+            ..., help="Folder of generated MIDI/ABC/MusicXML files, or a checkpoint folder."),
+        reference: str = typer.Option(
+            ..., "--reference", "-r",
+            help="CORPUS[:split] to compare with, e.g. bach-chorales:train (default split: "
+                 "train; 'all' for every piece)."),
+        out: Path = typer.Option(..., "--out", "-o", help="Folder for report.md/.json + PNGs."),
+        path: Path = typer.Option(None, "--path", help="Where the corpus's files are."),
+        samples: int = typer.Option(100, "--samples", "-n",
+                                    help="Pieces to generate when GENERATED is a checkpoint."),
+        lcs_threshold: float = typer.Option(
+            0.8, help="Flag a piece whose LCS with a training piece reaches this share."),
+        span_threshold: int = typer.Option(
+            32, help="Flag a piece copying this many consecutive notes verbatim."),
+        workers: int = typer.Option(None, help="Processes to summarise the reference."),
+        refresh: bool = typer.Option(False, help="Recompute the cached reference summary."),
+        seed: int = typer.Option(0, help="Seed for sampling from a checkpoint."),
+        plots: bool = typer.Option(True, help="Write the PNG plots."),
+    ) -> None:
+        """Metrics, pitch-class JS, likelihood, Yang & Lerch and plagiarism vs a corpus."""
+        from rich.console import Console
+
+        from tunesmith.evaluation.report import print_summary, run_evaluation
+
+        results, paths = run_evaluation(
+            generated, reference, out, path=path, samples=samples,
+            lcs_threshold=lcs_threshold, span_threshold=span_threshold, workers=workers,
+            refresh=refresh, seed=seed, plots=plots,
+        )
+        console = Console()
+        print_summary(results, console)
+        for name, reason in results["skipped_generated"]:
+            console.print(f"[yellow]skipped[/] {name}: {reason}", highlight=False)
+        console.print(f"report: {paths['markdown']}  ({paths['json'].name}, "
+                      f"{', '.join(p.name for k, p in paths.items() if p.suffix == '.png')})")

@@ -1,0 +1,95 @@
+"""``tunesmith evaluate`` end to end on small MIDI folders built in code."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from symusic import Note, Score, Tempo, TimeSignature, Track
+
+from tunesmith.cli import main
+from tunesmith.music import save_midi
+
+
+def random_piece(rng: np.random.Generator, n_notes: int = 80) -> Score:
+    """Two tracks of random quarter/eighth notes in C major at tpq 480."""
+    score = Score(480)
+    score.tempos.append(Tempo(0, 100))
+    score.time_signatures.append(TimeSignature(0, 4, 4))
+    scale = np.array([0, 2, 4, 5, 7, 9, 11])
+    for name, low in (("upper", 60), ("lower", 48)):
+        track = Track(name, 0, False)
+        time = 0
+        for _ in range(n_notes):
+            duration = int(rng.choice([240, 480]))
+            pitch = int(low + scale[rng.integers(0, 7)] + 12 * rng.integers(0, 2))
+            track.notes.append(Note(time, duration, pitch, int(rng.integers(60, 100))))
+            time += duration
+        score.tracks.append(track)
+    return score
+
+
+@pytest.fixture
+def folders(tmp_path):
+    rng = np.random.default_rng(0)
+    reference = [random_piece(rng) for _ in range(12)]
+    for i, score in enumerate(reference):
+        save_midi(score, tmp_path / "ref" / f"piece{i:02d}.mid")
+    generated = tmp_path / "gen"
+    save_midi(reference[5], generated / "copy_of_piece05.mid")
+    for i in range(5):
+        save_midi(random_piece(rng), generated / f"new{i}.mid")
+    (generated / "broken.mid").write_bytes(b"MThd\x00\x00\x00\x06\x00\x01\x00\x02")
+    (generated / "notes.txt").write_text("not music, not counted")
+    return tmp_path / "ref", generated
+
+
+def test_evaluate_folder_writes_report(folders, tmp_path, capsys):
+    reference, generated = folders
+    out = tmp_path / "out"
+    main(["evaluate", str(generated), "--reference", f"folder:{reference}:all",
+          "--out", str(out), "--workers", "1"])
+    for name in ("report.md", "report.json", "metrics.png", "pitch_classes.png",
+                 "plagiarism.png", "yang_lerch.png"):
+        assert (out / name).stat().st_size > 0, name
+    report = json.loads((out / "report.json").read_text())
+    assert report["n_generated"] == 6 and report["n_reference"] == 12
+    assert [name for name, _ in report["skipped_generated"]] == ["broken.mid"]
+    pieces = {p["piece"]: p for p in report["plagiarism"]["pieces"]}
+    assert pieces["copy_of_piece05.mid"]["flagged"]
+    assert pieces["copy_of_piece05.mid"]["lcs_ratio"] == 1.0
+    assert pieces["copy_of_piece05.mid"]["lcs_match"] == "piece05.mid"
+    assert report["plagiarism"]["n_flagged"] == 1
+    assert report["context"]["reference_from_cache"] is False
+    assert "broken.mid" in (out / "report.md").read_text()
+    assert "flagged as copies" in capsys.readouterr().out
+
+    # the second run reads the reference summary from the cache
+    main(["evaluate", str(generated), "--reference", f"folder:{reference}:all",
+          "--out", str(out), "--workers", "1", "--no-plots"])
+    again = json.loads((out / "report.json").read_text())
+    assert again["context"]["reference_from_cache"] is True
+    assert again["metrics"] == report["metrics"]
+    assert again["plagiarism"] == report["plagiarism"]
+
+
+def test_reference_against_itself(folders, tmp_path):
+    from tunesmith.evaluation.report import run_evaluation
+
+    reference, _ = folders
+    results, _ = run_evaluation(reference, f"folder:{reference}:all", tmp_path / "self",
+                                workers=1, progress=False, plots=False)
+    assert results["pitch_class_js"]["pooled"] == pytest.approx(0.0, abs=1e-12)
+    assert results["plagiarism"]["n_flagged"] == 12
+
+
+def test_unreadable_generated_folder_is_a_clear_error(folders, tmp_path):
+    reference, _ = folders
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "bad.mid").write_bytes(b"garbage")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", str(empty), "--reference", f"folder:{reference}:all",
+              "--out", str(tmp_path / "o")])
+    assert exit_info.value.code == 2

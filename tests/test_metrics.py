@@ -1,0 +1,213 @@
+"""Metrics: exact values on hand-built pieces, and MusPy's values on the same MIDI files."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from symusic import Note, Score, Tempo, TimeSignature, Track
+
+from tunesmith.evaluation import metrics as M
+
+
+def make_score(tracks, tpq=480, qpm=120.0, time_signature=(4, 4)) -> Score:
+    """``tracks``: list of (notes [(time, duration, pitch[, velocity])], is_drum)."""
+    score = Score(tpq)
+    score.tempos.append(Tempo(0, qpm))
+    score.time_signatures.append(TimeSignature(0, *time_signature))
+    for index, (notes, drum) in enumerate(tracks):
+        track = Track(f"t{index}", 0, drum)
+        for n in notes:
+            track.notes.append(Note(n[0], n[1], n[2], n[3] if len(n) > 3 else 80))
+        score.tracks.append(track)
+    return score
+
+
+@pytest.fixture
+def triad() -> Score:
+    """A C major triad (C4 E4 G4) held one beat at 120 qpm."""
+    return make_score([([(0, 480, 60), (0, 480, 64), (0, 480, 67)], False)])
+
+
+@pytest.fixture
+def melody() -> Score:
+    """tpq 4: C4 (1 beat), D4 and E4 (half beats), a rest, G4 at tick 16 (1 beat)."""
+    return make_score([([(0, 4, 60), (4, 2, 62), (6, 2, 64), (16, 4, 67)], False)], tpq=4)
+
+
+def test_triad_exact_values(triad):
+    assert M.pitch_range(triad) == 7
+    assert M.n_pitches_used(triad) == 3
+    assert M.n_pitch_classes_used(triad) == 3
+    assert M.pitch_entropy(triad) == pytest.approx(math.log2(3))
+    assert M.pitch_class_entropy(triad) == pytest.approx(math.log2(3))
+    assert M.polyphony(triad) == 3.0
+    assert M.polyphony_rate(triad) == 1.0  # 3 pitches > threshold 2 at every tick
+    assert M.polyphony_rate(triad, threshold=3) == 0.0
+    assert M.scale_consistency(triad) == 1.0
+    assert M.pitch_in_scale_rate(triad, 0, "major") == 1.0
+    assert M.pitch_in_scale_rate(triad, 1, "major") == pytest.approx(1 / 3)  # only C (B♯)
+    # MusPy counts beats time//tpq..end//tpq inclusive over length//tpq + 1 beats: 2 of 2
+    assert M.empty_beat_rate(triad) == 0.0
+    assert M.empty_measure_rate(triad) == 0.0
+    assert math.isnan(M.groove_consistency(triad))  # a single measure
+    assert math.isnan(M.drum_pattern_consistency(triad))
+    assert M.empty_bar_rate(triad) == 0.0
+    assert M.used_pitch_classes_per_bar(triad) == 3.0
+    assert M.qualified_note_rate(triad) == 1.0
+    assert math.isnan(M.tonal_distance(triad))  # one track
+    assert M.note_density_per_beat(triad) == 3.0
+    assert M.note_density_per_second(triad) == 6.0  # 3 notes in half a second
+    assert M.mean_note_duration(triad) == 1.0
+    assert math.isnan(M.inter_onset_interval_mean(triad))
+    assert M.velocity_std(triad) == 0.0
+    np.testing.assert_allclose(M.pitch_class_histogram(triad),
+                               [1 / 3, 0, 0, 0, 1 / 3, 0, 0, 1 / 3, 0, 0, 0, 0])
+
+
+def test_melody_exact_values(melody):
+    # length 20 ticks -> 6 beats; notes mark beats {0,1}, {1}, {1,2}, {4,5}: beat 3 empty
+    assert M.empty_beat_rate(melody) == pytest.approx(1 / 6)
+    # measures of 16 ticks: onsets {0,4,6} then {0}: Hamming 2 over 16 positions
+    assert M.groove_consistency(melody) == pytest.approx(1 - 2 / 16)
+    assert M.groove_consistency(melody, measure_resolution=16) == pytest.approx(0.875)
+    # IOIs 1, 0.5, 2.5 quarters
+    assert M.inter_onset_interval_mean(melody) == pytest.approx(4 / 3)
+    assert M.inter_onset_interval_std(melody) == pytest.approx(np.std([1, 0.5, 2.5]))
+    assert M.mean_note_duration(melody) == pytest.approx(0.75)
+    assert M.note_density_per_beat(melody) == pytest.approx(4 / 5)
+    assert M.polyphony(melody) == 1.0
+    assert M.polyphony_rate(melody) == 0.0
+    # bar 0 sounds C, D, E; bar 1 sounds G
+    assert M.used_pitch_classes_per_bar(melody) == 2.0
+    assert M.pitch_range(melody) == 7
+
+
+def test_empty_bar_rate_counts_each_track():
+    # two bars of 4/4 at tpq 4; the bass plays only in bar 0 -> 3 of 4 (track, bar) used
+    score = make_score([([(0, 4, 60), (16, 4, 67)], False), ([(0, 16, 48)], False)], tpq=4)
+    assert M.empty_bar_rate(score) == pytest.approx(0.25)
+
+
+def test_qualified_note_rate_threshold_is_a_32nd_note():
+    # tpq 96: 12 ticks = 3 of 24 steps per beat (a 32nd) qualifies, 8 ticks = 2 steps does not
+    score = make_score([([(0, 12, 60), (12, 8, 62), (24, 96, 64), (120, 4, 65)], False)], tpq=96)
+    assert M.qualified_note_rate(score) == pytest.approx(2 / 4)
+
+
+def test_tonal_distance_between_tracks():
+    same = make_score([([(0, 480, 60), (0, 480, 64), (0, 480, 67)], False),
+                       ([(0, 480, 48), (0, 480, 52), (0, 480, 55)], False)])
+    assert M.tonal_distance(same) == pytest.approx(0.0, abs=1e-12)
+    # C against G over one beat: centroids [0,1,0,1,0,.5] and [.5,√3/2,1,0,√3/4,-.25]
+    c_vs_g = make_score([([(0, 480, 60)], False), ([(0, 480, 55)], False)])
+    expected = math.sqrt(0.25 + (1 - math.sqrt(3) / 2) ** 2 + 1 + 1 + 3 / 16 + 9 / 16)
+    assert M.tonal_distance(c_vs_g) == pytest.approx(expected)
+    assert M.tonal_distance(c_vs_g, per="bar") == pytest.approx(expected)
+    # beats where one track is silent are left out
+    gap = make_score([([(0, 480, 60), (480, 480, 60)], False), ([(0, 480, 55)], False)])
+    assert M.tonal_distance(gap) == pytest.approx(expected)
+
+
+def test_drum_pattern_and_drums_ignored_by_pitch_metrics():
+    # tpq 12: duple grid positions 0,3,6,9; triple 0,4,8. Drum onsets 0,3,4,6 (+ next beat 12)
+    drums = [(0, 1, 36), (3, 1, 38), (4, 1, 42), (6, 1, 36), (12, 1, 36)]
+    score = make_score([([(0, 12, 60)], False), (drums, True)], tpq=12)
+    assert M.drum_in_pattern_rate(score, "duple") == pytest.approx(4 / 5)
+    assert M.drum_in_pattern_rate(score, "triple") == pytest.approx(3 / 5)
+    assert M.drum_pattern_consistency(score) == pytest.approx(4 / 5)
+    assert M.pitch_range(score) == 0
+    assert M.n_pitches_used(score) == 1
+    assert M.polyphony(score) == 1.0
+
+
+def test_empty_score_gives_nan_or_zero():
+    score = make_score([([], False)])
+    assert M.pitch_range(score) == 0
+    for fn in (M.pitch_entropy, M.polyphony, M.polyphony_rate, M.scale_consistency,
+               M.empty_beat_rate, M.qualified_note_rate, M.used_pitch_classes_per_bar,
+               M.note_density_per_beat, M.velocity_std):
+        assert math.isnan(fn(score)), fn.__name__
+
+
+def test_feature_vector_has_every_feature(melody):
+    features = M.feature_vector(melody)
+    assert tuple(features) == M.FEATURE_NAMES
+    assert features["pitch_range"] == 7.0
+
+
+# ----------------------------------------------------------------------------- vs MusPy
+
+MUSPY_PAIRS = [
+    ("pitch_range", lambda s, r: M.pitch_range(s), lambda m, r: m.pitch_range),
+    ("n_pitches_used", lambda s, r: M.n_pitches_used(s), lambda m, r: m.n_pitches_used),
+    ("n_pitch_classes_used", lambda s, r: M.n_pitch_classes_used(s),
+     lambda m, r: m.n_pitch_classes_used),
+    ("pitch_entropy", lambda s, r: M.pitch_entropy(s), lambda m, r: m.pitch_entropy),
+    ("pitch_class_entropy", lambda s, r: M.pitch_class_entropy(s),
+     lambda m, r: m.pitch_class_entropy),
+    ("polyphony", lambda s, r: M.polyphony(s), lambda m, r: m.polyphony),
+    ("polyphony_rate", lambda s, r: M.polyphony_rate(s), lambda m, r: m.polyphony_rate),
+    ("scale_consistency", lambda s, r: M.scale_consistency(s), lambda m, r: m.scale_consistency),
+    ("empty_beat_rate", lambda s, r: M.empty_beat_rate(s), lambda m, r: m.empty_beat_rate),
+    ("drum_pattern_consistency", lambda s, r: M.drum_pattern_consistency(s),
+     lambda m, r: m.drum_pattern_consistency),
+]
+
+
+def _assert_same_as_muspy(score: Score, path, muspy):
+    music = muspy.read_midi(str(path))
+    ours = M.NoteTable.of(score)
+    measure = music.resolution * 4
+    checks = [(name, f(ours, None), g(muspy, None)(music)) for name, f, g in MUSPY_PAIRS]
+    checks += [
+        ("empty_measure_rate", M.empty_measure_rate(ours, measure),
+         muspy.empty_measure_rate(music, measure)),
+        ("groove_consistency", M.groove_consistency(ours, measure),
+         muspy.groove_consistency(music, measure)),
+        ("polyphony_rate(1)", M.polyphony_rate(ours, 1), muspy.polyphony_rate(music, 1)),
+    ]
+    for root in (0, 2, 7, 9):
+        for mode in ("major", "minor"):
+            checks.append((f"pitch_in_scale_rate({root},{mode})",
+                           M.pitch_in_scale_rate(ours, root, mode),
+                           muspy.pitch_in_scale_rate(music, root, mode)))
+    for meter in ("duple", "triple"):
+        checks.append((f"drum_in_pattern_rate({meter})", M.drum_in_pattern_rate(ours, meter),
+                       muspy.drum_in_pattern_rate(music, meter)))
+    for name, mine, theirs in checks:
+        if isinstance(theirs, float) and math.isnan(theirs):
+            assert math.isnan(mine), name
+        else:
+            assert mine == pytest.approx(theirs, abs=1e-6), name
+
+
+def test_equals_muspy_on_chorales(chorale_paths, tmp_path):
+    muspy = pytest.importorskip("muspy")
+    from music21 import corpus
+
+    from tunesmith.music import load, music21_to_score, save_midi
+
+    for source in chorale_paths:  # corpus.parse reuses music21's parse cache: faster
+        score = music21_to_score(corpus.parse(str(source)))
+        path = save_midi(score, tmp_path / f"{source.stem}.mid")
+        _assert_same_as_muspy(load(path), path, muspy)
+
+
+def test_equals_muspy_on_midi_with_drums(tmp_path):
+    muspy = pytest.importorskip("muspy")
+    from tunesmith.music import load, save_midi
+
+    rng = np.random.default_rng(7)
+    for trial in range(3):
+        tracks = []
+        for drum in (False, False, True):
+            notes = []
+            for _ in range(60):
+                start = int(rng.integers(0, 480 * 32)) // 30 * 30  # 16th-triplet-ish grid
+                notes.append((start, int(rng.integers(30, 960)), int(rng.integers(36, 90)),
+                              int(rng.integers(30, 120))))
+            tracks.append((notes, drum))
+        path = save_midi(make_score(tracks), tmp_path / f"drums{trial}.mid")
+        _assert_same_as_muspy(load(path), path, muspy)
