@@ -14,8 +14,8 @@ Three tokenizations, all one token stream per piece (every track interleaved, a
 ``decode(tokens, cfg)`` a Score (special tokens ignored). Ids 0, 1, 2 are always PAD,
 BOS, EOS: :func:`tunesmith.data.batching.collate_tokens` pads with 0 = PAD.
 
-:class:`Grammar` / :func:`allowed_next` give the tokens that may follow a prefix, from
-miditok's token-type graph (which type may follow which), for constrained decoding.
+Constrained decoding (which token may follow a prefix) lives in
+:mod:`tunesmith.generation.grammar`.
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def encode(score: Score, cfg: EventsConfig) -> np.ndarray:
 def decode(tokens: np.ndarray, cfg: EventsConfig) -> Score:
     """Token ids -> Score at 480 ticks per quarter. Special tokens (PAD, BOS, EOS) and
     everything after the first EOS are ignored; malformed successions are skipped by
-    miditok (count them with :meth:`Grammar.errors`)."""
+    miditok (``tokenizer.tokens_errors`` counts them)."""
     tokenizer = build_tokenizer(cfg)
     ids = np.asarray(tokens).astype(np.int64).reshape(-1)
     bad = ids[(ids < 0) | (ids >= len(tokenizer))]
@@ -179,128 +179,3 @@ def decode(tokens: np.ndarray, cfg: EventsConfig) -> Score:
     if DECODE_TPQ % score.ticks_per_quarter == 0:
         score = score.resample(DECODE_TPQ, min_dur=1)
     return score
-
-
-# ----------------------------------------------------------------------------- grammar
-
-
-class Grammar:
-    """Which token may follow a prefix, from miditok's token-type graph.
-
-    The rules are type-level (``Pitch`` is followed by ``Velocity``, ``Velocity`` by
-    ``Duration`` in REMI...), plus two about position:
-
-    * a piece starts with ``Bar`` in REMI, with a time token (``TimeSig``, ``TimeShift``)
-      or a note's first token otherwise;
-    * in REMI, ``Position`` values strictly increase within a bar.
-
-    EOS may follow any token after which a new note could start; after EOS only PAD.
-    Note-level facts (a NoteOff for a note that is not sounding, a position past the end
-    of a 3/4 bar) are not checked.
-    """
-
-    def __init__(self, tokenizer):
-        self.size = len(tokenizer)
-        self.tokens = [tokenizer[i] for i in range(self.size)]
-        self.types = [t.split("_")[0] for t in self.tokens]
-        type_names = sorted(set(self.types) - set(SPECIAL_TOKENS))
-        graph = {t: {s.split("_")[0] for s in succ} - set(SPECIAL_TOKENS)
-                 for t, succ in tokenizer.tokens_types_graph.items()
-                 if t not in SPECIAL_TOKENS}
-        if "Bar" in type_names:
-            start = {"Bar"}
-        else:
-            start = ({"TimeSig", "TimeShift", "Tempo", "Rest"} | graph.get("TimeShift", set()))
-            start = (start - {"NoteOff", "DrumOff"}) & set(type_names)
-        self.start_types = start
-        self.type_mask = {name: self._mask_of(graph.get(name, set())) for name in type_names}
-        # EOS is allowed where a new note (or the time before it) could come next
-        for name in type_names:
-            if graph.get(name, set()) & (start | {"Program", "Position"}):
-                self.type_mask[name][EOS_ID] = True
-        self.start_mask = self._mask_of(start)
-        self.position_value = np.array(
-            [int(t.split("_")[1]) if ty == "Position" else -1
-             for t, ty in zip(self.tokens, self.types, strict=True)])
-
-    def _mask_of(self, type_names: set[str]) -> np.ndarray:
-        return np.array([t in type_names for t in self.types], dtype=bool)
-
-    def allowed_next(self, prev_ids) -> np.ndarray:
-        """(V,) bool mask of the tokens that may follow ``prev_ids`` (BOS/PAD skipped)."""
-        ids = [int(i) for i in np.asarray(prev_ids).reshape(-1)]
-        state = _State(opened=bool(ids))
-        for i in ids:
-            self._advance(state, i)
-        return self._mask(state)
-
-    def errors(self, ids) -> int:
-        """Number of tokens of a sequence that break this grammar (one pass)."""
-        state, count = _State(), 0
-        for i in (int(i) for i in np.asarray(ids).reshape(-1)):
-            count += not self._mask(state)[i]
-            self._advance(state, i)
-        return count
-
-    def _advance(self, state: _State, token: int) -> None:
-        state.opened = True
-        if token == EOS_ID:
-            state.ended = True
-        if token in (PAD_ID, BOS_ID, EOS_ID):
-            return
-        kind = self.types[token]
-        state.last_type = kind
-        if kind == "Bar":
-            state.position = -1
-        elif kind == "Position":
-            state.position = int(self.position_value[token])
-
-    def _mask(self, state: _State) -> np.ndarray:
-        if state.ended:
-            mask = np.zeros(self.size, dtype=bool)
-            mask[PAD_ID] = True
-            return mask
-        if state.last_type is None:
-            mask = self.start_mask.copy()
-            mask[BOS_ID] = not state.opened  # BOS only opens a sequence
-            return mask
-        mask = self.type_mask[state.last_type].copy()
-        if state.position >= 0:  # REMI: positions move forward within a bar
-            mask &= ~((self.position_value >= 0) & (self.position_value <= state.position))
-        return mask
-
-
-@dataclass
-class _State:
-    """Where a token sequence stands for the grammar."""
-
-    opened: bool = False  # any token seen (BOS included)
-    ended: bool = False  # EOS seen
-    last_type: str | None = None  # type of the last non-special token
-    position: int = -1  # last Position value in the current bar (REMI), -1 after a Bar
-
-
-@cache
-def _grammar(key: str) -> Grammar:
-    return Grammar(_build_tokenizer(key))
-
-
-def grammar(cfg: EventsConfig) -> Grammar:
-    """The (cached) :class:`Grammar` of a config's tokenizer."""
-    return _grammar(cfg.key())
-
-
-def allowed_next(tokenizer_or_cfg, prev_token_ids) -> np.ndarray:
-    """(V,) bool mask of the tokens allowed after ``prev_token_ids``.
-
-    Accepts an :class:`EventsConfig` (cached grammar) or a miditok tokenizer.
-    """
-    if isinstance(tokenizer_or_cfg, EventsConfig):
-        return grammar(tokenizer_or_cfg).allowed_next(prev_token_ids)
-    key = id(tokenizer_or_cfg)
-    if key not in _GRAMMARS_BY_TOKENIZER:  # the tokenizer is kept alive with its grammar
-        _GRAMMARS_BY_TOKENIZER[key] = (tokenizer_or_cfg, Grammar(tokenizer_or_cfg))
-    return _GRAMMARS_BY_TOKENIZER[key][1].allowed_next(prev_token_ids)
-
-
-_GRAMMARS_BY_TOKENIZER: dict[int, tuple[object, Grammar]] = {}
