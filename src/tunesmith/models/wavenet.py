@@ -1,0 +1,689 @@
+"""WaveNet and TCN over piano-roll frames, with cached (Fast WaveNet) generation.
+
+Two residual blocks share one causal, dilated convolutional backbone:
+
+* ``block="gated"`` — WaveNet (van den Oord et al. 2016, "WaveNet: a generative model for
+  raw audio"): per layer z = tanh(W_f ∗ x + V_f c) ⊙ σ(W_g ∗ x + V_g c), a 1×1 residual
+  output added to x and a 1×1 skip output; the skips are summed, then ReLU → 1×1 → ReLU
+  gives the features.
+* ``block="relu"`` — the TCN TemporalBlock of Bai, Kolter & Koltun (2018), "An empirical
+  evaluation of generic convolutional and recurrent networks for sequence modeling": two
+  weight-normalised dilated causal convolutions with ReLU and dropout, plus a residual
+  (1×1 convolution when the channel counts differ); the features are the last level's
+  output (no skips).
+
+Frames are the piano-roll of :mod:`tunesmith.representations.pianoroll`, flattened
+track-major to K = tracks × pitches keys. The network sees its input shifted right by one
+step (an all-zero frame first), so the features at step t have seen frames < t only and
+predict frame t; the output distribution comes from a swappable head
+(:func:`tunesmith.models.heads.make_head`: independent sigmoids, NADE, ...).
+
+**First frame.** Frame 0 is predicted from the zero frame alone. It is scored by
+:meth:`WaveNet.loss` unless ``Config.score_first_frame`` is False; the published
+polyphonic benchmark protocol (Boulanger-Lewandowski et al. 2012; Bai et al. 2018) does
+not score it — use ``score_first_frame=False`` or :meth:`WaveNet.frame_log_prob` (all
+frames, (B, T)) and drop column 0 yourself.
+
+**Conditioning.** A per-step conditioning vector c (B, T, C_c) enters every layer through
+a 1×1 projection: a learned embedding of ``corpus_id`` (global), a 12-bin pitch-class
+histogram ``pitch_histogram`` (global, see :func:`pitch_histogram_from_key`) and a local
+sequence ``local_cond`` (B, T_c, C) at ``local_rate`` steps per conditioning frame,
+upsampled by repetition or a transposed convolution (e.g. chords, or a given melody).
+
+**Generation.** :meth:`WaveNet.generate` keeps, per convolution, a ring buffer of its
+last (kernel-1)·dilation+1 inputs (Paine et al. 2016, "Fast WaveNet generation
+algorithm"), so a step costs one time step of each layer. :meth:`WaveNet.generate_naive`
+recomputes the whole prefix at each step; the two give the same samples for one seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import weight_norm
+
+from tunesmith.errors import ConfigError
+from tunesmith.models.base import GenerativeModel, ModelConfig
+from tunesmith.models.heads import make_head
+
+
+@dataclasses.dataclass
+class Config(ModelConfig):
+    """Options of the WaveNet/TCN family. Sizes marked (data) are set by ``config_for_data``."""
+
+    keys: int = 88  # (data) keys per frame K = n_tracks × n_pitches, track-major
+    n_tracks: int = 1  # (data) tracks per frame; note limits apply per track
+    n_pitches: int = 88  # (data) pitches per track
+    pitch_low: int = 21  # (data) MIDI pitch of key 0, for pitch histograms computed from frames
+    block: str = "gated"  # "gated" (WaveNet) | "relu" (TCN TemporalBlock of Bai et al.)
+    kernel_size: int = 2  # taps of every dilated convolution (WaveNet 2; Bai JSB 3)
+    levels: int = 8  # dilations 1, 2, 4, ..., 2^(levels-1) in a stack (8: 256 steps = 16 bars)
+    blocks: int = 1  # stacks of those levels (WaveNet repeats 1..512 several times)
+    dilations: list[int] = dataclasses.field(default_factory=list)  # explicit; overrides above
+    channels: int = 64  # residual channels (TCN: channels of every level)
+    skip_channels: int = 64  # skip channels of the gated block = feature size H
+    dropout: float = 0.0  # gated: on z; relu: after each ReLU inside a block (Bai JSB 0.5)
+    head: str = "bernoulli"  # output head from models.heads.HEADS ("bernoulli", "nade", ...)
+    nade_hidden: int = 150  # hidden units of the NADE head (head="nade" only)
+    n_global_classes: int = 0  # >0: learned embedding of batch key corpus_id (B,) in [0, n)
+    global_channels: int = 16  # size of that embedding
+    pitch_histogram_cond: bool = False  # condition on batch key pitch_histogram (B, 12)
+    local_channels: int = 0  # >0: condition on batch key local_cond (B, T_c, local_channels)
+    local_rate: int = 1  # steps per local conditioning frame (T_c · local_rate ≥ T)
+    local_upsample: str = "repeat"  # "repeat" | "transposed" (learned, kernel = stride = rate)
+    score_first_frame: bool = True  # loss includes frame 0 (predicted from the zero frame)
+
+    def __post_init__(self):
+        if self.block not in ("gated", "relu"):
+            raise ConfigError(f"block must be 'gated' or 'relu', got {self.block!r}")
+        if self.keys != self.n_tracks * self.n_pitches:
+            raise ConfigError(
+                f"keys ({self.keys}) must equal n_tracks × n_pitches "
+                f"({self.n_tracks} × {self.n_pitches})"
+            )
+        for name in ("kernel_size", "levels", "blocks", "channels", "skip_channels",
+                     "global_channels", "local_rate", "nade_hidden"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if any(int(d) < 1 for d in self.dilations):
+            raise ConfigError(f"dilations must all be >= 1, got {self.dilations}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.n_global_classes < 0 or self.local_channels < 0:
+            raise ConfigError("n_global_classes and local_channels must be >= 0")
+        if self.local_upsample not in ("repeat", "transposed"):
+            raise ConfigError(
+                f"local_upsample must be 'repeat' or 'transposed', got {self.local_upsample!r}"
+            )
+
+    def layer_dilations(self) -> list[int]:
+        """Dilation of every layer (gated) or TemporalBlock (relu), input to output."""
+        if self.dilations:
+            return [int(d) for d in self.dilations]
+        return [2**i for i in range(self.levels)] * self.blocks
+
+    @property
+    def cond_channels(self) -> int:
+        """Size of the per-step conditioning vector c fed to every layer (0 = none)."""
+        return (
+            (self.global_channels if self.n_global_classes else 0)
+            + (12 if self.pitch_histogram_cond else 0)
+            + self.local_channels
+        )
+
+
+class CausalConv1d(nn.Conv1d):
+    """Dilated convolution padded on the left only: output t sees inputs ≤ t."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, dilation: int):
+        super().__init__(in_channels, out_channels, kernel_size, dilation=dilation)
+        self.left_pad = (kernel_size - 1) * dilation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, T) -> (B, C_out, T)
+        return super().forward(F.pad(x, (self.left_pad, 0)))
+
+
+class GatedResidualLayer(nn.Module):
+    """WaveNet layer: gated dilated conv, conditioning, 1×1 residual and skip outputs."""
+
+    def __init__(self, channels, skip_channels, kernel_size, dilation, cond_channels, dropout):
+        super().__init__()
+        self.channels = channels
+        self.dilated = CausalConv1d(channels, 2 * channels, kernel_size, dilation)  # [W_f; W_g]
+        self.cond = nn.Conv1d(cond_channels, 2 * channels, 1, bias=False) if cond_channels else None
+        self.res_skip = nn.Conv1d(channels, channels + skip_channels, 1)  # [residual; skip]
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x, cond):  # x (B, C, T), cond (B, C_c, T) or None
+        a = self.dilated(x)  # (B, 2C, T)
+        if self.cond is not None:
+            a = a + self.cond(cond)
+        filt, gate = a.chunk(2, dim=1)  # (B, C, T) each
+        z = self.dropout(torch.tanh(filt) * torch.sigmoid(gate))  # (B, C, T)
+        out = self.res_skip(z)  # (B, C + S, T)
+        return x + out[:, : self.channels], out[:, self.channels :]  # (B, C, T), (B, S, T)
+
+
+class TemporalBlock(nn.Module):
+    """Bai et al. (2018) TCN block: 2 × (weight-normed causal conv → ReLU → dropout) + residual."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, dilation, cond_channels, dropout):
+        super().__init__()
+        self.conv1 = weight_norm(CausalConv1d(in_channels, out_channels, kernel_size, dilation))
+        self.conv2 = weight_norm(CausalConv1d(out_channels, out_channels, kernel_size, dilation))
+        self.cond = nn.Conv1d(cond_channels, out_channels, 1, bias=False) if cond_channels else None
+        self.downsample = (
+            nn.Conv1d(in_channels, out_channels, 1) if in_channels != out_channels else None
+        )
+        if self.downsample is not None:
+            self.downsample.weight.data.normal_(0, 0.01)  # as in Bai et al.'s code
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x, cond):  # x (B, C_in, T), cond (B, C_c, T) or None -> (B, C_out, T)
+        y = self.conv1(x)
+        if self.cond is not None:
+            y = y + self.cond(cond)
+        y = self.dropout(torch.relu(y))
+        y = self.dropout(torch.relu(self.conv2(y)))
+        residual = x if self.downsample is None else self.downsample(x)
+        return torch.relu(y + residual)
+
+
+class WaveNet(GenerativeModel):
+    """Causal dilated CNN over piano-roll frames (gated WaveNet or ReLU TCN) + frame head."""
+
+    family = "wavenet"
+    representation = "pianoroll"
+    config_class = Config
+
+    def __init__(self, config: Config):
+        super().__init__(config)
+        c = config
+        cond_channels = c.cond_channels
+        self.corpus_embedding = (
+            nn.Embedding(c.n_global_classes, c.global_channels) if c.n_global_classes else None
+        )
+        self.local_upsampler = (
+            nn.ConvTranspose1d(c.local_channels, c.local_channels, c.local_rate, c.local_rate)
+            if c.local_channels and c.local_upsample == "transposed" and c.local_rate > 1
+            else None
+        )
+        dilations = c.layer_dilations()
+        if c.block == "gated":
+            self.input = nn.Conv1d(c.keys, c.channels, 1)  # frames -> residual channels
+            self.layers = nn.ModuleList(
+                GatedResidualLayer(c.channels, c.skip_channels, c.kernel_size, d,
+                                   cond_channels, c.dropout)
+                for d in dilations
+            )
+            self.post = nn.Conv1d(c.skip_channels, c.skip_channels, 1)  # after ReLU(Σ skips)
+            hidden = c.skip_channels
+        else:
+            self.input = None  # Bai's first block reads the K keys directly
+            self.layers = nn.ModuleList(
+                TemporalBlock(c.keys if i == 0 else c.channels, c.channels, c.kernel_size, d,
+                              cond_channels, c.dropout)
+                for i, d in enumerate(dilations)
+            )
+            self.post = None
+            hidden = c.channels
+        head_options = {"nade_hidden": c.nade_hidden} if c.head == "nade" else {}
+        self.head = make_head(c.head, hidden, c.keys, **head_options)
+
+    @classmethod
+    def config_for_data(cls, config: Config, data_info: dict) -> Config:
+        """Take K, tracks, pitches and the lowest pitch from the prepared data's info."""
+        repr_config = data_info.get("repr_config") or {}
+        n_pitches = data_info.get("n_pitches", data_info.get("pitches"))
+        if n_pitches is None and repr_config:
+            n_pitches = repr_config["pitch_high"] - repr_config["pitch_low"] + 1
+        n_tracks = data_info.get("n_tracks", data_info.get("tracks"))
+        keys = data_info.get("keys")
+        if keys is None and n_tracks and n_pitches:
+            keys = n_tracks * n_pitches
+        if keys is None:
+            return config
+        if n_pitches is None:
+            n_tracks, n_pitches = (n_tracks or 1), keys // (n_tracks or 1)
+        n_tracks = n_tracks or keys // n_pitches
+        pitch_low = data_info.get(
+            "pitch_low", data_info.get("lowest_pitch", repr_config.get("pitch_low", 21))
+        )
+        return config.updated(keys=int(keys), n_tracks=int(n_tracks), n_pitches=int(n_pitches),
+                              pitch_low=int(pitch_low))
+
+    # ---- sizes ----------------------------------------------------------------------
+    @property
+    def receptive_field(self) -> int:
+        """How many past frames the prediction of frame t sees: frames t-R … t-1.
+
+        1 (the 1×1 input) + Σ (k-1)·d over the dilated convolutions (two per TCN block).
+        """
+        convs_per_layer = 1 if self.config.block == "gated" else 2
+        return 1 + convs_per_layer * sum(
+            (self.config.kernel_size - 1) * d for d in self.config.layer_dilations()
+        )
+
+    # ---- conditioning ---------------------------------------------------------------
+    def condition_features(self, condition: dict | None, batch: int, steps: int,
+                           frames: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Per-step conditioning vector c (B, C_c, T) from batch keys, or None without any.
+
+        ``pitch_histogram`` falls back to the histogram of ``frames`` when given (training
+        on data that carries none); ``corpus_id`` and ``local_cond`` are required when the
+        model was built for them.
+        """
+        c = self.config
+        condition = condition or {}
+        device = next(self.parameters()).device
+        parts = []  # each (B, C_i, T)
+        if self.corpus_embedding is not None:
+            corpus_id = _batched(condition.get("corpus_id"), batch, "corpus_id", device).long()
+            if corpus_id.dim() != 1:
+                raise ConfigError(f"corpus_id must be (B,), got shape {tuple(corpus_id.shape)}")
+            if corpus_id.min() < 0 or corpus_id.max() >= c.n_global_classes:
+                raise ConfigError(f"corpus_id must be in [0, {c.n_global_classes}), "
+                                  f"got {corpus_id.tolist()}")
+            parts.append(self.corpus_embedding(corpus_id)[:, :, None].expand(-1, -1, steps))
+        if c.pitch_histogram_cond:
+            histogram = condition.get("pitch_histogram")
+            if histogram is None and frames is not None:
+                histogram = pitch_histogram_from_frames(frames, c.n_pitches, c.pitch_low)
+            histogram = _batched(histogram, batch, "pitch_histogram", device).float()
+            if histogram.shape != (batch, 12):
+                raise ConfigError(f"pitch_histogram must be (B, 12), got {tuple(histogram.shape)}")
+            parts.append(histogram[:, :, None].expand(-1, -1, steps))
+        if c.local_channels:
+            parts.append(self._upsample_local(condition.get("local_cond"), batch, steps, device))
+        return torch.cat(parts, dim=1) if parts else None
+
+    def _upsample_local(self, local, batch, steps, device) -> torch.Tensor:
+        """local_cond (B, T_c, C) -> (B, C, T) at the step rate."""
+        c = self.config
+        local = _batched(local, batch, "local_cond", device).float()
+        if local.dim() != 3 or local.shape[2] != c.local_channels:
+            raise ConfigError(f"local_cond must be (B, T_c, {c.local_channels}), "
+                              f"got {tuple(local.shape)}")
+        if local.shape[1] * c.local_rate < steps:
+            raise ConfigError(
+                f"local_cond has {local.shape[1]} frames × local_rate {c.local_rate} "
+                f"< {steps} steps"
+            )
+        local = local.transpose(1, 2)  # (B, C, T_c)
+        if self.local_upsampler is not None:
+            local = self.local_upsampler(local)  # (B, C, T_c·rate), one kernel per frame
+        elif c.local_rate > 1:
+            local = local.repeat_interleave(c.local_rate, dim=2)  # (B, C, T_c·rate)
+        return local[:, :, :steps]
+
+    # ---- training and scoring -------------------------------------------------------
+    def forward_features(self, frames: torch.Tensor, condition: dict | None = None):
+        """Features h (B, T, H) with h[:, t] computed from frames[:, :t] only (and c ≤ t).
+
+        ``frames`` (B, T, K) are the frames to predict; the shift by one step happens here,
+        so ``head.log_prob(h, frames)`` scores every frame, frame 0 from the zero frame.
+        """
+        batch, steps, _ = frames.shape
+        cond = self.condition_features(condition, batch, steps, frames)  # (B, C_c, T) | None
+        return self._features(frames, cond)
+
+    def _features(self, frames: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        x = F.pad(frames.transpose(1, 2), (1, -1))  # (B, K, T): frame t-1 at step t, zeros at 0
+        if self.config.block == "gated":
+            x = self.input(x)  # (B, C, T)
+            skips = 0
+            for layer in self.layers:
+                x, skip = layer(x, cond)  # (B, C, T), (B, S, T)
+                skips = skips + skip
+            h = torch.relu(self.post(torch.relu(skips)))  # (B, S, T)
+        else:
+            for layer in self.layers:
+                x = layer(x, cond)  # (B, C, T)
+            h = x
+        return h.transpose(1, 2)  # (B, T, H)
+
+    def frame_log_prob(self, frames: torch.Tensor, mask: torch.Tensor | None = None,
+                       condition: dict | None = None) -> torch.Tensor:
+        """log p(frame t | frames < t, c) in nats, summed over keys, every step: (B, T).
+
+        Column 0 is the first frame (predicted from the zero frame); the benchmark protocol
+        drops it. ``mask`` is accepted for the common scoring interface and not needed: the
+        network is causal, so padding at the end changes no real step.
+        """
+        h = self.forward_features(frames, condition)  # (B, T, H)
+        return self.head.log_prob(h, frames)  # (B, T)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Mean over scored real steps of −log p(frame), in nats per frame (summed over keys)."""
+        frames = batch["frames"].float()  # (B, T, K)
+        mask = batch.get("mask")
+        mask = torch.ones(frames.shape[:2], dtype=torch.bool, device=frames.device) \
+            if mask is None else mask.bool().clone()  # (B, T)
+        if not self.config.score_first_frame:
+            mask[:, 0] = False
+        log_prob = self.frame_log_prob(frames, condition=batch)  # (B, T)
+        weights = mask.float()
+        nll = -(log_prob * weights).sum() / weights.sum().clamp(min=1)
+        return {"loss": nll, "nll_per_frame": nll.detach()}
+
+    # ---- sampling -------------------------------------------------------------------
+    def generate(self, n: int, steps: int, controls=None, prime: torch.Tensor | None = None,
+                 condition: dict | None = None) -> torch.Tensor:
+        """Sample (n, steps, K) 0/1 frames with per-layer activation queues (Fast WaveNet).
+
+        Each step runs one time step of every layer: the input (frame t-1) is written into
+        each convolution's ring buffer of its last (k-1)·d+1 inputs and the k taps are read
+        back, so the cost per step does not grow with the receptive field or the length.
+        ``prime`` (n|1, P, K) frames are kept unchanged at the start; one parallel forward
+        pass over them fills the buffers. ``controls`` (:class:`SamplingControls`):
+        temperature, threshold, per-track note limit, ``max_sustain_steps``, seed.
+        """
+        return self._generate(n, steps, controls, prime, condition, cached=True)
+
+    def generate_naive(self, n: int, steps: int, controls=None,
+                       prime: torch.Tensor | None = None, condition: dict | None = None,
+                       window: int | None = None) -> torch.Tensor:
+        """Reference sampler: recompute the features of the whole prefix at every step.
+
+        With ``window`` (≥ :attr:`receptive_field`) only the last ``window`` frames are
+        fed to the network at each step, which gives the same result faster. Same samples
+        as :meth:`generate` for a seed.
+        """
+        if window is not None and window < self.receptive_field:
+            raise ConfigError(f"window {window} < receptive field {self.receptive_field}")
+        return self._generate(n, steps, controls, prime, condition, cached=False, window=window)
+
+    def _generate(self, n, steps, controls, prime, condition, cached, window=None):
+        from tunesmith.generation.sampling import SamplingControls, limit_sustain
+
+        controls = controls or SamplingControls()
+        device = next(self.parameters()).device
+        generator = controls.generator(device)
+        was_training = self.training
+        self.eval()  # no dropout while sampling
+        try:
+            with torch.inference_mode():
+                frames = torch.zeros(n, steps, self.config.keys, device=device)  # (n, steps, K)
+                n_prime = self._write_prime(frames, prime)
+                cond = self.condition_features(condition, n, steps)  # (n, C_c, steps) | None
+                if cached:
+                    cache = _CachedSteps(self, n, steps, cond)
+                    cache.prefill(frames[:, :n_prime], cond)  # prime: one parallel pass
+                    step_features = cache.features
+                else:
+                    step_features = self._prefix_features(cond, window)
+                group = self.config.n_pitches  # note limits apply per track
+                for t in range(n_prime, steps):  # primed frames stay as given
+                    h = step_features(frames, t)  # (n, H)
+                    frame = self.head.sample(h, controls, generator, group)  # (n, K)
+                    frames[:, t] = limit_sustain(frames[:, :t], frame, controls.max_sustain_steps)
+        finally:
+            self.train(was_training)
+        return frames.clone()  # a normal tensor (outside inference mode), usable anywhere
+
+    def _write_prime(self, frames: torch.Tensor, prime) -> int:
+        """Copy prime (n|1, P, K) or (P, K) into the first steps of frames; returns P used."""
+        if prime is None:
+            return 0
+        n, steps, keys = frames.shape
+        prime = torch.as_tensor(prime, dtype=torch.float32, device=frames.device)
+        if prime.dim() == 2:
+            prime = prime[None]
+        if prime.dim() != 3 or prime.shape[2] != keys or prime.shape[0] not in (1, n):
+            raise ConfigError(f"prime must be ({n} or 1, P, {keys}), got {tuple(prime.shape)}")
+        n_prime = min(prime.shape[1], steps)
+        frames[:, :n_prime] = prime[:, :n_prime]
+        return n_prime
+
+    def _prefix_features(self, cond, window):
+        """Naive step function: h_t from a full forward pass over frames[:, :t+1]."""
+
+        def features(frames, t):
+            start = 0 if window is None else max(0, t - window)  # frames t-window … t-1 seen
+            sliced = None if cond is None else cond[:, :, start : t + 1]
+            return self._features(frames[:, start : t + 1], sliced)[:, -1]  # (n, H)
+
+        return features
+
+
+class _CachedSteps:
+    """One-time-step inference of a :class:`WaveNet` with a ring buffer per convolution.
+
+    Weights are read once into plain matrices (weight norm applied, kernels flattened
+    tap-major) so that a step is a handful of tensor ops per layer and no module calls;
+    the conditioning projections of all steps are precomputed and folded into the conv
+    biases. The gated layers keep the residual stream x and the sum of skips in one
+    state row [x | skips] (n, C + S), updated by a single ``addmm`` per layer.
+    """
+
+    def __init__(self, model: WaveNet, n: int, steps: int, cond: torch.Tensor | None):
+        config = model.config
+        self.gated = config.block == "gated"
+        self.n = n
+        self.channels = config.channels
+        device = next(model.parameters()).device
+        self.model = model
+        self.rings: dict[nn.Module, _RingConv] = {}  # each dilated conv module -> its ring
+        self.layers = []  # gated: (conv, W_rs, b_rs); relu: (conv1, conv2, W_down, b_down)
+        with parametrize.cached():  # weight norm computed once
+            for layer in model.layers:
+                if self.gated:
+                    conv = self.rings[layer.dilated] = _RingConv(layer.dilated, layer.cond,
+                                                                 cond, n, steps)
+                    res_skip = layer.res_skip
+                    self.layers.append((conv, _matrix(res_skip), res_skip.bias.expand(n, -1)))
+                else:
+                    down = layer.downsample
+                    self.rings[layer.conv1] = _RingConv(layer.conv1, layer.cond, cond, n, steps)
+                    self.rings[layer.conv2] = _RingConv(layer.conv2, None, None, n, steps)
+                    self.layers.append((
+                        self.rings[layer.conv1],
+                        self.rings[layer.conv2],
+                        None if down is None else _matrix(down),
+                        None if down is None else down.bias,
+                    ))
+        if self.gated:
+            self.input_w = _matrix(model.input)  # (K, C)
+            self.input_b = model.input.bias.expand(n, -1).contiguous()  # (n, C)
+            self.post_w = _matrix(model.post)  # (S, S)
+            self.post_b = model.post.bias.expand(n, -1).contiguous()  # (n, S)
+            self.state = torch.zeros(n, config.channels + config.skip_channels, device=device)
+        self.zero_frame = torch.zeros(n, config.keys, device=device)
+
+    def prefill(self, prime: torch.Tensor, cond: torch.Tensor | None) -> None:
+        """Fill the rings with the inputs of times 0 … P-1 from one forward pass over the
+        prime (n, P, K), as if steps 0 … P-1 had been run; the next step is t = P."""
+        steps = prime.shape[1]
+        if steps == 0:
+            return
+        captured = {}  # conv module -> its input (n, C_in, P)
+
+        def capture(module, args):
+            captured[module] = args[0]
+
+        hooks = [module.register_forward_pre_hook(capture) for module in self.rings]
+        try:
+            self.model._features(prime, None if cond is None else cond[:, :, :steps])
+        finally:
+            for hook in hooks:
+                hook.remove()
+        for module, ring in self.rings.items():
+            ring.fill(captured[module])
+
+    def features(self, frames: torch.Tensor, t: int) -> torch.Tensor:
+        """h_t (n, H) from frame t-1 (pushed into the rings) and the rings' past inputs."""
+        previous = self.zero_frame if t == 0 else frames[:, t - 1]  # (n, K)
+        if not self.gated:
+            x = previous
+            for conv1, conv2, down_w, down_b in self.layers:
+                y = torch.relu_(conv1.step(x, t))  # (n, C)
+                y = torch.relu_(conv2.step(y, t))  # (n, C)
+                residual_added = (
+                    y + x if down_w is None
+                    else torch.addmm(y, x, down_w).add_(down_b)  # 1×1 residual projection
+                )
+                x = torch.relu_(residual_added)  # (n, C)
+            return x
+        channels = self.channels
+        state = self.state
+        state[:, :channels] = torch.addmm(self.input_b, previous, self.input_w)  # x (n, C)
+        state[:, channels:] = 0  # skips (n, S)
+        for conv, res_skip_w, res_skip_b in self.layers:
+            filt, gate = conv.step(state[:, :channels], t).chunk(2, dim=1)  # (n, C) each
+            z = torch.tanh(filt) * torch.sigmoid(gate)  # (n, C)
+            state = torch.addmm(state, z, res_skip_w).add_(res_skip_b)  # [x + res | skips + skip]
+        skips = state[:, channels:]  # (n, S)
+        return torch.relu(torch.addmm(self.post_b, torch.relu(skips), self.post_w))  # (n, S)
+
+
+class _RingConv:
+    """A causal dilated conv evaluated one time step at a time over a ring of its inputs."""
+
+    def __init__(self, conv: CausalConv1d, cond_proj, cond, n: int, steps: int):
+        weight = conv.weight.detach()  # (C_out, C_in, k), weight norm applied
+        c_out, c_in, kernel = weight.shape
+        dilation = conv.dilation[0]
+        self.n = n
+        self.length = (kernel - 1) * dilation + 1  # inputs needed at one step
+        self.buffer = torch.zeros(n, self.length, c_in, device=weight.device)  # (n, L, C_in)
+        # at time t, tap j reads input t - (k-1-j)·d, kept in slot (t - (k-1-j)·d) mod L
+        self.taps = [
+            torch.tensor([(t - (kernel - 1 - j) * dilation) % self.length for j in range(kernel)],
+                         device=weight.device)
+            for t in range(self.length)
+        ]
+        self.weight = weight.permute(2, 1, 0).reshape(kernel * c_in, c_out).contiguous()
+        self.flat_inputs = kernel * c_in
+        if cond_proj is not None and cond is not None:  # bias + V c_t for every step t
+            bias = cond_proj(cond) + conv.bias[None, :, None]  # (n, C_out, steps)
+            self.bias_at = bias.permute(2, 0, 1).contiguous().unbind(0)  # steps × (n, C_out)
+        else:
+            self.bias_at = None
+            self.bias = conv.bias.detach().expand(n, -1).contiguous()  # (n, C_out)
+
+    def fill(self, inputs: torch.Tensor) -> None:
+        """Store the last L of the inputs (n, C_in, P) of times 0 … P-1 in their slots."""
+        steps = inputs.shape[2]
+        for time_index in range(max(0, steps - self.length), steps):
+            self.buffer[:, time_index % self.length] = inputs[:, :, time_index]
+
+    def step(self, x: torch.Tensor, t: int) -> torch.Tensor:
+        """Push input x (n, C_in) of time t; return the conv output at t (n, C_out)."""
+        slot = t % self.length
+        self.buffer[:, slot] = x
+        taps = self.buffer.index_select(1, self.taps[slot]).view(self.n, self.flat_inputs)
+        bias = self.bias if self.bias_at is None else self.bias_at[t]
+        return torch.addmm(bias, taps, self.weight)  # (n, C_out)
+
+
+def _matrix(conv: nn.Conv1d) -> torch.Tensor:
+    """A 1×1 convolution's weight as an (in, out) matrix for ``x @ W``."""
+    return conv.weight.detach()[:, :, 0].t().contiguous()
+
+
+def _batched(value, batch: int, name: str, device) -> torch.Tensor:
+    """A conditioning input as a tensor with batch size ``batch`` (a batch of 1 or an
+    unbatched value is repeated)."""
+    if value is None:
+        raise ConfigError(f"this model is conditioned on {name!r}; pass it in the batch/condition")
+    value = torch.as_tensor(value, device=device)
+    expected_dims = {"corpus_id": 1, "pitch_histogram": 2, "local_cond": 3}[name]
+    if value.dim() == expected_dims - 1:
+        value = value[None]
+    if value.shape[0] == 1 and batch > 1:
+        value = value.expand(batch, *value.shape[1:])
+    if value.shape[0] != batch:
+        raise ConfigError(f"{name} has batch size {value.shape[0]}, expected {batch}")
+    return value
+
+
+# ---- pitch-class histograms for conditioning ------------------------------------------
+#: 12-bin key profiles, tonic first. Aarden (2003) / Essen folk-song pitch-class
+#: frequencies (what duration histograms of real music look like); Krumhansl & Kessler
+#: (1982) probe-tone ratings. Values as in music21.analysis.discrete.
+KEY_PROFILES = {
+    "aarden": {
+        "major": [17.7661, 0.145624, 14.9265, 0.160186, 19.8049, 11.3587, 0.291248, 22.062,
+                  0.145624, 8.15494, 0.232998, 4.95122],
+        "minor": [18.2648, 0.737619, 14.0499, 16.8599, 0.702494, 14.4362, 0.702494, 18.6161,
+                  4.56621, 1.93186, 7.37619, 1.75623],
+    },
+    "krumhansl": {
+        "major": [6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88],
+        "minor": [6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17],
+    },
+    "scale": {  # the scale's pitch classes, equally weighted (natural minor)
+        "major": [1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1],
+        "minor": [1, 0, 1, 1, 0, 1, 0, 1, 1, 0, 1, 0],
+    },
+}
+_TONICS = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
+_KEY_PATTERN = re.compile(
+    r"^\s*([a-gA-G])\s*(#|♯|b|♭|-|sharp|flat)?\s*(major|minor|maj|min|m)?\s*$"
+)
+
+
+def pitch_histogram_from_key(key: str, profile: str = "aarden") -> torch.Tensor:
+    """A normalised 12-bin pitch-class profile (C = bin 0) for a key name -> (12,).
+
+    ``key`` like "C major", "F# minor", "Bb major", "E♭ minor", "a minor", "G" (major).
+    ``profile``: "aarden" (default; Aarden-Essen pitch-class frequencies, closest to the
+    duration histograms models are trained on), "krumhansl" (Krumhansl-Kessler 1982
+    ratings) or "scale" (uniform over the scale's seven notes).
+    """
+    match = _KEY_PATTERN.match(key)
+    if match is None:
+        raise ConfigError(f"cannot read key {key!r}; expected e.g. 'C major', 'F# minor'")
+    if profile not in KEY_PROFILES:
+        raise ConfigError(f"unknown key profile {profile!r}; available: {', '.join(KEY_PROFILES)}")
+    letter, accidental, mode = match.groups()
+    tonic = _TONICS[letter.lower()]
+    if accidental in ("#", "♯", "sharp"):
+        tonic += 1
+    elif accidental in ("b", "♭", "-", "flat"):
+        tonic -= 1
+    mode = "minor" if mode in ("minor", "min", "m") else "major"
+    weights = torch.tensor(KEY_PROFILES[profile][mode], dtype=torch.float32)
+    histogram = torch.roll(weights, tonic % 12)  # tonic's weight moves to bin `tonic`
+    return histogram / histogram.sum()
+
+
+def pitch_histogram_from_score(score) -> torch.Tensor:
+    """Duration-weighted pitch-class histogram of a symusic Score's pitched notes -> (12,).
+
+    Drum tracks are skipped; a score without pitched notes gives the uniform histogram.
+    """
+    counts = np.zeros(12)
+    for track in score.tracks:
+        if track.is_drum or not len(track.notes):
+            continue
+        notes = track.notes.numpy()
+        np.add.at(counts, notes["pitch"] % 12, np.maximum(notes["duration"], 1))
+    if counts.sum() == 0:
+        return torch.full((12,), 1 / 12)
+    return torch.tensor(counts / counts.sum(), dtype=torch.float32)
+
+
+def pitch_histogram_from_frames(frames: torch.Tensor, n_pitches: int, pitch_low: int,
+                                mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Pitch-class histogram of piano-roll frames (B, T, K = tracks × pitches) -> (B, 12).
+
+    Each sounding cell counts once (duration-weighted, as :func:`pitch_histogram_from_score`);
+    a piece without notes gets the uniform histogram.
+    """
+    frames = frames.float()
+    if mask is not None:
+        frames = frames * mask[..., None].float()
+    per_pitch = frames.sum(1).reshape(frames.shape[0], -1, n_pitches).sum(1)  # (B, P)
+    pitch_class = (torch.arange(n_pitches, device=frames.device) + pitch_low) % 12  # (P,)
+    counts = torch.zeros(frames.shape[0], 12, device=frames.device)
+    counts.index_add_(1, pitch_class, per_pitch)  # (B, 12)
+    total = counts.sum(1, keepdim=True)
+    return torch.where(total > 0, counts / total.clamp(min=1e-12), torch.full_like(counts, 1 / 12))
+
+
+def pitch_histogram_from_spec(spec: str) -> torch.Tensor:
+    """For the CLI's ``--pitch-histogram``: a key name ("C major") or a music file's path."""
+    if Path(spec).suffix and Path(spec).exists():
+        from tunesmith.music.io import load
+
+        return pitch_histogram_from_score(load(spec))
+    return pitch_histogram_from_key(spec)
+
+
+def music_seconds(steps: int, steps_per_quarter: int, qpm: float) -> float:
+    """Duration in seconds of ``steps`` grid steps at ``qpm`` quarter notes per minute."""
+    return steps / steps_per_quarter * 60.0 / qpm
+
+
+def steps_for_minutes(minutes: float, steps_per_quarter: int, qpm: float) -> int:
+    """Grid steps of ``minutes`` of music at ``qpm`` quarter notes per minute."""
+    return math.ceil(minutes * qpm * steps_per_quarter)
