@@ -50,10 +50,14 @@ def build_app() -> typer.Typer:
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI. Usage errors are click's (usage + message, exit 2); errors caused by
     the user's files or options are one red line (exit 2); anything else is a bug and
-    keeps its traceback."""
+    keeps its traceback. Returns normally on success, so Python callers and tests can
+    call ``main([...])``; failures raise SystemExit with the exit code."""
     app = build_app()
     try:
-        app(args=argv, standalone_mode=True)  # always ends in SystemExit
+        app(args=argv, standalone_mode=True)  # click ends every run with SystemExit
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise
     except TunesmithError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(2)
