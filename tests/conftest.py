@@ -38,3 +38,8 @@ def polyphonic_dir() -> Path:
 
 def pytest_configure(config):
     os.environ.setdefault("MPLBACKEND", "Agg")
+    # Tests use tiny tensors: one thread per test process (pytest-xdist runs one process
+    # per core) beats threads that spin against each other on a small machine.
+    import torch
+
+    torch.set_num_threads(1)

@@ -10,16 +10,6 @@ from tunesmith.generation.grammar import BatchGrammar, TokenGrammar, TokenVocabu
 from tunesmith.representations.events import EventsConfig, build_tokenizer
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: thread synchronisation costs more than it saves on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-
 def _random_walk(grammar: TokenGrammar, n: int, length: int, seed: int) -> list[list[int]]:
     """Sequences drawn uniformly among the allowed tokens at every step."""
     generator = torch.Generator().manual_seed(seed)

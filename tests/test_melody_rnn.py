@@ -13,15 +13,6 @@ MODES = ["basic", "lookback", "attention"]
 V, BAR = 7, 4  # tiny vocabulary and bar for fast tests
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: threads only fight over the shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _model(mode: str, **options) -> MelodyRNN:
     torch.manual_seed(0)
     config = Config(mode=mode, vocab_size=V, steps_per_bar=BAR, hidden_size=12, num_layers=2,

@@ -16,16 +16,6 @@ from tunesmith.models.music_transformer import (
 from tunesmith.models.transformer_blocks import merge_heads, split_heads
 from tunesmith.representations.events import EventsConfig, build_tokenizer, vocab_size
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: thread synchronisation costs more than it saves on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 TINY = dict(d_model=16, n_heads=2, n_layers=2, d_ff=32, context=24, dropout=0.0)
 
 

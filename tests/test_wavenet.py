@@ -37,13 +37,6 @@ CONDITIONINGS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: thread start-up costs more than it gains on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny(block: str = "gated", seed: int = 0, **options) -> WaveNet:

@@ -140,15 +140,9 @@ def load_prepared(cache_dir: str | Path) -> PreparedData:
 
 
 def _config_from(cls, options: dict, what: str):
-    import dataclasses
+    from tunesmith.config import config_from_dict
 
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ConfigError(
-            f"unknown {what} option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
-    return cls(**options)
+    return config_from_dict(cls, options, what)
 
 
 def _drop_drums(score):

@@ -22,26 +22,14 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from tunesmith.errors import ConfigError
+from tunesmith.config import DictConfig
 
 
 @dataclasses.dataclass
-class ModelConfig:
+class ModelConfig(DictConfig):
     """Base of every family's ``Config``: JSON round trip with a clear error on typos."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]):
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown option(s) {', '.join(unknown)} for {cls.__module__}.{cls.__name__}; "
-                f"known: {', '.join(sorted(known))}"
-            )
-        return cls(**data)
+    config_name: ClassVar[str] = "model"
 
     def updated(self, **changes):
         """A copy with some fields changed (names checked)."""

@@ -20,14 +20,15 @@ Constrained decoding (which token may follow a prefix) lives in
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from functools import cache
+from typing import ClassVar
 
 import numpy as np
 from symusic import Score
 
+from tunesmith.config import DictConfig
 from tunesmith.errors import ConfigError, RepresentationError
 
 TOKENIZERS = ("REMI", "MIDILike", "TSD")
@@ -38,8 +39,10 @@ DECODE_TPQ = 480
 
 
 @dataclass
-class EventsConfig:
+class EventsConfig(DictConfig):
     """Which tokenizer, at which resolution, with which token kinds (miditok options)."""
+
+    config_name: ClassVar[str] = "events"
 
     tokenizer: str = "REMI"  # "REMI" | "MIDILike" | "TSD"
     pitch_range: list[int] = field(default_factory=lambda: [21, 109])  # [low, high) MIDI
@@ -70,19 +73,6 @@ class EventsConfig:
             )
         if self.num_velocities < 1:
             raise ConfigError(f"num_velocities must be >= 1, got {self.num_velocities}")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> EventsConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown events option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        return cls(**data)
 
     def key(self) -> str:
         """A hashable identity of the tokenizer these options build."""

@@ -34,13 +34,14 @@ Encoding a piece:
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from symusic import Note, Score, Tempo, Track
 
+from tunesmith.config import DictConfig
 from tunesmith.errors import ConfigError, RepresentationError
 
 NO_EVENT = 0
@@ -50,8 +51,10 @@ POLYPHONY_POLICIES = ("highest", "skip")
 
 
 @dataclass
-class MelodyConfig:
+class MelodyConfig(DictConfig):
     """How a Score maps onto melody events."""
+
+    config_name: ClassVar[str] = "melody"
 
     steps_per_quarter: int = 4  # grid steps per quarter note (4 = sixteenth notes)
     min_pitch: int = 48  # lowest MIDI pitch kept (C3)
@@ -86,18 +89,6 @@ class MelodyConfig:
         """NO_EVENT, NOTE_OFF and one NOTE_ON per pitch."""
         return FIRST_PITCH_EVENT + self.n_pitches
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> MelodyConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown melody option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        return cls(**data)
 
 
 def pitch_event(pitch: int, cfg: MelodyConfig) -> int:

@@ -13,17 +13,21 @@ ICML 2012), of MuseGAN (Dong et al., AAAI 2018) and of the piano-roll WaveNet.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 from symusic import Note, Score, Tempo, Track
 
+from tunesmith.config import DictConfig
 from tunesmith.errors import ConfigError
 
 
 @dataclass
-class PianorollConfig:
+class PianorollConfig(DictConfig):
     """How a Score maps onto a grid."""
+
+    config_name: ClassVar[str] = "pianoroll"
 
     resolution: int = 4  # steps per quarter note (4 = sixteenth notes)
     pitch_low: int = 21  # lowest MIDI pitch kept (A0)
@@ -48,12 +52,6 @@ class PianorollConfig:
     def n_pitches(self) -> int:
         return self.pitch_high - self.pitch_low + 1
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> PianorollConfig:
-        return cls(**data)
 
 
 def _note_cells(tracks, tpq: int, cfg: PianorollConfig, merge: bool = False):
