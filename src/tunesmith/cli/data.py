@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
 
 REPR_HELP = "representation: pianoroll | melody | events"
 
 
 def parse_settings(settings: list[str] | None) -> dict:
-    """``["resolution=8", "onset=true"]`` -> ``{"resolution": 8, "onset": True}``.
+    """``["resolution=8", "onset=true"]`` -> ``{"resolution": 8, "onset": True}``
+    (:func:`tunesmith.cli.options.parse_assignments`)."""
+    from tunesmith.cli.options import parse_assignments
 
-    Values are read as JSON when they parse (numbers, true/false, lists), else as text.
-    """
-    from tunesmith.errors import ConfigError
-
-    options = {}
-    for setting in settings or []:
-        name, sep, value = setting.partition("=")
-        if not sep or not name.strip():
-            raise ConfigError(f"--set expects key=value, got {setting!r}")
-        try:
-            options[name.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            options[name.strip()] = value
-    return options
+    return parse_assignments(settings)
 
 
 def parse_pitch_range(text: str) -> tuple[int, int]:

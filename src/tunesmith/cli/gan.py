@@ -41,7 +41,8 @@ def register(app: typer.Typer) -> None:
         png: bool = typer.Option(False, "--png", help="Also draw PNG piano-rolls."),
     ) -> None:
         """Generate pieces (MidiNet over --chords; MuseGAN phrases)."""
-        from tunesmith.cli.vae import _report, controls_from, load_model, write_outputs
+        from tunesmith.cli.vae import _report, controls_from, load_model
+        from tunesmith.generation.generate import write_outputs
         from tunesmith.models.midinet import MidiNet, generate_with_chords
 
         if bars < 1:
@@ -68,7 +69,8 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("gan-out"), "--out", help="Folder for the MIDI files."),
     ) -> None:
         """Generate along a spherical path between two random latent vectors."""
-        from tunesmith.cli.vae import _report, controls_from, load_model, write_outputs
+        from tunesmith.cli.vae import _report, controls_from, load_model
+        from tunesmith.generation.generate import write_outputs
         from tunesmith.models.gan import interpolate_latents
         from tunesmith.models.midinet import MidiNet, parse_chord_progression
 

@@ -6,9 +6,8 @@
 * ``attribute FILE --data CORPUS``: add scale × (mean μ of dense − mean μ of sparse
   phrases of a corpus) to a file's code (Roberts et al. 2018, §5.3).
 
-Every output is a MIDI file (and ``--wav``/``--png`` renderings). The helpers here that
-turn files into the checkpoint's representation and back are shared with
-``tunesmith gan``.
+Every output is a MIDI file (and ``--wav``/``--png`` renderings), written by the shared
+helpers of :mod:`tunesmith.generation.generate`.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import typer
 
-from tunesmith.errors import ConfigError, MusicFileError
+from tunesmith.errors import ConfigError
 
 # ---------------------------------------------------------------------- checkpoint <-> files
 
@@ -30,86 +29,6 @@ def load_model(checkpoint: Path, family_check=None):
     if family_check is not None:
         family_check(model, meta)
     return model, meta
-
-
-def _repr_options(meta: dict) -> dict:
-    info = meta.get("data_info") or {}
-    return dict(meta.get("repr_config") or info.get("repr_config") or {})
-
-
-def file_to_array(path: Path, meta: dict):
-    """A music file in the checkpoint's representation: melody (T,) events or (T, K) roll."""
-    import numpy as np
-
-    from tunesmith.music import load
-    from tunesmith.music.transforms import merge_tracks, select_tracks
-
-    score = select_tracks(load(path), drums=False)
-    options = _repr_options(meta)
-    representation = meta.get("representation")
-    if representation == "melody":
-        from tunesmith.representations import melody
-
-        track = options.pop("track", None)
-        if track is not None:
-            named = select_tracks(score, names=[track])
-            score = named if len(named.tracks) else score  # no such track: the whole score
-        cfg = melody.MelodyConfig(**options)
-        return np.asarray(melody.encode(score, cfg), dtype=np.int64)
-    if representation == "pianoroll":
-        from tunesmith.representations import pianoroll
-
-        merge = options.pop("merge_tracks", True)
-        cfg = pianoroll.PianorollConfig(**options)
-        n_tracks = len(cfg.track_names) or 1
-        if merge:
-            score = merge_tracks(score, name=cfg.track_names[0] if cfg.track_names else "Piano")
-        if len(score.tracks) != n_tracks:
-            raise MusicFileError(path, f"has {len(score.tracks)} pitched tracks, the model "
-                                       f"was trained on {n_tracks}")
-        grid = pianoroll.encode(score, cfg)  # (tracks, steps, pitches)
-        return grid.transpose(1, 0, 2).reshape(grid.shape[1], -1)  # (steps, tracks·pitches)
-    raise ConfigError(f"cannot read files for the {representation!r} representation here")
-
-
-def array_to_score(array, meta: dict):
-    """A generated (T,) melody or (T, K) piano-roll -> a Score, with the data's settings."""
-    import numpy as np
-
-    array = np.asarray(array)
-    options = _repr_options(meta)
-    if meta.get("representation") == "melody":
-        from tunesmith.representations import melody
-
-        options.pop("track", None)
-        return melody.decode(array.astype(np.int64), melody.MelodyConfig(**options))
-    from tunesmith.representations import pianoroll
-
-    options.pop("merge_tracks", None)
-    cfg = pianoroll.PianorollConfig(**options)
-    grid = array.reshape(array.shape[0], -1, cfg.n_pitches).transpose(1, 0, 2)
-    return pianoroll.decode((grid > 0.5).astype(np.uint8), cfg)
-
-
-def write_outputs(arrays, meta: dict, out_dir: Path, stem: str, wav: bool, png: bool):
-    """Write each array as ``out_dir/stem-i.mid`` (+ .wav / .png); returns the MIDI paths."""
-    from tunesmith.music import save_midi
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, array in enumerate(arrays):
-        score = array_to_score(array, meta)
-        path = save_midi(score, out_dir / f"{stem}-{i:02d}.mid")
-        if wav:
-            from tunesmith.render import render_wav
-
-            render_wav(score, path.with_suffix(".wav"))
-        if png:
-            from tunesmith.render import render_png
-
-            render_png(score, path.with_suffix(".png"), title=path.stem)
-        paths.append(path)
-    return paths
 
 
 def controls_from(temperature: float, seed: int | None, threshold: float | None = None):
@@ -154,6 +73,7 @@ def register(app: typer.Typer) -> None:
         out: Path = out_option, wav: bool = wav_option, png: bool = png_option,
     ) -> None:
         """Decode phrases from random codes z ~ N(0, I)."""
+        from tunesmith.generation.generate import write_outputs
         from tunesmith.models.music_vae import sample_prior
 
         model, meta = load_model(checkpoint, _check_vae)
@@ -167,6 +87,7 @@ def register(app: typer.Typer) -> None:
         out: Path = out_option, wav: bool = wav_option, png: bool = png_option,
     ) -> None:
         """Encode a file's first phrase to μ and decode it (argmax)."""
+        from tunesmith.generation.generate import file_to_array, write_outputs
         from tunesmith.models.music_vae import reconstruct
 
         model, meta = load_model(checkpoint, _check_vae)
@@ -185,6 +106,7 @@ def register(app: typer.Typer) -> None:
         out: Path = out_option, wav: bool = wav_option, png: bool = png_option,
     ) -> None:
         """Decode codes spherically interpolated from μ(START) to μ(END)."""
+        from tunesmith.generation.generate import file_to_array, write_outputs
         from tunesmith.models.music_vae import interpolate
 
         model, meta = load_model(checkpoint, _check_vae)
@@ -204,6 +126,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Note-density attribute vector: decode μ(FILE) + s·v for each scale s."""
         from tunesmith.data import prepare
+        from tunesmith.generation.generate import file_to_array, repr_options, write_outputs
         from tunesmith.models.music_vae import apply_attribute, attribute_vector
 
         model, meta = load_model(checkpoint, _check_vae)
@@ -213,7 +136,7 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(
                 f"--scales expects numbers separated by commas, got {scales!r}"
             ) from None
-        options = _repr_options(meta)
+        options = repr_options(meta)
         prepared = prepare(data, meta["representation"], options)
         pieces = [p for p in prepared.pieces(split) if len(p) >= model.config.steps][:limit]
         vector = attribute_vector(model, pieces)

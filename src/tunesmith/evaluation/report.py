@@ -420,6 +420,9 @@ def generate_samples(checkpoint: Path, n: int, out_dir: Path, seed: int = 0) -> 
         kwargs[count_name] = n
     if "seed" in params:
         kwargs["seed"] = seed
+    for flag in ("wav", "png"):  # only the MIDI files are evaluated
+        if flag in params:
+            kwargs[flag] = False
     out_name = next((k for k in ("out_dir", "output_dir") if k in params), None)
     if out_name:
         kwargs[out_name] = out_dir

@@ -1,0 +1,71 @@
+"""``tunesmith generate``: sample pieces from a checkpoint (MIDI + WAV + PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def print_outputs(paths: list[Path], title: str = "generated") -> None:
+    """A rich table of the written files (MIDI, WAV, PNG) and how to listen."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from tunesmith.render.audio import wav_facts
+
+    folders = sorted({str(p.parent) for p in paths})
+    table = Table(title=title, caption=f"in {', '.join(folders)}")
+    for column in ("MIDI", "audio (WAV)", "seconds", "picture (PNG)"):
+        table.add_column(column)
+    for midi in paths:
+        wav, png = midi.with_suffix(".wav"), midi.with_suffix(".png")
+        seconds = f"{wav_facts(wav)['seconds']:.1f}" if wav.is_file() else "-"
+        table.add_row(midi.name, wav.name if wav.is_file() else "-", seconds,
+                      png.name if png.is_file() else "-")
+    console = Console()
+    console.print(table)
+    wavs = [p.with_suffix(".wav") for p in paths if p.with_suffix(".wav").is_file()]
+    if wavs:
+        console.print(f"listen: aplay {wavs[0]}  (MIDI files open in MuseScore or a DAW)")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("generate")
+    def generate_command(
+        checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="A run folder."),
+        n: int = typer.Option(4, "--n", "-n", help="Number of pieces."),
+        bars: float = typer.Option(None, "--bars", help="Length in bars (default 8)."),
+        seconds: float = typer.Option(None, "--seconds", help="Length in seconds."),
+        temperature: float = typer.Option(1.0, help="Divide logits by this (<1 sharper)."),
+        top_k: int = typer.Option(0, help="Keep the k most likely events (0 = all)."),
+        top_p: float = typer.Option(1.0, help="Nucleus sampling mass (1 = all)."),
+        threshold: float = typer.Option(
+            None, help="Piano-rolls: note on where p > threshold (default: Bernoulli draws)."),
+        max_notes_per_step: int = typer.Option(
+            0, help="Piano-rolls: at most this many notes per track and step (0 = any)."),
+        max_sustain: int = typer.Option(
+            0, "--max-sustain", help="Piano-rolls: release notes held this many steps."),
+        prime: Path = typer.Option(None, "--prime",
+                                   help="MIDI/ABC/MusicXML file to continue (kept as is)."),
+        pitch_histogram: str = typer.Option(
+            None, "--pitch-histogram",
+            help='Condition on a key ("C major") or a file\'s pitch classes (models trained '
+                 "with pitch_histogram_cond)."),
+        seed: int = typer.Option(None, help="Random seed."),
+        out: Path = typer.Option(Path("generated"), "--out", "-o", help="Output folder."),
+        soundfont: Path = typer.Option(None, help="SoundFont for the WAVs (default TimGM6mb)."),
+        wav: bool = typer.Option(True, help="Render WAV audio."),
+        png: bool = typer.Option(True, help="Draw PNG piano-rolls."),
+    ) -> None:
+        """Generate pieces from a trained checkpoint."""
+        from tunesmith.generation.generate import generate_from_checkpoint
+        from tunesmith.generation.sampling import SamplingControls
+
+        controls = SamplingControls(
+            temperature=temperature, top_k=top_k, top_p=top_p, threshold=threshold,
+            max_notes_per_step=max_notes_per_step, max_sustain_steps=max_sustain, seed=seed)
+        paths = generate_from_checkpoint(
+            checkpoint, n=n, bars=bars, seconds=seconds, controls=controls, prime=prime,
+            pitch_histogram=pitch_histogram, out_dir=out, wav=wav, png=png, soundfont=soundfont)
+        print_outputs(paths)

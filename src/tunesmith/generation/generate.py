@@ -1,0 +1,333 @@
+"""Generation from a checkpoint: length in bars or seconds, priming, conditioning, outputs.
+
+:func:`generate_from_checkpoint` rebuilds a model from its checkpoint folder (safetensors +
+JSON, :func:`tunesmith.training.checkpoint.load_checkpoint`), converts the requested length
+to the representation's steps with the data's grid (steps per quarter, 4/4 bars unless the
+data says otherwise, the representation's tempo), encodes an optional primer file with the
+checkpoint's own representation config (the primer stays unchanged at the start), samples,
+decodes each sample to a Score and writes ``sample_N.mid`` (+ ``.wav``, ``.png``).
+
+The helpers that turn music files into a checkpoint's arrays and back
+(:func:`file_to_array`, :func:`array_to_score`, :func:`write_outputs`) are shared with the
+``tunesmith vae`` and ``tunesmith gan`` commands.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tunesmith.errors import ConfigError, MusicFileError
+from tunesmith.generation.sampling import SamplingControls
+
+#: tempo (quarter notes per minute) of representations that store none
+DEFAULT_QPM = 120.0
+#: event tokens budgeted per 4/4 bar when a length is asked of a token model (REMI-like
+#: streams of 4-voice music use ~30-60 tokens a bar); the decoded piece is cut to length
+EVENT_TOKENS_PER_BAR = 64
+
+
+# ---------------------------------------------------------------------- checkpoint facts
+
+
+def repr_options(meta: dict) -> dict:
+    """The representation options a checkpoint's data was prepared with (a copy)."""
+    info = meta.get("data_info") or {}
+    return dict(meta.get("repr_config") or info.get("repr_config") or {})
+
+
+def grid_facts(meta: dict) -> dict:
+    """Steps per quarter, steps per bar and tempo of a checkpoint's representation.
+
+    Piano-roll and melody grids come from the data info (4/4 unless the data recorded its
+    most common bar); event tokens have no grid (``steps_per_quarter`` is None).
+    """
+    info = meta.get("data_info") or {}
+    options = repr_options(meta)
+    representation = meta.get("representation")
+    if representation == "events":
+        return {"steps_per_quarter": None, "steps_per_bar": None, "qpm": DEFAULT_QPM}
+    per_quarter = int(info.get("steps_per_quarter") or options.get("resolution")
+                      or options.get("steps_per_quarter") or 4)
+    per_bar = int(info.get("steps_per_bar") or 4 * per_quarter)
+    qpm = float(options.get("tempo") or DEFAULT_QPM)
+    return {"steps_per_quarter": per_quarter, "steps_per_bar": per_bar, "qpm": qpm}
+
+
+def length_in_steps(meta: dict, bars: float | None = None, seconds: float | None = None,
+                    default_bars: float = 8) -> int:
+    """Steps (or event tokens) of ``bars`` bars or ``seconds`` seconds of a checkpoint's music."""
+    if bars is not None and seconds is not None:
+        raise ConfigError("give a length in bars or in seconds, not both")
+    if bars is not None and bars <= 0:
+        raise ConfigError(f"bars must be > 0, got {bars}")
+    if seconds is not None and seconds <= 0:
+        raise ConfigError(f"seconds must be > 0, got {seconds}")
+    facts = grid_facts(meta)
+    if facts["steps_per_quarter"] is None:  # event tokens: a budget per bar
+        quarters = seconds * facts["qpm"] / 60 if seconds is not None else \
+            4 * (bars if bars is not None else default_bars)
+        return max(2, math.ceil(quarters / 4 * EVENT_TOKENS_PER_BAR))
+    if seconds is not None:
+        return max(1, math.ceil(seconds * facts["qpm"] / 60 * facts["steps_per_quarter"]))
+    return max(1, math.ceil((bars if bars is not None else default_bars) * facts["steps_per_bar"]))
+
+
+# ---------------------------------------------------------------------- files <-> arrays
+
+
+def file_to_array(path: str | Path, meta: dict) -> np.ndarray:
+    """A music file in the checkpoint's representation.
+
+    -> melody ``(T,)`` events, piano-roll ``(T, K)`` frames (K = tracks × pitches,
+    track-major) or event ``(n,)`` tokens (without the closing EOS, ready to continue).
+    """
+    from tunesmith.music import load
+    from tunesmith.music.transforms import merge_tracks, select_tracks
+
+    path = Path(path)
+    score = select_tracks(load(path), drums=False)
+    options = repr_options(meta)
+    representation = meta.get("representation")
+    if representation == "melody":
+        from tunesmith.representations import melody
+
+        track = options.pop("track", None)
+        if track is not None:
+            named = select_tracks(score, names=[track])
+            score = named if len(named.tracks) else score  # no such track: the whole score
+        cfg = melody.MelodyConfig(**options)
+        return np.asarray(melody.encode(score, cfg), dtype=np.int64)
+    if representation == "pianoroll":
+        from tunesmith.representations import pianoroll
+
+        merge = options.pop("merge_tracks", True)
+        cfg = pianoroll.PianorollConfig(**options)
+        n_tracks = len(cfg.track_names) or 1
+        if merge:
+            score = merge_tracks(score, name=cfg.track_names[0] if cfg.track_names else "Piano")
+        if len(score.tracks) != n_tracks:
+            raise MusicFileError(path, f"has {len(score.tracks)} pitched tracks, the model "
+                                       f"was trained on {n_tracks}")
+        grid = pianoroll.encode(score, cfg)  # (tracks, steps, pitches)
+        return grid.transpose(1, 0, 2).reshape(grid.shape[1], -1)  # (steps, tracks·pitches)
+    if representation == "events":
+        from tunesmith.representations import events
+
+        cfg = events.EventsConfig.from_dict(options)
+        tokens = np.asarray(events.encode(score, cfg), dtype=np.int64)  # (n,)
+        if cfg.add_bos_eos and len(tokens) and tokens[-1] == events.EOS_ID:
+            tokens = tokens[:-1]  # a primer is continued, not closed
+        return tokens
+    raise ConfigError(f"cannot read files for the {representation!r} representation")
+
+
+def array_to_score(array, meta: dict):
+    """A generated melody ``(T,)``, piano-roll ``(T, K)`` or token ``(n,)`` array -> Score,
+    with the data's track names, programs and tempo."""
+    array = np.asarray(array)
+    options = repr_options(meta)
+    representation = meta.get("representation")
+    if representation == "melody":
+        from tunesmith.representations import melody
+
+        options.pop("track", None)
+        return melody.decode(array.astype(np.int64), melody.MelodyConfig(**options))
+    if representation == "events":
+        from tunesmith.representations import events
+
+        return events.decode(array.astype(np.int64), events.EventsConfig.from_dict(options))
+    from tunesmith.representations import pianoroll
+
+    options.pop("merge_tracks", None)
+    cfg = pianoroll.PianorollConfig(**options)
+    if array.ndim != 2 or array.shape[1] % cfg.n_pitches:
+        raise ConfigError(f"expected (steps, tracks × {cfg.n_pitches}) frames, got {array.shape}")
+    grid = array.reshape(array.shape[0], -1, cfg.n_pitches).transpose(1, 0, 2)  # (tr, T, P)
+    return pianoroll.decode((grid > 0.5).astype(np.uint8), cfg)
+
+
+def write_score(score, path: Path, wav: bool = False, png: bool = False,
+                soundfont: str | Path | None = None, title: str | None = None) -> list[Path]:
+    """Write ``score`` as MIDI at ``path`` (+ ``.wav``, ``.png`` beside it); returns the paths."""
+    from tunesmith.music import save_midi
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = [save_midi(score, path)]
+    if wav:
+        from tunesmith.render import render_wav
+
+        written.append(render_wav(score, path.with_suffix(".wav"), soundfont))
+    if png:
+        from tunesmith.render import render_png
+
+        written.append(render_png(score, path.with_suffix(".png"), title=title or path.stem))
+    return written
+
+
+def write_outputs(arrays, meta: dict, out_dir: Path, stem: str, wav: bool, png: bool,
+                  soundfont: str | Path | None = None) -> list[Path]:
+    """Write each array as ``out_dir/stem-ii.mid`` (+ .wav / .png); returns the MIDI paths."""
+    out_dir = Path(out_dir)
+    paths = []
+    for i, array in enumerate(arrays):
+        score = array_to_score(array, meta)
+        paths.append(write_score(score, out_dir / f"{stem}-{i:02d}.mid", wav, png, soundfont)[0])
+    return paths
+
+
+def crop_score(score, quarters: float):
+    """Notes that start before ``quarters`` quarter notes, cut to end there."""
+    end = round(quarters * score.ticks_per_quarter)
+    for track in score.tracks:
+        kept = [n for n in track.notes if n.time < end]
+        for note in kept:
+            note.duration = max(1, min(note.duration, end - note.time))
+        track.notes.clear()
+        track.notes.extend(kept)
+    return score
+
+
+# ---------------------------------------------------------------------- generation
+
+
+@contextmanager
+def sampling_threads(n: int = 1):
+    """Run step-by-step sampling on ``n`` torch threads (one is fastest for small steps)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _prime_tensor(array: np.ndarray, representation: str, n: int) -> torch.Tensor:
+    """A primer array -> the batch-shaped prime the models take: (n, P, K) or (n, P)."""
+    if representation == "pianoroll":
+        return torch.as_tensor(array, dtype=torch.float32)[None].expand(n, -1, -1).clone()
+    return torch.as_tensor(array, dtype=torch.long)[None].expand(n, -1).clone()
+
+
+def _condition(model, pitch_histogram, n: int) -> dict | None:
+    if pitch_histogram is None:
+        return None
+    if not getattr(model.config, "pitch_histogram_cond", False):
+        raise ConfigError(
+            f"this {type(model).__name__} was not trained with a pitch-histogram condition "
+            "(model option pitch_histogram_cond=true); drop --pitch-histogram"
+        )
+    if isinstance(pitch_histogram, (str, Path)):
+        from tunesmith.models.wavenet import pitch_histogram_from_spec
+
+        histogram = pitch_histogram_from_spec(str(pitch_histogram))
+    else:
+        histogram = torch.as_tensor(pitch_histogram, dtype=torch.float32)
+    if histogram.shape != (12,):
+        raise ConfigError(f"a pitch histogram has 12 bins, got shape {tuple(histogram.shape)}")
+    return {"pitch_histogram": histogram[None].expand(n, -1).clone()}  # (n, 12)
+
+
+def sample_arrays(
+    model, meta: dict, n: int, steps: int, controls: SamplingControls,
+    prime: str | Path | None = None, pitch_histogram=None,
+) -> tuple[list[np.ndarray], int]:
+    """Sample ``n`` arrays of ``steps`` new steps after an optional primer file.
+
+    Returns the arrays (primer + continuation) and the primer's length in steps.
+    """
+    representation = meta.get("representation") or type(model).representation
+    prime_tensor, n_prime = None, 0
+    if prime is not None:
+        array = file_to_array(prime, meta)
+        n_prime = int(array.shape[0])
+        if n_prime == 0:
+            raise MusicFileError(prime, "holds no notes in the model's range")
+        prime_tensor = _prime_tensor(array, representation, n)
+    condition = _condition(model, pitch_histogram, n)
+    if controls.seed is not None:
+        torch.manual_seed(int(controls.seed))  # families drawing from the global RNG too
+    with sampling_threads(1), torch.no_grad():
+        out = model.generate(n, n_prime + steps, controls, prime=prime_tensor,
+                             condition=condition)
+    out = out.detach().cpu().numpy()
+    return [out[i] for i in range(out.shape[0])], n_prime
+
+
+def generate_from_checkpoint(
+    checkpoint: str | Path,
+    n: int = 4,
+    bars: float | None = None,
+    seconds: float | None = None,
+    controls: SamplingControls | None = None,
+    prime: str | Path | None = None,
+    pitch_histogram=None,
+    out_dir: str | Path = "generated",
+    wav: bool = True,
+    png: bool = True,
+    soundfont: str | Path | None = None,
+    seed: int | None = None,
+    stem: str = "sample",
+) -> list[Path]:
+    """Sample ``n`` pieces from a checkpoint folder and write them; returns the MIDI paths.
+
+    Args:
+        checkpoint: a run folder (``model.safetensors`` + ``config.json``).
+        n: pieces to write, ``out_dir/{stem}_1.mid`` ... ``{stem}_n.mid``.
+        bars, seconds: length of the new music after the primer (default 8 bars); bars
+            are 4/4 unless the data recorded another bar, seconds use the
+            representation's tempo. Token models get a budget of
+            :data:`EVENT_TOKENS_PER_BAR` tokens a bar and are cut to the length.
+        controls: :class:`SamplingControls` (temperature, top-k/p, threshold, note limits).
+        prime: a MIDI/ABC/MusicXML file whose encoding starts every piece, unchanged.
+        pitch_histogram: a key name ("C major"), a music file, or 12 weights; only for
+            models trained with a pitch-histogram condition (WaveNet
+            ``pitch_histogram_cond``).
+        wav, png: also render audio (SoundFont ``soundfont``, default TimGM6mb) and a
+            piano-roll picture beside each MIDI file.
+        seed: overrides ``controls.seed``.
+    """
+    from tunesmith.training.checkpoint import load_checkpoint
+
+    if n < 1:
+        raise ConfigError(f"n must be >= 1, got {n}")
+    controls = controls or SamplingControls()
+    if seed is not None:
+        controls = SamplingControls(**{**controls.to_dict(), "seed": int(seed)})
+    model, meta = load_checkpoint(checkpoint)
+    fixed = getattr(model.config, "steps", None)  # phrase models (MusicVAE) have one length
+    if isinstance(fixed, int) and bars is None and seconds is None and prime is None:
+        steps = fixed
+    else:
+        steps = length_in_steps(meta, bars, seconds)
+    arrays, n_prime = sample_arrays(model, meta, n, steps, controls, prime, pitch_histogram)
+    out_dir = Path(out_dir)
+    facts = grid_facts(meta)
+    paths = []
+    for i, array in enumerate(arrays, start=1):
+        score = array_to_score(array, meta)
+        if facts["steps_per_quarter"] is None and (bars is not None or seconds is not None):
+            quarters = 4 * bars if bars is not None else seconds * facts["qpm"] / 60
+            if n_prime == 0:  # a primed token stream keeps all of its primer
+                score = crop_score(score, quarters)
+        path = out_dir / f"{stem}_{i}.mid"
+        write_score(score, path, wav, png, soundfont, title=f"{meta['model_name']}: {path.stem}")
+        paths.append(path)
+    return paths
+
+
+__all__: Sequence[str] = [
+    "array_to_score",
+    "file_to_array",
+    "generate_from_checkpoint",
+    "grid_facts",
+    "length_in_steps",
+    "sample_arrays",
+    "write_outputs",
+    "write_score",
+]

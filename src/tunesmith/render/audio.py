@@ -1,0 +1,99 @@
+"""Audio from a Score: symusic's SoundFont synthesizer, written as 16-bit WAV.
+
+symusic 0.5.8's :class:`symusic.Synthesizer` renders a Score in ticks (tempo changes and
+General MIDI programs honoured) to float samples; the default SoundFont is the General
+MIDI ``TimGM6mb.sf2`` that pretty_midi ships, so nothing is downloaded. The peak is
+normalised (to 0.9 of full scale) and the file is written with the stdlib ``wave``
+module at 44.1 kHz, 16 bits, stereo.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import wave
+from pathlib import Path
+
+import numpy as np
+from symusic import Score
+
+from tunesmith.errors import ConfigError
+
+SAMPLE_RATE = 44100
+PEAK = 0.9  # normalised peak, a little below full scale
+
+
+def default_soundfont() -> Path:
+    """pretty_midi's bundled General MIDI SoundFont ``TimGM6mb.sf2``."""
+    import pretty_midi
+
+    path = Path(os.path.dirname(pretty_midi.__file__)) / "TimGM6mb.sf2"
+    if not path.is_file():
+        raise ConfigError(f"{path}: pretty_midi's SoundFont is missing; pass --soundfont PATH")
+    return path
+
+
+@functools.lru_cache(maxsize=4)
+def _synthesizer(soundfont: str, sample_rate: int):
+    from symusic import Synthesizer
+
+    return Synthesizer(soundfont, sample_rate, 0)
+
+
+def _check_soundfont(soundfont: str | Path | None) -> Path:
+    path = Path(soundfont) if soundfont is not None else default_soundfont()
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such SoundFont file")
+    if path.suffix.lower() not in (".sf2", ".sf3"):
+        raise ConfigError(f"{path}: a SoundFont must be a .sf2 or .sf3 file")
+    return path
+
+
+def synthesize(score: Score, soundfont: str | Path | None = None,
+               sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Render a Score to float32 audio of shape (2, samples), peak-normalised to 0.9."""
+    path = _check_soundfont(soundfont)
+    if score.note_num() == 0:
+        return np.zeros((2, sample_rate // 10), np.float32)  # a tenth of a second of silence
+    try:
+        audio = np.asarray(_synthesizer(str(path), int(sample_rate)).render(score, True))
+    except Exception as exc:  # the C++ side reports a bad SoundFont tersely
+        raise ConfigError(f"{path}: cannot synthesise with this SoundFont ({exc})") from exc
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    if peak > 0:
+        audio = audio * (PEAK / peak)
+    return audio.astype(np.float32)
+
+
+def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
+    """Write (channels, samples) float audio in [-1, 1] as a 16-bit PCM WAV file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
+    pcm = np.round(np.clip(audio, -1.0, 1.0) * 32767).astype("<i2")  # (channels, samples)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(pcm.shape[0])
+        out.setsampwidth(2)
+        out.setframerate(int(sample_rate))
+        out.writeframes(np.ascontiguousarray(pcm.T).tobytes())  # interleaved frames
+    return path
+
+
+def render_wav(score: Score, path: str | Path, soundfont: str | Path | None = None,
+               sample_rate: int = SAMPLE_RATE) -> Path:
+    """Synthesise ``score`` and write it to ``path`` as WAV; returns the path."""
+    return write_wav(path, synthesize(score, soundfont, sample_rate), sample_rate)
+
+
+def wav_facts(path: str | Path) -> dict:
+    """Duration (s), peak (fraction of full scale), channels and rate of a 16-bit WAV."""
+    with wave.open(str(path), "rb") as f:
+        frames = f.readframes(f.getnframes())
+        channels, rate = f.getnchannels(), f.getframerate()
+        samples = np.frombuffer(frames, dtype="<i2")
+    return {
+        "seconds": len(samples) / channels / rate,
+        "peak": float(np.abs(samples.astype(np.int32)).max() / 32767) if len(samples) else 0.0,
+        "channels": channels,
+        "sample_rate": rate,
+    }

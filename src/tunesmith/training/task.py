@@ -1,0 +1,137 @@
+"""The LightningModule every family trains in. Nothing here is about a particular model.
+
+As in minGPT's ``trainer.py``, the model brings its own step: :class:`TrainingTask` calls
+``model.loss(batch)`` (or ``model.manual_training_step`` for families with several
+optimisers, such as a GAN), logs the losses, and sets up the optimiser and the
+learning-rate schedule.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytorch_lightning as pl
+import torch
+
+from tunesmith.errors import ConfigError
+
+#: learning-rate schedules the task knows
+LR_SCHEDULES = ("constant", "cosine", "plateau")
+
+
+def batch_size_of(batch: dict[str, torch.Tensor]) -> int:
+    """Number of sequences in a batch dict (its first tensor's leading size)."""
+    for value in batch.values():
+        if isinstance(value, torch.Tensor) and value.ndim > 0:
+            return int(value.shape[0])
+    return 1
+
+
+class TrainingTask(pl.LightningModule):
+    """Wrap a :class:`~tunesmith.models.base.GenerativeModel` for Lightning.
+
+    Logs ``train_loss`` (per step and per epoch, as ``train_loss_step`` /
+    ``train_loss_epoch``) and ``val_loss`` (per epoch), plus any other scalar the
+    model's ``loss`` returns, prefixed ``train_`` / ``val_``.
+
+    Args:
+        model: the model; its ``loss(batch)`` returns a dict with ``"loss"``.
+        lr, weight_decay: passed to ``model.configure_optimizers``.
+        lr_schedule: ``"constant"``, ``"cosine"`` (per step, down to ``min_lr`` over
+            the run; needs a known number of steps) or ``"plateau"`` (halve the rate
+            when ``monitor`` stops improving for ``plateau_patience`` epochs).
+        monitor: the logged value a plateau schedule watches.
+    """
+
+    def __init__(
+        self,
+        model,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        lr_schedule: str = "plateau",
+        min_lr: float = 1e-6,
+        plateau_patience: int = 2,
+        plateau_factor: float = 0.5,
+        monitor: str = "val_loss",
+    ):
+        super().__init__()
+        if lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"unknown lr_schedule {lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}"
+            )
+        if lr <= 0:
+            raise ConfigError(f"lr must be > 0, got {lr}")
+        self.model = model
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.min_lr = min_lr
+        self.plateau_patience = plateau_patience
+        self.plateau_factor = plateau_factor
+        self.monitor = monitor
+        self.automatic_optimization = bool(type(model).automatic_optimization)
+
+    # ---- steps ----------------------------------------------------------------------
+    def _log_outputs(self, stage: str, outputs: dict, batch_size: int) -> None:
+        for name, value in outputs.items():
+            if isinstance(value, torch.Tensor):
+                if value.numel() != 1:
+                    continue
+                value = value.detach().float()
+            elif not isinstance(value, (int, float)):
+                continue
+            key = f"{stage}_{name}"
+            if stage == "train" and name == "loss":
+                self.log(key, value, on_step=True, on_epoch=True, prog_bar=True,
+                         batch_size=batch_size, sync_dist=False)
+            else:
+                self.log(key, value, on_step=False, on_epoch=True, prog_bar=(name == "loss"),
+                         batch_size=batch_size, sync_dist=(stage == "val"))
+
+    def training_step(self, batch, batch_idx):
+        size = batch_size_of(batch)
+        if self.automatic_optimization:
+            outputs = self.model.loss(batch)
+            loss = outputs["loss"]
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"training loss became {loss.item()} at step {self.global_step}; "
+                    "lower the learning rate or raise gradient clipping"
+                )
+            self._log_outputs("train", outputs, size)
+            return loss
+        logs = self.model.manual_training_step(batch, self.optimizers(), self.manual_backward)
+        self._log_outputs("train", dict(logs or {}), size)
+        return None
+
+    def validation_step(self, batch, batch_idx):
+        with torch.no_grad():
+            outputs = self.model.loss(batch)
+        self._log_outputs("val", outputs, batch_size_of(batch))
+
+    # ---- optimisation ----------------------------------------------------------------
+    def configure_optimizers(self):
+        optimizers = self.model.configure_optimizers(self.lr, self.weight_decay)
+        if isinstance(optimizers, (list, tuple, dict)):
+            return optimizers  # several optimisers or a full Lightning config: the model's own
+        optimizer = optimizers
+        if self.lr_schedule == "constant" or not self.automatic_optimization:
+            return optimizer
+        if self.lr_schedule == "cosine":
+            total = self.trainer.estimated_stepping_batches
+            if not math.isfinite(total) or total <= 0:
+                raise ConfigError(
+                    "the cosine schedule needs a known number of steps: set epochs or max_steps, "
+                    "or use lr_schedule='plateau' with a time limit"
+                )
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+                optimizer, T_max=int(total), eta_min=self.min_lr
+            )
+            return {"optimizer": optimizer,
+                    "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=self.plateau_factor, patience=self.plateau_patience,
+            min_lr=self.min_lr,
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {
+            "scheduler": scheduler, "interval": "epoch", "monitor": self.monitor}}

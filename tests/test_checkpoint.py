@@ -1,0 +1,83 @@
+"""Checkpoints: self-contained folders, and a clear CheckpointError for every bad one."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from tiny_model import TINY_INFO, TinyFrameConfig, TinyFrameModel, register_tiny_families
+from tunesmith.errors import CheckpointError
+from tunesmith.training.checkpoint import load_checkpoint, read_checkpoint_config, save_checkpoint
+
+
+@pytest.fixture(autouse=True)
+def _tiny_registry(monkeypatch):
+    register_tiny_families(monkeypatch)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    torch.manual_seed(0)
+    model = TinyFrameModel(TinyFrameModel.config_for_data(TinyFrameConfig(), TINY_INFO))
+    return save_checkpoint(tmp_path / "ckpt", model, model_name="tiny-frames",
+                           data_info=TINY_INFO, corpus={"corpus": "tiny"},
+                           training={"epochs": 3})
+
+
+def test_config_records_what_rebuilds_the_model(folder):
+    meta = read_checkpoint_config(folder)
+    assert meta["model_name"] == "tiny-frames" and meta["representation"] == "pianoroll"
+    assert meta["model_config"] == {"keys": 8, "hidden": 16, "dropout": 0.1, "group_size": 4}
+    assert meta["repr_config"] == TINY_INFO["repr_config"]
+    assert meta["training"] == {"epochs": 3} and "torch" in meta["versions"]
+    assert meta["n_parameters"] == sum(p.numel() for p in TinyFrameModel(
+        TinyFrameConfig(keys=8, group_size=4)).parameters())
+    model, _ = load_checkpoint(folder)
+    assert not model.training
+
+
+def test_missing_folder_and_files(tmp_path, folder):
+    with pytest.raises(CheckpointError, match="no such checkpoint folder"):
+        load_checkpoint(tmp_path / "nowhere")
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: no such file"):
+        load_checkpoint(folder)
+
+
+def test_a_file_is_not_a_checkpoint(tmp_path):
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(b"x")
+    with pytest.raises(CheckpointError, match="is a folder"):
+        load_checkpoint(path)
+
+
+def test_corrupt_weights(folder):
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupt or unreadable"):
+        load_checkpoint(folder)
+    (folder / "model.safetensors").write_bytes(b"\x00" * 100)
+    with pytest.raises(CheckpointError, match="corrupt or unreadable"):
+        load_checkpoint(folder)
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda m: m.update(model_name="no-such-model"), "unknown model 'no-such-model'"),
+    (lambda m: m["model_config"].update(hiden=3), "unknown (model )?option"),
+    (lambda m: m["model_config"].update(hidden=32), "has shape"),
+    (lambda m: m.pop("model_config"), "missing field 'model_config'"),
+])
+def test_config_that_does_not_fit(folder, change, match):
+    meta = json.loads((folder / "config.json").read_text())
+    change(meta)
+    (folder / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=match):
+        load_checkpoint(folder)
+
+
+def test_invalid_json(folder):
+    (folder / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_checkpoint(folder)
