@@ -12,7 +12,25 @@ from tunesmith.models.base import GenerativeModel
 
 #: registry name -> ("module:Class", preset options). Add a family by adding a line here;
 #: variants of one family are presets of the same class.
-FAMILIES: dict[str, tuple[str, dict]] = {}
+FAMILIES: dict[str, tuple[str, dict]] = {
+    "music-vae": ("tunesmith.models.music_vae:MusicVAE", {}),
+    "music-vae-flat": ("tunesmith.models.music_vae:MusicVAE", {"decoder": "flat"}),
+    "music-vae-pianoroll": ("tunesmith.models.music_vae:MusicVAEPianoroll", {}),
+    "midinet": ("tunesmith.models.midinet:MidiNet", {}),
+    "musegan": ("tunesmith.models.musegan:MuseGAN", {}),
+    "lstm": ("tunesmith.models.rnn:FrameRNN", {}),
+    "gru": ("tunesmith.models.rnn:FrameRNN", {"cell": "gru"}),
+    "lstm-nade": ("tunesmith.models.rnn:FrameRNN", {"head": "nade"}),
+    "biaxial": ("tunesmith.models.biaxial:BiaxialRNN", {}),
+    "wavenet": ("tunesmith.models.wavenet:WaveNet", {}),
+    "tcn": ("tunesmith.models.wavenet:WaveNet", {"block": "relu", "kernel_size": 3, "levels": 2,
+                                                 "blocks": 1, "channels": 150, "dropout": 0.5}),
+    "melody-rnn-basic": ("tunesmith.models.melody_rnn:MelodyRNN", {"mode": "basic"}),
+    "melody-rnn-lookback": ("tunesmith.models.melody_rnn:MelodyRNN", {"mode": "lookback"}),
+    "melody-rnn-attention": ("tunesmith.models.melody_rnn:MelodyRNN", {"mode": "attention"}),
+    "music-transformer": ("tunesmith.models.music_transformer:MusicTransformer", {}),
+    "gpt-events": ("tunesmith.models.gpt:EventGPT", {}),
+}
 
 
 def family_names() -> list[str]:

@@ -1,0 +1,132 @@
+"""Polyphonic likelihood benchmarks: our frame-level test NLL beside the published figures.
+
+    python benchmarks/nll.py jsb-lstm jsb-tcn        # train + test these runs, then the table
+    python benchmarks/nll.py --summary               # only the table, from benchmarks/results/
+
+Each run is exactly ``tunesmith bench nll`` with the options listed in RUNS (the command is
+recorded in its JSON). Protocol and training loop: :mod:`tunesmith.evaluation.likelihood`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+#: (benchmark file stem, reference model) -> (published test NLL, source)
+PUBLISHED = {
+    ("JSB_Chorales", "LSTM"): (8.45, "Bai et al. 2018, Table 1"),
+    ("JSB_Chorales", "GRU"): (8.43, "Bai et al. 2018, Table 1"),
+    ("JSB_Chorales", "TCN"): (8.10, "Bai et al. 2018, Table 1"),
+    ("JSB_Chorales", "RNN-NADE"): (5.56, "Boulanger-Lewandowski et al. 2012 (HF)"),
+    ("Nottingham", "LSTM"): (3.29, "Bai et al. 2018, Table 1"),
+    ("Nottingham", "GRU"): (3.46, "Bai et al. 2018, Table 1"),
+    ("Nottingham", "TCN"): (3.07, "Bai et al. 2018, Table 1"),
+    ("Nottingham", "RNN-NADE"): (2.31, "Boulanger-Lewandowski et al. 2012 (HF)"),
+}
+
+#: run name -> keyword arguments of benchmark_nll (+ "reference": the published row)
+RUNS: dict[str, dict] = {
+    "jsb-lstm": dict(
+        model_name="lstm", data="jsb", options={}, batch_size=8, lr=2e-3,
+        max_epochs=200, patience=10, max_minutes=25, reference="LSTM",
+    ),
+    "jsb-gru": dict(
+        model_name="gru", data="jsb", options={}, batch_size=8, lr=2e-3,
+        max_epochs=200, patience=10, max_minutes=25, reference="GRU",
+    ),
+    "jsb-tcn": dict(
+        model_name="tcn", data="jsb", options={}, batch_size=8, lr=2e-3,
+        max_epochs=200, patience=10, max_minutes=25, threads=1, reference="TCN",
+    ),
+    "jsb-lstm-nade": dict(
+        model_name="lstm-nade", data="jsb", options={"hidden": 300, "dropout": 0.3},
+        batch_size=8, lr=3e-3, lr_decay_patience=2, max_epochs=300, patience=10,
+        max_minutes=28, threads=1, reference="RNN-NADE",
+    ),
+    "jsb-lstm-nade-range": dict(
+        model_name="lstm-nade", data="jsb",
+        options={"hidden": 300, "dropout": 0.3, "nade_low": 20, "nade_high": 78},
+        batch_size=8, lr=3e-3, lr_decay_patience=2, max_epochs=300, patience=10,
+        max_minutes=28, threads=1, reference="RNN-NADE",
+    ),
+    "nottingham-lstm": dict(
+        model_name="lstm", data="nottingham", options={}, batch_size=16, lr=2e-3,
+        max_epochs=100, patience=6, max_minutes=150, threads=1, reference="LSTM",
+    ),
+    "nottingham-tcn": dict(
+        model_name="tcn", data="nottingham", options={}, batch_size=16, lr=2e-3,
+        max_epochs=100, patience=6, max_minutes=150, threads=1, reference="TCN",
+    ),
+    "nottingham-lstm-nade": dict(
+        model_name="lstm-nade", data="nottingham",
+        options={"hidden": 300, "dropout": 0.2, "nade_low": 8, "nade_high": 76},
+        batch_size=8, lr=3e-3, lr_decay_patience=2, max_epochs=100, patience=6,
+        max_minutes=160, threads=1, reference="RNN-NADE",
+    ),
+}
+
+
+def run(name: str) -> dict:
+    from tunesmith.evaluation.likelihood import benchmark_nll
+
+    kwargs = {k: v for k, v in RUNS[name].items() if k != "reference"}
+    return benchmark_nll(
+        **kwargs, out_json=RESULTS / f"{name}.json", command=f"python benchmarks/nll.py {name}"
+    )
+
+
+def summary(names: list[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Frame-level test NLL (nats), ours vs published")
+    for column in ("run", "model", "ours", "published", "ours − published", "ratio",
+                   "params", "epochs", "minutes", "source"):
+        table.add_column(column)
+    machines = set()
+    for name in names:
+        path = RESULTS / f"{name}.json"
+        if not path.exists():
+            table.add_row(name, "(not run)", *[""] * 8)
+            continue
+        result = json.loads(path.read_text())
+        reference = RUNS[name]["reference"] if name in RUNS else ""
+        published, source = PUBLISHED.get((result["benchmark"], reference), (None, ""))
+        ours = result["test_nll"]
+        table.add_row(
+            name, result["model"], f"{ours:.3f}",
+            f"{published:.2f} ({reference})" if published else "",
+            f"{ours - published:+.3f}" if published else "",
+            f"{ours / published:.3f}" if published else "",
+            f"{result['parameters']:,}", f"{result['epochs']} ({result['best_epoch']})",
+            f"{result['wall_minutes']:.1f}", source,
+        )
+        machine = result["machine"]
+        machines.add(f"{machine['platform']}, {machine['cpu_count']} CPUs, "
+                     f"{machine['torch_threads']} torch threads, torch {machine['torch']}")
+    console = Console(width=200)
+    console.print(table)
+    for machine in sorted(machines):
+        console.print(f"machine: {machine}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="*", help=f"runs to train: {', '.join(RUNS)}")
+    parser.add_argument("--summary", action="store_true", help="only print the table")
+    args = parser.parse_args()
+    unknown = sorted(set(args.runs) - set(RUNS))
+    if unknown:
+        parser.error(f"unknown run(s) {', '.join(unknown)}; known: {', '.join(RUNS)}")
+    if not args.summary:
+        for name in args.runs:
+            run(name)
+    shown = args.runs or [n for n in RUNS if (RESULTS / f"{n}.json").exists()]
+    summary(shown)
+
+
+if __name__ == "__main__":
+    main()

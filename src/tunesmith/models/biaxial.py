@@ -1,0 +1,199 @@
+"""Biaxial RNN: a time-axis LSTM tied across pitches, then a note-axis LSTM across pitches.
+
+Johnson (2017), "Generating polyphonic music using tied parallel networks" (EvoMUSART),
+after his 2015 "biaxial RNN". For each pitch p, a time-axis LSTM with weights shared by
+all pitches reads relative-pitch features of the previous frame: the pitch's own state
+and its neighbours within ±``window`` semitones, its pitch class (one-hot), its position
+on the keyboard, a binary clock of the step, and optionally how many notes of each pitch
+class, relative to p, sounded. Then within each step a note-axis LSTM runs from the lowest
+pitch to the highest, predicting each note from the time-axis output of its pitch and the
+notes already chosen below it (teacher forcing in training). The frame's distribution is
+the exact product of these conditionals, so its NLL is the benchmark's.
+
+The benchmark piano-rolls do not separate held from repeated notes, so the "articulate"
+bit of the original collapses into "play". Shapes: B pieces, T steps, K pitches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tunesmith.errors import ConfigError
+from tunesmith.models.base import GenerativeModel, ModelConfig
+
+
+@dataclasses.dataclass
+class BiaxialConfig(ModelConfig):
+    keys: int = 88  # pitches of the (single-track) frame
+    lowest_pitch: int = 21  # MIDI pitch of key 0 (pitch classes depend on it)
+    window: int = 12  # time axis sees the previous frame within ±window semitones
+    beat_bits: int = 4  # binary clock of the step (period 2**beat_bits)
+    pitch_class_context: bool = True  # count of each relative pitch class last step
+    time_hidden: int = 128  # units per time-axis LSTM layer (Johnson: 300)
+    time_layers: int = 2
+    note_hidden: int = 64  # units per note-axis LSTM layer (Johnson: 100/50)
+    note_layers: int = 2
+    note_window: int = 12  # note axis sees this many already-chosen keys just below
+    dropout: float = 0.0  # on both LSTMs' outputs (Johnson: 0.5)
+    active_low: int = 0  # keys [active_low, active_high) run through the two LSTMs; keys
+    active_high: int = 0  # outside get one learned independent logit each (0 = all keys)
+
+
+class BiaxialRNN(GenerativeModel):
+    """Time axis tied over pitches (vectorised over B × K), note axis over pitches (B × T)."""
+
+    family = "biaxial"
+    representation = "pianoroll"
+    config_class = BiaxialConfig
+
+    def __init__(self, config: BiaxialConfig):
+        super().__init__(config)
+        keys, window = config.keys, config.window
+        pitch_class = (torch.arange(keys) + config.lowest_pitch) % 12  # (K,)
+        self.register_buffer("pitch_class_onehot", F.one_hot(pitch_class, 12).float(), False)
+        # relative pitch-class context: entry i of pitch p counts notes of class (pc(p)+i) % 12
+        relative = (pitch_class.unsqueeze(1) + torch.arange(12)) % 12  # (K, 12)
+        self.register_buffer("relative_classes", relative, False)
+        self.register_buffer("position", (torch.arange(keys).float() / keys).unsqueeze(1), False)
+        time_inputs = 2 * window + 1 + 12 + 1 + config.beat_bits
+        time_inputs += 12 if config.pitch_class_context else 0
+        self.time_rnn = nn.LSTM(
+            time_inputs, config.time_hidden, config.time_layers, batch_first=True,
+            dropout=config.dropout if config.time_layers > 1 else 0.0,
+        )
+        self.note_rnn = nn.LSTM(
+            config.time_hidden + config.note_window, config.note_hidden, config.note_layers,
+            batch_first=True, dropout=config.dropout if config.note_layers > 1 else 0.0,
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.output = nn.Linear(config.note_hidden, 1)
+        self.low, self.high = config.active_low, config.active_high or keys
+        if not 0 <= self.low < self.high <= keys:
+            raise ConfigError(
+                f"active keys [{self.low}, {self.high}) must lie within [0, {keys})"
+            )
+        self.outside_logit = nn.Parameter(torch.full((keys,), -6.0))  # keys outside the range
+
+    @classmethod
+    def config_for_data(cls, config, data_info):
+        if data_info.get("tracks", 1) != 1:
+            raise ConfigError(
+                f"biaxial models one track of pitches; the data has {data_info['tracks']} tracks"
+            )
+        changes = {}
+        keys = data_info.get("keys") or data_info.get("pitches")
+        if keys:
+            changes["keys"] = int(keys)
+        if data_info.get("lowest_pitch") is not None:
+            changes["lowest_pitch"] = int(data_info["lowest_pitch"])
+        return config.updated(**changes)
+
+    # ---- features ---------------------------------------------------------------------
+    def time_inputs(self, previous: torch.Tensor, first_step: int = 0) -> torch.Tensor:
+        """Relative-pitch inputs from the previous frames (B, T, K) -> (B, T, K, F)."""
+        batch, steps, keys = previous.shape
+        window = self.config.window
+        padded = F.pad(previous, (window, window))  # (B, T, K + 2w)
+        neighbours = padded.unfold(-1, 2 * window + 1, 1)  # (B, T, K, 2w+1)
+        step = torch.arange(first_step, first_step + steps, device=previous.device)
+        bits = (step.unsqueeze(1) >> torch.arange(self.config.beat_bits, device=step.device)) & 1
+        parts = [
+            neighbours,
+            self.pitch_class_onehot.expand(batch, steps, keys, 12),
+            self.position.expand(batch, steps, keys, 1),
+            bits.float()[None, :, None, :].expand(batch, steps, keys, -1),
+        ]
+        if self.config.pitch_class_context:
+            counts = previous @ self.pitch_class_onehot  # (B, T, 12)
+            parts.append(counts[:, :, self.relative_classes])  # (B, T, K, 12)
+        return torch.cat(parts, dim=-1)[:, :, self.low : self.high]  # (B, T, Ka, F)
+
+    def run_time_axis(self, previous: torch.Tensor, state=None, first_step: int = 0):
+        """Time-axis LSTM for every active pitch: (B, T, K) -> (B, T, Ka, Ht), state."""
+        batch, steps, keys = previous.shape[0], previous.shape[1], self.high - self.low
+        inputs = self.time_inputs(previous, first_step)  # (B, T, K, F)
+        inputs = inputs.permute(0, 2, 1, 3).reshape(batch * keys, steps, -1)  # (B·K, T, F)
+        out, state = self.time_rnn(inputs, state)  # (B·K, T, Ht)
+        out = self.dropout(out).reshape(batch, keys, steps, -1).permute(0, 2, 1, 3)
+        return out, state  # (B, T, K, Ht)
+
+    def lower_notes(self, frames: torch.Tensor) -> torch.Tensor:
+        """For each key the ``note_window`` keys just below it (nearest last): (..., K, W)."""
+        width = self.config.note_window
+        return F.pad(frames, (width, 0))[..., :-1].unfold(-1, width, 1)
+
+    def logits(self, previous: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """Logit of every key of ``frames`` (B, T, K) given the previous frames and lower keys."""
+        batch, steps, keys = frames.shape
+        time_out, _ = self.run_time_axis(previous)  # (B, T, Ka, Ht)
+        below = self.lower_notes(frames)[:, :, self.low : self.high]  # (B, T, Ka, W)
+        note_in = torch.cat([time_out, below], dim=-1)  # (B, T, Ka, Ht+W)
+        note_out, _ = self.note_rnn(note_in.reshape(batch * steps, self.high - self.low, -1))
+        active = self.output(self.dropout(note_out)).reshape(batch, steps, -1)  # (B, T, Ka)
+        outside = self.outside_logit.expand(batch, steps, keys)
+        return torch.cat([outside[..., : self.low], active, outside[..., self.high :]], dim=-1)
+
+    # ---- training and scoring ---------------------------------------------------------
+    def frame_log_prob(self, frames: torch.Tensor, mask: torch.Tensor | None = None):
+        """log p(frame t | frames < t) in nats: (B, T, K) -> (B, T); frame 0 follows silence."""
+        previous = torch.cat([torch.zeros_like(frames[:, :1]), frames[:, :-1]], dim=1)
+        logits = self.logits(previous, frames)
+        return -F.binary_cross_entropy_with_logits(logits, frames, reduction="none").sum(-1)
+
+    def loss(self, batch):
+        mask = batch["mask"].float()  # (B, T)
+        log_prob = self.frame_log_prob(batch["frames"], batch["mask"])
+        nll = -(log_prob * mask).sum() / mask.sum().clamp(min=1)
+        return {"loss": nll, "nll_per_frame": nll.detach()}
+
+    # ---- sampling ---------------------------------------------------------------------
+    def sample_frame(self, time_out: torch.Tensor, controls, generator=None) -> torch.Tensor:
+        """One frame, pitch by pitch from low to high: time_out (n, Ka, Ht) -> (n, K)."""
+        n = time_out.shape[0]
+        frame = torch.zeros(n, self.config.keys, device=time_out.device)
+        state, notes = None, torch.zeros(n, device=time_out.device)
+        for k in range(self.config.keys):
+            if self.low <= k < self.high:
+                below = self.lower_notes(frame)[:, k]  # (n, W): keys already chosen below k
+                note_in = torch.cat([time_out[:, k - self.low], below], dim=-1).unsqueeze(1)
+                out, state = self.note_rnn(note_in, state)  # (n, 1, Hn)
+                logit = self.output(out[:, 0]).squeeze(-1)  # (n,)
+            else:
+                logit = self.outside_logit[k].expand(n)
+            prob = torch.sigmoid(logit / controls.temperature)
+            if controls.threshold is not None:
+                note = (prob > controls.threshold).float()
+            else:
+                note = (torch.rand(prob.shape, generator=generator, device=prob.device) < prob)
+                note = note.float()
+            if controls.max_notes_per_step > 0:
+                note = note * (notes < controls.max_notes_per_step).float()
+            notes = notes + note
+            frame[:, k] = note
+        return frame
+
+    @torch.no_grad()
+    def generate(self, n, steps, controls=None, prime=None, condition=None):
+        from tunesmith.generation.sampling import SamplingControls, limit_sustain
+
+        controls = controls or SamplingControls()
+        generator = controls.generator()
+        device = next(self.parameters()).device
+        frames = torch.zeros(n, 0, self.config.keys, device=device)
+        state, previous = None, torch.zeros(n, 1, self.config.keys, device=device)
+        if prime is not None and prime.shape[1] > 0:
+            frames = prime.to(device).float()[:, :steps]
+            history = torch.cat([previous, frames[:, :-1]], dim=1)
+            _, state = self.run_time_axis(history)  # read the prime, keep the state
+            previous = frames[:, -1:]
+        while frames.shape[1] < steps:
+            time_out, state = self.run_time_axis(previous, state, first_step=frames.shape[1])
+            frame = self.sample_frame(time_out[:, 0], controls, generator)  # (n, K)
+            frame = limit_sustain(frames, frame, controls.max_sustain_steps)
+            previous = frame.unsqueeze(1)
+            frames = torch.cat([frames, previous], dim=1)
+        return frames

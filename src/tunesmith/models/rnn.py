@@ -1,0 +1,115 @@
+"""Recurrent piano-roll model: an LSTM (or GRU) over frames with a swappable output head.
+
+The LSTM/GRU baselines of Bai, Kolter & Koltun (2018), "An empirical evaluation of generic
+convolutional and recurrent networks for sequence modeling", use independent sigmoids per
+key (``head="bernoulli"``); with ``head="nade"`` the same backbone becomes an LSTM-NADE in
+the manner of Boulanger-Lewandowski et al. (2012)'s RNN-NADE.
+
+The input at step t is frame t-1 (a learned-free all-zero start frame at t = 0), so the
+output at step t predicts frame t from frames < t and every frame, the first included,
+has a distribution; the benchmark protocol simply leaves frame 0 unscored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from tunesmith.errors import ConfigError
+from tunesmith.models.base import GenerativeModel, ModelConfig
+from tunesmith.models.heads import make_head
+
+
+@dataclasses.dataclass
+class RNNConfig(ModelConfig):
+    keys: int = 88  # tracks × pitches of a frame (set from the data)
+    pitches_per_track: int = 0  # keys of one track, for note limits per track (0 = all keys)
+    cell: str = "lstm"  # "lstm" | "gru"
+    hidden: int = 220  # units per layer (220, 1 layer ≈ 290K parameters with 88 keys)
+    layers: int = 1  # stacked recurrent layers
+    dropout: float = 0.0  # dropout on inputs, between layers and on the features
+    head: str = "bernoulli"  # output head: "bernoulli" (independent sigmoids) | "nade"
+    nade_hidden: int = 150  # hidden units of the NADE head (head="nade" only)
+    nade_low: int = 0  # NADE head: autoregression over keys [nade_low, nade_high) only;
+    nade_high: int = 0  # keys outside get independent sigmoids (0 = all keys)
+
+
+class FrameRNN(GenerativeModel):
+    """LSTM/GRU over piano-roll frames; ``features`` -> head distribution of the next frame."""
+
+    family = "lstm"
+    representation = "pianoroll"
+    config_class = RNNConfig
+
+    def __init__(self, config: RNNConfig):
+        super().__init__(config)
+        if config.cell not in ("lstm", "gru"):
+            raise ConfigError(f"cell must be 'lstm' or 'gru', got {config.cell!r}")
+        rnn_class = nn.LSTM if config.cell == "lstm" else nn.GRU
+        self.rnn = rnn_class(
+            config.keys,
+            config.hidden,
+            num_layers=config.layers,
+            batch_first=True,
+            dropout=config.dropout if config.layers > 1 else 0.0,
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        head_options = (
+            {"nade_hidden": config.nade_hidden, "nade_low": config.nade_low,
+             "nade_high": config.nade_high}
+            if config.head == "nade" else {}
+        )
+        self.head = make_head(config.head, config.hidden, config.keys, **head_options)
+
+    @classmethod
+    def config_for_data(cls, config, data_info):
+        keys = data_info.get("keys") or data_info.get("tracks", 1) * data_info.get("pitches", 0)
+        changes = {"keys": int(keys)} if keys else {}
+        if data_info.get("pitches"):
+            changes["pitches_per_track"] = int(data_info["pitches"])
+        return config.updated(**changes)
+
+    # ---- training and scoring -------------------------------------------------------
+    def features(self, frames: torch.Tensor, state=None):
+        """Features h (B, T, H) where h[:, t] has seen frames ≤ t; returns (h, state)."""
+        h, state = self.rnn(self.dropout(frames), state)
+        return self.dropout(h), state
+
+    def frame_log_prob(self, frames: torch.Tensor, mask: torch.Tensor | None = None):
+        """log p(frame t | frames < t) in nats for every step: (B, T, K) -> (B, T)."""
+        previous = torch.cat([torch.zeros_like(frames[:, :1]), frames[:, :-1]], dim=1)
+        h, _ = self.features(previous)  # h[:, t] has seen frames < t
+        return self.head.log_prob(h, frames)
+
+    def loss(self, batch):
+        mask = batch["mask"].float()  # (B, T)
+        log_prob = self.frame_log_prob(batch["frames"], batch["mask"])  # (B, T)
+        nll = -(log_prob * mask).sum() / mask.sum().clamp(min=1)
+        return {"loss": nll, "nll_per_frame": nll.detach()}
+
+    # ---- sampling -------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, n, steps, controls=None, prime=None, condition=None):
+        from tunesmith.generation.sampling import SamplingControls, limit_sustain
+
+        controls = controls or SamplingControls()
+        generator = controls.generator()
+        device = next(self.parameters()).device
+        start = torch.zeros(n, 1, self.config.keys, device=device)
+        frames = start[:, :0]
+        if prime is not None and prime.shape[1] > 0:
+            frames = prime.to(device).float()[:, :steps]
+        state, last = None, start
+        if frames.shape[1]:  # carried state: read start + all but the last primed frame
+            _, state = self.features(torch.cat([start, frames[:, :-1]], dim=1))
+            last = frames[:, -1:]
+        group = self.config.pitches_per_track or None
+        while frames.shape[1] < steps:
+            h, state = self.features(last, state)  # (n, 1, H)
+            frame = self.head.sample(h[:, -1], controls, generator, group)  # (n, K)
+            frame = limit_sustain(frames, frame, controls.max_sustain_steps)
+            last = frame.unsqueeze(1)
+            frames = torch.cat([frames, last], dim=1)
+        return frames

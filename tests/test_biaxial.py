@@ -1,0 +1,92 @@
+"""Biaxial RNN (Johnson 2017): a normalised frame distribution, causal in time and pitch."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from tunesmith.errors import ConfigError
+from tunesmith.generation.sampling import SamplingControls
+from tunesmith.models.biaxial import BiaxialConfig, BiaxialRNN
+
+KEYS = 5
+
+
+def tiny(**changes) -> BiaxialRNN:
+    torch.manual_seed(0)
+    config = BiaxialConfig(
+        keys=KEYS, window=2, beat_bits=2, time_hidden=6, time_layers=2, note_hidden=5,
+        note_layers=1, note_window=2, lowest_pitch=60,
+    ).updated(**changes)
+    model = BiaxialRNN(config).eval()
+    with torch.no_grad():  # larger weights than the init, so that the tests are not trivial
+        for parameter in model.parameters():
+            parameter.normal_(0, 0.8)
+    return model
+
+
+@pytest.mark.parametrize("changes", [{}, {"active_low": 1, "active_high": 4}])
+def test_frame_distribution_sums_to_one_given_a_history(changes):
+    model = tiny(**changes)
+    history = (torch.rand(1, 3, KEYS) > 0.5).float()  # 3 frames already played
+    candidates = torch.tensor(list(itertools.product([0.0, 1.0], repeat=KEYS)))  # (32, K)
+    frames = torch.cat([history.expand(len(candidates), 3, KEYS), candidates[:, None]], dim=1)
+    with torch.no_grad():
+        log_probs = model.frame_log_prob(frames)[:, 3]  # (32,): log p(candidate | history)
+    assert torch.logsumexp(log_probs, 0).item() == pytest.approx(0.0, abs=1e-5)
+
+
+def test_probabilities_of_frame_t_ignore_frames_from_t_on():
+    model = tiny()
+    frames = (torch.rand(2, 7, KEYS) > 0.5).float()
+    changed = frames.clone()
+    changed[:, 4:] = 1 - changed[:, 4:]
+    a = model.logits(*shifted(frames))
+    b = model.logits(*shifted(changed))
+    assert torch.allclose(a[:, :4], b[:, :4])  # frames < 4 unaffected
+    # frame 4's lowest key sees neither frame 4 nor later frames
+    assert torch.allclose(a[:, 4, 0], b[:, 4, 0])
+    assert not torch.allclose(a[:, 5:], b[:, 5:])
+
+
+def test_conditional_of_key_k_ignores_keys_from_k_on_in_the_same_frame():
+    model = tiny()
+    frames = (torch.rand(2, 4, KEYS) > 0.5).float()
+    k = 2
+    changed = frames.clone()
+    changed[:, 3, k:] = 1 - changed[:, 3, k:]
+    previous, _ = shifted(frames)
+    a = model.logits(previous, frames)
+    b = model.logits(previous, changed)  # same history, frame 3 changed at keys >= k
+    assert torch.allclose(a[:, 3, : k + 1], b[:, 3, : k + 1])
+    assert not torch.allclose(a[:, 3, k + 1 :], b[:, 3, k + 1 :])
+
+
+def shifted(frames):
+    previous = torch.cat([torch.zeros_like(frames[:, :1]), frames[:, :-1]], dim=1)
+    return previous, frames
+
+
+@pytest.mark.parametrize("changes", [{}, {"active_low": 1, "active_high": 4}])
+def test_threshold_generation_matches_the_teacher_forced_network(changes):
+    model = tiny(**changes)
+    prime = (torch.rand(2, 2, KEYS) > 0.5).float()
+    out = model.generate(2, 6, SamplingControls(threshold=0.5), prime=prime)
+    assert out.shape == (2, 6, KEYS) and torch.equal(out[:, :2], prime)
+    with torch.no_grad():
+        probs = torch.sigmoid(model.logits(*shifted(out)))
+    assert torch.equal(out[:, 2:], (probs > 0.5).float()[:, 2:])
+
+
+def test_training_step_and_config_errors():
+    model = tiny(dropout=0.2).train()
+    frames = (torch.rand(2, 5, KEYS) > 0.5).float()
+    out = model.loss({"frames": frames, "mask": torch.ones(2, 5, dtype=torch.bool)})
+    out["loss"].backward()
+    assert all(p.grad is not None for p in model.parameters())
+    with pytest.raises(ConfigError, match="active keys"):
+        BiaxialRNN(BiaxialConfig(keys=5, active_low=3, active_high=9))
+    with pytest.raises(ConfigError, match="tracks"):
+        BiaxialRNN.config_for_data(BiaxialConfig(), {"tracks": 4, "pitches": 12})

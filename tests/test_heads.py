@@ -1,0 +1,97 @@
+"""Output heads: the NADE head is a normalised, autoregressive distribution over a frame."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from tunesmith.errors import ConfigError
+from tunesmith.generation.sampling import SamplingControls
+from tunesmith.models.heads import HEADS, BernoulliHead, NADEHead, make_head
+
+
+def all_frames(keys: int) -> torch.Tensor:
+    return torch.tensor(list(itertools.product([0.0, 1.0], repeat=keys)))  # (2^K, K)
+
+
+def random_nade(hidden=5, keys=4, nade_hidden=6, seed=0, **ranges) -> NADEHead:
+    torch.manual_seed(seed)
+    head = NADEHead(hidden, keys, nade_hidden=nade_hidden, **ranges)
+    with torch.no_grad():  # larger weights than the init, so that the test is not trivial
+        for parameter in head.parameters():
+            parameter.normal_(0, 1.0)
+    return head
+
+
+def test_nade_is_registered_and_unknown_head_is_an_error():
+    assert HEADS["nade"] is NADEHead
+    assert isinstance(make_head("nade", 8, 5, nade_hidden=3), NADEHead)
+    with pytest.raises(ConfigError, match="NADE keys"):
+        NADEHead(8, 5, nade_low=3, nade_high=7)
+    with pytest.raises(ConfigError, match="unknown output head"):
+        make_head("nope", 8, 5)
+
+
+@pytest.mark.parametrize("ranges", [{}, {"nade_low": 1, "nade_high": 4}])
+def test_nade_probabilities_over_all_frames_sum_to_one(ranges):
+    head = random_nade(keys=5, **ranges)
+    frames = all_frames(5)  # (32, 5)
+    for h in torch.randn(3, 5):
+        log_probs = head.log_prob(h.expand(len(frames), 5), frames)  # (32,)
+        assert torch.logsumexp(log_probs, 0).item() == pytest.approx(0.0, abs=1e-5)
+        assert log_probs.exp().min() > 0
+
+
+def test_nade_log_prob_equals_key_by_key_product():
+    head = random_nade(keys=5)
+    h = torch.randn(2, 3, 5)  # (B, T, H)
+    x = (torch.rand(2, 3, 5) > 0.5).float()
+    expected = torch.zeros(2, 3)
+    for k in range(5):  # explicit NADE recursion, one key at a time
+        a = head.hidden_bias(h) + x[..., :k] @ head.input_weight[:k]
+        logit = head.visible_bias(h)[..., k] + torch.sigmoid(a) @ head.output_weight[k]
+        p = torch.sigmoid(logit)
+        expected += torch.where(x[..., k] > 0, p.log(), (1 - p).log())
+    assert torch.allclose(head.log_prob(h, x), expected, atol=1e-5)
+
+
+def test_nade_conditional_of_key_ignores_keys_at_and_above_it():
+    head = random_nade(keys=6)
+    h = torch.randn(1, 5)
+    x = (torch.rand(1, 6) > 0.5).float()
+    k = 3
+    changed = x.clone()
+    changed[:, k:] = 1 - changed[:, k:]
+    assert torch.allclose(head.logits(h, x)[:, : k + 1], head.logits(h, changed)[:, : k + 1])
+    assert not torch.allclose(head.logits(h, x)[:, k + 1 :], head.logits(h, changed)[:, k + 1 :])
+
+
+@pytest.mark.parametrize("ranges", [{}, {"nade_low": 2, "nade_high": 5}])
+def test_nade_threshold_sample_is_the_greedy_chain_of_its_conditionals(ranges):
+    head = random_nade(keys=6, **ranges)
+    h = torch.randn(4, 5)
+    frame = head.sample(h, SamplingControls(threshold=0.5))  # (4, 6)
+    probs = torch.sigmoid(head.logits(h, frame))  # conditionals given the chosen lower keys
+    assert torch.equal(frame, (probs > 0.5).float())
+
+
+def test_nade_sample_respects_note_limit_per_group_and_seed():
+    head = random_nade(keys=6)
+    with torch.no_grad():
+        head.visible_bias.bias.fill_(20.0)  # every key wants to sound
+    h = torch.randn(3, 5)
+    frame = head.sample(h, SamplingControls(max_notes_per_step=2), group_size=3)
+    assert frame.reshape(3, 2, 3).sum(-1).tolist() == [[2.0, 2.0]] * 3
+    a = head.sample(h, SamplingControls(seed=7), generator=SamplingControls(seed=7).generator())
+    b = head.sample(h, SamplingControls(seed=7), generator=SamplingControls(seed=7).generator())
+    assert torch.equal(a, b)
+
+
+def test_bernoulli_head_log_prob_is_sum_of_independent_keys():
+    head = BernoulliHead(3, 4)
+    h, x = torch.randn(2, 3), torch.tensor([[1.0, 0, 0, 1], [0, 0, 0, 0]])
+    p = torch.sigmoid(head.logits(h))
+    expected = torch.where(x > 0, p.log(), (1 - p).log()).sum(-1)
+    assert torch.allclose(head.log_prob(h, x), expected, atol=1e-6)
