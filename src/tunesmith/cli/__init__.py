@@ -59,5 +59,5 @@ def main(argv: list[str] | None = None) -> None:
         if exc.code not in (0, None):
             raise
     except TunesmithError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
