@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
                                      "e.g. resolution=4, pitch_low=36, merge_tracks=false."),
         path: Path = typer.Option(None, "--path", help="Where the corpus's files are."),
         config: Path = typer.Option(None, "--config",
-                                    help="TOML file with [model], [data], [train] sections."),
+                                    help="TOML file with \\[model], \\[data], \\[train] sections."),
         set_: list[str] = typer.Option(
             None, "--set", help="Override: model.x=..., data.x=..., train.x=... (repeatable)."),
         out: Path = typer.Option(..., "--out", "-o", help="Run folder (the checkpoint)."),
@@ -66,6 +66,7 @@ def register(app: typer.Typer) -> None:
         devices: str = typer.Option(None, help="Lightning devices: 1, 4, auto, [0,1]..."),
         num_nodes: int = typer.Option(None, help="Machines in a multi-node DDP run."),
         strategy: str = typer.Option(None, help="Lightning strategy: auto, ddp, fsdp..."),
+        threads: int = typer.Option(None, help="torch CPU threads (default: torch's)."),
     ) -> None:
         """Train a model; the run folder holds the best-validation checkpoint."""
         from rich.console import Console
@@ -76,7 +77,7 @@ def register(app: typer.Typer) -> None:
 
         flags = {"epochs": epochs, "max_time": max_time, "accelerator": accelerator,
                  "devices": None if devices is None else parse_value(devices),
-                 "num_nodes": num_nodes, "strategy": strategy}
+                 "num_nodes": num_nodes, "strategy": strategy, "threads": threads}
         name, data_spec, options, settings = build_run(model, data, repr_set, path, config,
                                                        set_, flags)
         if not resume:

@@ -35,6 +35,7 @@ import random
 import shutil
 import time
 import tomllib
+import warnings
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -91,6 +92,8 @@ class TrainSettings:
     log_every: int = 10  # log every this many steps
     checkpoint_every: int = 0  # also save last/ every this many steps (0 = epoch ends only)
     num_workers: int = 0  # data-loading worker processes
+    threads: int = 0  # torch CPU threads (0 = torch's default); 1 is fastest for small models
+    # on a busy CPU: threads of a small step spin against each other (see docs/benchmarks.md)
     limit_val_batches: float = 1.0  # Lightning: fraction (float) or number (int) of val batches
     progress_bar: bool = True  # a rich progress bar
     loggers: bool = True  # CSV and TensorBoard logs
@@ -120,6 +123,8 @@ class TrainSettings:
             raise ConfigError("log_every must be >= 1; checkpoint_every, num_workers >= 0")
         if self.num_nodes < 1:
             raise ConfigError(f"num_nodes must be >= 1, got {self.num_nodes}")
+        if self.threads < 0:
+            raise ConfigError(f"threads must be >= 0, got {self.threads}")
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainSettings:
@@ -454,6 +459,11 @@ def fit(
     has_val = val_loader is not None and len(val_loader) > 0
     monitor = "val_loss" if has_val else "train_loss_epoch"
     pl.seed_everything(settings.seed, workers=True, verbose=False)
+    # Lightning 2.6 calls a torch pytree API that torch 2.13 deprecates: not the user's
+    # concern, and it would be the one warning in every training run's output.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    if settings.threads > 0:
+        torch.set_num_threads(settings.threads)
 
     task = TrainingTask(model, lr=settings.lr, weight_decay=settings.weight_decay,
                         lr_schedule=settings.lr_schedule, monitor=monitor)
