@@ -76,18 +76,17 @@ def load_all(path: str | Path) -> list[Score]:
 
 
 def _load_midi(path: Path) -> list[Score]:
-    with open(path, "rb") as f:
-        head = f.read(14)
-    if len(head) < 14 or head[:4] != b"MThd":
+    data = path.read_bytes()  # read once: the checks and symusic's parser share the bytes
+    if len(data) < 14 or data[:4] != b"MThd":
         raise MusicFileError(path, "not a MIDI file (no MThd header)")
-    midi_format = int.from_bytes(head[8:10], "big")
+    midi_format = int.from_bytes(data[8:10], "big")
     if midi_format == 2:
         raise MusicFileError(path, "type-2 MIDI (independent sequences) is not supported")
     if midi_format not in (0, 1):
         raise MusicFileError(path, f"unknown MIDI format {midi_format}")
-    _check_midi_chunks(path)
+    _check_midi_chunks(path, data)
     try:
-        score = Score(str(path))
+        score = Score.from_midi(data)
     except Exception as exc:  # symusic raises RuntimeError/ValueError with terse text
         raise MusicFileError(path, f"corrupt or truncated MIDI ({exc})") from exc
     for track in score.tracks:
@@ -96,13 +95,12 @@ def _load_midi(path: Path) -> list[Score]:
     return [score]
 
 
-def _check_midi_chunks(path: Path) -> None:
+def _check_midi_chunks(path: Path, data: bytes) -> None:
     """Walk the chunk headers: every announced track must be present and complete.
 
     symusic reads a truncated file without complaint, silently losing its end; this
     catches it. Bytes after the last announced track are ignored (common in the wild).
     """
-    data = path.read_bytes()
     header_length = int.from_bytes(data[4:8], "big")
     if header_length < 6:
         raise MusicFileError(path, f"corrupt MIDI header (length {header_length} < 6)")

@@ -107,14 +107,15 @@ def key_from_histogram(histogram: np.ndarray) -> Key | None:
 
     Ties go to major, then the lower tonic. Undefined: an empty or flat histogram.
     """
-    histogram = np.asarray(histogram, dtype=np.float64)
-    if not histogram.any():
+    h = np.asarray(histogram, dtype=np.float64)
+    h = h - h.mean()
+    spread = float(h @ h)
+    if spread == 0.0:  # empty or flat: no correlation is defined
         return None
-    correlations = key_correlations(histogram)
-    if not np.isfinite(correlations).any():
-        return None
-    mode, tonic = np.unravel_index(np.nanargmax(correlations), correlations.shape)
-    return Key(int(tonic), MODES[mode], float(correlations[mode, tonic]))
+    correlations = (_CENTRED_PROFILES @ h) / (_PROFILE_NORMS * np.sqrt(spread))  # (2, 12)
+    flat_index = int(correlations.argmax())  # first maximum: major before minor, low tonic
+    mode, tonic = divmod(flat_index, 12)
+    return Key(tonic, MODES[mode], float(correlations[mode, tonic]))
 
 
 def estimate_key(score: Score, weighted: bool = True) -> Key:

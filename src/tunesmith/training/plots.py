@@ -35,6 +35,10 @@ def plot_loss_curves(history: list[dict], path: str | Path, title: str = "") -> 
         ax.axvline(row["epoch"] + 1, color="grey", linestyle=":", linewidth=1)
         ax.annotate(f"best {row['val_loss']:.4f}", (row["epoch"] + 1, row["val_loss"]),
                     textcoords="offset points", xytext=(4, 8), fontsize=8)
+    values = [r[k] for r in history for k in ("train_loss", "val_loss")
+              if isinstance(r.get(k), (int, float)) and math.isfinite(r[k])]
+    if values and min(values) > 0 and max(values) / min(values) > 10:
+        ax.set_yscale("log")  # a fast first drop would flatten the rest of the curve
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.set_title(title or "training curves")
