@@ -8,19 +8,10 @@ import pytest
 import torch
 from symusic import Note, Score, Tempo, Track
 
+from cli_helpers import run_cli
 from tiny_model import TINY_INFO, TinyFrameConfig, TinyFrameModel, register_tiny_families
-from tunesmith.cli import main
 from tunesmith.music import load, save_midi
 from tunesmith.training.checkpoint import save_checkpoint
-
-
-def run_cli(args: list[str]) -> int:
-    """Exit code of ``tunesmith ARGS`` (0 when the command returns normally)."""
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def squeezed(text: str) -> str:

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from cli_helpers import run_cli
 from tunesmith.errors import ConfigError
 from tunesmith.generation.sampling import SamplingControls
 from tunesmith.models import registry
@@ -276,16 +277,6 @@ def test_registry_builds_gans_from_data_info():
     with pytest.raises(ConfigError):
         MuseGANConfig(mode="solo")
 
-
-def run_cli(args: list[str]) -> int:
-    """Exit code of ``tunesmith ARGS`` (the CLI always ends in SystemExit)."""
-    from tunesmith.cli import main
-
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 # ---- CLI on a checkpoint ------------------------------------------------------------------

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from cli_helpers import run_cli
 from tunesmith.errors import ConfigError
 from tunesmith.models import registry
 from tunesmith.models.music_vae import (
@@ -266,16 +267,6 @@ def test_registry_presets_and_data_sizes():
     with pytest.raises(ConfigError):
         MusicVAEConfig(decoder="transformer")
 
-
-def run_cli(args: list[str]) -> int:
-    """Exit code of ``tunesmith ARGS`` (the CLI always ends in SystemExit)."""
-    from tunesmith.cli import main
-
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 # ---- CLI on a checkpoint ------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from symusic import Note, Score, Tempo, Track
 
-from tunesmith.cli import main
+from cli_helpers import run_cli
 from tunesmith.music import save_midi
 from tunesmith.render import render_png, render_wav
 from tunesmith.render.audio import PEAK, SAMPLE_RATE, wav_facts
@@ -22,14 +22,6 @@ def four_quarters(tempo: float = 120.0) -> Score:
     score.tracks.extend([piano, bass])
     return score
 
-
-def run_cli(args: list[str]) -> int:
-    """Exit code of ``tunesmith ARGS`` (0 when the command returns normally)."""
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def test_wav_has_the_music_duration_and_normalised_peak(tmp_path):

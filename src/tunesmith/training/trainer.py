@@ -39,7 +39,7 @@ import warnings
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytorch_lightning as pl
@@ -47,6 +47,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tunesmith.cli.options import parse_value
+from tunesmith.config import DictConfig
 from tunesmith.errors import CheckpointError, ConfigError
 from tunesmith.training.checkpoint import (
     CONFIG_FILE,
@@ -70,8 +71,10 @@ LOSS_PLOT = "loss.png"
 
 
 @dataclasses.dataclass
-class TrainSettings:
+class TrainSettings(DictConfig):
     """How to train; the ``[train]`` section of a config file."""
+
+    config_name: ClassVar[str] = "train"
 
     epochs: int | None = 50  # most epochs (None = until max_steps or max_time)
     max_steps: int = -1  # most optimiser steps (-1 = no limit)
@@ -126,18 +129,6 @@ class TrainSettings:
         if self.threads < 0:
             raise ConfigError(f"threads must be >= 0, got {self.threads}")
 
-    @classmethod
-    def from_dict(cls, data: dict) -> TrainSettings:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown train option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        return cls(**data)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 # ----------------------------------------------------------------------------- config files
