@@ -148,6 +148,8 @@ def _config_from(cls, options: dict, what: str):
 def _drop_drums(score):
     from tunesmith.music.transforms import select_tracks
 
+    if not any(track.is_drum for track in score.tracks):
+        return score  # most files: nothing to drop, no copy
     return select_tracks(score, drums=False)
 
 

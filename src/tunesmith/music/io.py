@@ -64,11 +64,14 @@ def load_all(path: str | Path) -> list[Score]:
             path, f"unknown extension {suffix or '(none)'!r}; expected one of "
             + ", ".join(SUPPORTED_SUFFIXES)
         )
-    if not path.is_file():
-        raise MusicFileError(path, "no such file")
-    if path.stat().st_size == 0:
-        raise MusicFileError(path, "empty file")
-    scores = _load_midi(path) if suffix in MIDI_SUFFIXES else _load_music21(path)
+    if suffix in MIDI_SUFFIXES:
+        scores = _load_midi(path)
+    else:
+        if not path.is_file():
+            raise MusicFileError(path, "no such file")
+        if path.stat().st_size == 0:
+            raise MusicFileError(path, "empty file")
+        scores = _load_music21(path)
     scores = [s for s in scores if s.note_num() > 0]
     if not scores:
         raise MusicFileError(path, "the file contains no notes")
@@ -76,7 +79,14 @@ def load_all(path: str | Path) -> list[Score]:
 
 
 def _load_midi(path: Path) -> list[Score]:
-    data = path.read_bytes()  # read once: the checks and symusic's parser share the bytes
+    try:
+        data = path.read_bytes()  # read once: the checks and symusic's parser share the bytes
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise MusicFileError(path, "no such file") from None
+    except OSError as exc:
+        raise MusicFileError(path, f"cannot read ({exc.strerror})") from exc
+    if not data:
+        raise MusicFileError(path, "empty file")
     if len(data) < 14 or data[:4] != b"MThd":
         raise MusicFileError(path, "not a MIDI file (no MThd header)")
     midi_format = int.from_bytes(data[8:10], "big")

@@ -60,7 +60,7 @@ def _note_cells(tracks, tpq: int, cfg: PianorollConfig, merge: bool = False):
     Onsets and offsets are rounded to the nearest step and every note lasts at least one
     step; ``steps`` is the end of the last note (before dropping out-of-range pitches).
     """
-    columns: list[list[np.ndarray]] = [[], [], [], [], []]
+    columns: list[tuple[np.ndarray, ...]] = []
     for index, track in enumerate(tracks):
         if not len(track.notes):
             continue
@@ -68,17 +68,21 @@ def _note_cells(tracks, tpq: int, cfg: PianorollConfig, merge: bool = False):
         time = notes["time"].astype(np.int64)
         start = np.round(time * cfg.resolution / tpq).astype(np.int64)
         end = np.round((time + notes["duration"]) * cfg.resolution / tpq).astype(np.int64)
-        columns[0].append(np.full(len(start), 0 if merge else index, np.int64))
-        columns[1].append(start)
-        columns[2].append(np.maximum(end, start + 1))
-        columns[3].append(notes["pitch"].astype(np.int64))
-        columns[4].append(notes["velocity"].astype(np.int64))
-    if not columns[0]:
+        np.maximum(end, start + 1, out=end)
+        columns.append((np.full(len(start), 0 if merge else index, np.int64), start, end,
+                        notes["pitch"].astype(np.int64), notes["velocity"]))
+    if not columns:
         empty = np.zeros(0, np.int64)
         return (empty,) * 5, 0
-    track, start, end, pitch, velocity = (np.concatenate(c) for c in columns)
+    if len(columns) == 1:  # most files: no concatenation
+        track, start, end, pitch, velocity = columns[0]
+    else:
+        track, start, end, pitch, velocity = (np.concatenate(c) for c in zip(*columns,
+                                                                             strict=True))
     steps = int(end.max())
     keep = (pitch >= cfg.pitch_low) & (pitch <= cfg.pitch_high)
+    if keep.all():
+        return (track, start, end, pitch - cfg.pitch_low, velocity), steps
     cells = (track[keep], start[keep], end[keep], pitch[keep] - cfg.pitch_low, velocity[keep])
     return cells, steps
 
@@ -99,9 +103,10 @@ def encode_with_onsets(
     steps = last if steps is None else steps
     frames = np.zeros((n_tracks, steps, cfg.n_pitches), np.uint8)  # (tracks, steps, pitches)
     starts = np.zeros_like(frames)
-    inside = start < steps
-    track, start, pitch = track[inside], start[inside], pitch[inside]
-    end, velocity = np.minimum(end[inside], steps), velocity[inside]
+    if steps < last:  # cropping: drop notes that start after the end, cut the others
+        inside = start < steps
+        track, start, pitch = track[inside], start[inside], pitch[inside]
+        end, velocity = np.minimum(end[inside], steps), velocity[inside]
     first_cell = (track * steps + start) * cfg.n_pitches + pitch  # flat index of each onset
     lengths = end - start
     # cell k of a note lies k steps (k * n_pitches flat positions) after its first cell
@@ -109,7 +114,8 @@ def encode_with_onsets(
     step_in_note = np.arange(len(note_of_cell)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     cells = first_cell[note_of_cell] + step_in_note * cfg.n_pitches
     if cfg.velocity:
-        np.maximum.at(frames.reshape(-1), cells, np.clip(velocity, 1, 127)[note_of_cell])
+        velocity = np.clip(velocity.astype(np.int64), 1, 127)
+        np.maximum.at(frames.reshape(-1), cells, velocity[note_of_cell])
     else:
         frames.reshape(-1)[cells] = 1
     starts.reshape(-1)[first_cell] = 1
