@@ -97,14 +97,20 @@ def sample_bernoulli(
     within each group of ``group_size`` keys (one group = one track's pitches).
     """
     probs = torch.sigmoid(logits.float() / controls.temperature)
-    if controls.threshold is not None:
-        notes = (probs > controls.threshold).float()
-    else:
-        noise = torch.rand(probs.shape, generator=generator, device=probs.device)
-        notes = (noise < probs).float()
+    notes = draw_notes(probs, controls, generator)
     if controls.max_notes_per_step > 0:
         notes = limit_notes_per_group(notes, probs, controls.max_notes_per_step, group_size)
     return notes
+
+
+def draw_notes(
+    probs: torch.Tensor, controls: SamplingControls, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """0/1 notes from probabilities: p > threshold when one is set, else Bernoulli draws."""
+    if controls.threshold is not None:
+        return (probs > controls.threshold).float()
+    noise = torch.rand(probs.shape, generator=generator, device=probs.device)
+    return (noise < probs).float()
 
 
 def limit_notes_per_group(

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tunesmith.errors import ConfigError
+from tunesmith.generation.sampling import draw_notes, sample_bernoulli
 
 
 class FrameHead(nn.Module):
@@ -42,8 +43,6 @@ class BernoulliHead(FrameHead):
         return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
 
     def sample(self, h, controls, generator=None, group_size=None):
-        from tunesmith.generation.sampling import sample_bernoulli
-
         return sample_bernoulli(self.logits(h), controls, generator, group_size)
 
 
@@ -110,12 +109,8 @@ class NADEHead(FrameHead):
             logit = visible_bias[:, k]  # (B,)
             if self.low <= k < self.high:
                 logit = logit + torch.sigmoid(pre_hidden) @ self.output_weight[k - self.low]
-            prob = torch.sigmoid(logit.float() / controls.temperature)
-            if controls.threshold is not None:
-                note = (prob > controls.threshold).float()
-            else:
-                noise = torch.rand(prob.shape, generator=generator, device=prob.device)
-                note = (noise < prob).float()
+            note = draw_notes(torch.sigmoid(logit.float() / controls.temperature), controls,
+                              generator)
             if controls.max_notes_per_step > 0:
                 note = note * (notes_in_group < controls.max_notes_per_step).float()
             notes_in_group = notes_in_group + note
