@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
-from tiny_model import TINY_INFO, TinyFrameConfig, TinyFrameModel, register_tiny_families
+from tiny_model import (
+    TINY_INFO,
+    TinyFrameConfig,
+    TinyFrameModel,
+    register_tiny_families,
+    save_tiny_checkpoint,
+)
 from tunesmith.errors import CheckpointError
-from tunesmith.training.checkpoint import load_checkpoint, read_checkpoint_config, save_checkpoint
+from tunesmith.training.checkpoint import load_checkpoint, read_checkpoint_config
 
 
 @pytest.fixture(autouse=True)
@@ -19,11 +24,8 @@ def _tiny_registry(monkeypatch):
 
 @pytest.fixture
 def folder(tmp_path):
-    torch.manual_seed(0)
-    model = TinyFrameModel(TinyFrameModel.config_for_data(TinyFrameConfig(), TINY_INFO))
-    return save_checkpoint(tmp_path / "ckpt", model, model_name="tiny-frames",
-                           data_info=TINY_INFO, corpus={"corpus": "tiny"},
-                           training={"epochs": 3})
+    return save_tiny_checkpoint(tmp_path / "ckpt", corpus={"corpus": "tiny"},
+                                training={"epochs": 3})
 
 
 def test_config_records_what_rebuilds_the_model(folder):

@@ -7,7 +7,11 @@ import pytest
 import torch
 
 from test_families import TINY_OPTIONS, build_tiny
-from tiny_model import TINY_INFO, TinyFrameConfig, TinyFrameModel, register_tiny_families
+from tiny_model import (
+    TINY_INFO,
+    register_tiny_families,
+    save_tiny_checkpoint,
+)
 from tunesmith.errors import ConfigError
 from tunesmith.generation.generate import (
     array_to_score,
@@ -29,10 +33,7 @@ def _tiny_registry(monkeypatch):
 
 @pytest.fixture
 def checkpoint(tmp_path):
-    torch.manual_seed(0)
-    model = TinyFrameModel(TinyFrameModel.config_for_data(TinyFrameConfig(), TINY_INFO))
-    return save_checkpoint(tmp_path / "ckpt", model, model_name="tiny-frames",
-                           data_info=TINY_INFO)
+    return save_tiny_checkpoint(tmp_path / "ckpt")
 
 
 def test_length_in_steps_uses_the_data_grid_and_tempo():

@@ -161,3 +161,13 @@ TINY_INFO = {
     "pitch_low": 60,
     "pitch_high": 63,
 }
+
+
+def save_tiny_checkpoint(folder, **metadata):
+    """A seeded tiny-frames model saved as a checkpoint in ``folder`` (its path returned)."""
+    from tunesmith.training.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    model = TinyFrameModel(TinyFrameModel.config_for_data(TinyFrameConfig(), TINY_INFO))
+    return save_checkpoint(folder, model, model_name="tiny-frames", data_info=TINY_INFO,
+                           **metadata)

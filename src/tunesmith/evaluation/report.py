@@ -55,12 +55,19 @@ def _compact(fig, axes, yticks: bool = True) -> None:
     fig.subplots_adjust(left=0.05, right=0.98, bottom=0.06, top=0.9, wspace=0.3, hspace=0.6)
 
 
-def plot_metric_distributions(generated, reference, path: Path) -> Path:
-    """Violins of every metric, generated vs reference, one panel per metric."""
+def _pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (reports are PNGs, never windows)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_metric_distributions(generated, reference, path: Path) -> Path:
+    """Violins of every metric, generated vs reference, one panel per metric."""
+    plt = _pyplot()
 
     from tunesmith.evaluation.metrics import FEATURE_NAMES
 
@@ -108,10 +115,7 @@ def plot_metric_distributions(generated, reference, path: Path) -> Path:
 
 def plot_pitch_classes(results: dict, path: Path) -> Path:
     """Pooled pitch-class histograms side by side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     js = results["pitch_class_js"]
     x = np.arange(12)
@@ -130,10 +134,7 @@ def plot_pitch_classes(results: dict, path: Path) -> Path:
 
 def plot_plagiarism(results: dict, path: Path) -> Path:
     """Per generated piece: LCS ratio and longest copied span, with the flag thresholds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     info = results["plagiarism"]
     pieces = info["pieces"]
@@ -158,10 +159,7 @@ def plot_plagiarism(results: dict, path: Path) -> Path:
 
 def plot_yang_lerch(results: dict, path: Path) -> Path:
     """KDE curves of intra-set (generated, reference) and inter-set distances per feature."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     analysis = {k: v for k, v in results["yang_lerch"].items()
                 if "_curves" in v and v["inter_std"] > 0}
