@@ -57,6 +57,38 @@ def test_nade_log_prob_equals_key_by_key_product():
     assert torch.allclose(head.log_prob(h, x), expected, atol=1e-5)
 
 
+def dense_nade_logits(head: NADEHead, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The textbook O(K·N) form: a_k = c(h) + cumulative sum of x_j W_j over j < k."""
+    active = x[..., head.low : head.high]
+    contribution = active.unsqueeze(-1) * head.input_weight  # (..., Ka, N)
+    below = contribution.cumsum(-2) - contribution
+    hidden = torch.sigmoid(below + head.hidden_bias(h).unsqueeze(-2))
+    autoregressive = (hidden * head.output_weight).sum(-1)  # (..., Ka)
+    autoregressive = torch.nn.functional.pad(autoregressive, (head.low, head.keys - head.high))
+    return head.visible_bias(h) + autoregressive
+
+
+@pytest.mark.parametrize("ranges", [{}, {"nade_low": 2, "nade_high": 7}])
+def test_nade_segment_logits_and_gradients_equal_the_dense_form(ranges):
+    head = random_nade(hidden=4, keys=9, nade_hidden=5, **ranges)
+    h = torch.randn(3, 4, 4, requires_grad=True)  # (B, T, H)
+    x = (torch.rand(3, 4, 9) > 0.6).float()
+    x[0, 0] = 0  # a silent frame (and padding) has one segment
+    x[1, 2] = 1  # every key sounding: the most segments
+    x[2, 1, 3] = 0.5  # non-binary values weight W_j by x_j
+    weights = torch.randn(3, 4, 9)
+    fast = head.logits(h, x)
+    (fast * weights).sum().backward()
+    fast_grads = [p.grad.clone() for p in (h, *head.parameters())]
+    for p in (h, *head.parameters()):
+        p.grad = None
+    dense = dense_nade_logits(head, h, x)
+    (dense * weights).sum().backward()
+    assert torch.allclose(fast, dense, atol=1e-5)
+    for fast_grad, p in zip(fast_grads, (h, *head.parameters()), strict=True):
+        assert torch.allclose(fast_grad, p.grad, atol=1e-5)
+
+
 def test_nade_conditional_of_key_ignores_keys_at_and_above_it():
     head = random_nade(keys=6)
     h = torch.randn(1, 5)
