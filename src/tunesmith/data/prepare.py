@@ -11,6 +11,11 @@ each with the chosen representation and writes a compact cache under
         meta.json     piece ids, split of each piece, tracks, per-piece facts, info
         skipped.json  [[piece id, reason], ...]
 
+A worker loads its chunk of pieces one by one, then reads all their notes with one symusic
+call (:func:`~tunesmith.music.note_arrays.note_arrays`) and estimates the keys and encodes
+merged piano-rolls of the whole chunk at once; it sends back the chunk's arrays stacked
+(0/1 grids bit-packed), not one Python object per piece.
+
 The hash covers the corpus's content (file names, sizes, mtimes), the representation
 and its options, and the tunesmith version, so a second run with the same inputs only
 reads the cache. A piece that cannot be used is skipped with its reason, reported at
@@ -20,6 +25,7 @@ the end, and never costs the others.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import multiprocessing
@@ -38,6 +44,7 @@ import numpy as np
 from tunesmith import __version__
 from tunesmith.data.corpora import SPLITS, Corpus, PieceSource, get_corpus
 from tunesmith.errors import ConfigError, MusicFileError, TunesmithError
+from tunesmith.music.note_arrays import NoteArrays
 
 REPRESENTATIONS = ("pianoroll", "melody", "events")
 #: bump when the cache layout or the encoding pipeline changes
@@ -112,8 +119,8 @@ def load_prepared(cache_dir: str | Path) -> PreparedData:
             offsets = arrays["offsets"]
             if "n_columns" in arrays.files:  # 0/1 piano-rolls are stored 8 cells a byte
                 columns = int(arrays["n_columns"])
-                data = np.unpackbits(arrays["data"], axis=1, count=columns)
-                onset_data = (np.unpackbits(arrays["onsets"], axis=1, count=columns)
+                data = unpack_rows(arrays["data"], columns)
+                onset_data = (unpack_rows(arrays["onsets"], columns)
                               if "onsets" in arrays.files else None)
             else:
                 data = arrays["data"]
@@ -134,6 +141,27 @@ def load_prepared(cache_dir: str | Path) -> PreparedData:
         offsets=offsets,
         onset_data=onset_data,
     )
+
+
+def pack_rows(grid: np.ndarray) -> np.ndarray:
+    """``np.packbits(grid, axis=1)`` of a (rows, columns) 0/1 grid, ~9x faster.
+
+    Packing the flat array is the same when a row is a whole number of bytes; other
+    widths are first padded with zero columns, as packbits pads each row's last byte.
+    """
+    rows, columns = grid.shape
+    if columns % 8:
+        padded = np.zeros((rows, columns + 8 - columns % 8), np.uint8)
+        padded[:, :columns] = grid
+        grid = padded
+    return np.packbits(np.ascontiguousarray(grid).reshape(-1)).reshape(rows, grid.shape[1] // 8)
+
+
+def unpack_rows(packed: np.ndarray, columns: int) -> np.ndarray:
+    """``np.unpackbits(packed, axis=1, count=columns)``: the inverse of :func:`pack_rows`."""
+    rows, width = packed.shape
+    grid = np.unpackbits(np.ascontiguousarray(packed).reshape(-1)).reshape(rows, width * 8)
+    return grid if grid.shape[1] == columns else np.ascontiguousarray(grid[:, :columns])
 
 
 # --------------------------------------------------------------------------- encoders
@@ -213,6 +241,27 @@ class PianorollEncoder:
             out["onsets"] = _flatten_tracks(onsets)
         return out
 
+    def encode_many(self, scores: list, notes: NoteArrays) -> list[dict | Exception]:
+        """:meth:`encode` of each score (``notes``: theirs); merged tracks in one pass."""
+        from tunesmith.representations import pianoroll
+
+        if not self.merge:
+            return _one_by_one(self.encode, scores)
+        frames, onsets, steps = pianoroll.encode_merged_many(
+            notes.select(~notes.drum), self.cfg, with_onsets=self.cfg.onset)
+        bounds = np.concatenate([[0], np.cumsum(steps)]).tolist()
+        out: list[dict | Exception] = []
+        for start, end in itertools.pairwise(bounds):
+            piece = {"data": frames[start:end]}  # (steps, 1 * pitches)
+            if self.cfg.onset:
+                piece["onsets"] = onsets[start:end]
+            out.append(piece)
+        return out
+
+    def packs_bits(self) -> bool:
+        """0/1 grids are stored 8 cells a byte."""
+        return not self.cfg.velocity
+
     def encode_roll(self, roll: np.ndarray, steps_per_quarter: int) -> dict[str, np.ndarray]:
         """A benchmark ``(frames, 88)`` roll (MIDI 21-108) on this grid, without a Score."""
         from tunesmith.data.polyphonic import LOWEST_PITCH
@@ -287,6 +336,12 @@ class MelodyEncoder:
         events = np.asarray(self.module.encode(score, self.cfg), dtype=np.int16)  # (steps,)
         return {"data": events}
 
+    def encode_many(self, scores: list, notes: NoteArrays) -> list[dict | Exception]:
+        return _one_by_one(self.encode, scores)
+
+    def packs_bits(self) -> bool:
+        return False
+
     def info(self, facts: list[dict] | None = None) -> dict:
         """Vocabulary and grid; ``steps_per_bar`` is the most common bar of the pieces."""
         from collections import Counter
@@ -321,8 +376,28 @@ class EventsEncoder:
         tokens = np.asarray(self.module.encode(_drop_drums(score), self.cfg), dtype=np.int32)
         return {"data": tokens}
 
+    def encode_many(self, scores: list, notes: NoteArrays) -> list[dict | Exception]:
+        return _one_by_one(self.encode, scores)
+
+    def packs_bits(self) -> bool:
+        return False
+
     def info(self, facts: list[dict] | None = None) -> dict:
         return {"vocab_size": int(self.module.vocab_size(self.cfg)), "tokenizer": _asdict(self.cfg)}
+
+
+def _one_by_one(function, items: Sequence) -> list:
+    """``function(item)`` of each item, or the exception it raised (a ConfigError, which
+    would fail every piece alike, is raised at once)."""
+    out = []
+    for item in items:
+        try:
+            out.append(function(item))
+        except ConfigError:
+            raise
+        except Exception as exc:
+            out.append(exc)
+    return out
 
 
 def _asdict(cfg) -> dict:
@@ -372,30 +447,86 @@ def _piece_facts(score) -> dict[str, Any]:
     return facts
 
 
-def _encode_one(corpus: Corpus, encoder, source: PieceSource, transpose_to_c: bool):
-    """(arrays, facts) of one piece; raises MusicFileError/TunesmithError when unusable."""
-    from tunesmith.music import keys
+def _skip_reason(exc: Exception) -> str:
+    """What the skipped-pieces report says about a piece that raised ``exc``."""
+    if isinstance(exc, MusicFileError):
+        return exc.reason
+    if isinstance(exc, TunesmithError):  # e.g. RepresentationError: cannot be encoded
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"  # any parser failure
 
-    if corpus.kind == "rolls" and encoder.name == "pianoroll" and not transpose_to_c:
-        roll = corpus.roll(source)
-        facts = {"notes": None, "quarters": roll.shape[0] / corpus.steps_per_quarter,
-                 "seconds": None, "key": _key_name(_roll_key(roll))}
-        return encoder.encode_roll(roll, corpus.steps_per_quarter), facts
-    score = corpus.load(source)
-    facts = _piece_facts(score)
-    # None when the piece has no pitched notes or a flat histogram
-    key = keys.key_from_histogram(keys.pitch_class_histogram(score))
-    facts["key"] = _key_name(key)
-    if encoder.name == "melody":
-        facts["steps_per_bar"] = _steps_per_bar(score, encoder.cfg.steps_per_quarter)
+
+def _encode_roll(corpus: Corpus, encoder, source: PieceSource):
+    """(arrays, facts) of a benchmark roll, without a Score."""
+    roll = corpus.roll(source)
+    facts = {"notes": None, "quarters": roll.shape[0] / corpus.steps_per_quarter,
+             "seconds": None, "key": _key_name(_roll_key(roll))}
+    return encoder.encode_roll(roll, corpus.steps_per_quarter), facts
+
+
+def _encode_scores(corpus: Corpus, encoder, sources: Sequence[PieceSource],
+                   transpose_to_c: bool) -> list[tuple | Exception]:
+    """(arrays, facts) of each piece, or the exception that makes it unusable.
+
+    Pieces are loaded one by one; their notes are then read once for the whole chunk
+    (:func:`note_arrays`), and the keys and (merged) piano-rolls computed for all at once.
+    """
+    from tunesmith.music import keys
+    from tunesmith.music.note_arrays import note_arrays
+
+    results: list = _one_by_one(corpus.load, sources)
+    usable = [i for i, r in enumerate(results) if not isinstance(r, Exception)]
+    scores = [results[i] for i in usable]
+    notes = note_arrays(scores)
+    # None when a piece has no pitched notes or a flat histogram
+    piece_keys = keys.keys_from_histograms(keys.pitch_class_histograms(notes))
+
+    def facts_of(index: int) -> dict[str, Any]:
+        score = scores[index]
+        piece_facts = _piece_facts(score)
+        piece_facts["key"] = _key_name(piece_keys[index])
+        if encoder.name == "melody":
+            piece_facts["steps_per_bar"] = _steps_per_bar(score, encoder.cfg.steps_per_quarter)
+        return piece_facts
+
+    facts = _one_by_one(facts_of, range(len(scores)))
+    if any(isinstance(f, Exception) for f in facts):  # rare: drop those pieces
+        for i, f in zip(usable, facts, strict=True):
+            if isinstance(f, Exception):
+                results[i] = f
+        good = [k for k, f in enumerate(facts) if not isinstance(f, Exception)]
+        usable, facts = [usable[k] for k in good], [facts[k] for k in good]
+        piece_keys, scores = [piece_keys[k] for k in good], [scores[k] for k in good]
+        notes = note_arrays(scores)
     if transpose_to_c:
-        if key is None:
-            raise MusicFileError(source.path, "no key can be estimated to transpose to C")
-        score, facts["transposed_by"] = keys.normalize_key(score, key)
-    arrays = encoder.encode(score)
-    if arrays["data"].shape[0] == 0:
-        raise MusicFileError(source.path, "no notes left after encoding (all out of range?)")
-    return arrays, facts
+        moved = []
+        for i, score, key, piece_facts in zip(usable, scores, piece_keys, facts, strict=True):
+            if key is None:
+                results[i] = MusicFileError(sources[i].path,
+                                            "no key can be estimated to transpose to C")
+                continue
+            try:
+                score, piece_facts["transposed_by"] = keys.normalize_key(score, key)
+            except ConfigError:
+                raise
+            except Exception as exc:
+                results[i] = exc
+                continue
+            moved.append((i, score, piece_facts))
+        usable = [i for i, _, _ in moved]
+        scores = [score for _, score, _ in moved]
+        facts = [piece_facts for _, _, piece_facts in moved]
+        notes = note_arrays(scores)
+    encoded = encoder.encode_many(scores, notes)
+    for i, arrays, piece_facts in zip(usable, encoded, facts, strict=True):
+        if isinstance(arrays, Exception):
+            results[i] = arrays
+        elif arrays["data"].shape[0] == 0:
+            results[i] = MusicFileError(sources[i].path,
+                                        "no notes left after encoding (all out of range?)")
+        else:
+            results[i] = (arrays, piece_facts)
+    return results
 
 
 def _steps_per_bar(score, steps_per_quarter: int) -> int | None:
@@ -420,25 +551,37 @@ def _worker_context(job: dict):
     return _worker_state["corpus"], _worker_state["encoder"]
 
 
-def process_chunk(job: dict, sources: Sequence[PieceSource]) -> list[tuple]:
-    """Encode a chunk of pieces; each result is ``(id, arrays, facts)`` or ``(id, None,
-    reason)``. Never raises for a bad piece (runs in a worker process)."""
+def process_chunk(job: dict, sources: Sequence[PieceSource]) -> dict[str, Any]:
+    """Encode a chunk of pieces (in a worker process); never raises for a bad piece.
+
+    Returns compact data, cheap to send back: ``ids``, ``facts`` and ``lengths`` (rows)
+    of the usable pieces in chunk order, their arrays stacked along the rows in
+    ``arrays`` (0/1 piano-rolls bit-packed along the keys), and ``skipped``
+    ``[(id, reason)]``.
+    """
     corpus, encoder = _worker_context(job)
-    results = []
-    for source in sources:
-        try:
-            arrays, facts = _encode_one(corpus, encoder, source, job["transpose_to_c"])
-        except ConfigError:
-            raise  # a wrong option fails every piece: stop the job
-        except MusicFileError as exc:
-            results.append((source.id, None, exc.reason))
-        except TunesmithError as exc:  # e.g. RepresentationError: this piece cannot be encoded
-            results.append((source.id, None, str(exc)))
-        except Exception as exc:  # any parser failure: skip the piece, keep the batch
-            results.append((source.id, None, f"{type(exc).__name__}: {exc}"))
-        else:
-            results.append((source.id, arrays, facts))
-    return results
+    if corpus.kind == "rolls" and encoder.name == "pianoroll" and not job["transpose_to_c"]:
+        results = _one_by_one(lambda source: _encode_roll(corpus, encoder, source), sources)
+    else:
+        results = _encode_scores(corpus, encoder, sources, job["transpose_to_c"])
+    kept = [(source.id, r) for source, r in zip(sources, results, strict=True)
+            if not isinstance(r, Exception)]
+    arrays, columns = {}, None
+    if kept:
+        for name in kept[0][1][0]:
+            stacked = np.concatenate([r[0][name] for _, r in kept], axis=0)
+            columns = stacked.shape[1] if stacked.ndim == 2 else None
+            arrays[name] = pack_rows(stacked) if encoder.packs_bits() else stacked
+    return {
+        "ids": [piece_id for piece_id, _ in kept],
+        "facts": [r[1] for _, r in kept],
+        "lengths": [len(r[0]["data"]) for _, r in kept],
+        "arrays": arrays,
+        "columns": columns,  # of the unpacked 2-D arrays
+        "skipped": [(source.id, _skip_reason(r)) for source, r in zip(sources, results,
+                                                                      strict=True)
+                    if isinstance(r, Exception)],
+    }
 
 
 # --------------------------------------------------------------------------- driver
@@ -472,7 +615,8 @@ def _pool_context():
 
 
 def _run_chunks(job: dict, sources: list[PieceSource], workers: int, progress: bool) -> list:
-    """Encode all pieces in ``workers`` processes, with a progress bar."""
+    """Encode all pieces in ``workers`` processes, with a progress bar; the
+    :func:`process_chunk` results, in chunk order."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -485,40 +629,43 @@ def _run_chunks(job: dict, sources: list[PieceSource], workers: int, progress: b
     # a few chunks per worker balance slow and fast files while keeping per-task cost low
     size = max(1, min(256, math.ceil(len(sources) / (workers * 8))))
     chunks = [sources[i : i + size] for i in range(0, len(sources), size)]
-    results: list = []
+    results: list = [None] * len(chunks)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=not progress, transient=False) as bar:
         task = bar.add_task(f"preparing {job['corpus']}", total=len(sources))
         if workers <= 1:
-            for chunk in chunks:
-                results += process_chunk(job, chunk)
+            for index, chunk in enumerate(chunks):
+                results[index] = process_chunk(job, chunk)
                 bar.advance(task, len(chunk))
             return results
-        crashed: list[PieceSource] = []
+        crashed: list[int] = []
         with ProcessPoolExecutor(workers, mp_context=_pool_context()) as pool:
-            pending = {pool.submit(process_chunk, job, chunk): chunk for chunk in chunks}
+            pending = {pool.submit(process_chunk, job, chunk): index
+                       for index, chunk in enumerate(chunks)}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    chunk = pending.pop(future)
+                    index = pending.pop(future)
                     try:
-                        results += future.result()
+                        results[index] = future.result()
                     except BrokenProcessPool:
-                        crashed += chunk  # a parser crashed the worker: retry one by one
-                    bar.advance(task, len(chunk))
-        for source in crashed:
-            results += _isolated(job, source)
-    return results
+                        crashed.append(index)  # a parser crashed the worker: retry one by one
+                    bar.advance(task, len(chunks[index]))
+        for index in crashed:
+            results[index] = None
+            results += [_isolated(job, source) for source in chunks[index]]
+    return [r for r in results if r is not None]
 
 
-def _isolated(job: dict, source: PieceSource) -> list:
+def _isolated(job: dict, source: PieceSource) -> dict[str, Any]:
     """Encode one piece in its own process; a crash there skips only this piece."""
     with ProcessPoolExecutor(1, mp_context=_pool_context()) as pool:
         try:
             return pool.submit(process_chunk, job, [source]).result()
         except BrokenProcessPool:
-            return [(source.id, None, "the parser crashed on this file")]
+            return {"ids": [], "facts": [], "lengths": [], "arrays": {}, "columns": None,
+                    "skipped": [(source.id, "the parser crashed on this file")]}
 
 
 def prepare(
@@ -561,6 +708,7 @@ def prepare(
             pass  # a damaged cache is rebuilt
 
     sources, skipped = corpus.sources()
+    skipped = list(skipped)
     if limit is not None:
         sources = sources[:limit]
     job = {"corpus": corpus_spec, "path": None if path is None else str(path),
@@ -569,23 +717,36 @@ def prepare(
     workers = max(1, workers or os.cpu_count() or 1)
     if corpus.kind == "rolls" and representation == "pianoroll" and not transpose_to_c:
         workers = 1  # slicing arrays already in memory: processes would only cost
-    results = _run_chunks(job, sources, min(workers, max(1, len(sources))), progress)
+    # forked workers inherit the corpus (its file listing), the encoder and the modules
+    # they use, instead of building and importing them again each
+    from tunesmith.music import keys  # noqa: F401
 
-    split_by_id = {s.id: corpus.split(s) for s in sources}
-    results.sort(key=lambda r: r[0])
-    kept = [r for r in results if r[1] is not None]
-    skipped = sorted(skipped + [(r[0], r[2]) for r in results if r[1] is None])
+    _worker_state.update(key=json.dumps(job, sort_keys=True), corpus=corpus, encoder=encoder)
+    chunks = _run_chunks(job, sources, min(workers, max(1, len(sources))), progress)
+
+    # every usable piece: (id, chunk, first row in the chunk's arrays, rows, facts)
+    kept: list[tuple[str, int, int, int, dict]] = []
+    for index, chunk in enumerate(chunks):
+        rows = np.concatenate([[0], np.cumsum(chunk["lengths"], dtype=np.int64)]).tolist()
+        kept += [(piece_id, index, rows[k], rows[k + 1] - rows[k], facts)
+                 for k, (piece_id, facts) in enumerate(zip(chunk["ids"], chunk["facts"],
+                                                           strict=True))]
+        skipped += chunk["skipped"]
+    kept.sort(key=lambda piece: piece[0])
+    skipped = sorted(skipped)
     if not kept:
         raise TunesmithError(
             f"no usable piece in {corpus.name} ({len(skipped)} skipped"
             + (f", e.g. {skipped[0][0]}: {skipped[0][1]}" if skipped else "") + ")"
         )
+    split_by_id = {s.id: corpus.split(s) for s in sources}
     info = {
         "corpus": corpus.name,
         "representation": representation,
         "repr_config": options,
-        **encoder.info([r[2] for r in kept]),
-        "n_pieces": {split: sum(split_by_id[r[0]] == split for r in kept) for split in SPLITS},
+        **encoder.info([piece[4] for piece in kept]),
+        "n_pieces": {split: sum(split_by_id[piece[0]] == split for piece in kept)
+                     for split in SPLITS},
         "n_skipped": len(skipped),
         "transpose_to_c": transpose_to_c,
         "split_source": "published" if corpus.kind == "rolls" else "hash of piece id (80/10/10)",
@@ -595,40 +756,65 @@ def prepare(
         "representation": representation,
         "repr_config": options,
         "info": info,
-        "ids": [r[0] for r in kept],
-        "splits": [split_by_id[r[0]] for r in kept],
-        "pieces": [r[2] for r in kept],
+        "ids": [piece[0] for piece in kept],
+        "splits": [split_by_id[piece[0]] for piece in kept],
+        "pieces": [piece[4] for piece in kept],
         "cache_key": key,
     }
-    lengths = np.array([len(r[1]["data"]) for r in kept], dtype=np.int64)
-    arrays = {
-        "data": np.concatenate([r[1]["data"] for r in kept], axis=0),
-        "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+    lengths = np.array([piece[3] for piece in kept], dtype=np.int64)
+    first_chunk = chunks[kept[0][1]]
+    arrays = {  # the chunks' arrays (0/1 piano-rolls come bit-packed), in piece id order
+        name: np.concatenate([chunks[c]["arrays"][name][row : row + rows]
+                              for _, c, row, rows, _ in kept], axis=0)
+        for name in first_chunk["arrays"]
     }
-    if "onsets" in kept[0][1]:
-        arrays["onsets"] = np.concatenate([r[1]["onsets"] for r in kept], axis=0)
-    if representation == "pianoroll" and not options["velocity"]:
-        arrays["n_columns"] = np.array(arrays["data"].shape[1])
-        arrays["data"] = np.packbits(arrays["data"], axis=1)
-        if "onsets" in arrays:
-            arrays["onsets"] = np.packbits(arrays["onsets"], axis=1)
-    _write_cache(cache_dir, arrays, meta, skipped)
+    arrays["offsets"] = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    if encoder.packs_bits():
+        arrays["n_columns"] = np.array(first_chunk["columns"])
+    meta_text = _write_cache(cache_dir, arrays, meta, skipped)
     if report and skipped:
         print_skipped(skipped)
-    return load_prepared(cache_dir)
+    return _prepared_in_memory(cache_dir, arrays, json.loads(meta_text), skipped)
 
 
-def _write_cache(cache_dir: Path, arrays: dict, meta: dict, skipped: list) -> None:
-    """Write into a temporary folder, then move it into place (never a half cache)."""
+def _prepared_in_memory(cache_dir: Path, arrays: dict, meta: dict,
+                        skipped: list) -> PreparedData:
+    """What :func:`load_prepared` reads back from the cache just written, without reading."""
+    data, onset_data = arrays["data"], arrays.get("onsets")
+    if "n_columns" in arrays:  # unpack as load_prepared does
+        columns = int(arrays["n_columns"])
+        data = unpack_rows(data, columns)
+        onset_data = None if onset_data is None else unpack_rows(onset_data, columns)
+    return PreparedData(
+        corpus=meta["corpus"],
+        representation=meta["representation"],
+        repr_config=meta["repr_config"],
+        info=meta["info"],
+        skipped=[(str(i), str(r)) for i, r in skipped],
+        cache_dir=cache_dir,
+        piece_ids=meta["ids"],
+        piece_splits=meta["splits"],
+        piece_meta=meta["pieces"],
+        data=data,
+        offsets=arrays["offsets"],
+        onset_data=onset_data,
+    )
+
+
+def _write_cache(cache_dir: Path, arrays: dict, meta: dict, skipped: list) -> str:
+    """Write into a temporary folder, then move it into place (never a half cache).
+    Returns the text of meta.json."""
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache_dir.with_name(f"{cache_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     np.savez(tmp / "data.npz", **arrays)  # 0/1 rolls come bit-packed: no zlib time
-    (tmp / "meta.json").write_text(json.dumps(meta))
+    meta_text = json.dumps(meta)
+    (tmp / "meta.json").write_text(meta_text)
     (tmp / "skipped.json").write_text(json.dumps([list(s) for s in skipped], indent=0))
     shutil.rmtree(cache_dir, ignore_errors=True)
     os.replace(tmp, cache_dir)
+    return meta_text
 
 
 def print_skipped(skipped: Sequence[tuple[str, str]], console=None, limit: int = 50) -> None:

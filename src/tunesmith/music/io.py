@@ -28,6 +28,7 @@ import math
 from pathlib import Path
 
 from symusic import KeySignature, Note, Score, Tempo, TimeSignature, Track
+from symusic.core import NoteTickList
 
 from tunesmith.errors import MusicFileError
 
@@ -99,10 +100,20 @@ def _load_midi(path: Path) -> list[Score]:
         score = Score.from_midi(data)
     except Exception as exc:  # symusic raises RuntimeError/ValueError with terse text
         raise MusicFileError(path, f"corrupt or truncated MIDI ({exc})") from exc
+    _drop_zero_length_notes(score)
+    return [score]
+
+
+def _drop_zero_length_notes(score: Score) -> None:
+    """Remove notes of no duration (they never sound), in place."""
+    every_note = NoteTickList()  # all tracks' notes: one numpy() call, not one per track
+    for track in score.tracks:
+        every_note.extend(track.notes)
+    if not len(every_note) or (every_note.numpy()["duration"] > 0).all():
+        return  # nearly every file
     for track in score.tracks:
         if len(track.notes) and (track.notes.numpy()["duration"] <= 0).any():
             track.notes = track.notes.filter(lambda note: note.duration > 0, inplace=False)
-    return [score]
 
 
 def _check_midi_chunks(path: Path, data: bytes) -> None:

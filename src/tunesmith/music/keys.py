@@ -19,6 +19,7 @@ import numpy as np
 from symusic import Score
 
 from tunesmith.errors import RepresentationError
+from tunesmith.music.note_arrays import NoteArrays
 from tunesmith.music.transforms import transpose
 
 #: Krumhansl–Kessler probe-tone ratings, index 0 = tonic (1982, Table 1).
@@ -79,6 +80,21 @@ def pitch_class_histogram(score: Score, weighted: bool = True) -> np.ndarray:
     return histogram / total if total > 0 else histogram
 
 
+def pitch_class_histograms(notes: NoteArrays, weighted: bool = True) -> np.ndarray:
+    """(pieces, 12) :func:`pitch_class_histogram` of every piece of a batch, at once.
+
+    Row ``i`` equals ``pitch_class_histogram(scores[i])`` exactly: the bins sum whole
+    ticks (or counts), so adding them track by track or all at once gives the same floats.
+    """
+    pitched = ~notes.drum
+    bins = notes.piece[pitched] * 12 + notes.pitch[pitched] % 12
+    weights = notes.duration[pitched].astype(np.float64) if weighted else None
+    histograms = np.bincount(bins, weights=weights, minlength=12 * notes.n_pieces)
+    histograms = histograms.astype(np.float64).reshape(notes.n_pieces, 12)  # (pieces, 12)
+    totals = histograms.sum(axis=1, keepdims=True)  # (pieces, 1)
+    return np.divide(histograms, totals, out=histograms, where=totals > 0)
+
+
 def key_correlations(histogram: np.ndarray) -> np.ndarray:
     """(2, 12) Pearson correlations of a histogram with each mode's profile on each tonic.
 
@@ -107,15 +123,33 @@ def key_from_histogram(histogram: np.ndarray) -> Key | None:
 
     Ties go to major, then the lower tonic. Undefined: an empty or flat histogram.
     """
-    h = np.asarray(histogram, dtype=np.float64)
-    h = h - h.mean()
-    spread = float(h @ h)
-    if spread == 0.0:  # empty or flat: no correlation is defined
-        return None
-    correlations = (_CENTRED_PROFILES @ h) / (_PROFILE_NORMS * np.sqrt(spread))  # (2, 12)
-    flat_index = int(correlations.argmax())  # first maximum: major before minor, low tonic
-    mode, tonic = divmod(flat_index, 12)
-    return Key(tonic, MODES[mode], float(correlations[mode, tonic]))
+    return keys_from_histograms(np.asarray(histogram, dtype=np.float64)[None])[0]
+
+
+def keys_from_histograms(histograms: np.ndarray) -> list[Key | None]:
+    """:func:`key_from_histogram` of each row of a (pieces, 12) array, in one pass.
+
+    Every sum runs along a row of 12 (elementwise products, then ``sum``), never through
+    a matrix product whose rounding could depend on the number of rows: a piece gets
+    the same key, to the last bit of its correlation, alone or in a batch.
+    """
+    h = np.asarray(histograms, dtype=np.float64)  # (pieces, 12)
+    h = h - h.mean(axis=1, keepdims=True)
+    spread = (h * h).sum(axis=1)  # (pieces,) 0 for an empty or flat histogram
+    profiles = _CENTRED_PROFILES.reshape(24, 12)  # [mode * 12 + tonic, pitch class]
+    with np.errstate(invalid="ignore", divide="ignore"):  # flat rows give NaN, then None
+        correlations = (h[:, None, :] * profiles).sum(axis=2) / (
+            _PROFILE_NORMS.reshape(24) * np.sqrt(spread)[:, None]
+        )  # (pieces, 24)
+    best = correlations.argmax(axis=1)  # first maximum: major before minor, low tonic
+    keys: list[Key | None] = []
+    for row, index in enumerate(best.tolist()):
+        if spread[row] == 0.0:  # empty or flat: no correlation is defined
+            keys.append(None)
+        else:
+            mode, tonic = divmod(index, 12)
+            keys.append(Key(tonic, MODES[mode], float(correlations[row, index])))
+    return keys
 
 
 def estimate_key(score: Score, weighted: bool = True) -> Key:

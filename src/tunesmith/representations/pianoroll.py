@@ -21,6 +21,7 @@ from symusic import Note, Score, Tempo, Track
 
 from tunesmith.config import DictConfig
 from tunesmith.errors import ConfigError
+from tunesmith.music.note_arrays import NoteArrays
 
 
 @dataclass
@@ -54,6 +55,16 @@ class PianorollConfig(DictConfig):
 
 
 
+def _grid_span(time, duration, tpq, resolution: int) -> tuple[np.ndarray, np.ndarray]:
+    """(start, end) steps of notes: onset and offset rounded to the nearest step, and
+    every note at least one step long. ``tpq`` is an int or a per-note array."""
+    time = np.asarray(time, dtype=np.int64)
+    start = np.round(time * resolution / tpq).astype(np.int64)
+    end = np.round((time + duration) * resolution / tpq).astype(np.int64)
+    np.maximum(end, start + 1, out=end)
+    return start, end
+
+
 def _note_cells(tracks, tpq: int, cfg: PianorollConfig, merge: bool = False):
     """Every note of ``tracks`` on the grid: (track, start, end, pitch index, velocity) arrays.
 
@@ -65,10 +76,7 @@ def _note_cells(tracks, tpq: int, cfg: PianorollConfig, merge: bool = False):
         if not len(track.notes):
             continue
         notes = track.notes.numpy()  # dict of arrays: time, duration, pitch, velocity
-        time = notes["time"].astype(np.int64)
-        start = np.round(time * cfg.resolution / tpq).astype(np.int64)
-        end = np.round((time + notes["duration"]) * cfg.resolution / tpq).astype(np.int64)
-        np.maximum(end, start + 1, out=end)
+        start, end = _grid_span(notes["time"], notes["duration"], tpq, cfg.resolution)
         columns.append((np.full(len(start), 0 if merge else index, np.int64), start, end,
                         notes["pitch"].astype(np.int64), notes["velocity"]))
     if not columns:
@@ -85,6 +93,24 @@ def _note_cells(tracks, tpq: int, cfg: PianorollConfig, merge: bool = False):
         return (track, start, end, pitch - cfg.pitch_low, velocity), steps
     cells = (track[keep], start[keep], end[keep], pitch[keep] - cfg.pitch_low, velocity[keep])
     return cells, steps
+
+
+def _fill(frames: np.ndarray, starts: np.ndarray | None, first_cell: np.ndarray,
+          lengths: np.ndarray, stride: int, velocity: np.ndarray, cfg: PianorollConfig) -> None:
+    """Mark notes on flat views of the grids: note i covers ``lengths[i]`` cells from
+    ``first_cell[i]``, ``stride`` flat positions (one step) apart; its first cell in
+    ``starts`` too, unless that is None."""
+    # cell k of a note lies k steps (k * stride flat positions) after its first cell
+    note_of_cell = np.repeat(np.arange(len(lengths)), lengths)
+    step_in_note = np.arange(len(note_of_cell)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    cells = first_cell[note_of_cell] + step_in_note * stride
+    if cfg.velocity:
+        velocity = np.clip(velocity.astype(np.int64), 1, 127)
+        np.maximum.at(frames.reshape(-1), cells, velocity[note_of_cell])
+    else:
+        frames.reshape(-1)[cells] = 1
+    if starts is not None:
+        starts.reshape(-1)[first_cell] = 1
 
 
 def encode_with_onsets(
@@ -108,18 +134,34 @@ def encode_with_onsets(
         track, start, pitch = track[inside], start[inside], pitch[inside]
         end, velocity = np.minimum(end[inside], steps), velocity[inside]
     first_cell = (track * steps + start) * cfg.n_pitches + pitch  # flat index of each onset
-    lengths = end - start
-    # cell k of a note lies k steps (k * n_pitches flat positions) after its first cell
-    note_of_cell = np.repeat(np.arange(len(lengths)), lengths)
-    step_in_note = np.arange(len(note_of_cell)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    cells = first_cell[note_of_cell] + step_in_note * cfg.n_pitches
-    if cfg.velocity:
-        velocity = np.clip(velocity.astype(np.int64), 1, 127)
-        np.maximum.at(frames.reshape(-1), cells, velocity[note_of_cell])
-    else:
-        frames.reshape(-1)[cells] = 1
-    starts.reshape(-1)[first_cell] = 1
+    _fill(frames, starts, first_cell, end - start, cfg.n_pitches, velocity, cfg)
     return frames, starts
+
+
+def encode_merged_many(
+    notes: NoteArrays, cfg: PianorollConfig, with_onsets: bool = True
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Every piece of a batch with all its tracks merged, the pieces stacked in time.
+
+    Returns ``(frames, onsets, steps)``: frames and onsets ``(sum(steps), pitches)`` uint8
+    (onsets None unless ``with_onsets``), and ``steps`` ``(pieces,)``, so that piece ``i``
+    is rows ``o[i]:o[i+1]`` with ``o`` the cumulative sum of ``steps`` from 0. Piece ``i``
+    equals ``encode_with_onsets(score_i, cfg, merge=True)`` (its single track), where
+    ``score_i`` holds exactly the notes given (drop drum notes first if they are not
+    wanted); a piece without notes has 0 steps. One vectorised pass for all pieces.
+    """
+    start, end = _grid_span(notes.time, notes.duration, notes.tpq[notes.piece], cfg.resolution)
+    steps = np.zeros(notes.n_pieces, np.int64)  # (pieces,) end of each piece's last note
+    np.maximum.at(steps, notes.piece, end)
+    row0 = np.cumsum(steps) - steps  # (pieces,) first row of each piece
+    frames = np.zeros((int(steps.sum()), cfg.n_pitches), np.uint8)  # (rows, pitches)
+    starts = np.zeros(frames.shape, np.uint8) if with_onsets else None
+    keep = (notes.pitch >= cfg.pitch_low) & (notes.pitch <= cfg.pitch_high)
+    pitch, velocity = notes.pitch[keep] - cfg.pitch_low, notes.velocity[keep]
+    start, end, row = start[keep], end[keep], row0[notes.piece[keep]]
+    first_cell = (row + start) * cfg.n_pitches + pitch  # flat index of each onset
+    _fill(frames, starts, first_cell, end - start, cfg.n_pitches, velocity, cfg)
+    return frames, starts, steps
 
 
 def n_steps(score: Score, resolution: int) -> int:
