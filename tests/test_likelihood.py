@@ -140,3 +140,30 @@ def test_bad_inputs_name_the_problem(tmp_path, capsys):
     assert parse_assignments(["hidden=8", "head=nade", "dropout=0.5"]) == {
         "hidden": 8, "head": "nade", "dropout": 0.5,
     }
+
+
+def test_ctrl_c_after_a_validated_epoch_tests_the_best_weights(tiny_mat, monkeypatch):
+    import tunesmith.evaluation.likelihood as likelihood
+
+    real_score_split, calls = likelihood.score_split, []
+
+    def score_split_interrupted_in_epoch_2(model, pieces, batch_size=32):
+        calls.append(len(pieces))
+        if len(calls) == 2:  # the second validation: Ctrl-C during epoch 2
+            raise KeyboardInterrupt
+        return real_score_split(model, pieces, batch_size)
+
+    monkeypatch.setattr(likelihood, "score_split", score_split_interrupted_in_epoch_2)
+    result = benchmark_nll("lstm", str(tiny_mat), {"hidden": 4}, max_epochs=5, batch_size=2,
+                           threads=1, progress=False)
+    assert result["stop_reason"] == "interrupted"
+    assert result["epochs"] == 1 and result["best_epoch"] == 1 and len(calls) == 3
+    assert math.isfinite(result["test_nll"])
+
+    def interrupted_at_once(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(likelihood, "score_split", interrupted_at_once)
+    with pytest.raises(KeyboardInterrupt):  # nothing validated yet: nothing to test
+        benchmark_nll("lstm", str(tiny_mat), {"hidden": 4}, max_epochs=5, batch_size=2,
+                      threads=1, progress=False)

@@ -188,7 +188,8 @@ def benchmark_nll(
 
     Adam with gradient-norm clipping ``clip``; the learning rate halves after
     ``lr_decay_patience`` epochs without a better valid NLL; training stops after
-    ``patience`` such epochs, ``max_epochs`` or ``max_minutes``. The best-valid weights
+    ``patience`` such epochs, ``max_epochs``, ``max_minutes`` or Ctrl-C (after at least
+    one validated epoch; otherwise the interrupt propagates). The best-valid weights
     are restored before the single test evaluation. ``transpose_augment=(lo, hi)`` shifts
     each training piece by a random number of semitones in [lo, hi] every epoch (Walder
     2016, "Modelling symbolic music: beyond the piano roll"); valid and test are never
@@ -231,63 +232,69 @@ def benchmark_nll(
     train = splits["train"]
     progress_bar = Progress(console=console, disable=not progress, transient=True)
     with progress_bar:
-        for epoch in range(1, max_epochs + 1):
-            model.train()
-            pieces = train
-            if transpose_augment is not None:
-                low, high = transpose_augment
-                pieces = transpose_pieces(train, rng.integers(low, high + 1, size=len(train)))
-            batches = length_batches(pieces, batch_size, rng)
-            task = progress_bar.add_task(f"epoch {epoch}", total=len(batches))
-            train_total, train_count = 0.0, 0
-            for batch_ids in batches:
-                batch = collate_frames([pieces[i] for i in batch_ids])
-                frames, mask = batch["frames"].to(device), batch["mask"].to(device)
-                nll, count = frame_nll(sequence_log_probs(model, frames, mask), mask)
-                optimizer.zero_grad(set_to_none=True)
-                (nll / max(count, 1)).backward()
-                if clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-                optimizer.step()
-                train_total += float(nll.detach())
-                train_count += count
-                progress_bar.advance(task)
-            progress_bar.remove_task(task)
-            valid_nll = score_split(model, splits["valid"], batch_size * 2)
-            minutes = (time.perf_counter() - started) / 60
-            history.append(
-                {
-                    "epoch": epoch,
-                    "train_nll": train_total / max(train_count, 1),
-                    "valid_nll": valid_nll,
-                    "lr": optimizer.param_groups[0]["lr"],
-                    "minutes": round(minutes, 2),
-                }
-            )
-            improved = valid_nll < best_valid - 1e-4
-            console.print(
-                f"epoch {epoch:3d}  train {history[-1]['train_nll']:.4f}  valid {valid_nll:.4f}"
-                f"  lr {optimizer.param_groups[0]['lr']:.2e}  {minutes:.1f} min"
-                + ("  *" if improved else "")
-            )
-            if improved:
-                best_valid, best_epoch = valid_nll, epoch
-                best_state = copy.deepcopy(model.state_dict())
-                epochs_without_gain = 0
-            else:
-                epochs_without_gain += 1
-                if lr_decay_patience and epochs_without_gain % lr_decay_patience == 0:
-                    for group in optimizer.param_groups:
-                        group["lr"] *= 0.5
-            if epochs_without_gain >= patience:
-                stop_reason = "patience"
-                break
-            if max_minutes is not None and minutes >= max_minutes:
-                stop_reason = "time limit"
-                break
-            if not math.isfinite(valid_nll):
-                stop_reason = "diverged"
-                break
+        try:
+            for epoch in range(1, max_epochs + 1):
+                model.train()
+                pieces = train
+                if transpose_augment is not None:
+                    low, high = transpose_augment
+                    pieces = transpose_pieces(train, rng.integers(low, high + 1, size=len(train)))
+                batches = length_batches(pieces, batch_size, rng)
+                task = progress_bar.add_task(f"epoch {epoch}", total=len(batches))
+                train_total, train_count = 0.0, 0
+                for batch_ids in batches:
+                    batch = collate_frames([pieces[i] for i in batch_ids])
+                    frames, mask = batch["frames"].to(device), batch["mask"].to(device)
+                    nll, count = frame_nll(sequence_log_probs(model, frames, mask), mask)
+                    optimizer.zero_grad(set_to_none=True)
+                    (nll / max(count, 1)).backward()
+                    if clip:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+                    optimizer.step()
+                    train_total += float(nll.detach())
+                    train_count += count
+                    progress_bar.advance(task)
+                progress_bar.remove_task(task)
+                valid_nll = score_split(model, splits["valid"], batch_size * 2)
+                minutes = (time.perf_counter() - started) / 60
+                history.append(
+                    {
+                        "epoch": epoch,
+                        "train_nll": train_total / max(train_count, 1),
+                        "valid_nll": valid_nll,
+                        "lr": optimizer.param_groups[0]["lr"],
+                        "minutes": round(minutes, 2),
+                    }
+                )
+                improved = valid_nll < best_valid - 1e-4
+                console.print(
+                    f"epoch {epoch:3d}  train {history[-1]['train_nll']:.4f}  valid {valid_nll:.4f}"
+                    f"  lr {optimizer.param_groups[0]['lr']:.2e}  {minutes:.1f} min"
+                    + ("  *" if improved else "")
+                )
+                if improved:
+                    best_valid, best_epoch = valid_nll, epoch
+                    best_state = copy.deepcopy(model.state_dict())
+                    epochs_without_gain = 0
+                else:
+                    epochs_without_gain += 1
+                    if lr_decay_patience and epochs_without_gain % lr_decay_patience == 0:
+                        for group in optimizer.param_groups:
+                            group["lr"] *= 0.5
+                if epochs_without_gain >= patience:
+                    stop_reason = "patience"
+                    break
+                if max_minutes is not None and minutes >= max_minutes:
+                    stop_reason = "time limit"
+                    break
+                if not math.isfinite(valid_nll):
+                    stop_reason = "diverged"
+                    break
+        except KeyboardInterrupt:  # Ctrl-C: keep what was learnt, test the best epoch so far
+            if best_state is None:
+                raise
+            stop_reason = "interrupted"
+            console.print(f"[yellow]interrupted: testing the best epoch so far ({best_epoch})[/]")
 
     train_minutes = (time.perf_counter() - started) / 60
     if best_state is not None:
