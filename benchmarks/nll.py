@@ -56,15 +56,22 @@ RUNS: dict[str, dict] = {
         model_name="lstm", data="nottingham", options={}, batch_size=16, lr=2e-3,
         max_epochs=100, patience=6, max_minutes=150, threads=1, reference="LSTM",
     ),
-    "nottingham-tcn": dict(
-        model_name="tcn", data="nottingham", options={}, batch_size=16, lr=2e-3,
-        max_epochs=100, patience=6, max_minutes=150, threads=1, reference="TCN",
+    "nottingham-lstm-1m": dict(
+        model_name="lstm", data="nottingham", options={"hidden": 450, "dropout": 0.2},
+        batch_size=8, lr=2e-3, lr_decay_patience=2, max_epochs=300, patience=8,
+        max_minutes=70, threads=1, reference="LSTM",
+    ),
+    "nottingham-tcn": dict(  # Bai et al.'s Nottingham settings: kernel 6, 4 levels, 150 ch.
+        model_name="tcn", data="nottingham",
+        options={"kernel_size": 6, "levels": 4, "dropout": 0.2}, batch_size=8, lr=1e-3,
+        clip=0.4, lr_decay_patience=3, max_epochs=300, patience=8, max_minutes=120,
+        threads=1, reference="TCN",
     ),
     "nottingham-lstm-nade": dict(
         model_name="lstm-nade", data="nottingham",
         options={"hidden": 300, "dropout": 0.2, "nade_low": 8, "nade_high": 76},
-        batch_size=8, lr=3e-3, lr_decay_patience=2, max_epochs=100, patience=6,
-        max_minutes=160, threads=1, reference="RNN-NADE",
+        batch_size=8, lr=2e-3, lr_decay_patience=2, max_epochs=300, patience=8,
+        max_minutes=110, threads=1, reference="RNN-NADE",
     ),
 }
 
