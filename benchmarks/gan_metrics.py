@@ -19,8 +19,14 @@ QN counts notes of at least a 32nd; on a 16th-note grid every note qualifies, so
 Usage::
 
     .venv/bin/python benchmarks/gan_metrics.py --budget 180 --samples 200
+    .venv/bin/python benchmarks/gan_metrics.py --budget 420 840 --batch-size 16 --plot
 
-Results go to stdout and ``benchmarks/results/gan_metrics.json``.
+``--budget`` is training seconds per model, one value for both or MidiNet's then MuseGAN's.
+A step is one discriminator update (MidiNet also updates G every step; MuseGAN every
+``n_critic`` = 5 steps). The metrics of the generated set are also taken at a quarter,
+half and three quarters of each budget (``progress`` in the JSON; that time is not counted
+in the budget). Results go to stdout and ``benchmarks/results/gan_metrics.json``; with
+``--plot``, MuseGAN phrases beside data phrases to ``benchmarks/results/musegan_samples.png``.
 """
 
 from __future__ import annotations
@@ -81,8 +87,46 @@ def set_metrics(rolls: torch.Tensor, cfg: pianoroll.PianorollConfig, n_pitches: 
     return out
 
 
-def train_gan(model, pieces, budget_s: float, batch_size: int, lr: float, seed: int) -> dict:
-    """The families' own alternating step on random batches until the budget is spent."""
+def plot_phrases(data: torch.Tensor, generated: torch.Tensor, n_tracks: int, n_pitches: int,
+                 steps_per_bar: int, path: Path) -> None:
+    """Data phrases (top row) and generated ones (bottom), (n, T, tracks·P) 0/1 each: one
+    colour per track (S red, A orange, T green, B blue), dotted lines at bar lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+
+    cmap = ListedColormap(["white", "tab:red", "tab:orange", "tab:green", "tab:blue"][
+        : n_tracks + 1])
+    n = len(data)
+    fig, axes = plt.subplots(2, n, figsize=(3.2 * n, 5), squeeze=False)
+    for row, (label, rolls) in enumerate((("data", data), ("MuseGAN", generated))):
+        for col, roll in enumerate(rolls.numpy()):
+            grid = roll.reshape(len(roll), n_tracks, n_pitches)  # (T, tracks, P)
+            image = np.zeros((n_pitches, len(roll)))
+            for track in range(n_tracks - 1, -1, -1):  # the soprano drawn last, on top
+                image[grid[:, track].T > 0.5] = track + 1
+            ax = axes[row, col]
+            ax.imshow(image, origin="lower", aspect="auto", cmap=cmap, vmin=0, vmax=n_tracks,
+                      interpolation="nearest")
+            for bar in range(steps_per_bar, len(roll), steps_per_bar):
+                ax.axvline(bar - 0.5, color="grey", lw=0.5, ls=":")
+            ax.set_title(f"{label} {col + 1}", fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+def train_gan(model, pieces, budget_s: float, batch_size: int, lr: float, seed: int,
+              evaluate=None, log_every: int = 100) -> dict:
+    """The families' own alternating step on random batches until the budget is spent.
+
+    ``evaluate()`` (-> dict) is called at 1/4, 1/2 and 3/4 of the budget, off the clock.
+    """
     from rich.progress import Progress
 
     from tunesmith.data.batching import collate_frames
@@ -90,28 +134,51 @@ def train_gan(model, pieces, budget_s: float, batch_size: int, lr: float, seed: 
     rng = np.random.default_rng(seed)
     optimisers = model.configure_optimizers(lr)
     model.train()
-    steps, start, logs = 0, time.perf_counter(), {}
+    steps, trained, logs = 0, 0.0, {}
+    history, chunk, progress_points = [], [], []
+    marks = [budget_s * q for q in (0.25, 0.5, 0.75)] if evaluate else []
     with Progress(transient=True) as progress:
         task = progress.add_task(model.family, total=budget_s)
-        while time.perf_counter() - start < budget_s:
+        while trained < budget_s:
+            start = time.perf_counter()
             batch = collate_frames([pieces[i] for i in rng.integers(0, len(pieces), batch_size)])
             logs = model.manual_training_step(batch, optimisers, lambda loss: loss.backward())
+            trained += time.perf_counter() - start
             steps += 1
-            progress.update(task, completed=time.perf_counter() - start)
-    return {"steps": steps, "seconds": time.perf_counter() - start,
-            "last_logs": {k: float(v) for k, v in logs.items()}}
+            chunk.append({k: float(v) for k, v in logs.items()})
+            if len(chunk) == log_every:
+                keys = set.intersection(*(set(c) for c in chunk))
+                history.append({"step": steps, "seconds": round(trained, 1),
+                                **{k: float(np.mean([c[k] for c in chunk if k in c]))
+                                   for k in sorted(keys)}})
+                chunk = []
+            if marks and trained >= marks[0]:
+                marks.pop(0)
+                progress_points.append({"step": steps, "seconds": round(trained, 1),
+                                        **evaluate()})
+                model.train()
+            progress.update(task, completed=trained)
+    return {"steps": steps, "seconds": trained, "seconds_per_step": trained / max(steps, 1),
+            "batch_size": batch_size, "last_logs": {k: float(v) for k, v in logs.items()},
+            "history": history, "progress": progress_points}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--budget", type=float, default=180, help="training seconds per model")
+    parser.add_argument("--budget", type=float, nargs="+", default=[180],
+                        help="training seconds per model: one, or MidiNet's and MuseGAN's")
     parser.add_argument("--samples", type=int, default=200, help="pieces per set")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--plot", action="store_true", help="write musegan_samples.png")
     args = parser.parse_args()
+    if len(args.budget) not in (1, 2):
+        raise SystemExit("--budget takes one value, or MidiNet's and MuseGAN's")
+    budget_midinet, budget_musegan = (args.budget * 2)[:2]
     torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)  # denormals in late-training gradients slow x86 CPUs
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
 
@@ -135,7 +202,7 @@ def main() -> None:
                    f"{torch.get_num_threads()} torch thread(s), torch {torch.__version__}",
         "data": f"bach-chorales, {len(train_pieces)} train pieces, "
                 f"{args.samples} random {bars}-bar test phrases",
-        "budget_s_per_model": args.budget,
+        "budget_s_per_model": {"midinet": budget_midinet, "musegan": budget_musegan},
         "sets": {"data (4 parts)": set_metrics(test, cfg, n_pitches, pitch_low),
                  "data (soprano)": set_metrics(soprano_only, cfg, n_pitches, pitch_low, 1)},
         "training": {},
@@ -143,21 +210,32 @@ def main() -> None:
 
     controls = SamplingControls(threshold=0.5, seed=args.seed)
     midinet = registry.build("midinet", {"g_dense": 256, "d_dense": 256}, info)
-    results["training"]["midinet"] = train_gan(midinet, train_pieces, args.budget,
-                                               args.batch_size, args.lr, args.seed)
     chords = torch.stack([chords_from_frames(test[:, b * steps_per_bar:(b + 1) * steps_per_bar],
                                              n_pitches, pitch_low) for b in range(bars)], 1)
     melody_controls = SamplingControls(threshold=0.0, seed=args.seed)  # argmax per step
-    generated = midinet.generate(args.samples, steps, melody_controls,
-                                 condition={"chords": chords})
-    results["sets"]["midinet (soprano)"] = set_metrics(generated, cfg, n_pitches, pitch_low, 1)
+
+    def midinet_set():
+        generated = midinet.generate(args.samples, steps, melody_controls,
+                                     condition={"chords": chords})
+        return set_metrics(generated, cfg, n_pitches, pitch_low, 1)
+
+    results["training"]["midinet"] = train_gan(midinet, train_pieces, budget_midinet,
+                                               args.batch_size, args.lr, args.seed, midinet_set)
+    results["sets"]["midinet (soprano)"] = midinet_set()
 
     musegan = registry.build("musegan", {"n_bars": bars, "g_channels": 32, "d_channels": 32},
                              info)
-    results["training"]["musegan"] = train_gan(musegan, train_pieces, args.budget,
-                                               args.batch_size, args.lr, args.seed)
-    generated = musegan.generate(args.samples, steps, controls)
-    results["sets"]["musegan hybrid (4 parts)"] = set_metrics(generated, cfg, n_pitches, pitch_low)
+
+    def musegan_set():
+        generated = musegan.generate(args.samples, steps, controls)
+        return set_metrics(generated, cfg, n_pitches, pitch_low)
+
+    results["training"]["musegan"] = train_gan(musegan, train_pieces, budget_musegan,
+                                               args.batch_size, args.lr, args.seed, musegan_set)
+    results["sets"]["musegan hybrid (4 parts)"] = musegan_set()
+    if args.plot:
+        plot_phrases(test[:3], musegan.generate(3, steps, controls), n_tracks, n_pitches,
+                     steps_per_bar, RESULTS.parent / "musegan_samples.png")
 
     columns = ["EB", "UPC", "QN", "TD", "diversity_roll", "diversity_pitch_class"]
     print(f"{'set':28s}" + "".join(f"{c:>22s}" for c in columns))
@@ -171,7 +249,8 @@ def main() -> None:
         print(f"ratio {generated_set} / {reference}: "
               + ", ".join(f"{c} {v:.3f}" for c, v in ratios.items()))
     for name, training in results["training"].items():
-        print(f"{name}: {training['steps']} steps in {training['seconds']:.0f} s")
+        print(f"{name}: {training['steps']} steps in {training['seconds']:.0f} s "
+              f"({training['seconds_per_step']:.3f} s/step)")
     print(results["machine"])
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=1))

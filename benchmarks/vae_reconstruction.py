@@ -14,9 +14,15 @@ al. (ICML 2018):
 Usage::
 
     .venv/bin/python benchmarks/vae_reconstruction.py --budget 120 --limit 2000
+    .venv/bin/python benchmarks/vae_reconstruction.py --bars 2 16 --budget 480 720 \
+        --batch-size 64 32
 
-Budget is seconds of training per model (4 models), on CPU with one thread by default.
-Results go to stdout and ``benchmarks/results/vae_reconstruction.json``.
+Budget is seconds of training per model, one value per ``--bars`` entry (or one for all),
+on CPU with one thread by default; likewise ``--batch-size``. Denormal floats are flushed
+to zero: the LSTM gradients of long phrases underflow into denormals, which made a 16-bar
+step ~8× slower on x86 CPUs. Results go to stdout and
+``benchmarks/results/vae_reconstruction.json``; with ``--plot``, slerp interpolations of the
+2-bar models between two test phrases to ``benchmarks/results/vae_interpolation.png``.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from tunesmith.models.music_vae import (
     MusicVAE,
     MusicVAEConfig,
     active_units,
+    interpolate,
     kl_divergence,
 )
 
@@ -52,8 +59,57 @@ def phrase_windows(pieces, steps: int, steps_per_bar: int, stride_bars: int) -> 
     return np.stack(windows) if windows else np.zeros((0, steps), np.int64)
 
 
+def per_bars(values: list, bars: list[int], option: str) -> list:
+    """One value for every ``--bars`` entry: a single value is repeated."""
+    if len(values) == 1:
+        return values * len(bars)
+    if len(values) != len(bars):
+        raise SystemExit(f"{option} needs one value or one per --bars entry ({len(bars)})")
+    return values
+
+
+def melody_roll(tokens: np.ndarray, vocab_size: int) -> np.ndarray:
+    """Melody events (T,) -> a 0/1 roll (pitches, T): 0 holds, 1 stops, k >= 2 plays k − 2."""
+    roll = np.zeros((vocab_size - 2, len(tokens)), np.uint8)
+    sounding = None
+    for t, token in enumerate(tokens):
+        if token == 1:
+            sounding = None
+        elif token >= 2:
+            sounding = int(token) - 2
+        if sounding is not None:
+            roll[sounding, t] = 1
+    return roll
+
+
+def plot_interpolations(interpolations: dict, vocab_size: int, folder: Path) -> None:
+    """One row per decoder: the decoded slerp steps side by side as piano-rolls."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(interpolations), 1, figsize=(10, 2.2 * len(interpolations)),
+                             squeeze=False)
+    for ax, (decoder, phrases) in zip(axes[:, 0], interpolations.items(), strict=True):
+        rolls = [melody_roll(p, vocab_size) for p in phrases]
+        gap = np.full((vocab_size - 2, 2), 0.3)
+        ax.imshow(np.concatenate([np.concatenate([r, gap], 1) for r in rolls], 1),
+                  origin="lower", aspect="auto", cmap="Greys", vmin=0, vmax=1,
+                  interpolation="nearest")
+        ax.set_title(f"2-bar {decoder}: slerp from μ(test phrase A) to μ(test phrase B), "
+                     f"{len(rolls)} steps, argmax decoding", fontsize=9)
+        ax.set_ylabel("pitch index")
+        ax.set_xticks([])
+    fig.tight_layout()
+    path = folder / "vae_interpolation.png"
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
 def train_for(model: MusicVAE, data: np.ndarray, budget_s: float, batch_size: int, lr: float,
-              seed: int) -> dict:
+              seed: int, log_every: int = 50) -> dict:
     """Adam on random batches until the time budget is spent."""
     from rich.progress import Progress
 
@@ -61,6 +117,7 @@ def train_for(model: MusicVAE, data: np.ndarray, budget_s: float, batch_size: in
     optimiser = model.configure_optimizers(lr)
     model.train()
     steps, start, last = 0, time.perf_counter(), {}
+    history, chunk = [], []  # mean of the batch figures every `log_every` steps
     with Progress(transient=True) as progress:
         task = progress.add_task(f"{model.config.decoder} {model.config.bars}-bar", total=budget_s)
         while time.perf_counter() - start < budget_s:
@@ -73,21 +130,34 @@ def train_for(model: MusicVAE, data: np.ndarray, budget_s: float, batch_size: in
             optimiser.step()
             steps += 1
             last = {k: float(v.detach()) for k, v in out.items()}
+            chunk.append(last)
+            if len(chunk) == log_every:
+                history.append({"step": steps, "seconds": round(time.perf_counter() - start, 1),
+                                **{k: float(np.mean([c[k] for c in chunk])) for k in last}})
+                chunk = []
             progress.update(task, completed=time.perf_counter() - start)
-    return {"steps": steps, "seconds": time.perf_counter() - start, "last_batch": last}
+    seconds = time.perf_counter() - start
+    return {"steps": steps, "seconds": seconds, "seconds_per_step": seconds / max(steps, 1),
+            "batch_size": batch_size, "last_batch": last, "history": history}
 
 
 @torch.no_grad()
 def evaluate(model: MusicVAE, data: np.ndarray, batch_size: int = 256) -> dict:
     model.eval()
     correct_tf = correct_sampled = total = 0
+    onset_tf = onset_sampled = onsets = 0  # the same, on the steps where a note starts
     mus, kls = [], []
     for i in range(0, len(data), batch_size):
         x = torch.as_tensor(data[i : i + batch_size])
         mu, sigma = model.encode(x)
-        logits = model.decode_teacher_forced(mu, x)
-        correct_tf += int((logits.argmax(-1) == x).sum())
-        correct_sampled += int((model.decode(mu, greedy=True) == x).sum())
+        right_tf = model.decode_teacher_forced(mu, x).argmax(-1) == x  # (B, T)
+        right_sampled = model.decode(mu, greedy=True) == x
+        is_onset = x >= 2
+        correct_tf += int(right_tf.sum())
+        correct_sampled += int(right_sampled.sum())
+        onset_tf += int((right_tf & is_onset).sum())
+        onset_sampled += int((right_sampled & is_onset).sum())
+        onsets += int(is_onset.sum())
         total += x.numel()
         mus.append(mu)
         kls.append(kl_divergence(mu, sigma))
@@ -96,6 +166,8 @@ def evaluate(model: MusicVAE, data: np.ndarray, batch_size: int = 256) -> dict:
     return {
         "accuracy_teacher_forced": correct_tf / total,
         "accuracy_sampled": correct_sampled / total,
+        "note_on_accuracy_teacher_forced": onset_tf / max(onsets, 1),
+        "note_on_accuracy_sampled": onset_sampled / max(onsets, 1),
         "kl_nats_per_sequence": float(kl.sum(1).mean()),
         "kl_nats_per_dimension": float(kl.mean()),
         "active_units": n_active,
@@ -106,16 +178,22 @@ def evaluate(model: MusicVAE, data: np.ndarray, batch_size: int = 256) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--budget", type=float, default=120, help="training seconds per model")
+    parser.add_argument("--budget", type=float, nargs="+", default=[120],
+                        help="training seconds per model: one, or one per --bars entry")
     parser.add_argument("--limit", type=int, default=2000, help="Essen tunes to prepare")
     parser.add_argument("--bars", type=int, nargs="+", default=[2, 16])
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, nargs="+", default=[64],
+                        help="one, or one per --bars entry")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--max-test", type=int, default=2000, help="most test phrases")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--plot", action="store_true", help="write vae_interpolation.png")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)  # see the module docstring
+    budgets = per_bars(args.budget, args.bars, "--budget")
+    batch_sizes = per_bars(args.batch_size, args.bars, "--batch-size")
 
     from tunesmith.data import prepare
 
@@ -132,11 +210,15 @@ def main() -> None:
                           f"{torch.get_num_threads()} torch thread(s), torch {torch.__version__}",
                "corpus": f"essen-folk, first {args.limit} tunes, {len(train_pieces)} train / "
                          f"{len(test_pieces)} test tunes with {steps_per_bar}-step bars",
-               "budget_s_per_model": args.budget, "runs": {}}
-    for bars in args.bars:
+               "budget_s_per_model": dict(zip(map(str, args.bars), budgets, strict=True)),
+               "runs": {}}
+    interpolations = {}
+    for bars, budget, batch_size in zip(args.bars, budgets, batch_sizes, strict=True):
         steps = bars * steps_per_bar
         train = phrase_windows(train_pieces, steps, steps_per_bar, 1)
-        test = phrase_windows(test_pieces, steps, steps_per_bar, bars)[: args.max_test]
+        # test phrases start every min(bars, 4) bars: disjoint 2-bar phrases, and 16-bar
+        # phrases overlapping by 12 bars (disjoint ones would leave only ~40 in 78 tunes)
+        test = phrase_windows(test_pieces, steps, steps_per_bar, min(bars, 4))[: args.max_test]
         print(f"{bars}-bar: {len(train)} train / {len(test)} test phrases")
         for decoder in ("hierarchical", "flat"):
             torch.manual_seed(args.seed)
@@ -148,24 +230,31 @@ def main() -> None:
                 free_nats=0.0 if bars <= 2 else 16.0,
             )
             model = MusicVAE(config)
-            training = train_for(model, train, args.budget, args.batch_size, args.lr, args.seed)
+            training = train_for(model, train, budget, batch_size, args.lr, args.seed)
             figures = evaluate(model, test)
             results["runs"][f"{bars}-bar {decoder}"] = {"config": config.to_dict(),
                                                         "training": training, **figures}
+            if args.plot and bars == 2:
+                interpolations[decoder] = interpolate(model, test[0], test[-1], 7)[1].numpy()
             print(f"  {decoder:12s} {training['steps']:5d} steps  "
                   f"TF acc {figures['accuracy_teacher_forced']:.3f}  "
                   f"sampled acc {figures['accuracy_sampled']:.3f}  "
+                  f"note-on TF/sampled {figures['note_on_accuracy_teacher_forced']:.3f}/"
+                  f"{figures['note_on_accuracy_sampled']:.3f}  "
                   f"KL {figures['kl_nats_per_sequence']:.2f} nats "
                   f"({figures['kl_nats_per_dimension']:.3f}/dim)  "
                   f"active {figures['active_units']}/{figures['latent_dim']}")
         h, f = results["runs"][f"{bars}-bar hierarchical"], results["runs"][f"{bars}-bar flat"]
         ratios = {k: (h[k] / f[k] if f[k] else float("nan"))
                   for k in ("accuracy_teacher_forced", "accuracy_sampled",
+                            "note_on_accuracy_teacher_forced", "note_on_accuracy_sampled",
                             "kl_nats_per_sequence", "active_units")}
         results["runs"][f"{bars}-bar ratio hierarchical/flat"] = ratios
         print("  ratio hierarchical/flat: "
               + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items()))
     print(results["machine"])
+    if interpolations:
+        plot_interpolations(interpolations, int(info["vocab_size"]), RESULTS.parent)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=1))
     print(f"wrote {RESULTS}")
