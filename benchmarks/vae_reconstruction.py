@@ -17,6 +17,13 @@ Usage::
     .venv/bin/python benchmarks/vae_reconstruction.py --bars 2 16 --budget 480 720 \
         --batch-size 64 32
 
+Two processes can share the work, one core each, with equal budgets::
+
+    .venv/bin/python benchmarks/vae_reconstruction.py --bars 16 --budget 3900 --batch-size 32 \
+        --decoders hierarchical --out benchmarks/results/vae_16bar_hierarchical.json &
+    .venv/bin/python benchmarks/vae_reconstruction.py --bars 16 --budget 3900 --batch-size 32 \
+        --decoders flat --out benchmarks/results/vae_16bar_flat.json
+
 Budget is seconds of training per model, one value per ``--bars`` entry (or one for all),
 on CPU with one thread by default; likewise ``--batch-size``. Denormal floats are flushed
 to zero: the LSTM gradients of long phrases underflow into denormals, which made a 16-bar
@@ -189,6 +196,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plot", action="store_true", help="write vae_interpolation.png")
+    parser.add_argument("--decoders", nargs="+", default=["hierarchical", "flat"],
+                        choices=["hierarchical", "flat"],
+                        help="decoders to train; one per process runs them side by side, "
+                             "one per core, with equal wall-clock budgets")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="result JSON")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # see the module docstring
@@ -220,7 +232,7 @@ def main() -> None:
         # phrases overlapping by 12 bars (disjoint ones would leave only ~40 in 78 tunes)
         test = phrase_windows(test_pieces, steps, steps_per_bar, min(bars, 4))[: args.max_test]
         print(f"{bars}-bar: {len(train)} train / {len(test)} test phrases")
-        for decoder in ("hierarchical", "flat"):
+        for decoder in args.decoders:
             torch.manual_seed(args.seed)
             config = MusicVAEConfig(
                 decoder=decoder, bars=bars, steps_per_bar=steps_per_bar,
@@ -244,6 +256,8 @@ def main() -> None:
                   f"KL {figures['kl_nats_per_sequence']:.2f} nats "
                   f"({figures['kl_nats_per_dimension']:.3f}/dim)  "
                   f"active {figures['active_units']}/{figures['latent_dim']}")
+        if len(args.decoders) < 2:
+            continue
         h, f = results["runs"][f"{bars}-bar hierarchical"], results["runs"][f"{bars}-bar flat"]
         ratios = {k: (h[k] / f[k] if f[k] else float("nan"))
                   for k in ("accuracy_teacher_forced", "accuracy_sampled",
@@ -255,9 +269,9 @@ def main() -> None:
     print(results["machine"])
     if interpolations:
         plot_interpolations(interpolations, int(info["vocab_size"]), RESULTS.parent)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=1))
-    print(f"wrote {RESULTS}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1))
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

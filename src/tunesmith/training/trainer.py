@@ -423,6 +423,20 @@ class RunStateCallback(pl.Callback):
 # ----------------------------------------------------------------------------- fit
 
 
+def _epoch_progress_bar(rich_progress_bar: type) -> pl.Callback:
+    """Lightning's Rich bar, reading "Epoch 19" rather than "Epoch 19/-2" when training
+    is bounded by time or steps (``max_epochs=-1``)."""
+
+    class EpochProgressBar(rich_progress_bar):
+        def _get_train_description(self, current_epoch: int) -> str:
+            description = super()._get_train_description(current_epoch)
+            if self.trainer.max_epochs is not None and self.trainer.max_epochs < 0:
+                description = description.replace(f"/{self.trainer.max_epochs - 1}", "", 1)
+            return description
+
+    return EpochProgressBar()
+
+
 def fit(
     model,
     train_loader,
@@ -469,7 +483,7 @@ def fit(
         all_callbacks.append(EarlyStopping(monitor=monitor, mode="min",
                                            patience=settings.early_stopping_patience))
     if settings.progress_bar:
-        all_callbacks.append(RichProgressBar())
+        all_callbacks.append(_epoch_progress_bar(RichProgressBar))
     all_callbacks.extend(callbacks)
     loggers: list | bool = False
     if settings.loggers:
