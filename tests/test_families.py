@@ -53,6 +53,9 @@ TINY_OPTIONS = {
                 "d_channels": 4, "n_critic": 1},
     "music-transformer": _TRANSFORMER,
     "gpt-events": _TRANSFORMER,
+    # context 6 < STEPS: distances past the learned range share one embedding
+    "frame-transformer": {"d_model": 16, "n_heads": 2, "n_layers": 1, "d_ff": 32, "context": 6,
+                          "dropout": 0.0, "head": "nade", "nade_hidden": 4},
 }
 STEPS = 16  # a whole number of bars for every tiny config (8 steps a bar, 4 for melodies)
 

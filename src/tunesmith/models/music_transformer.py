@@ -92,6 +92,14 @@ class RelativeSelfAttention(nn.Module):
         )
         self.dropout = dropout
 
+    def distance_embeddings(self, length: int) -> torch.Tensor:
+        """E_r rows for distances length-1 ... 0: (H or 1, length, Dh). Distances beyond
+        the learned ``context - 1`` share the farthest row (clipped, as Shaw et al. 2018)."""
+        if length <= self.context:
+            return self.er[:, self.context - length :]
+        far = self.er[:, :1].expand(-1, length - self.context, -1)
+        return torch.cat([far, self.er], dim=1)
+
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0):
         _, t, d = x.shape
         q, k, v = (split_heads(z, self.n_heads) for z in self.qkv(x).split(d, dim=-1))
@@ -101,10 +109,10 @@ class RelativeSelfAttention(nn.Module):
         total = past + t
         scale = 1.0 / math.sqrt(self.head_dim)
         if past == 0:  # a whole window: skewing
-            s_rel = relative_logits_skewed(q, self.er[:, self.context - t :])  # (B, H, T, T)
+            s_rel = relative_logits_skewed(q, self.distance_embeddings(t))  # (B, H, T, T)
             future = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
         elif t == 1:  # a cached step: the query's row directly, keys at distances past ... 0
-            s_rel = q @ self.er[:, self.context - total :].transpose(-1, -2)  # (B, H, 1, total)
+            s_rel = q @ self.distance_embeddings(total).transpose(-1, -2)  # (B, H, 1, total)
             future = torch.zeros(1, total, dtype=torch.bool, device=x.device)
         else:  # several tokens after a cache: gather the embeddings (not used by the sampler)
             rows = past + torch.arange(t, device=x.device)[:, None] - torch.arange(

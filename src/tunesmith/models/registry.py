@@ -29,6 +29,7 @@ FAMILIES: dict[str, tuple[str, dict]] = {
     "melody-rnn-lookback": ("tunesmith.models.melody_rnn:MelodyRNN", {"mode": "lookback"}),
     "melody-rnn-attention": ("tunesmith.models.melody_rnn:MelodyRNN", {"mode": "attention"}),
     "music-transformer": ("tunesmith.models.music_transformer:MusicTransformer", {}),
+    "frame-transformer": ("tunesmith.models.frame_transformer:FrameTransformer", {}),
     "gpt-events": ("tunesmith.models.gpt:EventGPT", {}),
 }
 

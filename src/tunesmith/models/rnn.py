@@ -90,6 +90,10 @@ class FrameRNN(GenerativeModel):
         return {"loss": nll, "nll_per_frame": nll.detach()}
 
     # ---- sampling -------------------------------------------------------------------
+    def initial_state(self, n: int, steps: int):
+        """What :meth:`features` carries between sampling steps before the first (RNN: None)."""
+        return None
+
     @torch.no_grad()
     def generate(self, n, steps, controls=None, prime=None, condition=None):
         from tunesmith.generation.sampling import SamplingControls, limit_sustain
@@ -101,9 +105,9 @@ class FrameRNN(GenerativeModel):
         frames = start[:, :0]
         if prime is not None and prime.shape[1] > 0:
             frames = prime.to(device).float()[:, :steps]
-        state, last = None, start
+        state, last = self.initial_state(n, steps), start
         if frames.shape[1]:  # carried state: read start + all but the last primed frame
-            _, state = self.features(torch.cat([start, frames[:, :-1]], dim=1))
+            _, state = self.features(torch.cat([start, frames[:, :-1]], dim=1), state)
             last = frames[:, -1:]
         group = self.config.pitches_per_track or None
         while frames.shape[1] < steps:
