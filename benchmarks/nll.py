@@ -52,6 +52,12 @@ RUNS: dict[str, dict] = {
         batch_size=8, lr=3e-3, lr_decay_patience=2, max_epochs=300, patience=10,
         max_minutes=28, threads=1, reference="RNN-NADE",
     ),
+    "jsb-tcn-nade": dict(  # Bai et al.'s JSB TCN with the NADE head instead of sigmoids
+        model_name="tcn", data="jsb",
+        options={"kernel_size": 3, "levels": 2, "dropout": 0.5, "head": "nade"},
+        batch_size=8, lr=2e-3, clip=0.4, lr_decay_patience=2, max_epochs=300, patience=8,
+        max_minutes=28, threads=1, reference="RNN-NADE",
+    ),
     "nottingham-lstm": dict(
         model_name="lstm", data="nottingham", options={}, batch_size=16, lr=2e-3,
         max_epochs=100, patience=6, max_minutes=150, threads=1, reference="LSTM",
@@ -79,6 +85,12 @@ RUNS: dict[str, dict] = {
                  "nade_high": 76},
         batch_size=8, lr=2e-3, lr_decay_patience=2, max_epochs=300, patience=8,
         max_minutes=45, threads=1, reference="RNN-NADE",
+    ),
+    "nottingham-tcn-nade": dict(  # Bai et al.'s Nottingham TCN with the NADE head
+        model_name="tcn", data="nottingham",
+        options={"kernel_size": 6, "levels": 4, "dropout": 0.2, "head": "nade"},
+        batch_size=8, lr=2e-3, clip=0.4, lr_decay_patience=2, max_epochs=300, patience=8,
+        max_minutes=60, threads=1, reference="RNN-NADE",
     ),
 }
 
