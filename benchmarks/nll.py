@@ -58,6 +58,12 @@ RUNS: dict[str, dict] = {
         batch_size=8, lr=2e-3, clip=0.4, lr_decay_patience=2, max_epochs=300, patience=8,
         max_minutes=28, threads=1, reference="RNN-NADE",
     ),
+    "jsb-frame-transformer-nade": dict(  # relative-attention Transformer + NADE head
+        model_name="frame-transformer", data="jsb",
+        options={"head": "nade", "d_model": 96, "n_layers": 2, "d_ff": 384, "dropout": 0.5},
+        batch_size=8, lr=1e-3, lr_decay_patience=2, max_epochs=300, patience=8,
+        max_minutes=28, threads=1, reference="RNN-NADE",
+    ),
     "nottingham-lstm": dict(
         model_name="lstm", data="nottingham", options={}, batch_size=16, lr=2e-3,
         max_epochs=100, patience=6, max_minutes=150, threads=1, reference="LSTM",
@@ -85,6 +91,13 @@ RUNS: dict[str, dict] = {
                  "nade_high": 76},
         batch_size=8, lr=2e-3, lr_decay_patience=2, max_epochs=300, patience=8,
         max_minutes=45, threads=1, reference="RNN-NADE",
+    ),
+    "nottingham-frame-transformer-nade": dict(
+        model_name="frame-transformer", data="nottingham",
+        options={"head": "nade", "d_model": 128, "n_layers": 3, "dropout": 0.2,
+                 "nade_low": 8, "nade_high": 76},
+        batch_size=8, lr=1e-3, lr_decay_patience=2, max_epochs=300, patience=8,
+        max_minutes=55, threads=1, reference="RNN-NADE",
     ),
     "nottingham-tcn-nade": dict(  # Bai et al.'s Nottingham TCN with the NADE head
         model_name="tcn", data="nottingham",
@@ -122,8 +135,11 @@ def summary(names: list[str]) -> None:
         reference = RUNS[name]["reference"] if name in RUNS else ""
         published, source = PUBLISHED.get((result["benchmark"], reference), (None, ""))
         ours = result["test_nll"]
+        model = result["model"]
+        if result.get("config", {}).get("head") == "nade" and not model.endswith("-nade"):
+            model += " + NADE head"
         table.add_row(
-            name, result["model"], f"{ours:.3f}",
+            name, model, f"{ours:.3f}",
             f"{published:.2f} ({reference})" if published else "",
             f"{ours - published:+.3f}" if published else "",
             f"{ours / published:.3f}" if published else "",
