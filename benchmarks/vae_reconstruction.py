@@ -19,9 +19,9 @@ Usage::
 
 Two processes can share the work, one core each, with equal budgets::
 
-    .venv/bin/python benchmarks/vae_reconstruction.py --bars 16 --budget 3900 --batch-size 32 \
+    .venv/bin/python benchmarks/vae_reconstruction.py --bars 16 --budget 3600 --batch-size 32 \
         --decoders hierarchical --out benchmarks/results/vae_16bar_hierarchical.json &
-    .venv/bin/python benchmarks/vae_reconstruction.py --bars 16 --budget 3900 --batch-size 32 \
+    .venv/bin/python benchmarks/vae_reconstruction.py --bars 16 --budget 3600 --batch-size 32 \
         --decoders flat --out benchmarks/results/vae_16bar_flat.json
 
 Budget is seconds of training per model, one value per ``--bars`` entry (or one for all),

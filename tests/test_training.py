@@ -207,15 +207,12 @@ def test_impossible_settings_are_config_errors(bad, match):
         TrainSettings.from_dict(bad)
 
 
-
 def test_progress_bar_reads_epoch_without_a_negative_total_when_time_bounded():
     from types import SimpleNamespace
 
-    from pytorch_lightning.callbacks import RichProgressBar
+    from tunesmith.training.trainer import EpochProgressBar
 
-    from tunesmith.training.trainer import _epoch_progress_bar
-
-    bar = _epoch_progress_bar(RichProgressBar)
+    bar = EpochProgressBar()
     bar._trainer = SimpleNamespace(max_epochs=-1)  # what fit() passes without an epoch cap
     assert bar._get_train_description(19).strip() == "Epoch 19"
     bar._trainer = SimpleNamespace(max_epochs=50)

@@ -25,9 +25,9 @@ from torch import nn
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import ModelConfig
 from tunesmith.models.heads import make_head
-from tunesmith.models.music_transformer import RelativeSelfAttention
+from tunesmith.models.music_transformer import relative_attention_blocks
 from tunesmith.models.rnn import FrameRNN
-from tunesmith.models.transformer_blocks import Block, KVCache
+from tunesmith.models.transformer_blocks import KVCache
 
 
 @dataclasses.dataclass
@@ -69,14 +69,7 @@ class FrameTransformer(FrameRNN):
         c = config
         self.project = nn.Linear(c.keys, c.d_model)
         self.dropout = nn.Dropout(c.dropout)
-        self.blocks = nn.ModuleList(
-            Block(
-                RelativeSelfAttention(c.d_model, c.n_heads, c.context, c.relative_per_head,
-                                      c.dropout),
-                c.d_model, c.d_ff, c.dropout,
-            )
-            for _ in range(c.n_layers)
-        )
+        self.blocks = relative_attention_blocks(c)
         self.norm = nn.LayerNorm(c.d_model)
         head_options = (
             {"nade_hidden": c.nade_hidden, "nade_low": c.nade_low, "nade_high": c.nade_high}

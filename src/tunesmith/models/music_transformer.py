@@ -128,6 +128,20 @@ class RelativeSelfAttention(nn.Module):
         return self.out(merge_heads(y))
 
 
+def relative_attention_blocks(c) -> nn.ModuleList:
+    """``c.n_layers`` pre-norm blocks with relative self-attention, from a config with
+    d_model, n_heads, d_ff, context, relative_per_head and dropout (the Music Transformer's
+    and the frame Transformer's)."""
+    return nn.ModuleList(
+        Block(
+            RelativeSelfAttention(c.d_model, c.n_heads, c.context, c.relative_per_head,
+                                  c.dropout),
+            c.d_model, c.d_ff, c.dropout,
+        )
+        for _ in range(c.n_layers)
+    )
+
+
 class MusicTransformer(TokenTransformer):
     """Decoder-only Transformer with relative self-attention over event tokens."""
 
@@ -140,14 +154,7 @@ class MusicTransformer(TokenTransformer):
         c = config
         self.embed = nn.Embedding(c.vocab_size + self.n_extra_tokens, c.d_model)
         self.dropout = nn.Dropout(c.dropout)
-        self.blocks = nn.ModuleList(
-            Block(
-                RelativeSelfAttention(c.d_model, c.n_heads, c.context, c.relative_per_head,
-                                      c.dropout),
-                c.d_model, c.d_ff, c.dropout,
-            )
-            for _ in range(c.n_layers)
-        )
+        self.blocks = relative_attention_blocks(c)
         self.norm = nn.LayerNorm(c.d_model)
         self.head = nn.Linear(c.d_model, c.vocab_size)
 

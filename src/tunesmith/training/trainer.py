@@ -423,18 +423,15 @@ class RunStateCallback(pl.Callback):
 # ----------------------------------------------------------------------------- fit
 
 
-def _epoch_progress_bar(rich_progress_bar: type) -> pl.Callback:
+class EpochProgressBar(pl.callbacks.RichProgressBar):
     """Lightning's Rich bar, reading "Epoch 19" rather than "Epoch 19/-2" when training
     is bounded by time or steps (``max_epochs=-1``)."""
 
-    class EpochProgressBar(rich_progress_bar):
-        def _get_train_description(self, current_epoch: int) -> str:
-            description = super()._get_train_description(current_epoch)
-            if self.trainer.max_epochs is not None and self.trainer.max_epochs < 0:
-                description = description.replace(f"/{self.trainer.max_epochs - 1}", "", 1)
-            return description
-
-    return EpochProgressBar()
+    def _get_train_description(self, current_epoch: int) -> str:
+        description = super()._get_train_description(current_epoch)
+        if self.trainer.max_epochs is not None and self.trainer.max_epochs < 0:
+            description = description.replace(f"/{self.trainer.max_epochs - 1}", "", 1)
+        return description
 
 
 def fit(
@@ -456,7 +453,7 @@ def fit(
     The run folder's ``model.safetensors``/``config.json`` hold the best-validation
     weights (the last ones when there is no validation data).
     """
-    from pytorch_lightning.callbacks import EarlyStopping, RichProgressBar
+    from pytorch_lightning.callbacks import EarlyStopping
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -483,7 +480,7 @@ def fit(
         all_callbacks.append(EarlyStopping(monitor=monitor, mode="min",
                                            patience=settings.early_stopping_patience))
     if settings.progress_bar:
-        all_callbacks.append(_epoch_progress_bar(RichProgressBar))
+        all_callbacks.append(EpochProgressBar())
     all_callbacks.extend(callbacks)
     loggers: list | bool = False
     if settings.loggers:
