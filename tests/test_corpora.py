@@ -120,3 +120,24 @@ def test_benchmark_files_are_found_from_a_folder_or_a_file(polyphonic_dir, tmp_p
         find_benchmark_file("JSB_Chorales.mat", tmp_path)
     sources, _ = get_corpus("jsb", polyphonic_dir).sources()
     assert Counter(s.split for s in sources) == {"train": 229, "valid": 76, "test": 77}
+
+
+def test_folder_listing_reports_link_loops_and_broken_links(tmp_path):
+    (tmp_path / "a" / "deep").mkdir(parents=True)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "deep" / "x.mid").write_text("x")
+    (tmp_path / "b" / "y.mid").write_text("y")
+    (tmp_path / "a" / "deep" / "root").symlink_to(tmp_path, target_is_directory=True)
+    (tmp_path / "a" / "up").symlink_to(tmp_path / "a", target_is_directory=True)
+    (tmp_path / "b2").symlink_to(tmp_path / "b", target_is_directory=True)  # listed as b/
+    (tmp_path / "gone.mid").symlink_to(tmp_path / "missing.mid")
+    (tmp_path / "self.abc").symlink_to(tmp_path / "self.abc")
+    sources, skipped = get_corpus(f"folder:{tmp_path}").sources()
+    assert [s.id for s in sources] == ["a/deep/x.mid", "b/y.mid"]  # real paths, once each
+    reasons = dict(skipped)
+    assert set(reasons) == {"a/deep/root", "a/up", "b2", "gone.mid", "self.abc"}
+    assert reasons["a/deep/root"] == "symbolic link loop: leads back to the corpus folder"
+    assert reasons["a/up"] == "symbolic link loop: leads back to 'a'"
+    assert reasons["b2"] == "symbolic link to a folder already listed as 'b'"
+    assert reasons["gone.mid"].startswith("broken symbolic link")
+    assert reasons["self.abc"].startswith("symbolic link loop")

@@ -154,6 +154,19 @@ def test_a_folder_without_usable_pieces_is_an_error(tmp_path):
         prepare(f"folder:{tmp_path}", workers=1, progress=False, report=False)
 
 
+def test_a_symbolic_link_loop_is_reported_and_the_rest_prepared(tmp_path):
+    folder = tmp_path / "songs"
+    (folder / "sub").mkdir(parents=True)
+    _midi(folder / "sub" / "a.mid", [60, 62, 64])
+    (folder / "sub" / "up").symlink_to(folder, target_is_directory=True)  # a loop
+    (folder / "self.mid").symlink_to(folder / "self.mid")  # a link to itself
+    data = prepare(f"folder:{folder}", workers=1, progress=False, report=False)
+    assert data.ids() == ["sub/a.mid"]
+    reasons = dict(data.skipped)
+    assert set(reasons) == {"sub/up", "self.mid"}
+    assert "loop" in reasons["sub/up"] and "loop" in reasons["self.mid"]
+
+
 def test_melody_prepares_int16_events(midi_folder):
     pytest.importorskip("tunesmith.representations.melody")
     data = prepare(f"folder:{midi_folder}", "melody", workers=1, progress=False, report=False)

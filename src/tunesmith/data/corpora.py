@@ -19,6 +19,7 @@ Corpora without a published split get a deterministic one from a hash of each pi
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import itertools
 import os
@@ -93,23 +94,67 @@ class Corpus:
 # --------------------------------------------------------------------------- file corpora
 
 
-def _walk(root: Path) -> list[tuple[str, int, int]]:
+def _walk(root: Path) -> tuple[list[tuple[str, int, int]], list[tuple[str, str]]]:
     """``(relative posix path, size, mtime_ns)`` of every visible file under ``root``,
-    sorted (os.scandir: one stat per file, no Path objects for thousands of files)."""
-    found = []
-    stack = [(str(root), "")]
-    while stack:
-        folder, prefix = stack.pop()
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue
+    sorted (os.scandir: one stat per file, no Path objects for thousands of files), and
+    ``(relative path, reason)`` of what could not be listed.
+
+    Symbolic links are followed, but a folder is listed once: a link back to an
+    enclosing folder (a loop) or to a folder already listed is reported, as are broken
+    links and folders that cannot be read. Real folders are listed before linked ones,
+    so a file keeps its real path as its id.
+    """
+    found, problems = [], []
+    seen: dict[tuple[int, int], str] = {}  # (device, inode) of each folder listed -> its path
+    stack: list[tuple[str, str]] = [(str(root), "")]
+    linked: list[tuple[str, str]] = []  # folders reached through a link, listed last
+    while stack or linked:
+        folder, prefix = stack.pop() if stack else linked.pop()
+        where = prefix.rstrip("/") or "."
+        try:
+            st = os.stat(folder)
+            if (st.st_dev, st.st_ino) in seen:
+                first = seen[(st.st_dev, st.st_ino)]
+                if first == "." or where.startswith(first + "/"):
+                    target = "the corpus folder" if first == "." else repr(first)
+                    problems.append((where, f"symbolic link loop: leads back to {target}"))
+                else:
+                    problems.append((where, f"symbolic link to a folder already listed as "
+                                     f"{first!r}"))
+                continue
+            seen[(st.st_dev, st.st_ino)] = where
+            with os.scandir(folder) as scan:
+                entries = sorted(scan, key=lambda e: e.name)
+        except OSError as exc:
+            problems.append((where, f"cannot list the folder ({exc.strerror or exc})"))
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            rel = prefix + entry.name
+            try:
                 if entry.is_dir():
-                    stack.append((entry.path, prefix + entry.name + "/"))
+                    (linked if entry.is_symlink() else stack).append((entry.path, rel + "/"))
                 elif entry.is_file():
                     st = entry.stat()
-                    found.append((prefix + entry.name, st.st_size, st.st_mtime_ns))
-    return sorted(found)
+                    found.append((rel, st.st_size, st.st_mtime_ns))
+                elif entry.is_symlink():
+                    problems.append((rel, _broken_link_reason(entry.path)))
+            except OSError as exc:  # e.g. ELOOP from a link to itself
+                problems.append((rel, _broken_link_reason(entry.path) if entry.is_symlink()
+                                 else f"cannot read ({exc.strerror or exc})"))
+    return sorted(found), sorted(problems)
+
+
+def _broken_link_reason(path: str) -> str:
+    """Why a symbolic link leads nowhere: a loop of links, or a missing target."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop (the link leads back to itself)"
+        return f"broken symbolic link ({exc.strerror or exc})"
+    return "not a regular file or folder"
 
 
 _TUNE_START = re.compile(r"(?m)^X:[ \t]*(\S*)")
@@ -199,11 +244,12 @@ class FolderCorpus(Corpus):
             raise ConfigError(f"corpus folder {self.root} does not exist or is not a folder")
         self.name = name or f"folder:{self.root}"
         self._files: list[tuple[str, int, int]] | None = None  # listed once, on demand
+        self._unlisted: list[tuple[str, str]] = []  # (path, reason) the walk could not list
         self.description = f"music files under {self.root}"
 
     def _listing(self) -> list[tuple[str, int, int]]:
         if self._files is None:
-            self._files = _walk(self.root)
+            self._files, self._unlisted = _walk(self.root)
         return self._files
 
     def files(self) -> list[Path]:
@@ -211,15 +257,20 @@ class FolderCorpus(Corpus):
         return [self.root / rel for rel, _, _ in self._listing()]
 
     def sources(self) -> tuple[list[PieceSource], list[tuple[str, str]]]:
-        sources, skipped = [], []
+        listing = self._listing()  # also notes what the walk could not list
+        sources, skipped = [], list(self._unlisted)
         root = str(self.root)
-        for rel, _, _ in self._listing():
+        for rel, _, _ in listing:
             path = os.path.join(root, rel)
             suffix = os.path.splitext(rel)[1].lower()
             if suffix not in SUPPORTED_SUFFIXES:
                 skipped.append((rel, f"not a music file tunesmith reads ({suffix or 'no ext'})"))
             elif suffix == ".abc":
-                tunes = abc_tune_ids(Path(path), rel)
+                try:
+                    tunes = abc_tune_ids(Path(path), rel)
+                except OSError as exc:
+                    skipped.append((rel, f"cannot read ({exc.strerror or exc})"))
+                    continue
                 if len(tunes) > 1:
                     sources += [PieceSource(i, path, tune=t) for i, t in tunes]
                 else:
