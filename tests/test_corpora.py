@@ -141,3 +141,15 @@ def test_folder_listing_reports_link_loops_and_broken_links(tmp_path):
     assert reasons["b2"] == "symbolic link to a folder already listed as 'b'"
     assert reasons["gone.mid"].startswith("broken symbolic link")
     assert reasons["self.abc"].startswith("symbolic link loop")
+
+
+def test_latin1_abc_files_load_alike_with_one_tune_or_several(tmp_path):
+    tune = "X:{}\nT:Der Müller\nM:2/4\nL:1/4\nK:C\nC D | E F | G2 |]\n"
+    (tmp_path / "one.abc").write_bytes(tune.format(1).encode("latin-1"))
+    (tmp_path / "two.abc").write_bytes((tune.format(1) + "\n" + tune.format(2)).encode(
+        "latin-1"))
+    corpus = get_corpus(f"folder:{tmp_path}")
+    sources, skipped = corpus.sources()
+    assert [s.id for s in sources] == ["one.abc", "two.abc#X-1", "two.abc#X-2"] and not skipped
+    pitches = [[n.pitch for n in corpus.load(s).tracks[0].notes] for s in sources]
+    assert pitches == [[60, 62, 64, 65, 67]] * 3

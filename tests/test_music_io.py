@@ -274,3 +274,228 @@ def test_kern_file():
     assert [(t.numerator, t.denominator) for t in score.time_signatures] == [(3, 2)]
     bass = min((t for t in score.tracks if t.note_num()), key=lambda t: t.notes[0].pitch)
     assert [n.pitch for n in bass.notes][:3] == [48, 52, 54]  # 2C 2E 2F#
+
+
+# ---------------------------------------------------------------------------- MusicXML in code
+
+
+def _xml_note(step: str, octave: int = 4, quarters: int = 1, extra: str = "") -> str:
+    """A pitched MusicXML note (divisions = 1: one quarter = 1)."""
+    return (f"<note><pitch><step>{step}</step><octave>{octave}</octave></pitch>"
+            f"<duration>{quarters}</duration>{extra}</note>")
+
+
+def _xml_drum(step: str, octave: int, instrument: str | None, chord: bool = False,
+              notehead: str | None = None) -> str:
+    """An unpitched (percussion) quarter note on a staff position, naming its instrument."""
+    return ("<note>" + ("<chord/>" if chord else "")
+            + f"<unpitched><display-step>{step}</display-step>"
+            f"<display-octave>{octave}</display-octave></unpitched><duration>1</duration>"
+            + (f'<instrument id="{instrument}"/>' if instrument else "")
+            + (f"<notehead>{notehead}</notehead>" if notehead else "") + "</note>")
+
+
+def _xml_time(*pairs: tuple[int, int]) -> str:
+    beats = "".join(f"<beats>{b}</beats><beat-type>{t}</beat-type>" for b, t in pairs)
+    return f"<time>{beats}</time>"
+
+
+def _xml_measure(number: int, *content: str, time: str = "") -> str:
+    attributes = f"<attributes><divisions>1</divisions>{time}</attributes>" if time else ""
+    return f'<measure number="{number}">{attributes}{"".join(content)}</measure>'
+
+
+def _musicxml(*parts: list[str], score_parts: list[str] | None = None) -> bytes:
+    """A partwise MusicXML score; ``score_parts`` replaces the plain part-list entries."""
+    score_parts = score_parts or [
+        f'<score-part id="P{i + 1}"><part-name>Voice {i + 1}</part-name></score-part>'
+        for i in range(len(parts))]
+    body = "".join(f'<part id="P{i + 1}">{"".join(p)}</part>' for i, p in enumerate(parts))
+    return ('<?xml version="1.0" encoding="UTF-8"?><score-partwise version="3.1">'
+            f"<part-list>{''.join(score_parts)}</part-list>{body}</score-partwise>").encode()
+
+
+def _drum_instrument(part: str, ident: str, name: str, midi_unpitched: int | None) -> tuple:
+    score = f'<score-instrument id="{ident}"><instrument-name>{name}</instrument-name>' \
+        "</score-instrument>"
+    midi = "" if midi_unpitched is None else (
+        f'<midi-instrument id="{ident}"><midi-channel>10</midi-channel>'
+        f"<midi-unpitched>{midi_unpitched}</midi-unpitched></midi-instrument>")
+    return score, midi
+
+
+def test_unpitched_percussion_becomes_a_drum_track_with_general_midi_keys(tmp_path):
+    # a drum kit on one staff: snare (MusicXML midi-unpitched 39 = GM 38) on C5, bass drum
+    # (37 = GM 36) on F4, closed hi-hat (43 = GM 42) and crash (50 = GM 49) both on G5,
+    # told apart by their noteheads; the file's only notes are these unpitched ones
+    kit = [_drum_instrument("P1", f"P1-I{i}", name, number) for i, (name, number) in
+           enumerate([("Snare", 39), ("Kick", 37), ("Hi-hat", 43), ("Crash", 50)])]
+    score_part = ('<score-part id="P1"><part-name>Kit</part-name>'
+                  + "".join(s for s, _ in kit) + "".join(m for _, m in kit) + "</score-part>")
+    notes = [_xml_drum("F", 4, "P1-I1"), _xml_drum("C", 5, "P1-I0", chord=True),
+             _xml_drum("G", 5, "P1-I2", notehead="x"), _xml_drum("G", 5, "P1-I3",
+                                                               notehead="diamond")]
+    path = _write(tmp_path, "kit.musicxml", _musicxml(
+        [_xml_measure(1, *notes, time=_xml_time((3, 4)))], score_parts=[score_part]))
+    score = load(path)
+    assert [(t.name, t.is_drum) for t in score.tracks] == [("Kit", True)]
+    assert [(n.time, n.pitch) for n in score.tracks[0].notes] == [
+        (0, 36), (0, 38), (480, 42), (960, 49)]
+
+
+def test_unpitched_notes_without_their_own_instrument_fall_back(tmp_path):
+    # part 1 names its drum only by name (music21 knows "Tambourine": GM 54); part 2 says
+    # nothing (GM 38, snare); part 3 mixes pitched and unpitched notes: two tracks
+    named = ('<score-part id="P1"><part-name>Tamb.</part-name><score-instrument '
+             'id="P1-I1"><instrument-name>Tambourine</instrument-name></score-instrument>'
+             "</score-part>")
+    plain = ['<score-part id="P2"><part-name>Perc</part-name></score-part>',
+             '<score-part id="P3"><part-name>Mixed</part-name></score-part>']
+    time = _xml_time((2, 4))
+    path = _write(tmp_path, "perc.xml", _musicxml(
+        [_xml_measure(1, _xml_drum("E", 4, None), _xml_drum("E", 4, None), time=time)],
+        [_xml_measure(1, _xml_drum("C", 5, None), _xml_drum("A", 4, None), time=time)],
+        [_xml_measure(1, _xml_note("C"), _xml_drum("C", 5, None), time=time)],
+        score_parts=[named, *plain]))
+    score = load(path)
+    summary = [(t.name, t.is_drum, [n.pitch for n in t.notes]) for t in score.tracks]
+    assert summary == [("Tamb.", True, [54, 54]), ("Perc", True, [38, 38]),
+                       ("Mixed", False, [60]), ("Mixed (drums)", True, [38])]
+
+
+def test_music21_drum_sample_keeps_every_unpitched_note_with_its_instrument():
+    import xml.etree.ElementTree as ET
+    from collections import Counter
+
+    path = CORPUS / "demos" / "drum_sample.xml"
+    root = ET.parse(path).getroot()
+    # what the file says: each note's instrument id -> that instrument's midi-unpitched
+    key_of = {m.get("id"): int(m.findtext("midi-unpitched")) - 1
+              for m in root.iter("midi-instrument")}
+    expected = Counter(key_of[n.find("instrument").get("id")] for n in root.iter("note")
+                       if n.find("unpitched") is not None)
+    score = load(path)
+    assert all(t.is_drum for t in score.tracks) and len(score.tracks) == 2
+    assert Counter(n.pitch for t in score.tracks for n in t.notes) == expected
+
+
+# ---------------------------------------------------------------------------- repeats
+
+REPEATS = """X:1
+T:Repeats and endings
+M:2/4
+L:1/4
+K:C
+|: C D | E F :|
+|: G A |1 B c :|2 c B |]
+"""
+
+
+def test_abc_repeats_and_endings_are_written_out(tmp_path):
+    score = load(_write(tmp_path, "repeats.abc", REPEATS.encode()))
+    played = list("CDEFCDEFGABcGAcB")
+    names = {"C": 60, "D": 62, "E": 64, "F": 65, "G": 67, "A": 69, "B": 71, "c": 72}
+    assert [(n.time, n.pitch) for n in score.tracks[0].notes] == [
+        (480 * i, names[p]) for i, p in enumerate(played)]
+
+
+def test_da_capo_al_fine_is_written_out(tmp_path):
+    fine = "<direction><direction-type><words>Fine</words></direction-type></direction>"
+    dc = "<direction><direction-type><words>D.C. al Fine</words></direction-type></direction>"
+    path = _write(tmp_path, "dc.musicxml", _musicxml([
+        _xml_measure(1, _xml_note("C"), _xml_note("D"), time=_xml_time((2, 4))),
+        _xml_measure(2, _xml_note("E"), _xml_note("F"), fine),
+        _xml_measure(3, _xml_note("G"), _xml_note("A"), dc)]))
+    assert [n.pitch for n in load(path).tracks[0].notes] == [60, 62, 64, 65, 67, 69,
+                                                             60, 62, 64, 65]
+
+
+def test_a_chorale_with_repeats_matches_music21s_expand_repeats():
+    path = CORPUS / "bach" / "bwv67.7.mxl"
+    parsed = music21.converter.parse(str(path))
+
+    def notes(stream):
+        return sum(len(n.pitches) for n in stream.stripTies().flatten().notes
+                   if n.quarterLength > 0)
+
+    assert len(parsed.recurse().getElementsByClass(music21.bar.Repeat)) > 0
+    score = load(path)
+    assert score.note_num() == notes(parsed.expandRepeats()) > notes(parsed)
+    bass = next(t for t in score.tracks if t.name == "Bass")
+    expanded_bass = next(p for p in parsed.expandRepeats().parts if p.partName == "Bass")
+    assert [n.pitch for n in bass.notes] == [
+        p.midi for n in expanded_bass.stripTies().flatten().notes for p in n.pitches]
+
+
+@pytest.mark.parametrize("case", ["d.s. without segno", "repeat 1000 times",
+                                  "repeat in one part only"])
+def test_repeats_that_cannot_be_expanded_are_read_as_written(tmp_path, case):
+    time = _xml_time((2, 4))
+    end = '<barline location="right"><repeat direction="backward"{}/></barline>'
+    first = _xml_measure(1, _xml_note("C"), _xml_note("D"), time=time)
+    if case == "d.s. without segno":
+        ds = "<direction><direction-type><words>D.S. al Fine</words></direction-type>" \
+            "</direction>"
+        parts = [[first, _xml_measure(2, _xml_note("E"), _xml_note("F"), ds)]]
+    elif case == "repeat 1000 times":
+        parts = [[first, _xml_measure(2, _xml_note("E"), _xml_note("F"),
+                                      end.format(' times="1000"'))]]
+    else:
+        parts = [[first, _xml_measure(2, _xml_note("E"), _xml_note("F"), end.format(""))],
+                 [_xml_measure(1, _xml_note("C", 3), _xml_note("D", 3), time=time),
+                  _xml_measure(2, _xml_note("E", 3), _xml_note("F", 3))]]
+    score = load(_write(tmp_path, "odd.musicxml", _musicxml(*parts)))
+    assert [n.pitch for n in score.tracks[0].notes] == [60, 62, 64, 65]
+    assert all(t.end() == 4 * 480 for t in score.tracks)
+
+
+# ---------------------------------------------------------------------------- text encodings
+
+LATIN1_TUNE = "X:1\nT:Der Müller\nC:Bäcker\nM:2/4\nL:1/4\nK:C\nC D | E F | G2 |]\n"
+
+
+@pytest.mark.parametrize("tunes", [1, 2])
+def test_latin1_abc_reads_like_utf8(tmp_path, tunes):
+    text = "\n".join(LATIN1_TUNE.replace("X:1", f"X:{i + 1}") for i in range(tunes))
+    latin = load_all(_write(tmp_path, "latin.abc", text.encode("latin-1")))
+    utf8 = load_all(_write(tmp_path, "utf8.abc", text.encode("utf-8")))
+    assert len(latin) == len(utf8) == tunes
+    for a, b in zip(latin, utf8, strict=True):
+        assert [(n.time, n.pitch) for n in a.tracks[0].notes] == [
+            (n.time, n.pitch) for n in b.tracks[0].notes]
+        assert a.note_num() == 5
+
+
+# ---------------------------------------------------------------------------- plain reasons
+
+
+def _mxl_without_score() -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("readme.txt", "no score here")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("name, data, reason", [
+    # a kern file of reference records only: music21 gives a Score without parts (this
+    # used to say "AttributeError: 'Score' object has no attribute 'partName'")
+    ("records.krn", b"!!!COM: Palestrina\n!!!OPR: Mi", "the file contains no notes"),
+    ("words.krn", b"hello world\n", "not a Humdrum kern file: no **kern"),
+    ("page.xml", b'<?xml version="1.0"?><html><body>hi</body></html>',
+     "not a MusicXML score (Cannot parse MusicXML files not in score-partwise"),
+    ("broken.musicxml", b'<?xml version="1.0"?><score-partwise><part></score-partwise>',
+     "not a valid MusicXML file: broken XML (mismatched tag: line 1"),
+    ("notzip.mxl", b"PK but not a zip", "not a compressed MusicXML (.mxl) file"),
+    ("empty.mxl", _mxl_without_score(), "no MusicXML score inside the .mxl archive"),
+    ("nolength.abc", b"X:1\nT:x\nCDEF|GABc|\n", "malformed ABC header: no L: (note length)"),
+    ("noise.abc", b"\x90", "not an ABC tune: no header fields or notes found"),
+])
+def test_parser_failures_are_said_in_words(tmp_path, name, data, reason):
+    path = _write(tmp_path, name, data)
+    with pytest.raises(MusicFileError) as error:
+        load(path)
+    assert error.value.reason.startswith(reason)
+    assert str(path) in str(error.value)

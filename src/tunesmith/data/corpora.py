@@ -31,7 +31,7 @@ import numpy as np
 from symusic import Score
 
 from tunesmith.errors import ConfigError, MusicFileError
-from tunesmith.music.io import SUPPORTED_SUFFIXES, load_all, music21_to_score
+from tunesmith.music.io import LOADER_VERSION, SUPPORTED_SUFFIXES, load_all, parse_abc, read_text
 
 SPLITS = ("train", "valid", "test")
 #: fractions of the hash split, in the order of SPLITS
@@ -160,14 +160,6 @@ def _broken_link_reason(path: str) -> str:
 _TUNE_START = re.compile(r"(?m)^X:[ \t]*(\S*)")
 
 
-def _read_text(path: Path) -> str:
-    raw = path.read_bytes()
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
-
-
 def split_abc_tunes(text: str) -> list[tuple[str, str]]:
     """Split a multi-tune ABC text into ``(X number, tune text)`` pairs.
 
@@ -198,7 +190,7 @@ def abc_tune_ids(path: Path, prefix: str) -> list[tuple[str, int]]:
     """
     seen: dict[str, int] = {}
     out = []
-    for index, (number, _) in enumerate(split_abc_tunes(_read_text(path))):
+    for index, (number, _) in enumerate(split_abc_tunes(read_text(path))):
         seen[number] = seen.get(number, 0) + 1
         suffix = f"~{seen[number]}" if seen[number] > 1 else ""
         out.append((f"{prefix}#X-{number}{suffix}", index))
@@ -211,25 +203,17 @@ _abc_cache: dict[str, list[tuple[str, str]]] = {}
 def load_abc_tune(path: str | Path, tune: int) -> Score:
     """Parse one tune of a multi-tune ABC file (each tune alone: fast, and a bad tune
     does not spoil its neighbours)."""
-    import music21
-
     path = Path(path)
     key = str(path)
     if key not in _abc_cache:
         _abc_cache.clear()  # workers walk files in order: keep only the current one
-        _abc_cache[key] = split_abc_tunes(_read_text(path))
+        _abc_cache[key] = split_abc_tunes(read_text(path))
     tunes = _abc_cache[key]
     if not 0 <= tune < len(tunes):
         raise MusicFileError(path, f"has no tune #{tune + 1} (found {len(tunes)})")
     number, text = tunes[tune]
     where = f"{path}#X-{number}"
-    try:
-        stream = music21.converter.parse(text, format="abc", forceSource=True)
-        if isinstance(stream, music21.stream.Opus):
-            stream = stream.scores[0]
-        score = music21_to_score(stream)
-    except Exception as exc:
-        raise MusicFileError(where, f"cannot parse ABC ({type(exc).__name__}: {exc})") from exc
+    score = parse_abc(text, where)[0]
     if score.note_num() == 0:
         raise MusicFileError(where, "the tune contains no notes")
     return score
@@ -286,7 +270,7 @@ class FolderCorpus(Corpus):
 
     def fingerprint(self) -> dict:
         listing = hashlib.sha256(repr(self._listing()).encode()).hexdigest()
-        return {"root": str(self.root), "files": listing}
+        return {"root": str(self.root), "files": listing, "loader": LOADER_VERSION}
 
 
 def music21_corpus_dir() -> Path:

@@ -10,16 +10,23 @@ Everything is read into a :class:`symusic.Score` in ticks:
 Any file we cannot use raises :class:`~tunesmith.errors.MusicFileError` naming the
 file and the reason: unknown extension, missing or empty file, bytes that are not MIDI,
 type-2 MIDI, a MIDI file whose chunks run past its end (truncated), unparsable
-ABC/MusicXML/kern, or a piece without notes.
+ABC/MusicXML/kern (said in words: "not a valid MusicXML file: broken XML (...)",
+"malformed ABC header (...)"; :func:`_plain_reason`), or a piece without notes.
 
 Documented behaviour on odd but valid input:
 
 * zero-length notes in MIDI are dropped (they never sound; music21 grace notes likewise);
 * overlapping notes of the same pitch are kept as symusic pairs them (first on, first off);
-* drums (MIDI channel 10) become a track with ``is_drum`` True;
+* drums (MIDI channel 10) become a track with ``is_drum`` True; so do unpitched
+  percussion notes of MusicXML, keyed by General MIDI percussion numbers from each
+  note's instrument (``<midi-unpitched>``), else the part's, else 38 (snare);
 * tempo and time-signature changes are kept; tracks without notes are kept;
+* repeats (repeat bar lines, 1st/2nd endings, D.C., D.S., Coda, Fine) of ABC, MusicXML
+  and kern are written out as music21's ``expandRepeats`` does, so the Score holds the
+  music as played; a piece whose repeats music21 cannot expand is read as written;
 * a music21 piece that opens with a pickup (anacrusis) bar is shifted right by the
-  bar's missing part, so that bar lines fall on the time-signature grid from tick 0.
+  bar's missing part, so that bar lines fall on the time-signature grid from tick 0;
+* ABC files are read as UTF-8, or as Latin-1 when they are not valid UTF-8.
 """
 
 from __future__ import annotations
@@ -38,6 +45,9 @@ SUPPORTED_SUFFIXES = MIDI_SUFFIXES + MUSIC21_SUFFIXES
 
 #: Ticks per quarter note of Scores converted from music21.
 MUSIC21_TPQ = 480
+#: Bump when a file may load differently (corpora put it in the prepared-data cache key).
+#: 2: repeats written out, unpitched percussion kept, Latin-1 ABC.
+LOADER_VERSION = 2
 
 
 def is_music_file(path: str | Path) -> bool:
@@ -154,33 +164,150 @@ def save_midi(score: Score, path: str | Path) -> Path:
 
 # ----------------------------------------------------------------------------- music21
 
+#: the format names used in messages, by suffix
+_FORMAT_NAMES = {".abc": "ABC", ".xml": "MusicXML", ".musicxml": "MusicXML",
+                 ".mxl": "MusicXML", ".krn": "Humdrum kern"}
+MUSICXML_SUFFIXES = (".xml", ".musicxml", ".mxl")
+#: a repeat played more often than this is not expanded (a fuzzed ``times="100000"``
+#: would otherwise write out the piece a hundred thousand times)
+MAX_REPEAT_TIMES = 16
+#: GM percussion key of an unpitched note whose instrument the file does not say
+#: (38, Acoustic Snare)
+DEFAULT_DRUM_KEY = 38
+
+
+def read_text(path: str | Path) -> str:
+    """A text file (ABC) as UTF-8, or as Latin-1 when it is not valid UTF-8 (older
+    collections are Latin-1; every byte sequence decodes as Latin-1)."""
+    raw = Path(path).read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
 
 def _load_music21(path: Path) -> list[Score]:
     import music21  # slow import; only needed for these formats
 
+    suffix = path.suffix.lower()
+    fmt = _FORMAT_NAMES[suffix]
+    if suffix == ".abc":
+        return parse_abc(read_text(path), path)
+    if suffix == ".mxl":
+        _check_mxl(path)
     try:
         parsed = music21.converter.parse(str(path), forceSource=True)
     except Exception as exc:
-        raise MusicFileError(path, f"cannot parse ({type(exc).__name__}: {exc})") from exc
+        raise MusicFileError(path, _plain_reason(exc, fmt)) from exc
+    drums = None
+    if suffix in MUSICXML_SUFFIXES and parsed.recurse().getElementsByClass(
+            music21.note.Unpitched).first() is not None:
+        drums = _musicxml_drum_keys(path)
+    return _convert_all(parsed, path, fmt, drums)
+
+
+def _check_mxl(path: Path) -> None:
+    """A compressed MusicXML file must be a zip archive holding an XML score (music21
+    would read other bytes as XML and report a syntax error on line 1)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, EOFError, ValueError):
+        raise MusicFileError(
+            path, "not a compressed MusicXML (.mxl) file: not a zip archive") from None
+    except OSError as exc:
+        raise MusicFileError(path, f"cannot read ({exc.strerror or exc})") from exc
+    if not any(not n.startswith("META-INF") and n.lower().endswith((".xml", ".musicxml"))
+               for n in names):
+        raise MusicFileError(path, "no MusicXML score inside the .mxl archive "
+                             f"(it holds {', '.join(names[:5]) or 'nothing'})")
+
+
+def parse_abc(text: str, where: str | Path) -> list[Score]:
+    """Every tune of an ABC text (one Score each). Raises MusicFileError naming
+    ``where`` with a plain reason when music21 cannot read it."""
+    import music21
+
+    try:
+        parsed = music21.converter.parse(text, format="abc", forceSource=True)
+    except Exception as exc:
+        raise MusicFileError(where, _plain_reason(exc, "ABC")) from exc
+    return _convert_all(parsed, where, "ABC")
+
+
+def _convert_all(parsed, where, fmt: str, drums: dict | None = None) -> list[Score]:
+    import music21
+
     streams = list(parsed.scores) if isinstance(parsed, music21.stream.Opus) else [parsed]
     scores = []
     for stream in streams:
         try:
-            scores.append(music21_to_score(stream))
+            scores.append(music21_to_score(stream, drums=drums))
         except Exception as exc:
-            raise MusicFileError(path, f"cannot convert ({type(exc).__name__}: {exc})") from exc
+            raise MusicFileError(where, _plain_reason(exc, fmt)) from exc
     return scores
 
 
-def music21_to_score(stream, tpq: int = MUSIC21_TPQ) -> Score:
+def _plain_reason(exc: BaseException, fmt: str) -> str:
+    """A reason a user understands for a music21 failure on a ``fmt`` file (ABC,
+    MusicXML, Humdrum kern), keeping music21's own words as the detail."""
+    from xml.etree.ElementTree import ParseError
+    from zipfile import BadZipFile
+
+    name = type(exc).__name__
+    text = " ".join(str(exc).split())[:200]  # one line, bounded
+    if isinstance(exc, ParseError):
+        return f"not a valid {fmt} file: broken XML ({text})"
+    if isinstance(exc, BadZipFile):
+        return "not a compressed MusicXML (.mxl) file: not a readable zip archive"
+    if isinstance(exc, OSError):
+        return f"cannot read ({exc.strerror or text})"
+    if isinstance(exc, MemoryError | RecursionError):
+        return f"too large or too deeply nested for music21 to read ({name})"
+    if name in ("MusicXMLImportException", "MusicXMLException"):
+        return f"not a MusicXML score ({text})"
+    if name == "ArchiveManagerException":
+        return f"no MusicXML score inside the archive ({text})"
+    if name in ("ABCHandlerException", "ABCTokenException", "ABCFileException"):
+        if "default note length" in text:
+            return "malformed ABC header: no L: (note length) or M: (meter) before the notes"
+        if "no quarter length associated" in text:
+            return f"malformed ABC header: a note length or meter that is not a fraction ({text})"
+        if "must process tokens" in text:
+            return "not an ABC tune: no header fields or notes found"
+        return f"malformed ABC ({text})"
+    if name == "HumdrumException":
+        if "Could not determine spineType" in text:
+            return "not a Humdrum kern file: no **kern (or other **) spine header"
+        return f"malformed Humdrum kern ({text})"
+    if name in ("ConverterException", "ConverterFileException", "SubConverterException"):
+        return f"music21 cannot read this as {fmt} ({text})"
+    if fmt == "ABC" and isinstance(exc, ValueError) and "invalid literal" in text:
+        return f"malformed ABC header or note length: a number field is not a number ({text})"
+    if isinstance(exc, UnicodeError):
+        return f"not a text {fmt} file: undecodable bytes ({text})"
+    # music21 tripped over its own assumptions (IndexError, AttributeError...)
+    return f"malformed {fmt} that music21 cannot read ({name}: {text})"
+
+
+def music21_to_score(stream, tpq: int = MUSIC21_TPQ, *, expand_repeats: bool = True,
+                     drums: dict | None = None) -> Score:
     """Convert a music21 Score/Part/Stream into a symusic Score (one track per part).
 
-    Ties are merged into single notes, grace notes (zero duration) are dropped, and
-    chords become simultaneous notes. Tempo marks, time and key signatures of the
-    first part (music21 repeats them in each part) become the Score's.
+    Repeats, first/second endings and D.C./D.S./Coda marks are written out first
+    (:func:`_expand_repeats`). Ties are merged into single notes, grace notes (zero
+    duration) are dropped, and chords become simultaneous notes. Unpitched percussion
+    becomes a drum track (``is_drum``) keyed by General MIDI percussion numbers
+    (:func:`_drum_key`); ``drums`` maps a MusicXML part id to the GM key of each staff
+    position, as read by :func:`_musicxml_drum_keys`. Tempo marks, time and key
+    signatures of the first part (music21 repeats them in each part) become the Score's.
     """
     import music21
 
+    if expand_repeats:
+        stream = _expand_repeats(stream)
     parts = list(stream.parts) if hasattr(stream, "parts") and len(stream.parts) else [stream]
     pickup_shift = _pickup_shift(parts[0])
 
@@ -194,37 +321,95 @@ def music21_to_score(stream, tpq: int = MUSIC21_TPQ) -> Score:
     score = Score(tpq)
     for index, part in enumerate(parts):
         flat = part.stripTies().flatten()
-        name = part.partName or (part.id if isinstance(part.id, str) else None)
-        track = Track(str(name or f"Part {index + 1}"), _part_program(part), False)
+        name = str(getattr(part, "partName", None)
+                   or (part.id if isinstance(part.id, str) else None) or f"Part {index + 1}")
+        instrument = _part_instrument(part)
+        track = Track(name, _part_program(instrument), False)
+        drum_track = Track(name, 0, True)
+        positions = (drums or {}).get(getattr(instrument, "partId", None), {})
         for element in flat.notes:
             start = ticks(float(element.offset) + pickup_shift)
             # end from the exact offset, so that triplets tile without gaps or overlaps
             duration = ticks(float(element.offset + element.quarterLength) + pickup_shift) - start
             if duration <= 0:
                 continue  # grace notes
-            velocity = element.volume.velocity if element.volume.velocity else 80
-            pitches = element.pitches
-            for pitch in pitches:
-                track.notes.append(Note(start, duration, int(pitch.midi), int(velocity)))
-        track.notes.sort(key=lambda n: (n.time, n.pitch))
-        score.tracks.append(track)
+            velocity = int(element.volume.velocity or 80)
+            for pitch in element.pitches:
+                track.notes.append(Note(start, duration, int(pitch.midi), velocity))
+            for unpitched in _unpitched_of(element):
+                key = _drum_key(unpitched, positions, instrument)
+                drum_track.notes.append(Note(start, duration, key, velocity))
+        for t in (track, drum_track):
+            t.notes.sort(key=lambda n: (n.time, n.pitch))
+        if len(drum_track.notes) and len(track.notes):
+            drum_track.name = f"{name} (drums)"
+        if len(drum_track.notes):
+            score.tracks.extend([track, drum_track] if len(track.notes) else [drum_track])
+        else:
+            score.tracks.append(track)  # tracks without notes are kept, as in MIDI
         if index == 0:
             for mark in flat.getElementsByClass(music21.tempo.MetronomeMark):
                 qpm = mark.getQuarterBPM()
                 if qpm and math.isfinite(qpm) and qpm > 0:
-                    score.tempos.append(Tempo(onset_ticks(mark.offset), float(qpm)))
+                    _append_new(score.tempos, Tempo(onset_ticks(mark.offset), float(qpm)))
             for ts in flat.getElementsByClass(music21.meter.TimeSignature):
-                score.time_signatures.append(
-                    TimeSignature(onset_ticks(ts.offset), int(ts.numerator), int(ts.denominator))
-                )
+                _append_new(score.time_signatures, TimeSignature(
+                    onset_ticks(ts.offset), int(ts.numerator), int(ts.denominator)))
             for ks in flat.getElementsByClass(music21.key.KeySignature):
-                mode = getattr(ks, "mode", "major")
-                tonality = 1 if mode == "minor" else 0
-                score.key_signatures.append(
-                    KeySignature(onset_ticks(ks.offset), int(ks.sharps), tonality)
-                )
+                tonality = 1 if getattr(ks, "mode", "major") == "minor" else 0
+                _append_new(score.key_signatures,
+                            KeySignature(onset_ticks(ks.offset), int(ks.sharps), tonality))
     if not score.tempos:
         score.tempos.append(Tempo(0, 120.0))
+    return score
+
+
+def _append_new(events, event) -> None:
+    """Append a tempo/meter/key event unless it repeats the one before (written-out
+    repeats restate the opening signatures)."""
+    if len(events):
+        last = events[-1]
+        fields = [f for f in ("qpm", "numerator", "denominator", "key", "tonality")
+                  if hasattr(event, f)]
+        if all(getattr(last, f) == getattr(event, f) for f in fields):
+            return
+    events.append(event)
+
+
+def _expand_repeats(stream):
+    """``stream`` with its repeats written out, as music21's ``expandRepeats`` does
+    (repeat bar lines, 1st/2nd endings, D.C., D.S., Segno, Coda, Fine).
+
+    The stream comes back unchanged when it has no repeat marks, and also when
+    music21 cannot expand them (inconsistent marks, no measures), when a repeat asks
+    for more than :data:`MAX_REPEAT_TIMES` passes, or when the parts would take
+    different paths through the repeats (marks written in some parts only). The piece
+    is then read as written, never refused.
+    """
+    from music21 import bar, repeat, spanner
+    from music21.stream import Score as Music21Score
+
+    marks = list(stream.recurse().getElementsByClass(
+        (bar.Repeat, repeat.RepeatExpression, spanner.RepeatBracket)))
+    if not marks:
+        return stream
+    if any((getattr(mark, "times", None) or 0) > MAX_REPEAT_TIMES for mark in marks):
+        return stream
+    parts = list(stream.parts) if hasattr(stream, "parts") and len(stream.parts) else None
+    try:
+        if parts is None:
+            return stream.expandRepeats(copySpanners=False)
+        # part by part, without re-linking spanners (slurs...): ties are on the notes,
+        # and this is a third faster than Score.expandRepeats
+        expanded = [part.expandRepeats(copySpanners=False) for part in parts]
+    except Exception:  # music21's ExpanderException, StreamException, or its own bugs
+        return stream
+    paths = {tuple(m.number for m in p.getElementsByClass("Measure")) for p in expanded}
+    if len(paths) > 1:
+        return stream  # the parts would drift apart
+    score = Music21Score()
+    for part in expanded:
+        score.insert(0, part)
     return score
 
 
@@ -237,12 +422,114 @@ def _pickup_shift(part) -> float:
     return padding if padding > 0 else 0.0
 
 
-def _part_program(part) -> int:
-    """The General MIDI program of a music21 part (0, piano, when none is given)."""
+def _part_instrument(part):
+    """The music21 instrument of a part, None when it names none."""
     try:
-        instrument = part.getInstrument(returnDefault=False)
+        return part.getInstrument(returnDefault=False)
     except Exception:
-        instrument = None
-    if instrument is not None and instrument.midiProgram is not None:
-        return int(instrument.midiProgram)
-    return 0
+        return None
+
+
+def _part_program(instrument) -> int:
+    """The General MIDI program of a music21 instrument (0, piano, when none is given)."""
+    program = getattr(instrument, "midiProgram", None)
+    return int(program) if program is not None and 0 <= program < 128 else 0
+
+
+# ----------------------------------------------------------------------------- percussion
+
+
+def _unpitched_of(element) -> list:
+    """The unpitched notes of a music21 note or (percussion) chord."""
+    from music21 import note
+
+    if isinstance(element, note.Unpitched):
+        return [element]
+    return [n for n in getattr(element, "notes", ()) if isinstance(n, note.Unpitched)]
+
+
+def _drum_key(unpitched, positions: dict, instrument) -> int:
+    """The General MIDI percussion key (35 bass drum, 38 snare, 42 closed hi-hat...) of an
+    unpitched note: the instrument the file gives its staff position and notehead
+    (MusicXML ``<instrument>`` + ``<midi-unpitched>``), else the part's instrument (music21 reads
+    ``<midi-unpitched>`` or a name such as "Snare Drum"), else :data:`DEFAULT_DRUM_KEY`."""
+    step, octave = str(unpitched.displayStep), int(unpitched.displayOctave)
+    for position in ((step, octave, str(unpitched.notehead)), (step, octave)):
+        if position in positions:
+            return positions[position]
+    key = getattr(instrument, "percMapPitch", None)
+    if key is not None and 0 <= int(key) < 128:
+        return int(key)
+    return DEFAULT_DRUM_KEY
+
+
+def _musicxml_drum_keys(path: Path) -> dict[str, dict[tuple, int]]:
+    """For each MusicXML part id, the GM percussion key of each staff position of its
+    unpitched notes, ``(step, octave, notehead)`` and ``(step, octave)``.
+
+    music21 keeps one instrument per part, so a drum-kit part (snare, bass drum,
+    hi-hat on one staff) would sound as one drum; this reads, from the file itself,
+    the instrument each note names and that instrument's ``<midi-unpitched>`` (1-based)
+    or name. Noteheads tell apart instruments on one line (hi-hat ``x``, crash
+    ``diamond``); a position still shared takes its most frequent instrument. Empty
+    when the file says nothing usable.
+    """
+    import xml.etree.ElementTree as ET
+    from collections import Counter, defaultdict
+
+    import music21
+
+    try:
+        if path.suffix.lower() == ".mxl":
+            root = ET.fromstring(music21.converter.ArchiveManager(str(path)).getData())
+        else:
+            root = ET.parse(path).getroot()  # music21 has just parsed the same bytes
+    except Exception:
+        return {}
+    sounds: dict[str | None, int] = {}  # score-instrument id -> GM key
+    for score_part in root.iter("score-part"):
+        for midi in score_part.iter("midi-instrument"):
+            number = _int_or_none(midi.findtext("midi-unpitched"))
+            if number is not None and 1 <= number <= 128:
+                sounds[midi.get("id")] = number - 1
+        for named in score_part.iter("score-instrument"):
+            if named.get("id") not in sounds:
+                key = _gm_key_of_name(named.findtext("instrument-name") or "")
+                if key is not None:
+                    sounds[named.get("id")] = key
+    keys: dict[str, dict[tuple, int]] = {}
+    for part in root.iter("part"):
+        votes: dict[tuple, Counter] = defaultdict(Counter)
+        for note_element in part.iter("note"):
+            unpitched, named = note_element.find("unpitched"), note_element.find("instrument")
+            if unpitched is None or named is None or named.get("id") not in sounds:
+                continue
+            # music21 puts a note without display-step/octave on the middle line: B4
+            step = (unpitched.findtext("display-step") or "B").strip()
+            octave = _int_or_none(unpitched.findtext("display-octave"))
+            octave = 4 if octave is None else octave
+            notehead = (note_element.findtext("notehead") or "normal").strip()
+            key = sounds[named.get("id")]
+            votes[(step, octave, notehead)][key] += 1
+            votes[(step, octave)][key] += 1
+        keys[str(part.get("id"))] = {p: c.most_common(1)[0][0] for p, c in votes.items()}
+    return keys
+
+
+def _int_or_none(text: str | None) -> int | None:
+    try:
+        return int(str(text).strip())
+    except ValueError:
+        return None
+
+
+def _gm_key_of_name(name: str) -> int | None:
+    """The GM percussion key of an instrument name music21 knows ("Snare Drum")."""
+    from music21 import instrument
+
+    try:
+        found = instrument.fromString(name)
+    except Exception:  # music21's InstrumentException: a name it does not know
+        return None
+    key = getattr(found, "percMapPitch", None)
+    return int(key) if key is not None and 0 <= key < 128 else None
