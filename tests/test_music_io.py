@@ -449,6 +449,40 @@ def test_repeats_that_cannot_be_expanded_are_read_as_written(tmp_path, case):
     assert all(t.end() == 4 * 480 for t in score.tracks)
 
 
+# ---------------------------------------------------------------------------- pickups
+
+
+def test_alternating_meters_under_one_written_meter_are_not_shifted(tmp_path):
+    # Essen-style: M:3/4 written, bars alternate 2 and 3 quarters; the short first bar
+    # is a 2/4 bar, not a pickup (it used to move every note right by one quarter)
+    abc = "X:1\nT:Alternating\nM:3/4\nL:1/4\nK:C\nC D | E F G | A B | c d e | f g |]\n"
+    score = load(_write(tmp_path, "alternating.abc", abc.encode()))
+    assert [n.time // 480 for n in score.tracks[0].notes] == list(range(12))
+
+
+def test_composite_meter_first_bar_is_not_a_pickup(tmp_path):
+    # time signature 3/4+2/4 (music21: one 5/4 bar), bars written as 3 then 2 quarters
+    path = _write(tmp_path, "composite.musicxml", _musicxml([
+        _xml_measure(1, *map(_xml_note, "CDE"), time=_xml_time((3, 4), (2, 4))),
+        _xml_measure(2, *map(_xml_note, "FG")),
+        _xml_measure(3, *map(_xml_note, "ABC"))]))
+    assert [n.time // 480 for n in load(path).tracks[0].notes] == list(range(8))
+
+
+def test_a_true_pickup_in_alternating_3_4_and_2_4_is_shifted(tmp_path):
+    # bar 0: one quarter of 3/4 (a pickup), then 2/4, 3/4, 2/4 bars, each full
+    path = _write(tmp_path, "pickup.musicxml", _musicxml([
+        _xml_measure(0, _xml_note("G", 3), time=_xml_time((3, 4))),
+        _xml_measure(1, *map(_xml_note, "CD"), time=_xml_time((2, 4))),
+        _xml_measure(2, *map(_xml_note, "EFG"), time=_xml_time((3, 4))),
+        _xml_measure(3, *map(_xml_note, "AB"), time=_xml_time((2, 4)))]))
+    score = load(path)
+    assert [n.time // 480 for n in score.tracks[0].notes] == [2, 3, 4, 5, 6, 7, 8, 9]
+    # bar lines on the grid: 3/4 from 0, then 2/4 at 3, 3/4 at 5, 2/4 at 8 quarters
+    assert [(t.time // 480, t.numerator) for t in score.time_signatures] == [
+        (0, 3), (3, 2), (5, 3), (8, 2)]
+
+
 # ---------------------------------------------------------------------------- text encodings
 
 LATIN1_TUNE = "X:1\nT:Der Müller\nC:Bäcker\nM:2/4\nL:1/4\nK:C\nC D | E F | G2 |]\n"

@@ -25,7 +25,9 @@ Documented behaviour on odd but valid input:
   and kern are written out as music21's ``expandRepeats`` does, so the Score holds the
   music as played; a piece whose repeats music21 cannot expand is read as written;
 * a music21 piece that opens with a pickup (anacrusis) bar is shifted right by the
-  bar's missing part, so that bar lines fall on the time-signature grid from tick 0;
+  bar's missing part, so that bar lines fall on the time-signature grid from tick 0.
+  Only a true pickup moves: a short first bar followed by two full bars (a piece whose
+  meters alternate, 3/4 then 2/4, is left where it is);
 * ABC files are read as UTF-8, or as Latin-1 when they are not valid UTF-8.
 """
 
@@ -46,7 +48,7 @@ SUPPORTED_SUFFIXES = MIDI_SUFFIXES + MUSIC21_SUFFIXES
 #: Ticks per quarter note of Scores converted from music21.
 MUSIC21_TPQ = 480
 #: Bump when a file may load differently (corpora put it in the prepared-data cache key).
-#: 2: repeats written out, unpitched percussion kept, Latin-1 ABC.
+#: 2: repeats written out, unpitched percussion kept, stricter pickups, Latin-1 ABC.
 LOADER_VERSION = 2
 
 
@@ -414,12 +416,36 @@ def _expand_repeats(stream):
 
 
 def _pickup_shift(part) -> float:
-    """Quarter notes missing from an opening pickup bar (0 when the first bar is full)."""
-    measures = part.getElementsByClass("Measure")
-    if not len(measures):
+    """Quarter notes missing from an opening pickup bar (anacrusis), 0 when there is none.
+
+    music21 pads any short first bar as a pickup. It is one only when the two bars
+    after it are full (each by its own time signature): in a piece whose bars
+    alternate 3/4 and 2/4 under one written meter, or under a composite meter such as
+    3/4+2/4, the short first bar is one of the meters, and shifting it would move every
+    bar. (Two bars, not all: chorales with repeats hold short bars around the repeat
+    signs. The last bar is not looked at: a piece with a pickup ends short by design.)
+    A piece with nothing between its first and last bars shifts only a bar numbered 0.
+    """
+    measures = list(part.getElementsByClass("Measure"))
+    if not measures:
         return 0.0
-    padding = float(measures[0].paddingLeft or 0.0)
-    return padding if padding > 0 else 0.0
+    first = measures[0]
+    padding = float(first.paddingLeft or 0.0)
+    if padding <= 0 or padding >= _bar_quarters(first):
+        return 0.0
+    following = measures[1:-1][:2]
+    if not following:
+        return padding if first.number == 0 else 0.0
+    full = all(abs(float(m.highestTime) - _bar_quarters(m)) < 1e-6 for m in following)
+    return padding if full else 0.0
+
+
+def _bar_quarters(measure) -> float:
+    """A measure's length by its time signature, in quarters (0 when it has none)."""
+    try:
+        return float(measure.barDuration.quarterLength)
+    except Exception:  # no time signature in context
+        return 0.0
 
 
 def _part_instrument(part):
