@@ -148,10 +148,19 @@ def test_bad_options_fail_before_any_parsing(midi_folder):
         prepare(f"folder:{midi_folder}", "pianoroll", {"merge_tracks": False})
 
 
-def test_a_folder_without_usable_pieces_is_an_error(tmp_path):
+def test_a_folder_without_usable_pieces_names_every_skipped_file(tmp_path):
     (tmp_path / "x.mid").write_bytes(b"garbage")
-    with pytest.raises(TunesmithError, match="no usable piece"):
+    (tmp_path / "y.abc").write_bytes(b"X:1\nT:no length\nCDEF|GABc|\n")
+    (tmp_path / "z.krn").write_bytes(b"!!!COM: nobody\n")
+    (tmp_path / "notes.txt").write_text("not music")
+    with pytest.raises(TunesmithError, match="no usable piece") as error:
         prepare(f"folder:{tmp_path}", workers=1, progress=False, report=False)
+    lines = str(error.value).splitlines()
+    assert "4 skipped" in lines[0]
+    assert [line.split(":")[0].strip() for line in lines[1:]] == [
+        "notes.txt", "x.mid", "y.abc", "z.krn"]
+    assert "no MThd header" in lines[2] and "malformed ABC header" in lines[3]
+    assert "contains no notes" in lines[4]
 
 
 def test_a_symbolic_link_loop_is_reported_and_the_rest_prepared(tmp_path):

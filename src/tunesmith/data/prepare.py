@@ -734,11 +734,10 @@ def prepare(
         skipped += chunk["skipped"]
     kept.sort(key=lambda piece: piece[0])
     skipped = sorted(skipped)
-    if not kept:
-        raise TunesmithError(
-            f"no usable piece in {corpus.name} ({len(skipped)} skipped"
-            + (f", e.g. {skipped[0][0]}: {skipped[0][1]}" if skipped else "") + ")"
-        )
+    if not kept:  # every skipped piece, one a line: the user needs each reason
+        reasons = "".join(f"\n  {piece_id}: {reason}" for piece_id, reason in skipped)
+        raise TunesmithError(f"no usable piece in {corpus.name}; {len(skipped)} skipped"
+                             + (":" if skipped else "") + reasons)
     split_by_id = {s.id: corpus.split(s) for s in sources}
     info = {
         "corpus": corpus.name,
