@@ -503,14 +503,19 @@ def test_latin1_abc_reads_like_utf8(tmp_path, tunes):
 # ---------------------------------------------------------------------------- plain reasons
 
 
-def _mxl_without_score() -> bytes:
+def _zip(name: str, text: str, damage: bool = False) -> bytes:
+    """A one-file zip archive (deflated); ``damage`` garbles the compressed bytes."""
     import io
     import zipfile
 
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("readme.txt", "no score here")
-    return buffer.getvalue()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(name, text)
+    data = bytearray(buffer.getvalue())
+    if damage:  # the member's data starts after its 30-byte local header and name
+        start = 30 + len(name)
+        data[start:start + 8] = bytes(255 - b for b in data[start:start + 8])
+    return bytes(data)
 
 
 @pytest.mark.parametrize("name, data, reason", [
@@ -523,7 +528,11 @@ def _mxl_without_score() -> bytes:
     ("broken.musicxml", b'<?xml version="1.0"?><score-partwise><part></score-partwise>',
      "not a valid MusicXML file: broken XML (mismatched tag: line 1"),
     ("notzip.mxl", b"PK but not a zip", "not a compressed MusicXML (.mxl) file"),
-    ("empty.mxl", _mxl_without_score(), "no MusicXML score inside the .mxl archive"),
+    ("empty.mxl", _zip("readme.txt", "no score"), "no MusicXML score inside the .mxl"),
+    ("damaged.mxl", _zip("score.xml", "<score-partwise>" + "<part/>" * 50 + "</score-partwise>",
+                         damage=True), "corrupt compressed MusicXML (.mxl) archive"),
+    ("encoding.xml", b'<?xml version="1.0" encoding="u8f-8"?><score-partwise/>',
+     "not a valid MusicXML file: unknown text encoding"),
     ("nolength.abc", b"X:1\nT:x\nCDEF|GABc|\n", "malformed ABC header: no L: (note length)"),
     ("noise.abc", b"\x90", "not an ABC tune: no header fields or notes found"),
 ])

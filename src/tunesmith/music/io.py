@@ -166,9 +166,10 @@ def save_midi(score: Score, path: str | Path) -> Path:
 
 # ----------------------------------------------------------------------------- music21
 
+_MXL = "compressed MusicXML (.mxl)"
 #: the format names used in messages, by suffix
-_FORMAT_NAMES = {".abc": "ABC", ".xml": "MusicXML", ".musicxml": "MusicXML",
-                 ".mxl": "MusicXML", ".krn": "Humdrum kern"}
+_FORMAT_NAMES = {".abc": "ABC", ".xml": "MusicXML", ".musicxml": "MusicXML", ".mxl": _MXL,
+                 ".krn": "Humdrum kern"}
 MUSICXML_SUFFIXES = (".xml", ".musicxml", ".mxl")
 #: a repeat played more often than this is not expanded (a fuzzed ``times="100000"``
 #: would otherwise write out the piece a hundred thousand times)
@@ -211,18 +212,23 @@ def _load_music21(path: Path) -> list[Score]:
 def _check_mxl(path: Path) -> None:
     """A compressed MusicXML file must be a zip archive holding an XML score (music21
     would read other bytes as XML and report a syntax error on line 1)."""
+    import io
     import zipfile
 
     try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-    except (zipfile.BadZipFile, EOFError, ValueError):
-        raise MusicFileError(
-            path, "not a compressed MusicXML (.mxl) file: not a zip archive") from None
+        data = path.read_bytes()
     except OSError as exc:
         raise MusicFileError(path, f"cannot read ({exc.strerror or exc})") from exc
-    if not any(not n.startswith("META-INF") and n.lower().endswith((".xml", ".musicxml"))
-               for n in names):
+    if not zipfile.is_zipfile(io.BytesIO(data)):
+        raise MusicFileError(path, f"not a {_MXL} file: not a zip archive")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = archive.namelist()
+    except Exception as exc:  # BadZipFile, or OSError on bad offsets
+        raise MusicFileError(path, _plain_reason(exc, _MXL)) from exc
+    if not any(not n.startswith("META-INF") and n.lower().endswith((".xml", ".musicxml",
+                                                                      ".mxl"))
+               for n in names):  # the names music21 looks for
         raise MusicFileError(path, "no MusicXML score inside the .mxl archive "
                              f"(it holds {', '.join(names[:5]) or 'nothing'})")
 
@@ -255,6 +261,7 @@ def _convert_all(parsed, where, fmt: str, drums: dict | None = None) -> list[Sco
 def _plain_reason(exc: BaseException, fmt: str) -> str:
     """A reason a user understands for a music21 failure on a ``fmt`` file (ABC,
     MusicXML, Humdrum kern), keeping music21's own words as the detail."""
+    import zlib
     from xml.etree.ElementTree import ParseError
     from zipfile import BadZipFile
 
@@ -262,14 +269,17 @@ def _plain_reason(exc: BaseException, fmt: str) -> str:
     text = " ".join(str(exc).split())[:200]  # one line, bounded
     if isinstance(exc, ParseError):
         return f"not a valid {fmt} file: broken XML ({text})"
-    if isinstance(exc, BadZipFile):
-        return "not a compressed MusicXML (.mxl) file: not a readable zip archive"
+    if isinstance(exc, BadZipFile | zlib.error) or (
+            fmt == _MXL and isinstance(exc, OSError | EOFError)):
+        return f"corrupt {_MXL} archive ({name}: {text})"
     if isinstance(exc, OSError):
         return f"cannot read ({exc.strerror or text})"
+    if isinstance(exc, LookupError):  # the XML declares an encoding Python does not know
+        return f"not a valid {fmt} file: unknown text encoding ({text})"
     if isinstance(exc, MemoryError | RecursionError):
         return f"too large or too deeply nested for music21 to read ({name})"
     if name in ("MusicXMLImportException", "MusicXMLException"):
-        return f"not a MusicXML score ({text})"
+        return f"not a MusicXML score ({text})"  # e.g. the root is <html> or timewise
     if name == "ArchiveManagerException":
         return f"no MusicXML score inside the archive ({text})"
     if name in ("ABCHandlerException", "ABCTokenException", "ABCFileException"):
