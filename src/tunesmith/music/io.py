@@ -252,7 +252,7 @@ def _convert_all(parsed, where, fmt: str, drums: dict | None = None) -> list[Sco
     scores = []
     for stream in streams:
         try:
-            scores.append(music21_to_score(stream, drums=drums))
+            scores.append(music21_to_score(stream, drums=drums, in_place=True))
         except Exception as exc:
             raise MusicFileError(where, _plain_reason(exc, fmt)) from exc
     return scores
@@ -305,7 +305,7 @@ def _plain_reason(exc: BaseException, fmt: str) -> str:
 
 
 def music21_to_score(stream, tpq: int = MUSIC21_TPQ, *, expand_repeats: bool = True,
-                     drums: dict | None = None) -> Score:
+                     drums: dict | None = None, in_place: bool = False) -> Score:
     """Convert a music21 Score/Part/Stream into a symusic Score (one track per part).
 
     Repeats, first/second endings and D.C./D.S./Coda marks are written out first
@@ -315,11 +315,15 @@ def music21_to_score(stream, tpq: int = MUSIC21_TPQ, *, expand_repeats: bool = T
     (:func:`_drum_key`); ``drums`` maps a MusicXML part id to the GM key of each staff
     position, as read by :func:`_musicxml_drum_keys`. Tempo marks, time and key
     signatures of the first part (music21 repeats them in each part) become the Score's.
+    ``in_place`` lets the conversion change ``stream`` (merging ties) instead of working
+    on a deep copy: for a stream nobody else holds, it saves most of the time.
     """
     import music21
 
     if expand_repeats:
-        stream = _expand_repeats(stream)
+        expanded = _expand_repeats(stream)
+        in_place = in_place or expanded is not stream  # a fresh copy: ours to change
+        stream = expanded
     parts = list(stream.parts) if hasattr(stream, "parts") and len(stream.parts) else [stream]
     pickup_shift = _pickup_shift(parts[0])
 
@@ -332,7 +336,9 @@ def music21_to_score(stream, tpq: int = MUSIC21_TPQ, *, expand_repeats: bool = T
 
     score = Score(tpq)
     for index, part in enumerate(parts):
-        flat = part.stripTies().flatten()
+        if in_place:
+            part.stripTies(inPlace=True)
+        flat = (part if in_place else part.stripTies()).flatten()
         name = str(getattr(part, "partName", None)
                    or (part.id if isinstance(part.id, str) else None) or f"Part {index + 1}")
         instrument = _part_instrument(part)
