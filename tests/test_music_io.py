@@ -399,15 +399,22 @@ def test_abc_repeats_and_endings_are_written_out(tmp_path):
         (480 * i, names[p]) for i, p in enumerate(played)]
 
 
-def test_da_capo_al_fine_is_written_out(tmp_path):
+def test_da_capo_al_fine_is_written_out_in_every_part(tmp_path):
+    # the words are written over the top part only, as scores usually print them
     fine = "<direction><direction-type><words>Fine</words></direction-type></direction>"
     dc = "<direction><direction-type><words>D.C. al Fine</words></direction-type></direction>"
+    time = _xml_time((2, 4))
     path = _write(tmp_path, "dc.musicxml", _musicxml([
-        _xml_measure(1, _xml_note("C"), _xml_note("D"), time=_xml_time((2, 4))),
+        _xml_measure(1, _xml_note("C"), _xml_note("D"), time=time),
         _xml_measure(2, _xml_note("E"), _xml_note("F"), fine),
-        _xml_measure(3, _xml_note("G"), _xml_note("A"), dc)]))
-    assert [n.pitch for n in load(path).tracks[0].notes] == [60, 62, 64, 65, 67, 69,
-                                                             60, 62, 64, 65]
+        _xml_measure(3, _xml_note("G"), _xml_note("A"), dc)], [
+        _xml_measure(1, _xml_note("C", 3, 2), time=time),
+        _xml_measure(2, _xml_note("E", 3, 2)),
+        _xml_measure(3, _xml_note("G", 3, 2))]))
+    top, bass = load(path).tracks
+    assert [n.pitch for n in top.notes] == [60, 62, 64, 65, 67, 69, 60, 62, 64, 65]
+    assert [(n.time // 480, n.pitch) for n in bass.notes] == [(0, 48), (2, 52), (4, 55),
+                                                              (6, 48), (8, 52)]
 
 
 def test_a_chorale_with_repeats_matches_music21s_expand_repeats():

@@ -398,11 +398,12 @@ def _expand_repeats(stream):
     """``stream`` with its repeats written out, as music21's ``expandRepeats`` does
     (repeat bar lines, 1st/2nd endings, D.C., D.S., Segno, Coda, Fine).
 
-    The stream comes back unchanged when it has no repeat marks, and also when
-    music21 cannot expand them (inconsistent marks, no measures), when a repeat asks
-    for more than :data:`MAX_REPEAT_TIMES` passes, or when the parts would take
-    different paths through the repeats (marks written in some parts only). The piece
-    is then read as written, never refused.
+    D.C./D.S./Segno/Coda/Fine written over one part apply to all
+    (:func:`_share_repeat_expressions`). The stream comes back unchanged when it has no
+    repeat marks, and also when music21 cannot expand them (inconsistent marks, no
+    measures), when a repeat asks for more than :data:`MAX_REPEAT_TIMES` passes, or when
+    the parts would still take different paths through the repeats (repeat bar lines in
+    some parts only). The piece is then read as written, never refused.
     """
     from music21 import bar, repeat, spanner
     from music21.stream import Score as Music21Score
@@ -414,6 +415,7 @@ def _expand_repeats(stream):
     if any((getattr(mark, "times", None) or 0) > MAX_REPEAT_TIMES for mark in marks):
         return stream
     parts = list(stream.parts) if hasattr(stream, "parts") and len(stream.parts) else None
+    added = _share_repeat_expressions(parts) if parts else []
     try:
         if parts is None:
             return stream.expandRepeats(copySpanners=False)
@@ -422,6 +424,9 @@ def _expand_repeats(stream):
         expanded = [part.expandRepeats(copySpanners=False) for part in parts]
     except Exception:  # music21's ExpanderException, StreamException, or its own bugs
         return stream
+    finally:
+        for measure, mark in added:  # the caller's stream is left as it was
+            measure.remove(mark)
     paths = {tuple(m.number for m in p.getElementsByClass("Measure")) for p in expanded}
     if len(paths) > 1:
         return stream  # the parts would drift apart
@@ -429,6 +434,34 @@ def _expand_repeats(stream):
     for part in expanded:
         score.insert(0, part)
     return score
+
+
+def _share_repeat_expressions(parts) -> list:
+    """Copy the D.C./D.S./Segno/Coda/Fine marks written in one part into the same
+    measures (by number) of the parts without them, as a score is read: such words are
+    often printed over the top staff only, and music21 expands each part on its own.
+    Returns the ``(measure, mark)`` pairs added, for the caller to remove."""
+    import copy
+
+    from music21 import repeat
+
+    marks = [(measure.number, mark, mark.getOffsetBySite(measure))
+             for part in parts for measure in part.getElementsByClass("Measure")
+             for mark in measure.getElementsByClass(repeat.RepeatExpression)]
+    added = []
+    for part in parts:
+        measures: dict = {}
+        for measure in part.getElementsByClass("Measure"):
+            measures.setdefault(measure.number, measure)
+        for number, mark, offset in marks:
+            measure = measures.get(number)
+            if measure is None or any(type(m) is type(mark) for m in
+                                      measure.getElementsByClass(repeat.RepeatExpression)):
+                continue
+            shared = copy.deepcopy(mark)
+            measure.insert(offset, shared)
+            added.append((measure, shared))
+    return added
 
 
 def _pickup_shift(part) -> float:
