@@ -238,6 +238,7 @@ def test_resume_after_crash_mid_epoch_continues_from_saved_step(tmp_path):
     last = tmp_path / "crash" / "last"
     state = read_json(last / "trainer_state.json")
     assert (state["global_step"], state["epochs_done"], state["batches_done"]) == (4, 1, 1)
+    assert state["items_done"] == 2
     saved, _ = load_checkpoint(last)
     for name, tensor in stop.weights.items():
         assert torch.equal(saved.state_dict()[name], tensor)
@@ -394,6 +395,12 @@ def test_overwrite_starts_a_run_again_and_removes_only_what_a_run_writes(tmp_pat
     assert read_json(out / "last" / "trainer_state.json")["global_step"] == 6
 
 
+def test_a_model_too_big_for_memory_is_refused_before_training(tmp_path):
+    with pytest.raises(ConfigError, match=r"1\.7e\+13 parameters \(68\.0 TB of weights\)"):
+        torch.manual_seed(0)
+        train("tiny-frames", tiny_prepared(), {"hidden": 10**12}, tmp_path / "big", **FAST)
+
+
 def test_resume_of_a_folder_without_a_run_says_so(tmp_path):
     with pytest.raises(CheckpointError, match=r"run\.json: nothing to resume"):
         _train(tmp_path / "empty", resume=True)
@@ -455,7 +462,9 @@ STATE = "trainer_state.json"
     (_edit_json(STATE, lambda s: s.update(global_step=7)), "does not match the loop state"),
     (_edit_json(STATE, lambda s: s.update(epochs_done=1.5)), "'epochs_done' must be int"),
     (_edit_json(STATE, lambda s: s.update(junk=1)), "unexpected field"),
+    (_edit_json(STATE, lambda s: s.update(items_done=7)), "items_done 7 is past the end"),
     (_edit_json(STATE, lambda s: s.update(format_version=1)), "format version 1"),
+    (_edit_json(STATE, lambda s: s.pop("format_version")), "format version 1, this"),
     (_edit_json(STATE, lambda s: s["loops"]["epoch_progress"]["total"].update(completed=-1)),
      "negative value -1 at loops.epoch_progress.total.completed"),
     (_edit_json(STATE, lambda s: s["loops"].pop("epoch_progress")), "missing key"),

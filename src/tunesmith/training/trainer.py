@@ -296,7 +296,7 @@ def _loop_global_step(loops: dict) -> int:
 #: trainer_state.json: field -> accepted types (checked on resume)
 STATE_FIELDS: dict[str, tuple] = {
     "format_version": (int,), "epochs_done": (int,), "global_step": (int,),
-    "batches_done": (int,), "best_val": (float, type(None)),
+    "batches_done": (int,), "items_done": (int,), "best_val": (float, type(None)),
     "best_epoch": (int, type(None)), "wall_time_s": (float,), "history": (list,),
     "early_stopping": (dict, type(None)), "timer_elapsed_s": (float, type(None)),
     "rng": (dict,), "task": (dict,), "loops": (dict,),
@@ -386,6 +386,7 @@ class RunStateCallback(pl.Callback):
     def capture(self, trainer: pl.Trainer, pl_module: TrainingTask, event: str) -> dict:
         """A resume point at ``event`` (see :func:`_between_batches`)."""
         loops = _between_batches(trainer.fit_loop.state_dict(), event)
+        batches = int(loops["epoch_loop.batch_progress"]["current"]["completed"])
         early = self._early_stopping(trainer)
         timer = self._timer(trainer)
         rng_tensors, rng_extra = _rng_state()
@@ -393,7 +394,9 @@ class RunStateCallback(pl.Callback):
             "format_version": STATE_VERSION,
             "epochs_done": int(loops["epoch_progress"]["current"]["processed"]),
             "global_step": trainer.global_step,
-            "batches_done": int(loops["epoch_loop.batch_progress"]["current"]["completed"]),
+            "batches_done": batches,
+            # where the sampler resumes, whatever batch size the resumed run is given
+            "items_done": batches * (getattr(self.train_loader, "batch_size", 0) or 0),
             "best_val": self.best_val if math.isfinite(self.best_val) else None,
             "best_epoch": self.best_epoch,
             "wall_time_s": self.wall_time(),
@@ -450,13 +453,14 @@ class RunStateCallback(pl.Callback):
         last = self.run_dir / LAST_DIR
         state_path = last / STATE_FILE
         state = read_json(state_path)
+        version = state.get("format_version", 1)
+        if version != STATE_VERSION:
+            raise CheckpointError(state_path, f"format version {version}, this tunesmith reads "
+                                  f"{STATE_VERSION}; start the run again with --overwrite")
         require_fields(state, STATE_FIELDS, state_path)
         unknown = sorted(set(state) - set(STATE_FIELDS))
         if unknown:
             raise CheckpointError(state_path, f"unexpected field(s) {', '.join(unknown[:5])}")
-        if state["format_version"] != STATE_VERSION:
-            raise CheckpointError(state_path, f"format version {state['format_version']}, this "
-                                  f"tunesmith reads {STATE_VERSION}; start again with --overwrite")
         fresh_loops = trainer.fit_loop.state_dict()
         loops = state["loops"]
         check_like({k: v for k, v in loops.items() if k != "state_dict"},
@@ -491,10 +495,10 @@ class RunStateCallback(pl.Callback):
         check_like(schedulers["schedulers"], [jsonable(c.scheduler.state_dict()) for c in configs],
                    scheduler_path, "schedulers")
         sampler = self._sampler()
-        position = state["batches_done"] * (getattr(self.train_loader, "batch_size", 0) or 0)
+        position = state["items_done"]
         if sampler is not None and position > sampler.n_items:
-            raise CheckpointError(state_path, f"batches_done {state['batches_done']} is past "
-                                  "the end of an epoch of this data")
+            raise CheckpointError(state_path, f"items_done {position} is past the end of an "
+                                  f"epoch of this data ({sampler.n_items} items)")
         try:
             rng_tensors = load_file(str(last / RNG_FILE))
         except Exception as exc:
