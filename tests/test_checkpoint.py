@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
+import torch
+from safetensors.torch import load_file, save_file
 
 from tiny_model import (
     TINY_INFO,
@@ -82,4 +85,52 @@ def test_config_that_does_not_fit(folder, change, match):
 def test_invalid_json(folder):
     (folder / "config.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_checkpoint(folder)
+
+
+def _edit_weights(folder, change):
+    tensors = dict(load_file(str(folder / "model.safetensors")))
+    change(tensors)
+    save_file(tensors, str(folder / "model.safetensors"))
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda t: t.update({"inp.weight": t["inp.weight"].double()}),
+     r"weight inp\.weight is float64, expected float32"),
+    (lambda t: t.update({"inp.weight": t["inp.weight"].to(torch.int8)}),
+     r"weight inp\.weight is int8, expected float32"),
+    (lambda t: t["head.proj.bias"].__setitem__(0, float("nan")),
+     r"weight head\.proj\.bias holds NaN or infinite values"),
+    (lambda t: t["start"].__setitem__(0, float("inf")), r"weight start holds NaN or infinite"),
+    (lambda t: t.update(junk=torch.zeros(3)), r"weights junk do not belong to this model"),
+])
+def test_weights_of_the_wrong_kind_are_refused(folder, change, match):
+    _edit_weights(folder, change)
+    with pytest.raises(CheckpointError, match=match) as error:
+        load_checkpoint(folder)
+    assert str(error.value).startswith(str(folder / "model.safetensors"))
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("hidden, match", [
+    # (8 + 1 + 8) x 1e12 weights: 68 TB of float32
+    (10**12, r"the config asks for 1\.7e\+13 parameters \(68\.0 TB of weights\); this"),
+    (2**62, r"the config asks for sizes beyond what PyTorch can index"),  # its overflow errors
+    (10**19, r"the config asks for sizes beyond what PyTorch can index"),
+])
+def test_a_config_asking_for_terabytes_is_refused_before_allocating(folder, hidden, match):
+    meta = json.loads((folder / "config.json").read_text())
+    meta["model_config"]["hidden"] = hidden
+    (folder / "config.json").write_text(json.dumps(meta))
+    start = time.perf_counter()
+    with pytest.raises(CheckpointError, match=r"config\.json: " + match) as error:
+        load_checkpoint(folder)
+    assert time.perf_counter() - start < 5 and "\n" not in str(error.value)
+
+
+def test_model_name_must_be_a_string(folder):
+    meta = json.loads((folder / "config.json").read_text())
+    meta["model_name"] = 3
+    (folder / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="'model_name' must be str"):
         load_checkpoint(folder)

@@ -60,6 +60,7 @@ def test_train_generate_and_resume_from_the_command_line(tmp_path):
     assert meta["model_config"]["keys"] == 37 and meta["repr_config"]["pitch_low"] == 48
 
     assert run_cli([*args, "--epochs", "1"]) == 2  # the folder holds a run: --resume or not
+    assert run_cli([*args, "--epochs", "1", "--overwrite"]) == 0  # or start it again
     assert run_cli(["train", "--out", run, "--resume", "--epochs", "2"]) == 0
     history = json.loads((run / "history.json").read_text())["history"]
     assert [row["epoch"] for row in history] == [0, 1]

@@ -128,3 +128,38 @@ def test_bad_dataset_options_are_refused(prepared):
         SequenceDataset(prepared, None, transpose=(3, -3))
     with pytest.raises(ConfigError, match="unknown split"):
         SequenceDataset(prepared, "training")
+
+
+def test_epoch_sampler_rebuilds_any_epoch_and_starts_part_way(prepared):
+    from tunesmith.data.datasets import EpochSampler
+
+    sampler = EpochSampler(10, shuffle=True, seed=3)
+    epochs = [list(sampler) for _ in range(4)]  # each pass is the next epoch
+    assert all(sorted(i for i, _ in e) == list(range(10)) for e in epochs)
+    assert [{e for _, e in keys} for keys in epochs] == [{0}, {1}, {2}, {3}]
+    assert len({tuple(e) for e in epochs}) == 4  # a new order each epoch
+    fresh = EpochSampler(10, shuffle=True, seed=3)
+    fresh.start_at(2, 7)
+    assert list(fresh) == epochs[2][7:]  # epoch 2 from its 8th item, history unneeded
+    fresh.set_epoch(3)  # what Lightning calls
+    assert list(fresh) == epochs[3]
+    assert list(EpochSampler(4, shuffle=False)) == [(0, 0), (1, 0), (2, 0), (3, 0)]
+    with pytest.raises(ValueError):
+        fresh.start_at(0, 11)
+
+
+def test_an_items_random_window_and_shift_are_fixed_by_its_epoch(prepared):
+    dataset = SequenceDataset(prepared, None, window=3, transpose=(-2, 2), seed=1)
+    b = prepared.ids().index("b.mid")  # 10 steps of D: windows and shifts to draw
+
+    def draws(epoch):
+        return [dataset[(b, epoch)]["data"].tobytes() for _ in range(3)]
+
+    assert all(len(set(draws(e))) == 1 for e in range(5))  # the same draw every time
+    assert len({draws(e)[0] for e in range(20)}) > 1  # but a new one each epoch
+    loader = make_dataloader(prepared, None, batch_size=2, window=3, transpose=(-2, 2), seed=1)
+    twice = [[batch["frames"] for batch in loader] for _ in range(2)]
+    loader.sampler.start_at(0, 0)
+    again = [batch["frames"] for batch in loader]
+    assert all(torch.equal(a, b) for a, b in zip(twice[0], again, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(twice[0], twice[1], strict=True))

@@ -1,13 +1,22 @@
-"""The generic trainer: fit, logs, best checkpoint, and resuming from our safetensors state."""
+"""The generic trainer: fit, logs, best checkpoint, and exact resuming from safetensors state."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+from safetensors.torch import load_file, save_file
 
+import tunesmith
 from tiny_model import (
     TINY_INFO,
     TinyFrameModel,
@@ -16,18 +25,21 @@ from tiny_model import (
     register_tiny_families,
     tiny_loader,
     tiny_pieces,
+    tiny_prepared,
 )
-from tunesmith.errors import ConfigError
+from tunesmith.data.datasets import make_dataloader
+from tunesmith.errors import CheckpointError, ConfigError
 from tunesmith.training.checkpoint import load_checkpoint, read_json
 from tunesmith.training.trainer import (
     TrainSettings,
     apply_overrides,
     fit,
     load_config_file,
+    train,
 )
 
 FAST = dict(accelerator="cpu", devices=1, progress_bar=False, loggers=False, batch_size=2,
-            early_stopping_patience=0, log_every=1)
+            early_stopping_patience=0, log_every=1, threads=1)
 
 
 @pytest.fixture(autouse=True)
@@ -36,28 +48,34 @@ def _tiny_registry(monkeypatch):
     torch.set_num_threads(1)
 
 
-def _loaders(shuffle=True):
-    return (tiny_loader(tiny_pieces(6, seed=1), shuffle=shuffle),
-            tiny_loader(tiny_pieces(2, seed=2)))
+def _loaders(val=True):
+    """6 training pieces (3 batches an epoch) in random 8-step windows, each transposed
+    by -1, 0 or +1: the data's draws matter to an exact resume."""
+    prepared = tiny_prepared()
+    train_loader = make_dataloader(prepared, "train", batch_size=2, window=8, shuffle=True,
+                                   transpose=(-1, 1))
+    val_loader = make_dataloader(prepared, "valid", batch_size=2, shuffle=False) if val else None
+    return train_loader, val_loader
 
 
 def _run(tmp_path, name="run", model=None, resume=False, callbacks=(), model_cls=TinyFrameModel,
-         **settings):
+         val=True, **settings):
     torch.manual_seed(0)
     if model is None:
         config = model_cls.config_class()
         model = model_cls(model_cls.config_for_data(config, TINY_INFO))
-    train_loader, val_loader = _loaders()
+    train_loader, val_loader = _loaders(val)
     return fit(model, train_loader, val_loader, tmp_path / name, model_name=model_cls.family,
                settings=TrainSettings(**{**FAST, **settings}), data_info=TINY_INFO,
                corpus={"corpus": "tiny"}, resume=resume, callbacks=callbacks), model
 
 
 class StopAt(pl.Callback):
-    """Interrupt training like a crash, at an epoch start or after a given step."""
+    """Interrupt training like a crash, at an epoch start or after a given step (or send
+    this process SIGTERM there, which Lightning turns into an exception at a boundary)."""
 
-    def __init__(self, epoch=None, step=None):
-        self.epoch, self.step, self.weights = epoch, step, None
+    def __init__(self, epoch=None, step=None, sigterm=False):
+        self.epoch, self.step, self.sigterm, self.weights = epoch, step, sigterm, None
 
     def on_train_epoch_start(self, trainer, pl_module):
         if trainer.current_epoch == self.epoch:
@@ -66,7 +84,10 @@ class StopAt(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if trainer.global_step == self.step:
             self.weights = {k: v.clone() for k, v in pl_module.model.state_dict().items()}
-            raise RuntimeError("simulated crash")
+            if self.sigterm:
+                os.kill(os.getpid(), signal.SIGTERM)
+            else:
+                raise RuntimeError("simulated crash")
 
 
 class Watch(pl.Callback):
@@ -76,6 +97,24 @@ class Watch(pl.Callback):
         self.start_step = trainer.global_step
         self.start_epoch = trainer.current_epoch
         self.weights = {k: v.clone() for k, v in pl_module.model.state_dict().items()}
+
+
+def assert_same_run(run_a: Path, model_a, run_b: Path, model_b) -> None:
+    """Bit-identical weights, optimiser states, history and final loop counters."""
+    for name, tensor in model_a.state_dict().items():
+        assert torch.equal(model_b.state_dict()[name], tensor), name
+    opt_a = load_file(str(run_a / "last" / "optimizer.safetensors"))
+    opt_b = load_file(str(run_b / "last" / "optimizer.safetensors"))
+    assert opt_a.keys() == opt_b.keys()
+    assert all(torch.equal(opt_a[k], opt_b[k]) for k in opt_a)
+    history_a = json.loads((run_a / "history.json").read_text())["history"]
+    history_b = json.loads((run_b / "history.json").read_text())["history"]
+    assert history_a == history_b  # losses and learning rates exactly
+    state_a = read_json(run_a / "last" / "trainer_state.json")
+    state_b = read_json(run_b / "last" / "trainer_state.json")
+    for key in ("epochs_done", "global_step", "batches_done", "best_val", "best_epoch",
+                "early_stopping", "task", "loops"):
+        assert state_a[key] == state_b[key], key
 
 
 def test_fit_writes_checkpoint_history_and_plot(tmp_path):
@@ -104,30 +143,92 @@ def test_best_checkpoint_holds_best_validation_weights(tmp_path):
     best, meta = load_checkpoint(run)
     assert meta["training"]["best_epoch"] == best_epoch
     # the best model's validation loss is the best one logged
-    val = tiny_loader(tiny_pieces(2, seed=2))
     with torch.no_grad():
-        losses = [best.loss(b)["loss"].item() for b in val]
+        losses = [best.loss(b)["loss"].item() for b in _loaders()[1]]
     assert sum(losses) / len(losses) == pytest.approx(history[best_epoch]["val_loss"], rel=1e-5)
 
 
-def test_resume_after_interrupt_at_epoch_boundary_matches_uninterrupted_run(tmp_path):
-    full, full_model = _run(tmp_path, "full", epochs=4, lr=0.05)
-    with pytest.raises((KeyboardInterrupt, SystemExit)):
-        _run(tmp_path, "cut", epochs=4, lr=0.05, callbacks=[StopAt(epoch=2)])
-    state = read_json(tmp_path / "cut" / "last" / "trainer_state.json")
-    assert state["epochs_done"] == 2 and state["global_step"] == 6
+EXACT = dict(epochs=5, lr=0.05, early_stopping_patience=3)
+
+
+@pytest.mark.parametrize("stop, saved_step, val", [
+    (dict(step=1), 1, True),  # in the first epoch (3 batches an epoch)
+    (dict(step=4), 4, True),  # mid-epoch
+    (dict(step=4), 4, False),  # mid-epoch, no validation data: train loss is monitored
+    (dict(step=6), 3, True),  # an epoch's last batch: its validation had not run, so
+    # last/ keeps the state saved as that epoch began
+    (dict(epoch=2), 6, True),  # Ctrl-C as an epoch begins
+    (dict(step=4, sigterm=True), 4, True),  # Lightning stops at the batch's end
+    (dict(step=6, sigterm=True), 6, True),  # ... and at the epoch's end, after validation
+])
+def test_interrupted_and_resumed_run_is_bit_identical_to_an_uninterrupted_one(
+        tmp_path, stop, saved_step, val):
+    full, full_model = _run(tmp_path, "full", val=val, **EXACT)
+    with pytest.raises((RuntimeError, KeyboardInterrupt, SystemExit, SIGTERMException)):
+        _run(tmp_path, "cut", val=val, callbacks=[StopAt(**stop)], **EXACT)
+    assert read_json(tmp_path / "cut" / "last" / "trainer_state.json")["global_step"] == saved_step
     watch = Watch()
-    resumed, resumed_model = _run(tmp_path, "cut", epochs=4, lr=0.05, resume=True,
-                                  callbacks=[watch])
-    assert (watch.start_epoch, watch.start_step) == (2, 6)
-    for name, tensor in full_model.state_dict().items():
-        torch.testing.assert_close(resumed_model.state_dict()[name], tensor, rtol=0, atol=1e-6)
-    full_history = json.loads((full / "history.json").read_text())["history"]
-    resumed_history = json.loads((resumed / "history.json").read_text())["history"]
-    assert [r["epoch"] for r in resumed_history] == [0, 1, 2, 3]
-    for a, b in zip(full_history, resumed_history, strict=True):
-        assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-6)
-        assert a["lr"] == b["lr"]
+    resumed, resumed_model = _run(tmp_path, "cut", val=val, resume=True, callbacks=[watch], **EXACT)
+    assert watch.start_step == saved_step
+    assert_same_run(full, full_model, resumed, resumed_model)
+
+
+@pytest.mark.parametrize("settings", [
+    dict(epochs=None, max_steps=11, lr=0.05),  # iteration-based
+    dict(epochs=4, lr=0.05, lr_schedule="cosine"),  # a schedule stepped every batch
+])
+def test_resume_is_exact_with_step_limits_and_step_schedules(tmp_path, settings):
+    full, full_model = _run(tmp_path, "full", **settings)
+    with pytest.raises(RuntimeError):
+        _run(tmp_path, "cut", callbacks=[StopAt(step=5)], **settings)
+    resumed, resumed_model = _run(tmp_path, "cut", resume=True, **settings)
+    assert_same_run(full, full_model, resumed, resumed_model)
+
+
+def test_resume_of_manual_optimisation_is_exact_mid_epoch(tmp_path):
+    def model():
+        torch.manual_seed(0)
+        return TinyManualModel(TinyManualConfig(keys=8))
+
+    full, full_model = _run(tmp_path, "full", epochs=3, model=model(), model_cls=TinyManualModel)
+    with pytest.raises(RuntimeError):  # 2 optimiser steps a batch: step 8 is inside epoch 1
+        _run(tmp_path, "cut", epochs=3, model=model(), model_cls=TinyManualModel,
+             callbacks=[StopAt(step=8)])
+    resumed, resumed_model = _run(tmp_path, "cut", epochs=3, model=model(),
+                                  model_cls=TinyManualModel, resume=True)
+    assert_same_run(full, full_model, resumed, resumed_model)
+
+
+class KillAt(pl.Callback):
+    """kill -9 this process after a given step: nothing gets the chance to save."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.parametrize("kill_step, every, saved_step", [
+    (1, 0, 0),  # in epoch 0: the state saved as it began (issue 14: this was unresumable)
+    (5, 2, 4),  # the last save of checkpoint_every
+])
+def test_kill_9_then_resume_is_exact_from_the_last_save(tmp_path, kill_step, every, saved_step):
+    settings = dict(EXACT, checkpoint_every=every)
+    script = (f"from pathlib import Path; import test_training as t; "
+              f"t.register_tiny_families(t.pytest.MonkeyPatch()); "
+              f"t._run(Path({str(tmp_path)!r}), 'killed', callbacks=[t.KillAt({kill_step})], "
+              f"**{settings!r})")
+    paths = [str(Path(tunesmith.__file__).parents[1]), str(Path(__file__).parent)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, timeout=300)
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()[-2000:]
+    state = read_json(tmp_path / "killed" / "last" / "trainer_state.json")
+    assert state["global_step"] == saved_step
+    full, full_model = _run(tmp_path, "full", **settings)
+    resumed, resumed_model = _run(tmp_path, "killed", resume=True, **settings)
+    assert_same_run(full, full_model, resumed, resumed_model)
 
 
 def test_resume_after_crash_mid_epoch_continues_from_saved_step(tmp_path):
@@ -136,7 +237,8 @@ def test_resume_after_crash_mid_epoch_continues_from_saved_step(tmp_path):
         _run(tmp_path, "crash", max_steps=8, epochs=None, lr=0.05, callbacks=[stop])
     last = tmp_path / "crash" / "last"
     state = read_json(last / "trainer_state.json")
-    assert state["global_step"] == 4 and state["epochs_done"] == 1
+    assert (state["global_step"], state["epochs_done"], state["batches_done"]) == (4, 1, 1)
+    assert state["items_done"] == 2
     saved, _ = load_checkpoint(last)
     for name, tensor in stop.weights.items():
         assert torch.equal(saved.state_dict()[name], tensor)
@@ -148,16 +250,44 @@ def test_resume_after_crash_mid_epoch_continues_from_saved_step(tmp_path):
     assert read_json(last / "trainer_state.json")["global_step"] == 8
 
 
-def test_manual_optimisation_trains_and_resumes_both_optimisers(tmp_path):
+def test_a_plain_loader_resumes_mid_epoch_from_the_epochs_first_batch(tmp_path, capsys):
+    def plain_run(**kwargs):
+        torch.manual_seed(0)
+        model = TinyFrameModel(TinyFrameModel.config_for_data(TinyFrameModel.config_class(),
+                                                              TINY_INFO))
+        fit(model, tiny_loader(tiny_pieces(6, seed=1), shuffle=True), None, tmp_path / "plain",
+            model_name="tiny-frames", settings=TrainSettings(**{**FAST, "max_steps": 6,
+                                                                "epochs": None}), **kwargs)
+
+    with pytest.raises(RuntimeError):
+        plain_run(callbacks=[StopAt(step=4)])
+    plain_run(resume=True)
+    assert "restarts from its first batch" in capsys.readouterr().err
+    assert read_json(tmp_path / "plain" / "last" / "trainer_state.json")["global_step"] == 6
+
+
+def test_manual_optimisation_trains_and_extends_a_finished_run(tmp_path):
     run, _ = _run(tmp_path, "gan", epochs=1, model_cls=TinyManualModel,
-                      model=TinyManualModel(TinyManualConfig(keys=8)))
+                  model=TinyManualModel(TinyManualConfig(keys=8)))
     optimizer = json.loads((run / "last" / "optimizer.json").read_text())["optimizers"]
     assert [o["class"] for o in optimizer] == ["Adam", "SGD"]
     watch = Watch()
     _run(tmp_path, "gan", epochs=2, model_cls=TinyManualModel, resume=True, callbacks=[watch],
          model=TinyManualModel(TinyManualConfig(keys=8)))
     assert watch.start_step == 6  # Lightning counts every optimiser step: 2 a batch, 3 batches
-    assert read_json(run / "last" / "trainer_state.json")["epochs_done"] == 2
+    state = read_json(run / "last" / "trainer_state.json")
+    assert (state["epochs_done"], state["global_step"]) == (2, 12)
+    history = json.loads((run / "history.json").read_text())["history"]
+    assert [row["epoch"] for row in history] == [0, 1]
+
+
+def test_a_step_limited_run_extends_past_an_epoch_boundary(tmp_path):
+    run, _ = _run(tmp_path, epochs=None, max_steps=6, lr=0.05)  # exactly 2 epochs
+    _run(tmp_path, epochs=None, max_steps=9, lr=0.05, resume=True)
+    state = read_json(run / "last" / "trainer_state.json")
+    assert (state["epochs_done"], state["global_step"]) == (3, 9)
+    history = json.loads((run / "history.json").read_text())["history"]
+    assert [(row["epoch"], row["step"]) for row in history] == [(0, 3), (1, 6), (2, 9)]
 
 
 def test_plateau_schedule_and_early_stopping_stop_a_run(tmp_path):
@@ -217,3 +347,168 @@ def test_progress_bar_reads_epoch_without_a_negative_total_when_time_bounded():
     assert bar._get_train_description(19).strip() == "Epoch 19"
     bar._trainer = SimpleNamespace(max_epochs=50)
     assert bar._get_train_description(19).strip() == "Epoch 19/49"
+
+
+# ----------------------------------------------------------------------------- run folders
+
+
+class FailAtStart(pl.Callback):
+    """Stop a run before anything is saved (like a kill -9 during Lightning's set-up)."""
+
+    def on_train_start(self, trainer, pl_module):
+        raise RuntimeError("killed before the first save")
+
+
+def _train(out, **kwargs):
+    torch.manual_seed(0)
+    settings = {**FAST, "epochs": 2, "lr": 0.05, "window": 8, **kwargs}
+    return train("tiny-frames", tiny_prepared(), {}, out, **settings)
+
+
+def test_resume_of_a_run_stopped_before_its_first_save_starts_from_step_0(tmp_path, capsys):
+    with pytest.raises(RuntimeError, match="first save"):
+        _train(tmp_path / "cut", callbacks=[FailAtStart()])
+    assert (tmp_path / "cut" / "run.json").is_file()
+    assert not (tmp_path / "cut" / "last").exists()
+    with pytest.raises(ConfigError, match="--resume to continue it, --overwrite to start"):
+        _train(tmp_path / "cut")
+    _train(tmp_path / "cut", resume=True)
+    assert "starting it again from step 0" in capsys.readouterr().err
+    _train(tmp_path / "full")
+    full, _ = load_checkpoint(tmp_path / "full" / "last")
+    resumed, _ = load_checkpoint(tmp_path / "cut" / "last")
+    for name, tensor in full.state_dict().items():
+        assert torch.equal(resumed.state_dict()[name], tensor)
+
+
+def test_overwrite_starts_a_run_again_and_removes_only_what_a_run_writes(tmp_path):
+    out = tmp_path / "run"
+    _train(out, epochs=1)
+    (out / "notes.txt").write_text("mine")
+    first = json.loads((out / "history.json").read_text())["history"]
+    with pytest.raises(ConfigError, match="not both"):
+        _train(out, resume=True, overwrite=True)
+    _train(out, overwrite=True, epochs=2)
+    assert (out / "notes.txt").read_text() == "mine"
+    history = json.loads((out / "history.json").read_text())["history"]
+    assert [row["epoch"] for row in history] == [0, 1] and history[0] == first[0]
+    assert read_json(out / "last" / "trainer_state.json")["global_step"] == 6
+
+
+def test_a_model_too_big_for_memory_is_refused_before_training(tmp_path):
+    with pytest.raises(ConfigError, match=r"1\.7e\+13 parameters \(68\.0 TB of weights\)"):
+        torch.manual_seed(0)
+        train("tiny-frames", tiny_prepared(), {"hidden": 10**12}, tmp_path / "big", **FAST)
+
+
+def test_resume_of_a_folder_without_a_run_says_so(tmp_path):
+    with pytest.raises(CheckpointError, match=r"run\.json: nothing to resume"):
+        _train(tmp_path / "empty", resume=True)
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda r: r.pop("model_name"), r"run\.json: missing field 'model_name'"),
+    (lambda r: r.update(options=[1]), r"run\.json: field 'options' must be dict"),
+    (lambda r: r["options"].update(hidden=10**12), r"run\.json: .*parameters .* TB"),
+    (lambda r: r["settings"].update(gradient_clip=-1), r"run\.json: .*gradient_clip must be"),
+])
+def test_a_bad_run_json_is_one_line_error(tmp_path, change, match):
+    out = tmp_path / "run"
+    _train(out, epochs=1)
+    run = read_json(out / "run.json")
+    change(run)
+    (out / "run.json").write_text(json.dumps(run))
+    with pytest.raises(CheckpointError, match=match) as error:
+        _train(out, resume=True)
+    assert "\n" not in str(error.value)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A 2-epoch run with early stopping: its last/ is what the tamper tests spoil."""
+    run, _ = _run(tmp_path_factory.mktemp("finished"), epochs=2, lr=0.05,
+                  early_stopping_patience=3)
+    return run
+
+
+def _edit_json(name, change):
+    def edit(last: Path):
+        data = read_json(last / name)
+        change(data)
+        (last / name).write_text(json.dumps(data))
+    return edit
+
+
+def _edit_tensors(name, change):
+    def edit(last: Path):
+        tensors = dict(load_file(str(last / name)))
+        change(tensors)
+        save_file(tensors, str(last / name))
+    return edit
+
+
+def _first_exp_avg(tensors, change):
+    key = next(k for k in tensors if k.endswith(".exp_avg"))
+    tensors[key] = change(tensors[key])
+
+
+STATE = "trainer_state.json"
+
+
+@pytest.mark.parametrize("tamper, match", [
+    (_edit_json(STATE, lambda s: s.pop("global_step")), "missing field 'global_step'"),
+    (_edit_json(STATE, lambda s: s.update(global_step="6")), "'global_step' must be int"),
+    (_edit_json(STATE, lambda s: s.update(global_step=-6)), "'global_step' is negative"),
+    (_edit_json(STATE, lambda s: s.update(global_step=7)), "does not match the loop state"),
+    (_edit_json(STATE, lambda s: s.update(epochs_done=1.5)), "'epochs_done' must be int"),
+    (_edit_json(STATE, lambda s: s.update(junk=1)), "unexpected field"),
+    (_edit_json(STATE, lambda s: s.update(items_done=7)), "items_done 7 is past the end"),
+    (_edit_json(STATE, lambda s: s.update(format_version=1)), "format version 1"),
+    (_edit_json(STATE, lambda s: s.pop("format_version")), "format version 1, this"),
+    (_edit_json(STATE, lambda s: s["loops"]["epoch_progress"]["total"].update(completed=-1)),
+     "negative value -1 at loops.epoch_progress.total.completed"),
+    (_edit_json(STATE, lambda s: s["loops"].pop("epoch_progress")), "missing key"),
+    (_edit_json(STATE, lambda s: s.update(history=[{"epoch": "zero"}])), "history row 0"),
+    (_edit_json(STATE, lambda s: s["task"].update(epoch_sums={"loss": "x"})), "epoch_sums"),
+    (_edit_json(STATE, lambda s: s["task"]["plateau"].update(best="low")),
+     "expected a number at task.plateau.best"),
+    (_edit_json(STATE, lambda s: s["early_stopping"].update(wait_count=None)),
+     "at early_stopping.wait_count"),
+    (_edit_json(STATE, lambda s: s["rng"]["python"][1].pop()), "at rng.python"),
+    (_edit_json(STATE, lambda s: s["rng"]["python"][1].__setitem__(0, 2**40)),
+     "bad random-number state"),
+    (_edit_json(STATE, lambda s: s["rng"]["numpy"][1].__setitem__(0, -1)),
+     r"negative value -1 at rng\.numpy\[1\]\[0\]"),
+    (_edit_json(STATE, lambda s: s["rng"]["numpy"].__setitem__(2, 10**6)),
+     "bad random-number state"),
+    (_edit_tensors("rng.safetensors", lambda t: t.update(torch=t["torch"][:100])),
+     r"rng\.safetensors: tensor torch has shape \(100,\)"),
+    (_edit_tensors("rng.safetensors", lambda t: t.update(junk=torch.zeros(2))),
+     "unexpected tensor"),
+    (_edit_json("optimizer.json", lambda o: o["optimizers"][0].update(**{"class": "SGD"})),
+     "was SGD, now Adam"),
+    (_edit_json("optimizer.json", lambda o: o["optimizers"][0]["param_groups"][0].update(
+        lr="fast")), "expected a number at optimizers"),
+    (_edit_json("optimizer.json", lambda o: o["optimizers"][0].pop("tensors")),
+     "missing field 'tensors'"),
+    (_edit_json("optimizer.json", lambda o: o.update(optimizers={})),
+     "'optimizers' must be list"),
+    (_edit_tensors("optimizer.safetensors", lambda t: _first_exp_avg(t, lambda x: x.to(
+        torch.int8))), r"optimizer\.safetensors: tensor 0\.\d+\.exp_avg is int8, expected float32"),
+    (_edit_tensors("optimizer.safetensors", lambda t: _first_exp_avg(t, lambda x: x * torch.nan)),
+     "holds NaN"),
+    (_edit_tensors("optimizer.safetensors", lambda t: _first_exp_avg(t, lambda x: x[:1])),
+     "has shape"),
+    (_edit_tensors("optimizer.safetensors", lambda t: t.update(junk=torch.zeros(1))),
+     "unexpected tensor"),
+    (_edit_json("scheduler.json", lambda s: s["schedulers"].append({})), "expected a list of 0"),
+    (_edit_tensors("model.safetensors", lambda t: t.update(start=t["start"].double())),
+     r"model\.safetensors: weight start is float64, expected float32"),
+])
+def test_a_tampered_state_is_one_line_checkpoint_error(tmp_path, finished_run, tamper, match):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    tamper(run / "last")
+    with pytest.raises(CheckpointError, match=match) as error:
+        _run(tmp_path, "run", resume=True, epochs=3, lr=0.05, early_stopping_patience=3)
+    assert "\n" not in str(error.value) and str(run / "last") in str(error.value)

@@ -142,8 +142,30 @@ def tiny_pieces(n: int, keys: int = 8, steps: int = 12, seed: int = 0) -> list[n
 
 
 def tiny_loader(pieces, batch_size: int = 2, shuffle: bool = False):
+    """A plain DataLoader over pieces (no tunesmith sampler: cannot resume mid-epoch)."""
     return torch.utils.data.DataLoader(pieces, batch_size=batch_size, shuffle=shuffle,
                                        collate_fn=collate_frames)
+
+
+def tiny_prepared(n_train: int = 6, n_valid: int = 2, steps: int = 12, seed: int = 0):
+    """Tiny pieces as prepared piano-roll data (``TINY_INFO``), for the real datasets and
+    loaders of :mod:`tunesmith.data.datasets`; ids ``train0...``, ``valid0...``."""
+    from pathlib import Path
+
+    from tunesmith.data.prepare import PreparedData
+
+    pieces = tiny_pieces(n_train, steps=steps, seed=seed)
+    pieces += tiny_pieces(n_valid, steps=steps, seed=seed + 1)
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in pieces])]).astype(np.int64)
+    splits = ["train"] * n_train + ["valid"] * n_valid
+    ids = [f"{split}{i}" for split, n in (("train", n_train), ("valid", n_valid))
+           for i in range(n)]
+    return PreparedData(
+        corpus="tiny", representation="pianoroll", repr_config=dict(TINY_INFO["repr_config"]),
+        info=dict(TINY_INFO), skipped=[], cache_dir=Path("."), piece_ids=ids,
+        piece_splits=splits, piece_meta=[{} for _ in pieces],
+        data=np.concatenate(pieces), offsets=offsets,
+    )
 
 
 #: data info of the tiny piano-roll data: 2 tracks × 4 pitches

@@ -62,6 +62,9 @@ def register(app: typer.Typer) -> None:
         epochs: int = typer.Option(None, "--epochs", help="Most epochs."),
         max_time: float = typer.Option(None, "--max-time", help="Most minutes of training."),
         resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
+        overwrite: bool = typer.Option(
+            False, "--overwrite", help="Start again in an --out that holds a run (removes "
+                                       "only what a run writes there)."),
         accelerator: str = typer.Option(None, help="Lightning accelerator: cpu, gpu, auto..."),
         devices: str = typer.Option(None, help="Lightning devices: 1, 4, auto, [0,1]..."),
         num_nodes: int = typer.Option(None, help="Machines in a multi-node DDP run."),
@@ -90,7 +93,8 @@ def register(app: typer.Typer) -> None:
                 settings["window"] = None
         if max_time is not None and epochs is None:
             settings.setdefault("epochs", None)
-        run_dir = train(name, data_spec, options, out, resume=resume, **settings)
+        run_dir = train(name, data_spec, options, out, resume=resume, overwrite=overwrite,
+                        **settings)
         console = Console()
         console.print(f"checkpoint: [bold]{run_dir}[/] (model.safetensors + config.json); "
                       f"curves: {run_dir / 'loss.png'}")

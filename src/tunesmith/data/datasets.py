@@ -11,6 +11,13 @@ built by :func:`make_dataloader` with :mod:`tunesmith.data.batching`, are the di
   conditions the WaveNet globally (van den Oord et al., 2016, §2.5);
 * melody: ``events`` (B, T) long, ``mask``;
 * events: ``tokens`` (B, T) long, ``mask``.
+
+Everything random in a loader made here is a function of ``(seed, epoch, position)``:
+:class:`EpochSampler` orders the pieces by ``(seed, epoch)`` and hands the dataset
+``(index, epoch)`` keys, from which it seeds the item's window and transposition. So a
+resumed run rebuilds the epoch it stopped in and enters it at any batch
+(:meth:`EpochSampler.start_at`), whichever worker loads which item; there is no draw
+counter or generator state to save.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from tunesmith.data.batching import collate_frames, collate_tokens, pad_sequences
 from tunesmith.data.prepare import PreparedData
@@ -36,8 +43,11 @@ class SequenceDataset(Dataset):
         random_crop: crop at a random start (else at the beginning).
         transpose: ``(low, high)`` semitones; each item is shifted by a shift drawn
             uniformly from the ones in this range that keep every note in range.
-        seed: seeds the crops and shifts (different per DataLoader worker).
+        seed: seeds the crops and shifts.
         pitch_histogram: add the piece's (transposed) pitch-class histogram (pianoroll).
+
+    An item is ``dataset[index]`` (a fresh draw each call) or ``dataset[(index, epoch)]``
+    (the same draw every time: what :class:`EpochSampler` asks for).
     """
 
     def __init__(
@@ -79,15 +89,19 @@ class SequenceDataset(Dataset):
     def __len__(self) -> int:
         return len(self.pieces)
 
-    def _rng(self, index: int) -> np.random.Generator:
+    def _rng(self, key: int | tuple[int, int]) -> tuple[int, np.random.Generator]:
+        """(index, generator) for an item key: ``(index, epoch)`` or a bare index."""
+        if isinstance(key, tuple):
+            index, epoch = (int(k) for k in key)
+            return index, np.random.default_rng([self.seed, index, epoch])
+        self._draws += 1  # direct indexing: a new draw each time
         worker = torch.utils.data.get_worker_info()
-        self._draws += 1
-        return np.random.default_rng(
-            [self.seed, index, self._draws, worker.id if worker else 0]
+        return int(key), np.random.default_rng(
+            [self.seed, int(key), self._draws, worker.id if worker else 0]
         )
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        rng = self._rng(index)
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        index, rng = self._rng(key)
         data = self.pieces[index]
         onsets = self.onsets[index] if self.onsets is not None else None
         start = 0
@@ -181,6 +195,46 @@ def collate(items: list[dict[str, Any]], representation: str) -> dict[str, torch
     return collate_tokens(data, key="tokens")  # tokens (B, T) long, mask (B, T)
 
 
+class EpochSampler(Sampler):
+    """Yields ``(index, epoch)`` for every item, shuffled by ``(seed, epoch)`` alone.
+
+    Like DistributedSampler, the order of epoch ``e`` depends on nothing but the seed
+    and ``e`` (Lightning calls :meth:`set_epoch` before each epoch; without it each pass
+    is the next epoch), so a resumed run can rebuild it and start part-way through.
+    """
+
+    def __init__(self, n_items: int, shuffle: bool = True, seed: int = 0):
+        self.n_items = n_items
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+        self._start = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def start_at(self, epoch: int, position: int) -> None:
+        """Make the next pass epoch ``epoch``, skipping its first ``position`` items."""
+        if not 0 <= position <= self.n_items:
+            raise ValueError(f"position {position} is outside an epoch of {self.n_items} items")
+        self.epoch, self._start = int(epoch), int(position)
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The item indices of epoch ``epoch``, in the order they are served."""
+        if not self.shuffle:
+            return np.arange(self.n_items)
+        return np.random.default_rng([self.seed, epoch, 0x5EED]).permutation(self.n_items)
+
+    def __iter__(self):
+        epoch, start = self.epoch, self._start
+        self.epoch, self._start = epoch + 1, 0
+        for index in self.order(epoch)[start:]:
+            yield int(index), epoch
+
+    def __len__(self) -> int:
+        return self.n_items
+
+
 class _Collate:
     """Picklable collate function (DataLoader workers may be spawned)."""
 
@@ -207,7 +261,7 @@ def make_dataloader(
     """A DataLoader of padded batch dicts (see module docstring).
 
     ``random_crop`` defaults to ``shuffle`` (random windows when training, the first
-    window when evaluating).
+    window when evaluating). Its sampler is an :class:`EpochSampler`.
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -216,12 +270,14 @@ def make_dataloader(
         random_crop=shuffle if random_crop is None else random_crop,
         transpose=transpose, seed=seed, pitch_histogram=pitch_histogram,
     )
+    # the loader's own generator only seeds workers; having one keeps the global RNG
+    # (dropout...) untouched when an epoch's iterator is made
     generator = torch.Generator()
     generator.manual_seed(seed)
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        sampler=EpochSampler(len(dataset), shuffle=shuffle, seed=seed),
         collate_fn=_Collate(prepared.representation),
         num_workers=num_workers,
         drop_last=drop_last,

@@ -13,12 +13,22 @@ here ever calls ``torch.load`` or unpickles anything.
 The trainer's in-progress state (``last/`` of a run) adds optimiser and scheduler states,
 flattened into ``optimizer.safetensors`` + ``optimizer.json``, see
 :func:`save_optimizer_states` / :func:`load_optimizer_states`.
+
+Every file is checked before it is used, here and nowhere else: weights must have the
+model's names, shapes and dtypes and be finite (:func:`check_tensor`); JSON states must
+have the structure of a freshly made state of the same kind (:func:`check_like`); a config
+whose weights would not fit in memory is refused before anything is allocated
+(:func:`model_size_problem`). Each failure is one :class:`CheckpointError` naming the file.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
+import os
 import platform
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +99,165 @@ def read_json(path: Path) -> dict:
     return data
 
 
+# ----------------------------------------------------------------------------- checks
+
+
+def _dtype(tensor: torch.Tensor) -> str:
+    return str(tensor.dtype).removeprefix("torch.")
+
+
+def check_tensor(path: Path, what: str, tensor: torch.Tensor, reference: torch.Tensor) -> None:
+    """Refuse ``tensor`` (``what``, e.g. "weight head.bias", read from ``path``) unless it
+    has ``reference``'s dtype and shape and, where ``reference`` is finite, finite values."""
+    if tensor.dtype != reference.dtype:
+        raise CheckpointError(path, f"{what} is {_dtype(tensor)}, expected {_dtype(reference)}")
+    if tuple(tensor.shape) != tuple(reference.shape):
+        raise CheckpointError(path, f"{what} has shape {tuple(tensor.shape)}, "
+                              f"expected {tuple(reference.shape)}")
+    finite = tensor.is_floating_point() and bool(torch.isfinite(tensor).all())
+    if tensor.is_floating_point() and not finite and bool(torch.isfinite(reference).all()):
+        raise CheckpointError(path, f"{what} holds NaN or infinite values")
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "null" if value is None else type(value).__name__
+
+
+def check_like(value: Any, reference: Any, path: Path, where: str = "") -> None:
+    """Refuse JSON ``value`` unless it is shaped like ``reference`` (a fresh state of the
+    same kind): the same keys, list lengths and kinds of leaves; integers where the
+    reference has integers (not negative where it is not); no NaN, and infinity only
+    where the reference is infinite."""
+    at = f" at {where}" if where else ""
+    if isinstance(reference, dict):
+        if not isinstance(value, dict):
+            raise CheckpointError(path, f"expected an object{at}, found {_kind(value)}")
+        missing = [str(k) for k in reference if str(k) not in value and k not in value]
+        extra = [k for k in value if k not in reference and k not in map(str, reference)]
+        if missing:
+            raise CheckpointError(path, f"missing key(s) {', '.join(missing[:5])}{at}")
+        if extra:
+            raise CheckpointError(path, f"unexpected key(s) {', '.join(map(str, extra[:5]))}{at}")
+        for key, ref in reference.items():
+            sub = value[key] if key in value else value[str(key)]
+            check_like(sub, ref, path, f"{where}.{key}" if where else str(key))
+    elif isinstance(reference, (list, tuple)):
+        if not isinstance(value, (list, tuple)) or len(value) != len(reference):
+            raise CheckpointError(path, f"expected a list of {len(reference)}{at}, "
+                                  f"found {_kind(value)}")
+        for i, (sub, ref) in enumerate(zip(value, reference, strict=True)):
+            check_like(sub, ref, path, f"{where}[{i}]")
+    elif isinstance(reference, bool):
+        if not isinstance(value, bool):
+            raise CheckpointError(path, f"expected a boolean{at}, found {_kind(value)}")
+    elif isinstance(reference, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise CheckpointError(path, f"expected an integer{at}, found {_kind(value)}")
+        if value < 0 <= reference:  # counts stay counts
+            raise CheckpointError(path, f"negative value {value}{at}")
+    elif isinstance(reference, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise CheckpointError(path, f"expected a number{at}, found {_kind(value)}")
+        if math.isnan(value) or (math.isinf(value) and not math.isinf(reference)):
+            raise CheckpointError(path, f"{value} is not allowed{at}")
+    elif isinstance(reference, str):
+        if not isinstance(value, str):
+            raise CheckpointError(path, f"expected a string{at}, found {_kind(value)}")
+    elif reference is None:
+        if not (value is None or isinstance(value, (bool, int, float))):
+            raise CheckpointError(path, f"expected null or a number{at}, found {_kind(value)}")
+        if isinstance(value, float) and math.isnan(value):
+            raise CheckpointError(path, f"NaN is not allowed{at}")
+
+
+def require_fields(data: dict, fields: dict[str, tuple], path: Path) -> None:
+    """Refuse ``data`` unless each field is present with one of its types (an ``int``
+    field also refuses booleans and negative values; a ``float`` one NaN)."""
+    for name, types in fields.items():
+        if name not in data:
+            raise CheckpointError(path, f"missing field {name!r}")
+        value = data[name]
+        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+        if ok and int in types and isinstance(value, int) and value < 0:
+            raise CheckpointError(path, f"field {name!r} is negative ({value})")
+        if ok and isinstance(value, float) and math.isnan(value):
+            ok = False
+        if not ok:
+            wanted = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise CheckpointError(path, f"field {name!r} must be {wanted}, found {_kind(value)}")
+
+
+def memory_bytes() -> int:
+    """This machine's physical memory (0 when unknown)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def _size(n_bytes: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if n_bytes < 1000 or unit == "PB":
+            return f"{n_bytes:.0f} {unit}" if unit == "bytes" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1000
+    return ""
+
+
+def model_size_problem(build: Callable[[], torch.nn.Module]) -> str | None:
+    """Why the model ``build()`` makes would not fit in memory, or None.
+
+    The model is built on PyTorch's meta device first (shapes only, nothing allocated),
+    so a config asking for terabytes is refused in milliseconds.
+    """
+    try:
+        with torch.device("meta"):
+            probe = build()
+    except TunesmithError:
+        raise
+    except (RuntimeError, TypeError, ValueError, OverflowError) as exc:
+        if "overflow" in str(exc).lower():
+            return "the config asks for sizes beyond what PyTorch can index (overflow)"
+        return None  # a model that cannot be built on the meta device: the real build decides
+    tensors = itertools.chain(probe.parameters(), probe.buffers())
+    n_bytes = sum(t.numel() * t.element_size() for t in tensors)
+    available = memory_bytes()
+    if available and n_bytes > available:
+        n_params = sum(p.numel() for p in probe.parameters())
+        return (f"the config asks for {n_params:.3g} parameters ({_size(n_bytes)} of weights); "
+                f"this machine has {_size(available)} of memory")
+    return None
+
+
+def build_model(build: Callable[[], torch.nn.Module], path: Path):
+    """``build()``, refused with a :class:`CheckpointError` naming ``path`` (the config it
+    came from) when the model would not fit in memory or cannot be allocated."""
+    problem = model_size_problem(build)
+    if problem:
+        raise CheckpointError(path, problem)
+    try:
+        return build()
+    except (MemoryError, RuntimeError) as exc:
+        if isinstance(exc, MemoryError) or "allocate" in str(exc):
+            raise CheckpointError(path, "not enough memory to build the model "
+                                  f"({first_line(exc)})") from exc
+        raise
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line (PyTorch's run on with C++ frames)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def _state_dict_for_saving(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The state dict with tied (shared-storage) tensors stored once, all contiguous on CPU."""
     state = module.state_dict()
@@ -110,13 +279,15 @@ def save_weights(module: torch.nn.Module, path: Path, metadata: dict[str, str] |
 
 
 def load_weights(module: torch.nn.Module, path: Path) -> None:
-    """Load safetensors weights into ``module``, checking names and shapes first."""
+    """Load safetensors weights into ``module``, checking names, shapes, dtypes and
+    values first (see :func:`check_tensor`)."""
     if not path.is_file():
         raise CheckpointError(path, "no such file")
     try:
         tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(path, f"corrupt or unreadable safetensors file ({exc})") from exc
+        raise CheckpointError(path, "corrupt or unreadable safetensors file "
+                              f"({first_line(exc)})") from exc
     expected = module.state_dict()
     unexpected = sorted(set(tensors) - set(expected))
     if unexpected:
@@ -130,6 +301,7 @@ def load_weights(module: torch.nn.Module, path: Path) -> None:
                 path, f"weight {name} has shape {tuple(tensor.shape)}, the model expects "
                 f"{tuple(expected[name].shape)}"
             )
+        check_tensor(path, f"weight {name}", tensor, expected[name])
     # a name may be absent only when it aliases a stored tensor (tied weights)
     stored_ptrs = {expected[name].data_ptr() for name in tensors}
     missing = sorted(
@@ -196,11 +368,7 @@ def read_checkpoint_config(directory: str | Path) -> dict:
                               "and config.json), not a file")
     config_path = directory / CONFIG_FILE
     meta = read_json(config_path)
-    for key in ("model_name", "model_config"):
-        if key not in meta:
-            raise CheckpointError(config_path, f"missing field {key!r}")
-    if not isinstance(meta["model_config"], dict):
-        raise CheckpointError(config_path, "field 'model_config' must be an object")
+    require_fields(meta, {"model_name": (str,), "model_config": (dict,)}, config_path)
     return meta
 
 
@@ -222,11 +390,13 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu"):
     try:
         cls = registry.get_family(meta["model_name"])
         config = cls.config_class.from_dict(meta["model_config"])
-        model = cls(config)
+        model = build_model(lambda: cls(config), config_path)
+    except CheckpointError:
+        raise
     except TunesmithError as exc:
         raise CheckpointError(config_path, str(exc)) from exc
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(config_path, f"invalid model config ({exc})") from exc
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(config_path, f"invalid model config ({first_line(exc)})") from exc
     load_weights(model, weights_path)
     model.to(device)
     model.eval()
@@ -267,10 +437,17 @@ def save_optimizer_states(optimizers: list[torch.optim.Optimizer], directory: Pa
 
 
 def load_optimizer_states(optimizers: list[torch.optim.Optimizer], directory: Path) -> None:
-    """Restore what :func:`save_optimizer_states` wrote into freshly built optimisers."""
+    """Restore what :func:`save_optimizer_states` wrote into freshly built optimisers.
+
+    Refuses (one :class:`CheckpointError`) a JSON part not shaped like the optimisers'
+    own, a missing or unexpected tensor, and a state tensor that is not finite or whose
+    shape and dtype differ from its parameter's (scalars such as Adam's ``step`` aside).
+    """
     json_path = directory / "optimizer.json"
     tensor_path = directory / "optimizer.safetensors"
-    structure = read_json(json_path).get("optimizers", [])
+    data = read_json(json_path)
+    require_fields(data, {"optimizers": (list,)}, json_path)
+    structure = data["optimizers"]
     if len(structure) != len(optimizers):
         raise CheckpointError(
             json_path, f"holds {len(structure)} optimiser state(s), the model has {len(optimizers)}"
@@ -278,22 +455,61 @@ def load_optimizer_states(optimizers: list[torch.optim.Optimizer], directory: Pa
     try:
         tensors = load_file(str(tensor_path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(tensor_path, f"corrupt or unreadable ({exc})") from exc
+        raise CheckpointError(tensor_path, f"corrupt or unreadable ({first_line(exc)})") from exc
+    expected_keys: set[str] = set()
+    states = []
     for i, (optimizer, saved) in enumerate(zip(optimizers, structure, strict=True)):
-        if saved.get("class") != type(optimizer).__name__:
+        fresh = optimizer.state_dict()
+        reference = {"class": type(optimizer).__name__, "param_groups": fresh["param_groups"]}
+        if not isinstance(saved, dict):
+            raise CheckpointError(json_path, f"optimiser {i} must be an object")
+        require_fields(saved, {"class": (str,), "param_groups": (list,), "scalars": (dict,),
+                               "tensors": (dict,)}, json_path)
+        if saved["class"] != reference["class"]:
             raise CheckpointError(
-                json_path, f"optimiser {i} was {saved.get('class')}, now {type(optimizer).__name__}"
+                json_path, f"optimiser {i} was {saved['class']}, now {reference['class']}"
             )
+        check_like(saved["param_groups"], reference["param_groups"], json_path,
+                   f"optimizers[{i}].param_groups")
+        params = [p for group in optimizer.param_groups for p in group["params"]]
         state: dict[int, dict] = {}
         for param_id, names in saved["tensors"].items():
+            param = _param_of(params, param_id, json_path, i)
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise CheckpointError(json_path, f"optimiser {i}: tensors of {param_id} must be "
+                                      "a list of names")
             for name in names:
                 key = f"{i}.{param_id}.{name}"
+                expected_keys.add(key)
                 if key not in tensors:
                     raise CheckpointError(tensor_path, f"missing tensor {key}")
-                state.setdefault(int(param_id), {})[name] = tensors[key]
+                tensor = tensors[key]
+                if tensor.ndim == 0:  # a step count
+                    check_tensor(tensor_path, f"tensor {key}", tensor, tensor.new_zeros(()))
+                else:
+                    check_tensor(tensor_path, f"tensor {key}", tensor, param.detach())
+                state.setdefault(int(param_id), {})[name] = tensor
         for param_id, values in saved["scalars"].items():
+            _param_of(params, param_id, json_path, i)
+            if not isinstance(values, dict) or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    for v in values.values()):
+                raise CheckpointError(json_path, f"optimiser {i}: scalars of {param_id} must be "
+                                      "finite numbers")
             state.setdefault(int(param_id), {}).update(values)
+        states.append({"state": state, "param_groups": saved["param_groups"]})
+    unexpected = sorted(set(tensors) - expected_keys)
+    if unexpected:
+        raise CheckpointError(tensor_path, f"unexpected tensor(s) {', '.join(unexpected[:5])}")
+    for i, (optimizer, state_dict) in enumerate(zip(optimizers, states, strict=True)):
         try:
-            optimizer.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
-        except (ValueError, KeyError, RuntimeError) as exc:
-            raise CheckpointError(json_path, f"optimiser {i} state does not fit ({exc})") from exc
+            optimizer.load_state_dict(state_dict)
+        except (ValueError, KeyError, RuntimeError, TypeError) as exc:
+            raise CheckpointError(json_path, f"optimiser {i} state does not fit "
+                                  f"({first_line(exc)})") from exc
+
+
+def _param_of(params: list, param_id: str, path: Path, i: int):
+    if not param_id.isdigit() or int(param_id) >= len(params):
+        raise CheckpointError(path, f"optimiser {i} has no parameter {param_id!r}")
+    return params[int(param_id)]

@@ -4,6 +4,11 @@ As in minGPT's ``trainer.py``, the model brings its own step: :class:`TrainingTa
 ``model.loss(batch)`` (or ``model.manual_training_step`` for families with several
 optimisers, such as a GAN), logs the losses, and sets up the optimiser and the
 learning-rate schedule.
+
+Two things Lightning would otherwise keep out of reach of a resumed run are kept here, in
+:meth:`TrainingTask.run_state`: the sums behind the epoch's mean training losses, and the
+plateau schedule (stepped here at each epoch end; Lightning skips that step in an epoch
+resumed part-way through).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ class TrainingTask(pl.LightningModule):
 
     Logs ``train_loss`` (per step and per epoch, as ``train_loss_step`` /
     ``train_loss_epoch``) and ``val_loss`` (per epoch), plus any other scalar the
-    model's ``loss`` returns, prefixed ``train_`` / ``val_``.
+    model's ``loss`` returns, prefixed ``train_`` / ``val_`` (training ones as epoch means).
 
     Args:
         model: the model; its ``loss(batch)`` returns a dict with ``"loss"``.
@@ -62,31 +67,70 @@ class TrainingTask(pl.LightningModule):
         if lr <= 0:
             raise ConfigError(f"lr must be > 0, got {lr}")
         self.model = model
-        self.lr = lr
-        self.weight_decay = weight_decay
+        self.lr = float(lr)  # floats, as a resumed optimiser state has them
+        self.weight_decay = float(weight_decay)
         self.lr_schedule = lr_schedule
         self.min_lr = min_lr
         self.plateau_patience = plateau_patience
         self.plateau_factor = plateau_factor
         self.monitor = monitor
         self.automatic_optimization = bool(type(model).automatic_optimization)
+        self.plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
+        # this epoch's training scalars: name -> [sum of value * batch size, sum of sizes];
+        # the sums stay tensors (on the model's device) until read: no sync each step
+        self.epoch_sums: dict[str, list] = {}
+
+    # ---- what a resumed run needs -----------------------------------------------------
+    def run_state(self) -> dict:
+        """The epoch's loss sums so far and the plateau schedule's state (JSON-able after
+        :func:`~tunesmith.training.checkpoint.jsonable`)."""
+        plateau = None if self.plateau is None else self.plateau.state_dict()
+        return {"epoch_sums": {k: list(v) for k, v in self.epoch_sums.items()},
+                "plateau": plateau}
+
+    def load_run_state(self, state: dict) -> None:
+        """Restore :meth:`run_state` (checked by the caller)."""
+        self.epoch_sums = {k: [float(v[0]), int(v[1])] for k, v in state["epoch_sums"].items()}
+        if self.plateau is not None and state.get("plateau") is not None:
+            self.plateau.load_state_dict(state["plateau"])
 
     # ---- steps ----------------------------------------------------------------------
-    def _log_outputs(self, stage: str, outputs: dict, batch_size: int) -> None:
+    @staticmethod
+    def _scalars(outputs: dict):
         for name, value in outputs.items():
             if isinstance(value, torch.Tensor):
-                if value.numel() != 1:
-                    continue
-                value = value.detach().float()
-            elif not isinstance(value, (int, float)):
-                continue
-            key = f"{stage}_{name}"
-            if stage == "train" and name == "loss":
-                self.log(key, value, on_step=True, on_epoch=True, prog_bar=True,
-                         batch_size=batch_size, sync_dist=False)
-            else:
-                self.log(key, value, on_step=False, on_epoch=True, prog_bar=(name == "loss"),
-                         batch_size=batch_size, sync_dist=(stage == "val"))
+                if value.numel() == 1:
+                    yield name, value.detach().float()
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                yield name, value
+
+    def _log_train(self, outputs: dict, batch_size: int) -> None:
+        """The step's loss now; every scalar into the epoch's sums (logged at epoch end)."""
+        for name, value in self._scalars(outputs):
+            if name == "loss":
+                self.log("train_loss_step", value, on_step=True, on_epoch=False, prog_bar=True,
+                         batch_size=batch_size)
+            sums = self.epoch_sums.setdefault(name, [0.0, 0])
+            sums[0] = sums[0] + value * batch_size  # a new object: run_state() copies stay
+            sums[1] += batch_size
+
+    def epoch_means(self) -> dict[str, float]:
+        """Batch-size-weighted means of this epoch's training scalars so far."""
+        return {name: float(total) / count
+                for name, (total, count) in self.epoch_sums.items() if count}
+
+    def on_train_epoch_end(self):
+        for name, value in self.epoch_means().items():
+            key = "train_loss_epoch" if name == "loss" else f"train_{name}"
+            self.log(key, value, on_step=False, on_epoch=True, prog_bar=(name == "loss"))
+        if self.plateau is not None:
+            value = self.epoch_means().get("loss") if self.monitor == "train_loss_epoch" \
+                else self.trainer.callback_metrics.get(self.monitor)
+            if value is None:
+                raise ConfigError(f"the plateau schedule watches {self.monitor}, which this "
+                                  "run does not log; use lr_schedule='cosine' or 'constant'")
+            self.plateau.step(float(value))
+        self.epoch_sums = {}
 
     def training_step(self, batch, batch_idx):
         size = batch_size_of(batch)
@@ -98,16 +142,18 @@ class TrainingTask(pl.LightningModule):
                     f"training loss became {loss.item()} at step {self.global_step}; "
                     "lower the learning rate or raise gradient clipping"
                 )
-            self._log_outputs("train", outputs, size)
+            self._log_train(outputs, size)
             return loss
         logs = self.model.manual_training_step(batch, self.optimizers(), self.manual_backward)
-        self._log_outputs("train", dict(logs or {}), size)
+        self._log_train(dict(logs or {}), size)
         return None
 
     def validation_step(self, batch, batch_idx):
         with torch.no_grad():
             outputs = self.model.loss(batch)
-        self._log_outputs("val", outputs, batch_size_of(batch))
+        for name, value in self._scalars(outputs):
+            self.log(f"val_{name}", value, on_step=False, on_epoch=True,
+                     prog_bar=(name == "loss"), batch_size=batch_size_of(batch), sync_dist=True)
 
     # ---- optimisation ----------------------------------------------------------------
     def configure_optimizers(self):
@@ -129,9 +175,9 @@ class TrainingTask(pl.LightningModule):
             )
             return {"optimizer": optimizer,
                     "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        # stepped in on_train_epoch_end, not by Lightning (see the module docstring)
+        self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", factor=self.plateau_factor, patience=self.plateau_patience,
             min_lr=self.min_lr,
         )
-        return {"optimizer": optimizer, "lr_scheduler": {
-            "scheduler": scheduler, "interval": "epoch", "monitor": self.monitor}}
+        return optimizer

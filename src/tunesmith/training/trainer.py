@@ -15,16 +15,22 @@ A run folder holds::
     history.json, loss.png           loss per epoch, and its plot
     logs/, tensorboard/              CSV and TensorBoard logs
 
-Resuming never reads Lightning's pickled ``.ckpt`` files. ``last/`` is written at the
-start of each epoch (i.e. after the previous one fully ended), every
-``checkpoint_every`` steps, at the end, and when training is interrupted (Ctrl-C,
-SIGTERM, an error): the model checkpoint, optimiser and scheduler states (tensors in
-safetensors, the rest in JSON), random-number states and ``trainer_state.json``
-(epochs done, global step, best validation loss, early-stopping and timer state,
-history). ``resume=True`` restores all of it in ``on_fit_start`` and sets Lightning's
-progress counters, so training continues at the next epoch with the same step count.
-A run interrupted mid-epoch resumes at the start of that epoch with its step count,
-weights and optimiser state (the part of the epoch already seen is seen again).
+Resuming never reads Lightning's pickled ``.ckpt`` files and is exact: a run killed at
+step N and resumed ends with the same weights, bit for bit, as one never interrupted.
+``last/`` holds the model checkpoint, optimiser and scheduler states (tensors in
+safetensors, the rest in JSON), the random-number states, and ``trainer_state.json``:
+Lightning's fit-loop counters (its own ``FitLoop.state_dict()``, which ``resume=True``
+hands back to ``FitLoop.load_state_dict`` as Lightning's resume does), the epoch's loss
+sums and plateau schedule (:class:`TrainingTask`), early-stopping and timer state, best
+validation loss and history. The data's order and random windows are functions of
+(seed, epoch, position) (:class:`~tunesmith.data.datasets.EpochSampler`), so the resumed
+run re-enters the epoch at the batch it stopped before. ``last/`` is written as each
+epoch begins, every ``checkpoint_every`` steps, at the end, and on an interruption (Ctrl-C,
+SIGTERM, an error) when the weights still match the last batch or epoch boundary; see
+:class:`RunStateCallback`. (Checked on one device with the loaders of :func:`make_loaders`;
+a DDP run resumes through Lightning's distributed sampler, which cannot start mid-epoch.)
+A run killed before anything was saved restarts from step 0 on ``--resume``;
+``overwrite=True`` clears a run folder to start again.
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+import re
 import shutil
+import sys
 import time
 import tomllib
 import warnings
@@ -51,10 +59,17 @@ from tunesmith.config import DictConfig
 from tunesmith.errors import CheckpointError, ConfigError
 from tunesmith.training.checkpoint import (
     CONFIG_FILE,
+    WEIGHTS_FILE,
+    build_model,
+    check_like,
+    check_tensor,
+    first_line,
     jsonable,
     load_optimizer_states,
     load_weights,
+    model_size_problem,
     read_json,
+    require_fields,
     save_checkpoint,
     save_optimizer_states,
     write_json,
@@ -65,6 +80,13 @@ LAST_DIR = "last"
 RUN_FILE = "run.json"
 HISTORY_FILE = "history.json"
 LOSS_PLOT = "loss.png"
+STATE_FILE = "trainer_state.json"
+SCHEDULER_FILE = "scheduler.json"
+RNG_FILE = "rng.safetensors"
+STATE_VERSION = 2  # trainer_state.json's layout
+#: what a run writes in its folder (and ``overwrite=True`` removes; nothing else is touched)
+RUN_OUTPUTS = (WEIGHTS_FILE, CONFIG_FILE, RUN_FILE, HISTORY_FILE, LOSS_PLOT, LAST_DIR,
+               LAST_DIR + ".tmp", LAST_DIR + ".old", "logs", "tensorboard")
 
 
 # ----------------------------------------------------------------------------- settings
@@ -187,57 +209,114 @@ def apply_overrides(config: dict[str, dict], overrides: Sequence[str]) -> dict[s
 
 
 def _rng_state() -> tuple[dict[str, torch.Tensor], dict]:
+    """(torch and CUDA states as tensors, Python and numpy states: JSON after jsonable())."""
     tensors = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         for i, state in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"cuda.{i}"] = state
-    np_state = np.random.get_state()
-    extra = {
-        "python": random.getstate(),
-        "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
-    }
-    return tensors, extra
+    return tensors, {"python": random.getstate(), "numpy": np.random.get_state()}
 
 
-def _set_rng_state(tensors: dict[str, torch.Tensor], extra: dict) -> None:
+def _set_rng_state(tensors: dict[str, torch.Tensor], extra: Any, last: Path) -> None:
+    """Set every random-number generator from ``last/``, refusing a state that does not fit."""
+    tensor_path, state_path = last / RNG_FILE, last / STATE_FILE
+    if "torch" not in tensors:
+        raise CheckpointError(tensor_path, "missing tensor torch")
+    unexpected = sorted(k for k in tensors if k != "torch" and not re.fullmatch(r"cuda\.\d+", k))
+    if unexpected:
+        raise CheckpointError(tensor_path, f"unexpected tensor(s) {', '.join(unexpected[:5])}")
+    check_tensor(tensor_path, "tensor torch", tensors["torch"], torch.get_rng_state())
+    cuda = [tensors[f"cuda.{i}"] for i in range(len(tensors) - 1) if f"cuda.{i}" in tensors]
+    for i, state in enumerate(cuda):
+        if state.dtype != torch.uint8 or state.ndim != 1:
+            raise CheckpointError(tensor_path, f"tensor cuda.{i} is not a CUDA generator state")
+    check_like(extra, jsonable(_rng_state()[1]), state_path, "rng")
+    try:  # Mersenne-Twister words are 32-bit; then try the states on throwaway generators
+        version, keys, gauss = extra["python"]
+        name, np_keys, pos, has_gauss, cached = extra["numpy"]
+        if any(k >= 2**32 for k in [*keys, *np_keys]):
+            raise ValueError("a generator word is not 32-bit")
+        if not (0 <= pos <= len(np_keys) and has_gauss in (0, 1)):  # numpy would crash later
+            raise ValueError(f"numpy position {pos} outside its {len(np_keys)} words")
+        python_state = (version, tuple(keys), gauss)
+        random.Random().setstate(python_state)
+        np_state = (name, np.asarray(np_keys, dtype=np.uint32), pos, has_gauss, cached)
+        np.random.RandomState().set_state(np_state)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise CheckpointError(state_path, f"bad random-number state ({first_line(exc)})") from exc
     torch.set_rng_state(tensors["torch"])
-    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("cuda.")]
     if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda)
-    if "python" in extra:
-        version, state, gauss = extra["python"]
-        random.setstate((version, tuple(state), gauss))
-    if "numpy" in extra:
-        name, keys, pos, has_gauss, cached = extra["numpy"]
-        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    random.setstate(python_state)
+    np.random.set_state(np_state)
 
 
-def _set_loop_progress(trainer: pl.Trainer, epochs_done: int, global_step: int,
-                       batches_seen: int) -> None:
-    """Put Lightning's loop counters at the start of epoch ``epochs_done``, step ``global_step``.
+def _between_batches(loops: dict, event: str) -> dict:
+    """Lightning's fit-loop state (``FitLoop.state_dict()``) taken at ``event``, rewritten
+    as the state between two batches (or epochs), from which :meth:`FitLoop.load_state_dict`
+    resumes cleanly (see ``pytorch_lightning/loops/progress.py`` for the counters).
 
-    These are the counters Lightning itself restores from a ``.ckpt`` (``fit_loop``
-    progress); we set them for a clean epoch boundary instead of unpickling a file.
+    ``"epoch_start"``: the epoch is marked ``ready`` only: back to between epochs.
+    ``"batch_start"``: the batch is fetched (``ready`` counted) but not begun; at batch 0
+    the epoch is also only marked ready, so the state goes back to between epochs.
+    ``"batch_end"``: the batch is done but not yet counted ``completed``, nor in the
+    loggers' step. ``"between_epochs"``: as it is (the run has ended, or stands between
+    epochs). Between epochs, the last epoch's batch counters are zeroed, as the next
+    epoch's start would.
     """
-    fit_loop = trainer.fit_loop
-    for tracker in (fit_loop.epoch_progress.total, fit_loop.epoch_progress.current):
-        tracker.ready = tracker.started = tracker.processed = tracker.completed = epochs_done
-    epoch_loop = fit_loop.epoch_loop
-    step_trackers = [
-        epoch_loop.automatic_optimization.optim_progress.optimizer.step.total,
-        epoch_loop.manual_optimization.optim_step_progress.total,
-    ]
-    for tracker in step_trackers:
-        tracker.ready = tracker.completed = global_step
-    total = epoch_loop.batch_progress.total
-    total.ready = total.started = total.processed = total.completed = batches_seen
-    epoch_loop._batches_that_stepped = global_step  # the step loggers write
-    # like a restore from a checkpoint: the train iterator is already fresh for this epoch
-    fit_loop._resuming_from_checkpoint = epochs_done > 0
+    batches = loops["epoch_loop.batch_progress"]
+    epochs = loops["epoch_progress"]
+    if event == "epoch_start":
+        for tracker in (epochs["total"], epochs["current"]):
+            tracker["ready"] -= 1
+    elif event == "batch_start":
+        for tracker in (batches["total"], batches["current"]):
+            tracker["ready"] -= 1
+        if batches["current"]["ready"] == 0:  # batch 0: back to before the epoch began
+            for tracker in (epochs["total"], epochs["current"]):
+                tracker["ready"] -= 1
+                tracker["started"] -= 1
+    elif event == "batch_end":
+        for tracker in (batches["total"], batches["current"]):
+            tracker["completed"] += 1
+        loops["epoch_loop.state_dict"]["_batches_that_stepped"] += 1
+    if epochs["current"]["ready"] == epochs["current"]["processed"]:  # between epochs
+        batches["current"] = dict.fromkeys(batches["current"], 0)
+        batches["is_last_batch"] = False
+    return loops
+
+
+def _loop_global_step(loops: dict) -> int:
+    """The optimiser steps a fit-loop state counts (what ``trainer.global_step`` reads)."""
+    auto = loops["epoch_loop.automatic_optimization.optim_progress"]["optimizer"]["step"]
+    manual = loops["epoch_loop.manual_optimization.optim_step_progress"]
+    return int(auto["total"]["completed"]) + int(manual["total"]["completed"])
+
+
+#: trainer_state.json: field -> accepted types (checked on resume)
+STATE_FIELDS: dict[str, tuple] = {
+    "format_version": (int,), "epochs_done": (int,), "global_step": (int,),
+    "batches_done": (int,), "items_done": (int,), "best_val": (float, type(None)),
+    "best_epoch": (int, type(None)), "wall_time_s": (float,), "history": (list,),
+    "early_stopping": (dict, type(None)), "timer_elapsed_s": (float, type(None)),
+    "rng": (dict,), "task": (dict,), "loops": (dict,),
+}
 
 
 class RunStateCallback(pl.Callback):
-    """Keeps the best-validation checkpoint, the history, and ``last/`` for resuming."""
+    """Keeps the best-validation checkpoint, the history, and ``last/`` for resuming.
+
+    As each epoch starts and each batch ends it notes a *resume point* (about 0.3 ms): all
+    a resumed run needs but the weights and optimiser states, which stay as they are
+    until the next optimiser step (the model's buffers, which a forward pass may change,
+    are copied). ``last/`` is
+    written from the latest point: at each epoch's first batch, every ``checkpoint_every``
+    steps, at the end, and on an interruption if no optimiser step has been taken since
+    the point or the run stands between epochs (else ``last/`` keeps the previous save).
+    Epochs are saved at their first batch, not before: for a loader that draws from the
+    global generator as its epoch begins, that is after the draw, where the resumed run
+    restores the generators.
+    """
 
     def __init__(
         self,
@@ -249,6 +328,7 @@ class RunStateCallback(pl.Callback):
         split: Any,
         settings: TrainSettings,
         resume: bool = False,
+        train_loader: Any = None,
     ):
         self.run_dir = Path(run_dir)
         self.model_name = model_name
@@ -257,13 +337,15 @@ class RunStateCallback(pl.Callback):
         self.split = split
         self.settings = settings
         self.resume = resume
+        self.train_loader = train_loader
         self.best_val = math.inf
         self.best_epoch: int | None = None
         self.history: list[dict] = []
         self.wall_time_before = 0.0
         self._started = time.monotonic()
-        self._start_epoch = 0
-        self._last_saved: tuple[int, int] | None = None
+        self._point: dict | None = None
+        self._last_saved: int | None = None  # global step of the last save
+        self._rng_to_restore: tuple | None = None
         self.monitor = "val_loss"
 
     # ---- what gets written --------------------------------------------------------
@@ -271,12 +353,16 @@ class RunStateCallback(pl.Callback):
         return self.wall_time_before + time.monotonic() - self._started
 
     def training_metadata(self, trainer: pl.Trainer) -> dict:
+        return self._metadata(trainer.current_epoch, trainer.global_step, self.best_val,
+                              self.best_epoch, self.wall_time())
+
+    def _metadata(self, epochs, step, best_val, best_epoch, wall_time) -> dict:
         return {
-            "epochs": trainer.current_epoch,
-            "global_step": trainer.global_step,
-            "best_val_loss": self.best_val if math.isfinite(self.best_val) else None,
-            "best_epoch": self.best_epoch,
-            "wall_time_s": round(self.wall_time(), 2),
+            "epochs": epochs,
+            "global_step": step,
+            "best_val_loss": best_val if math.isfinite(best_val) else None,
+            "best_epoch": best_epoch,
+            "wall_time_s": round(wall_time, 2),
             "settings": self.settings.to_dict(),
         }
 
@@ -290,43 +376,66 @@ class RunStateCallback(pl.Callback):
 
         return next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
 
-    def save_last(self, trainer: pl.Trainer, pl_module: TrainingTask, epochs_done: int) -> None:
-        """Write ``last/`` (atomically: a new folder replaces the old one)."""
-        if not trainer.is_global_zero:
-            return
-        key = (epochs_done, trainer.global_step)
-        if key == self._last_saved:
-            return
-        tmp = self.run_dir / (LAST_DIR + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        save_checkpoint(
-            tmp, pl_module.model, model_name=self.model_name, data_info=self.data_info,
-            corpus=self.corpus, split=self.split, training=self.training_metadata(trainer),
-        )
-        save_optimizer_states(list(trainer.optimizers), tmp)
-        schedulers = [jsonable(cfg.scheduler.state_dict()) for cfg in trainer.lr_scheduler_configs]
-        write_json(tmp / "scheduler.json", {"schedulers": schedulers})
-        rng_tensors, rng_extra = _rng_state()
-        save_file(rng_tensors, str(tmp / "rng.safetensors"))
+    def _sampler(self):
+        """The train loader's :class:`EpochSampler`, if it has one."""
+        from tunesmith.data.datasets import EpochSampler
+
+        sampler = getattr(self.train_loader, "sampler", None)
+        return sampler if isinstance(sampler, EpochSampler) else None
+
+    def capture(self, trainer: pl.Trainer, pl_module: TrainingTask, event: str) -> dict:
+        """A resume point at ``event`` (see :func:`_between_batches`)."""
+        loops = _between_batches(trainer.fit_loop.state_dict(), event)
+        batches = int(loops["epoch_loop.batch_progress"]["current"]["completed"])
         early = self._early_stopping(trainer)
         timer = self._timer(trainer)
+        rng_tensors, rng_extra = _rng_state()
         state = {
-            "epochs_done": epochs_done,
+            "format_version": STATE_VERSION,
+            "epochs_done": int(loops["epoch_progress"]["current"]["processed"]),
             "global_step": trainer.global_step,
-            "batches_seen": trainer.fit_loop.epoch_loop.batch_progress.total.completed,
-            "best_val": self.best_val,
+            "batches_done": batches,
+            # where the sampler resumes, whatever batch size the resumed run is given
+            "items_done": batches * (getattr(self.train_loader, "batch_size", 0) or 0),
+            "best_val": self.best_val if math.isfinite(self.best_val) else None,
             "best_epoch": self.best_epoch,
             "wall_time_s": self.wall_time(),
-            "history": self.history,
+            "history": len(self.history),  # rows are only appended: keep the count
+            # tensors in these two (on the GPU perhaps) are read only when saving
             "early_stopping": None if early is None else {
-                "wait_count": early.wait_count,
-                "best_score": float(early.best_score),
-                "stopped_epoch": early.stopped_epoch,
-            },
+                k: v for k, v in early.state_dict().items() if k != "patience"},
             "timer_elapsed_s": None if timer is None else timer.time_elapsed("train"),
             "rng": rng_extra,
+            "task": pl_module.run_state(),
+            "loops": loops,
         }
-        write_json(tmp / "trainer_state.json", state)
+        return {
+            "state": state,
+            "rng": rng_tensors,
+            "schedulers": [jsonable(c.scheduler.state_dict())
+                           for c in trainer.lr_scheduler_configs],
+            "buffers": {n: b.detach().clone() for n, b in pl_module.model.named_buffers()},
+        }
+
+    def save_last(self, trainer: pl.Trainer, pl_module: TrainingTask, point: dict) -> None:
+        """Write ``last/`` from ``point`` and the current weights and optimiser states
+        (atomically: a new folder replaces the old one)."""
+        state = jsonable(point["state"])
+        if not trainer.is_global_zero or state["global_step"] == self._last_saved:
+            return
+        state["history"] = self.history[: state["history"]]
+        tmp = self.run_dir / (LAST_DIR + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        best = math.inf if state["best_val"] is None else state["best_val"]
+        training = self._metadata(state["epochs_done"], state["global_step"], best,
+                                  state["best_epoch"], state["wall_time_s"])
+        save_checkpoint(tmp, pl_module.model, model_name=self.model_name,
+                        data_info=self.data_info, corpus=self.corpus, split=self.split,
+                        training=training)
+        save_optimizer_states(list(trainer.optimizers), tmp)
+        write_json(tmp / SCHEDULER_FILE, {"schedulers": point["schedulers"]})
+        save_file(point["rng"], str(tmp / RNG_FILE))
+        write_json(tmp / STATE_FILE, state)
         last = self.run_dir / LAST_DIR
         old = self.run_dir / (LAST_DIR + ".old")
         shutil.rmtree(old, ignore_errors=True)
@@ -334,45 +443,96 @@ class RunStateCallback(pl.Callback):
             last.replace(old)
         tmp.replace(last)
         shutil.rmtree(old, ignore_errors=True)
-        self._last_saved = key
+        self._last_saved = state["global_step"]
 
+    # ---- reading it back ------------------------------------------------------------
     def restore(self, trainer: pl.Trainer, pl_module: TrainingTask) -> None:
-        """Load ``last/`` into the model, optimisers, schedulers, counters and RNGs."""
+        """Load ``last/`` into the model, optimisers, schedulers, loops and sampler (the
+        random-number generators follow in ``on_train_start``); every file is checked
+        first and a bad one is a one-line :class:`CheckpointError`."""
         last = self.run_dir / LAST_DIR
-        state = read_json(last / "trainer_state.json")
-        load_weights(pl_module.model, last / "model.safetensors")
-        load_optimizer_states(list(trainer.optimizers), last)
-        schedulers = read_json(last / "scheduler.json").get("schedulers", [])
-        configs = trainer.lr_scheduler_configs
-        if len(schedulers) != len(configs):
-            raise CheckpointError(
-                last / "scheduler.json",
-                f"holds {len(schedulers)} scheduler(s), the run has {len(configs)}",
-            )
-        for config, saved in zip(configs, schedulers, strict=True):
-            config.scheduler.load_state_dict(saved)
-        self.best_val = state["best_val"] if state["best_val"] is not None else math.inf
-        self.best_epoch = state.get("best_epoch")
-        self.history = list(state.get("history", []))
-        self.wall_time_before = float(state.get("wall_time_s", 0.0))
+        state_path = last / STATE_FILE
+        state = read_json(state_path)
+        version = state.get("format_version", 1)
+        if version != STATE_VERSION:
+            raise CheckpointError(state_path, f"format version {version}, this tunesmith reads "
+                                  f"{STATE_VERSION}; start the run again with --overwrite")
+        require_fields(state, STATE_FIELDS, state_path)
+        unknown = sorted(set(state) - set(STATE_FIELDS))
+        if unknown:
+            raise CheckpointError(state_path, f"unexpected field(s) {', '.join(unknown[:5])}")
+        fresh_loops = trainer.fit_loop.state_dict()
+        loops = state["loops"]
+        check_like({k: v for k, v in loops.items() if k != "state_dict"},
+                   {k: v for k, v in fresh_loops.items() if k != "state_dict"},
+                   state_path, "loops")
+        if _loop_global_step(loops) != state["global_step"]:
+            raise CheckpointError(state_path, f"global_step {state['global_step']} does not "
+                                  f"match the loop state's {_loop_global_step(loops)}")
+        for i, row in enumerate(state["history"]):
+            if not isinstance(row, dict) or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in row.values()):
+                raise CheckpointError(state_path, f"history row {i} must map names to numbers")
+        task_state = state["task"]
+        check_like({k: v for k, v in task_state.items() if k != "epoch_sums"},
+                   {k: v for k, v in jsonable(pl_module.run_state()).items()
+                    if k != "epoch_sums"}, state_path, "task")
+        sums = task_state.get("epoch_sums")
+        if not isinstance(sums, dict) or not all(
+                isinstance(v, list) and len(v) == 2 and all(
+                    isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+                    for x in v) for v in sums.values()):
+            raise CheckpointError(state_path, "task.epoch_sums must map names to [sum, count]")
         early = self._early_stopping(trainer)
-        if early is not None and state.get("early_stopping"):
-            saved = state["early_stopping"]
-            early.wait_count = int(saved["wait_count"])
-            early.best_score = torch.tensor(float(saved["best_score"]))
-            early.stopped_epoch = int(saved["stopped_epoch"])
-        timer = self._timer(trainer)
-        if timer is not None and state.get("timer_elapsed_s") is not None:
-            timer.load_state_dict({"time_elapsed": {"train": state["timer_elapsed_s"]}})
-        _set_loop_progress(trainer, int(state["epochs_done"]), int(state["global_step"]),
-                           int(state.get("batches_seen", 0)))
+        saved_early = state["early_stopping"]
+        if early is not None and saved_early is not None:
+            reference = jsonable({k: v for k, v in early.state_dict().items() if k != "patience"})
+            check_like(saved_early, reference, state_path, "early_stopping")
+        scheduler_path = last / SCHEDULER_FILE
+        schedulers = read_json(scheduler_path)
+        require_fields(schedulers, {"schedulers": (list,)}, scheduler_path)
+        configs = trainer.lr_scheduler_configs
+        check_like(schedulers["schedulers"], [jsonable(c.scheduler.state_dict()) for c in configs],
+                   scheduler_path, "schedulers")
+        sampler = self._sampler()
+        position = state["items_done"]
+        if sampler is not None and position > sampler.n_items:
+            raise CheckpointError(state_path, f"items_done {position} is past the end of an "
+                                  f"epoch of this data ({sampler.n_items} items)")
         try:
-            rng_tensors = load_file(str(last / "rng.safetensors"))
+            rng_tensors = load_file(str(last / RNG_FILE))
         except Exception as exc:
-            raise CheckpointError(last / "rng.safetensors", f"unreadable ({exc})") from exc
-        _set_rng_state(rng_tensors, state.get("rng", {}))
-        self._start_epoch = int(state["epochs_done"])
-        self._last_saved = (int(state["epochs_done"]), int(state["global_step"]))
+            raise CheckpointError(last / RNG_FILE, f"corrupt or unreadable ({first_line(exc)})") \
+                from exc
+        _set_rng_state(dict(rng_tensors), state["rng"], last)  # checks; set again at train start
+
+        # all checked: load
+        load_weights(pl_module.model, last / WEIGHTS_FILE)
+        load_optimizer_states(list(trainer.optimizers), last)
+        for config, saved in zip(configs, schedulers["schedulers"], strict=True):
+            config.scheduler.load_state_dict(saved)
+        pl_module.load_run_state(task_state)
+        if early is not None and saved_early is not None:
+            early.load_state_dict({**saved_early, "patience": early.patience,
+                                   "best_score": torch.tensor(saved_early["best_score"])})
+        timer = self._timer(trainer)
+        if timer is not None and state["timer_elapsed_s"] is not None:
+            timer.load_state_dict({"time_elapsed": {"train": state["timer_elapsed_s"]}})
+        self.best_val = math.inf if state["best_val"] is None else float(state["best_val"])
+        self.best_epoch = state["best_epoch"]
+        self.history = list(state["history"])
+        self.wall_time_before = float(state["wall_time_s"])
+        if sampler is not None and trainer.world_size == 1:
+            sampler.start_at(state["epochs_done"], position)
+        else:  # Lightning's distributed wrapper lists the whole epoch: no skipping there
+            if sampler is not None:
+                sampler.start_at(state["epochs_done"], 0)
+            if state["batches_done"]:
+                _note(f"{self.run_dir}: this data loader cannot start part-way through an "
+                      f"epoch; epoch {state['epochs_done']} restarts from its first batch")
+        trainer.fit_loop.load_state_dict(loops)  # what Lightning's own resume calls
+        self._rng_to_restore = (rng_tensors, state["rng"], last)
+        self._last_saved = state["global_step"]
 
     # ---- Lightning hooks ------------------------------------------------------------
     def on_fit_start(self, trainer, pl_module):
@@ -380,22 +540,38 @@ class RunStateCallback(pl.Callback):
         if self.resume:
             self.restore(trainer, pl_module)
 
+    def on_train_start(self, trainer, pl_module):
+        # the data loader's iterator exists by now: nothing else draws before the first step
+        if self._rng_to_restore is not None:
+            _set_rng_state(*self._rng_to_restore)
+            self._rng_to_restore = None
+
     def on_train_epoch_start(self, trainer, pl_module):
-        # the previous epoch has fully ended (scheduler stepped, counters complete)
-        if trainer.current_epoch > self._start_epoch:
-            self.save_last(trainer, pl_module, epochs_done=trainer.current_epoch)
+        self._point = self.capture(trainer, pl_module, "epoch_start")
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        # the previous batch's end (or the epoch's start) stays the point until this
+        # batch's optimiser step; each epoch is saved here, as its first batch begins
+        if batch_idx == 0:
+            self._point = self.capture(trainer, pl_module, "batch_start")
+            self.save_last(trainer, pl_module, self._point)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+            return  # validation and the epoch's end follow: the next point is the next epoch's
+        self._point = self.capture(trainer, pl_module, "batch_end")
         every = self.settings.checkpoint_every
-        if every and trainer.global_step % every == 0:
-            self.save_last(trainer, pl_module, epochs_done=trainer.current_epoch)
+        if every and trainer.global_step // every > (self._last_saved or 0) // every:
+            self.save_last(trainer, pl_module, self._point)
 
     def on_train_epoch_end(self, trainer, pl_module):
+        means = pl_module.epoch_means()
         metrics = trainer.callback_metrics
         row: dict[str, Any] = {"epoch": trainer.current_epoch, "step": trainer.global_step}
-        for key, name in (("train_loss_epoch", "train_loss"), ("val_loss", "val_loss")):
-            if key in metrics:
-                row[name] = float(metrics[key])
+        if "loss" in means:
+            row["train_loss"] = float(means["loss"])
+        if "val_loss" in metrics:
+            row["val_loss"] = float(metrics["val_loss"])
         if trainer.optimizers:
             row["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
         self.history.append(row)
@@ -413,11 +589,26 @@ class RunStateCallback(pl.Callback):
             write_json(self.run_dir / HISTORY_FILE, {"history": self.history})
 
     def on_train_end(self, trainer, pl_module):
-        self.save_last(trainer, pl_module, epochs_done=trainer.current_epoch)
+        self.save_last(trainer, pl_module, self.capture(trainer, pl_module, "between_epochs"))
 
     def on_exception(self, trainer, pl_module, exception):
-        if trainer.optimizers:  # nothing to save before the optimisers exist
-            self.save_last(trainer, pl_module, epochs_done=trainer.current_epoch)
+        point = self._point
+        if point is None or point["state"]["global_step"] != trainer.global_step:
+            epoch = trainer.fit_loop.epoch_progress.current
+            if trainer.global_step and epoch.ready == epoch.started == epoch.completed:
+                # between epochs (e.g. SIGTERM, which Lightning raises as an epoch ends)
+                point = self.capture(trainer, pl_module, "between_epochs")
+                self.save_last(trainer, pl_module, point)
+            return  # else the weights moved past the last point: keep last/ as it is
+        with torch.no_grad():  # undo what a forward pass since the point did to buffers
+            for name, value in point["buffers"].items():
+                pl_module.model.get_buffer(name).copy_(value)
+        self.save_last(trainer, pl_module, point)
+
+
+def _note(message: str) -> None:
+    """A one-line note on stderr."""
+    print(f"note: {message}", file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------- fit
@@ -459,11 +650,8 @@ def fit(
     run_dir.mkdir(parents=True, exist_ok=True)
     data_info = dict(data_info or {})
     has_val = val_loader is not None and len(val_loader) > 0
-    monitor = "val_loss" if has_val else "train_loss_epoch"
+    monitor = "val_loss" if has_val and settings.limit_val_batches else "train_loss_epoch"
     pl.seed_everything(settings.seed, workers=True, verbose=False)
-    # Lightning 2.6 calls a torch pytree API that torch 2.13 deprecates: not the user's
-    # concern, and it would be the one warning in every training run's output.
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     if settings.threads > 0:
         torch.set_num_threads(settings.threads)
     # Denormal gradients (long LSTM sequences late in training) run ~8x slower on x86 CPUs;
@@ -473,7 +661,8 @@ def fit(
     task = TrainingTask(model, lr=settings.lr, weight_decay=settings.weight_decay,
                         lr_schedule=settings.lr_schedule, monitor=monitor)
     state = RunStateCallback(run_dir, model_name=model_name, data_info=data_info, corpus=corpus,
-                             split=split, settings=settings, resume=resume)
+                             split=split, settings=settings, resume=resume,
+                             train_loader=train_loader)
     state.monitor = monitor
     all_callbacks: list[pl.Callback] = [state]
     if settings.early_stopping_patience:
@@ -511,8 +700,14 @@ def fit(
         # a sanity check would draw random numbers before the restored epoch
         num_sanity_val_steps=0 if resume else 2,
     )
-    trainer.fit(task, train_dataloaders=train_loader,
-                val_dataloaders=val_loader if has_val else None)
+    with warnings.catch_warnings():
+        # Lightning 2.6 calls a torch pytree API that torch 2.13 deprecates: not the user's
+        # concern, and it would be the one warning in every training run's output.
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+        if state._sampler() is not None:  # it does resume mid-epoch, though not _Stateful
+            warnings.filterwarnings("ignore", message=r".*ended before the epoch ended.*")
+        trainer.fit(task, train_dataloaders=train_loader,
+                    val_dataloaders=val_loader if has_val else None)
 
     if trainer.is_global_zero:
         final = state.training_metadata(trainer)
@@ -579,6 +774,7 @@ def train(
     out_dir: str | Path = "runs/run",
     *,
     resume: bool = False,
+    overwrite: bool = False,
     callbacks: Sequence[pl.Callback] = (),
     **settings: Any,
 ) -> Path:
@@ -593,6 +789,9 @@ def train(
         out_dir: the run folder.
         resume: continue the run saved in ``out_dir/last`` (model, options and data
             come from ``out_dir/run.json``; ``settings`` given here override the saved ones).
+            A run stopped before its first save starts again from step 0, with a note.
+        overwrite: remove what an earlier run wrote in ``out_dir`` (only that) and start
+            afresh; without it a folder holding a run is refused.
         settings: :class:`TrainSettings` fields (epochs, max_steps, max_time in minutes,
             batch_size, window, lr, seed, accelerator, devices, num_nodes, strategy...).
     """
@@ -600,29 +799,44 @@ def train(
 
     out_dir = Path(out_dir)
     run_file = out_dir / RUN_FILE
+    if resume and overwrite:
+        raise ConfigError("give --resume (continue the run) or --overwrite (start again), not both")
     prepared = None
     if resume:
-        state_file = out_dir / LAST_DIR / "trainer_state.json"
-        if not state_file.is_file():
-            raise CheckpointError(out_dir / LAST_DIR, "nothing to resume: no saved training state")
+        if not run_file.is_file():
+            raise CheckpointError(run_file, "nothing to resume: no training run here; "
+                                  "train without --resume to start one")
         run = read_json(run_file)
+        require_fields(run, {"model_name": (str,), "options": (dict,), "data": (dict,),
+                             "settings": (dict,)}, run_file)
         if model_name and model_name != run["model_name"]:
             raise ConfigError(f"{out_dir} trained {run['model_name']!r}, not {model_name!r}")
         model_name = run["model_name"]
-        options = {**run.get("options", {}), **(options or {})}
+        options = {**run["options"], **(options or {})}
         if data_spec is None or isinstance(data_spec, (str, dict)):
             data_spec = run["data"]
-        merged = {**run.get("settings", {}), **settings}
+        merged = {**run["settings"], **settings}
+        if not (out_dir / LAST_DIR / STATE_FILE).is_file():
+            _note(f"{out_dir}: no saved training state (the run stopped before its first "
+                  "save); starting it again from step 0")
+            resume = False
     else:
         if model_name is None or data_spec is None:
             raise ConfigError("give a model (--model) and data (--data)")
         if run_file.exists() or (out_dir / LAST_DIR).exists():
-            raise ConfigError(
-                f"{out_dir} already holds a training run; pass --resume to continue it, "
-                "or choose another --out"
-            )
+            if not overwrite:
+                raise ConfigError(
+                    f"{out_dir} already holds a training run; pass --resume to continue it, "
+                    "--overwrite to start it again, or choose another --out"
+                )
+            clear_run(out_dir)
         merged = dict(settings)
-    train_settings = TrainSettings.from_dict(merged)
+    try:
+        train_settings = TrainSettings.from_dict(merged)
+    except ConfigError as exc:
+        if resume:
+            raise CheckpointError(run_file, str(exc)) from exc
+        raise
     cls = registry.get_family(model_name)  # unknown names fail before any data work
     model_options = {**registry.preset_options(model_name), **(options or {})}
     cls.config_class.from_dict(model_options)  # typos fail before any data work too
@@ -637,7 +851,17 @@ def train(
         prepared = prepare_data(data, cls.representation, progress=train_settings.progress_bar)
 
     pl.seed_everything(train_settings.seed, workers=True, verbose=False)
-    model = registry.build(model_name, options, prepared.info)
+
+    def build():
+        return registry.build(model_name, options, prepared.info)
+
+    if resume:
+        model = build_model(build, run_file)
+    else:
+        problem = model_size_problem(build)
+        if problem:
+            raise ConfigError(problem)
+        model = build()
     loaders = make_loaders(prepared, train_settings)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_file, {"model_name": model_name, "options": dict(options or {}), "data": data,
@@ -650,16 +874,26 @@ def train(
                resume=resume, callbacks=callbacks)
 
 
+def clear_run(out_dir: Path) -> None:
+    """Remove what a training run writes in ``out_dir`` (:data:`RUN_OUTPUTS`), nothing else."""
+    for name in RUN_OUTPUTS:
+        path = Path(out_dir) / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
 def make_loaders(prepared, settings: TrainSettings):
     """Train and validation loaders from the data layer (validation may be None)."""
     from tunesmith.data.datasets import make_dataloader
 
     train_loader = make_dataloader(prepared, "train", batch_size=settings.batch_size,
-                                   window=settings.window, shuffle=True,
+                                   window=settings.window, shuffle=True, seed=settings.seed,
                                    num_workers=settings.num_workers)
     if not prepared.ids("valid"):
         return train_loader, None
     val_loader = make_dataloader(prepared, "valid", batch_size=settings.batch_size,
-                                 window=settings.window, shuffle=False,
+                                 window=settings.window, shuffle=False, seed=settings.seed,
                                  num_workers=settings.num_workers)
     return train_loader, val_loader
