@@ -7,6 +7,7 @@ import itertools
 import pytest
 import torch
 
+from tiny_model import roll_info
 from tunesmith.errors import ConfigError
 from tunesmith.generation.sampling import SamplingControls
 from tunesmith.models.biaxial import BiaxialConfig, BiaxialRNN
@@ -93,8 +94,7 @@ def test_training_step_and_config_errors():
 
 
 def test_the_data_decides_tracks_and_pitches():
-    info = {"representation": "pianoroll", "n_tracks": 4, "n_pitches": 49, "keys": 196,
-            "pitch_low": 36}  # 4 × 49 keys from C2, as data.prepare writes it
+    info = roll_info(["Soprano", "Alto", "Tenor", "Bass"], 36, 84)  # 4 × 49 keys from C2
     model = BiaxialRNN(BiaxialRNN.config_for_data(BiaxialConfig(time_hidden=4, note_hidden=4),
                                                   info))
     assert (model.config.keys, model.config.n_tracks, model.config.lowest_pitch) == (196, 4, 36)

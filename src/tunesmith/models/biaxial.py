@@ -92,18 +92,9 @@ class BiaxialRNN(GenerativeModel):
         self.outside_logit = nn.Parameter(torch.full((keys,), -6.0))  # keys outside the range
 
     @classmethod
-    def config_for_data(cls, config, data_info):
-        # prepared data spells them n_tracks/n_pitches/pitch_low; `bench nll` tracks/...
-        tracks = int(data_info.get("n_tracks", data_info.get("tracks", 1)))
-        pitches = data_info.get("n_pitches", data_info.get("pitches"))
-        changes = {"n_tracks": tracks}
-        keys = data_info.get("keys") or (tracks * int(pitches) if pitches else None)
-        if keys:
-            changes["keys"] = int(keys)
-        low = data_info.get("pitch_low", data_info.get("lowest_pitch"))
-        if low is not None:
-            changes["lowest_pitch"] = int(low)
-        return config.updated(**changes)
+    def config_for_data(cls, config, info):
+        return config.updated(keys=info.keys, lowest_pitch=info.pitch_low,
+                              n_tracks=info.n_tracks)
 
     def _by_track(self, x: torch.Tensor) -> torch.Tensor:
         """(..., K) -> (..., tracks, P)."""
