@@ -46,7 +46,7 @@ def chorale_scores():
 
     data = prepare("bach-chorales", "pianoroll", {"resolution": 4, "merge_tracks": False},
                    progress=True, report=False)
-    meta = {"representation": "pianoroll", "repr_config": data.info["repr_config"]}
+    meta = {"representation": "pianoroll", "repr_config": data.info.repr_config}
     return [array_to_score(piece, meta)
             for split in ("train", "valid", "test") for piece in data.pieces(split)]
 

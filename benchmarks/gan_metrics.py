@@ -189,8 +189,8 @@ def main() -> None:
     info = prepared.info
     options = {k: v for k, v in prepared.repr_config.items() if k != "merge_tracks"}
     cfg = pianoroll.PianorollConfig(**options)
-    n_pitches, pitch_low, n_tracks = int(info["n_pitches"]), int(info["pitch_low"]), 4
-    steps_per_bar, bars = 4 * int(info["steps_per_quarter"]), 4
+    n_pitches, pitch_low, n_tracks = info.n_pitches, info.pitch_low, info.n_tracks
+    steps_per_bar, bars = info.steps_per_bar, 4
     steps = bars * steps_per_bar
     train_pieces = [np.asarray(p) for p in prepared.pieces("train")]
     test = phrases(prepared.pieces("test"), steps, steps_per_bar, args.samples, rng)

@@ -34,12 +34,14 @@ import torch
 from tunesmith.generation.sampling import SamplingControls
 from tunesmith.models import registry
 from tunesmith.models.wavenet import music_seconds, steps_for_minutes
+from tunesmith.representations import pianoroll
 
 QPM = 100.0  # quarter notes per minute
 STEPS_PER_QUARTER = 4
 #: 4-part chorales, MIDI 36..84 per part (what the demo prepares)
-DATA_INFO = {"representation": "pianoroll", "keys": 4 * 49, "n_tracks": 4, "n_pitches": 49,
-             "pitch_low": 36}
+DATA_INFO = pianoroll.info(pianoroll.PianorollConfig(
+    resolution=STEPS_PER_QUARTER, pitch_low=36, pitch_high=84,
+    track_names=["Soprano", "Alto", "Tenor", "Bass"]))
 
 
 def machine() -> str:

@@ -175,7 +175,7 @@ def prepare_all(corpus: str, models: list[dict], limit: int | None):
             prepared[key] = prepare(corpus, spec["representation"], dict(spec["repr"]),
                                     limit=limit, report=False)
             print(f"  prepared {corpus} {spec['representation']}: {len(prepared[key])} pieces "
-                  f"{prepared[key].info['n_pieces']} in {time.perf_counter() - start:.0f} s",
+                  f"{prepared[key].n_pieces} in {time.perf_counter() - start:.0f} s",
                   flush=True)
         spec["key"] = key
     return prepared
@@ -211,7 +211,7 @@ def run_corpus(corpus: str, minutes: float, limit: int | None, runs: Path,
               "test_ids_left_out": dropped, "representations": {}, "models": []}
     for key, data in prepared.items():
         result["representations"][f"{key[0]} {key[1]}"] = {
-            "n_pieces": data.info["n_pieces"], "n_skipped": len(data.skipped),
+            "n_pieces": data.n_pieces, "n_skipped": len(data.skipped),
             "cache": str(data.cache_dir)}
     print(f"  {corpus}: {len(test_ids)} common test pieces, {seconds:.0f} s of music; "
           f"left out: { {k: len(v) for k, v in dropped.items()} }", flush=True)

@@ -31,7 +31,8 @@ import torch
 
 from tunesmith.generation.sampling import SamplingControls
 from tunesmith.models import registry
-from tunesmith.representations.events import EventsConfig, vocab_size
+from tunesmith.representations.events import EventsConfig
+from tunesmith.representations.events import info as events_info
 
 
 def machine() -> str:
@@ -66,12 +67,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    events = EventsConfig(tokenizer="REMI")
-    info = {"representation": "events", "vocab_size": vocab_size(events),
-            "tokenizer": events.to_dict()}
+    info = events_info(EventsConfig(tokenizer="REMI"))
     print(f"machine: {machine()}")
     print(f"model: d_model={args.d_model} layers={args.layers} heads={args.heads} "
-          f"d_ff={4 * args.d_model} context=2048, REMI vocabulary {info['vocab_size']}, "
+          f"d_ff={4 * args.d_model} context=2048, REMI vocabulary {info.vocab_size}, "
           f"{args.n} sequence(s) at a time, float32, no grammar unless said\n")
     controls = SamplingControls(seed=0)
     for family in args.families:

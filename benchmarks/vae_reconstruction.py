@@ -211,7 +211,7 @@ def main() -> None:
 
     prepared = prepare("essen-folk", "melody", {}, limit=args.limit, progress=True, report=False)
     info = prepared.info
-    steps_per_bar = int(info["steps_per_bar"])
+    steps_per_bar = info.steps_per_bar
 
     def split_pieces(split):  # only pieces in the common bar length keep bars aligned
         return [p for p, m in zip(prepared.pieces(split), prepared.meta(split), strict=True)
@@ -236,7 +236,7 @@ def main() -> None:
             torch.manual_seed(args.seed)
             config = MusicVAEConfig(
                 decoder=decoder, bars=bars, steps_per_bar=steps_per_bar,
-                vocab_size=int(info["vocab_size"]), input_embedding=32, encoder_hidden=128,
+                vocab_size=info.vocab_size, input_embedding=32, encoder_hidden=128,
                 latent_dim=32, conductor_hidden=128, conductor_output=64, decoder_hidden=128,
                 beta_max=0.2, beta_schedule="linear", beta_warmup_steps=300,
                 free_nats=0.0 if bars <= 2 else 16.0,
@@ -268,7 +268,7 @@ def main() -> None:
               + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items()))
     print(results["machine"])
     if interpolations:
-        plot_interpolations(interpolations, int(info["vocab_size"]), RESULTS.parent)
+        plot_interpolations(interpolations, info.vocab_size, RESULTS.parent)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
     print(f"wrote {args.out}")

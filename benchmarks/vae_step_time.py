@@ -67,7 +67,7 @@ def main() -> None:
     from tunesmith.data import prepare
 
     prepared = prepare("essen-folk", "melody", {}, limit=2000, report=False)
-    steps_per_bar = int(prepared.info["steps_per_bar"])
+    steps_per_bar = prepared.info.steps_per_bar
     pieces = [p for p, m in zip(prepared.pieces("train"), prepared.meta("train"), strict=True)
               if m.get("steps_per_bar") == steps_per_bar]
     print(f"{'model':22s} {'denormals kept':>15s} {'flushed':>9s} {'ratio':>7s}")
@@ -76,7 +76,7 @@ def main() -> None:
         for decoder in ("hierarchical", "flat"):
             config = MusicVAEConfig(
                 decoder=decoder, bars=bars, steps_per_bar=steps_per_bar,
-                vocab_size=int(prepared.info["vocab_size"]), input_embedding=32,
+                vocab_size=prepared.info.vocab_size, input_embedding=32,
                 encoder_hidden=128, latent_dim=32, conductor_hidden=128, conductor_output=64,
                 decoder_hidden=128,
             )

@@ -7,6 +7,7 @@ import itertools
 import pytest
 import torch
 
+from tiny_model import roll_info
 from tunesmith.errors import ConfigError
 from tunesmith.generation.sampling import SamplingControls
 from tunesmith.models.biaxial import BiaxialConfig, BiaxialRNN
@@ -89,4 +90,39 @@ def test_training_step_and_config_errors():
     with pytest.raises(ConfigError, match="active keys"):
         BiaxialRNN(BiaxialConfig(keys=5, active_low=3, active_high=9))
     with pytest.raises(ConfigError, match="tracks"):
-        BiaxialRNN.config_for_data(BiaxialConfig(), {"tracks": 4, "pitches": 12})
+        BiaxialRNN(BiaxialConfig(keys=10, n_tracks=3))
+
+
+def test_the_data_decides_tracks_and_pitches():
+    info = roll_info(["Soprano", "Alto", "Tenor", "Bass"], 36, 84)  # 4 × 49 keys from C2
+    model = BiaxialRNN(BiaxialRNN.config_for_data(BiaxialConfig(time_hidden=4, note_hidden=4),
+                                                  info))
+    assert (model.config.keys, model.config.n_tracks, model.config.lowest_pitch) == (196, 4, 36)
+    classes = model.pitch_class_onehot.argmax(-1).reshape(4, 49)  # (tracks, pitches)
+    assert classes[:, 0].tolist() == [0] * 4  # each track starts on a C
+    assert classes[:, 1].tolist() == [1] * 4
+
+
+def test_two_tracks_features_stay_within_their_track():
+    model = tiny(keys=6, n_tracks=2)  # 2 tracks × 3 pitches
+    full = torch.ones(1, 1, 6)
+    below = model.lower_notes(full[0, 0])  # (K, W): keys just below, in the same track
+    assert below[3].tolist() == [0.0, 0.0]  # track 2's lowest key has nothing below it
+    assert below[5].tolist() == [1.0, 1.0]
+    neighbours = model.time_inputs(full)[0, 0, :, : 2 * model.config.window + 1]  # (K, 2w+1)
+    assert neighbours[2].tolist() == [1, 1, 1, 0, 0]  # top of track 1: no key above
+    assert neighbours[3].tolist() == [0, 0, 1, 1, 1]  # bottom of track 2: none below
+    # the frame distribution is still normalised across both tracks
+    history = (torch.rand(1, 2, 6) > 0.5).float()
+    candidates = torch.tensor(list(itertools.product([0.0, 1.0], repeat=6)))  # (64, K)
+    frames = torch.cat([history.expand(len(candidates), 2, 6), candidates[:, None]], dim=1)
+    with torch.no_grad():
+        log_probs = model.frame_log_prob(frames)[:, 2]
+    assert torch.logsumexp(log_probs, 0).item() == pytest.approx(0.0, abs=1e-5)
+
+
+def test_note_limits_apply_per_track():
+    model = tiny(keys=6, n_tracks=2)
+    controls = SamplingControls(threshold=0.0, max_notes_per_step=1)  # every key wants a note
+    out = model.generate(2, 3, controls)
+    assert out.reshape(2, 3, 2, 3).sum(-1).eq(1).all()  # one note in each track

@@ -35,7 +35,7 @@ def test_config_records_what_rebuilds_the_model(folder):
     meta = read_checkpoint_config(folder)
     assert meta["model_name"] == "tiny-frames" and meta["representation"] == "pianoroll"
     assert meta["model_config"] == {"keys": 8, "hidden": 16, "dropout": 0.1, "group_size": 4}
-    assert meta["repr_config"] == TINY_INFO["repr_config"]
+    assert meta["repr_config"] == TINY_INFO.repr_config
     assert meta["training"] == {"epochs": 3} and "torch" in meta["versions"]
     assert meta["n_parameters"] == sum(p.numel() for p in TinyFrameModel(
         TinyFrameConfig(keys=8, group_size=4)).parameters())

@@ -6,28 +6,16 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tiny_model import roll_info
 from tunesmith.generation.sampling import SamplingControls
 from tunesmith.models import registry
-from tunesmith.representations.events import EventsConfig, vocab_size
-from tunesmith.representations.melody import MelodyConfig
+from tunesmith.representations import events, melody
 from tunesmith.training.checkpoint import load_checkpoint, save_checkpoint
 
 TRACKS, PITCHES, LOW = 2, 14, 55
-PIANOROLL_INFO = {
-    "representation": "pianoroll",
-    "repr_config": {"resolution": 2, "pitch_low": LOW, "pitch_high": LOW + PITCHES - 1,
-                    "track_names": ["Upper", "Lower"], "programs": [0, 33],
-                    "is_drum": [False, False], "merge_tracks": False},
-    "n_tracks": TRACKS, "n_pitches": PITCHES, "keys": TRACKS * PITCHES,
-    "track_names": ["Upper", "Lower"], "programs": [0, 33], "steps_per_quarter": 2,
-    "pitch_low": LOW, "pitch_high": LOW + PITCHES - 1,
-}
-_MELODY = MelodyConfig()
-MELODY_INFO = {"representation": "melody", "repr_config": {**_MELODY.to_dict(), "track": None},
-               "vocab_size": _MELODY.vocab_size, "steps_per_quarter": 1, "steps_per_bar": 4}
-_EVENTS = EventsConfig()
-EVENTS_INFO = {"representation": "events", "repr_config": _EVENTS.to_dict(),
-               "vocab_size": vocab_size(_EVENTS), "tokenizer": _EVENTS.to_dict()}
+PIANOROLL_INFO = roll_info(("Upper", "Lower"), LOW, LOW + PITCHES - 1, programs=[0, 33])
+MELODY_INFO = melody.info(melody.MelodyConfig(steps_per_quarter=1))  # 4 steps a bar
+EVENTS_INFO = events.info(events.EventsConfig())
 INFOS = {"pianoroll": PIANOROLL_INFO, "melody": MELODY_INFO, "events": EVENTS_INFO}
 
 _VAE = dict(steps_per_bar=4, bars=2, input_embedding=6, encoder_hidden=8, latent_dim=5,
@@ -60,16 +48,16 @@ TINY_OPTIONS = {
 STEPS = 16  # a whole number of bars for every tiny config (8 steps a bar, 4 for melodies)
 
 
-def batch_for(representation: str, info: dict, seed: int = 0) -> dict[str, torch.Tensor]:
+def batch_for(representation: str, info, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     mask = torch.ones(2, STEPS, dtype=torch.bool)
     if representation == "pianoroll":
-        frames = (torch.rand(2, STEPS, info["keys"], generator=g) < 0.1).float()  # (B, T, K)
+        frames = (torch.rand(2, STEPS, info.keys, generator=g) < 0.1).float()  # (B, T, K)
         return {"frames": frames, "mask": mask}
     if representation == "melody":
-        return {"events": torch.randint(0, info["vocab_size"], (2, STEPS), generator=g),
+        return {"events": torch.randint(0, info.vocab_size, (2, STEPS), generator=g),
                 "mask": mask}
-    tokens = torch.randint(3, info["vocab_size"], (2, STEPS), generator=g)  # no PAD/BOS/EOS
+    tokens = torch.randint(3, info.vocab_size, (2, STEPS), generator=g)  # no PAD/BOS/EOS
     tokens[:, 0] = 1  # BOS
     return {"tokens": tokens, "mask": mask}
 

@@ -7,6 +7,7 @@ import itertools
 
 import torch
 
+from tiny_model import roll_info
 from tunesmith.evaluation.likelihood import frame_nll, sequence_log_probs
 from tunesmith.generation.sampling import SamplingControls
 from tunesmith.models import registry
@@ -18,8 +19,7 @@ TINY = dict(d_model=16, n_heads=2, n_layers=2, d_ff=32, context=5, dropout=0.0)
 
 def tiny_model(keys=6, **options):
     torch.manual_seed(0)
-    info = {"representation": "pianoroll", "keys": keys, "n_tracks": 1, "n_pitches": keys,
-            "pitches": keys}
+    info = roll_info(["Piano"], 60, 60 + keys - 1)
     return registry.build("frame-transformer", {**TINY, **options}, info).double().eval()
 
 

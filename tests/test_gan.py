@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from cli_helpers import run_cli
+from tiny_model import roll_info
 from tunesmith.errors import ConfigError
 from tunesmith.generation.sampling import SamplingControls
 from tunesmith.models import registry
@@ -268,8 +269,7 @@ def test_latent_interpolation_endpoints_are_the_endpoint_samples():
 
 
 def test_registry_builds_gans_from_data_info():
-    info = {"representation": "pianoroll", "n_tracks": 4, "n_pitches": 30, "pitch_low": 40,
-            "steps_per_quarter": 4}
+    info = roll_info(["Soprano", "Alto", "Tenor", "Bass"], 40, 69, resolution=4)
     midinet = registry.build("midinet", {"z_dim": 4, "g_dense": 8, "d_dense": 8}, info)
     assert (midinet.config.n_tracks, midinet.config.n_pitches) == (4, 30)
     musegan = registry.build("musegan", {"g_channels": 4, "d_channels": 4}, info)
@@ -287,10 +287,7 @@ def test_gan_cli_generates_chord_conditioned_midi(tmp_path):
     from tunesmith.training.checkpoint import save_checkpoint
 
     names = ["Soprano", "Alto", "Tenor", "Bass"]
-    repr_config = {"resolution": 2, "pitch_low": 48, "pitch_high": 71, "track_names": names,
-                   "programs": [52] * 4, "is_drum": [False] * 4, "merge_tracks": False}
-    info = {"representation": "pianoroll", "repr_config": repr_config, "n_tracks": 4,
-            "n_pitches": 24, "keys": 96, "pitch_low": 48, "steps_per_quarter": 2}
+    info = roll_info(names, 48, 71, resolution=2, programs=[52] * 4)
     model = registry.build("midinet", {"z_dim": 4, "g_dense": 8, "g_channels": 6,
                                        "conditioner_channels": 3, "d_dense": 8}, info)
     assert model.config.steps_per_bar == 8

@@ -37,8 +37,8 @@ def checkpoint(tmp_path):
 
 
 def test_length_in_steps_uses_the_data_grid_and_tempo():
-    meta = {"representation": "pianoroll", "data_info": TINY_INFO,
-            "repr_config": TINY_INFO["repr_config"]}
+    meta = {"representation": "pianoroll", "data_info": TINY_INFO.to_dict(),
+            "repr_config": TINY_INFO.repr_config}
     assert length_in_steps(meta, bars=3) == 3 * 4 * 2  # 4/4, 2 steps a quarter
     assert length_in_steps(meta, seconds=3.0) == 12  # 6 quarters at 120 qpm
     assert length_in_steps(meta) == 8 * 8  # default 8 bars
@@ -76,8 +76,8 @@ def test_same_seed_same_pieces(checkpoint, tmp_path):
 
 
 def test_primer_is_kept_unchanged_at_the_start(checkpoint, tmp_path):
-    meta = {"representation": "pianoroll", "repr_config": TINY_INFO["repr_config"],
-            "data_info": TINY_INFO}
+    meta = {"representation": "pianoroll", "repr_config": TINY_INFO.repr_config,
+            "data_info": TINY_INFO.to_dict()}
     primer = np.zeros((6, 8), np.uint8)  # (steps, tracks·pitches)
     primer[0:2, 1] = 1  # Upper: pitch 61 for a quarter
     primer[2:6, 2] = 1  # Upper: pitch 62
@@ -147,5 +147,5 @@ def test_every_family_generates_midi_from_its_checkpoint(name, tmp_path):
     score = load(paths[0])
     quarters = 4  # one 4/4 bar, or the model's own phrase
     if fixed_length:
-        quarters = model.config.steps / info["steps_per_quarter"]
+        quarters = model.config.steps / info.steps_per_quarter
     assert 0 < score.end() <= quarters * score.ticks_per_quarter

@@ -10,7 +10,8 @@ import torch
 from tunesmith.generation.sampling import SamplingControls
 from tunesmith.models import registry
 from tunesmith.models.gpt import estimate_key
-from tunesmith.representations.events import EventsConfig, build_tokenizer, vocab_size
+from tunesmith.representations.events import EventsConfig, build_tokenizer
+from tunesmith.representations.events import info as events_info
 
 TINY = dict(d_model=16, n_heads=2, n_layers=2, d_ff=32, context=24, dropout=0.0)
 
@@ -18,9 +19,7 @@ TINY = dict(d_model=16, n_heads=2, n_layers=2, d_ff=32, context=24, dropout=0.0)
 
 
 def tiny_gpt(tokenizer="REMI", **options):
-    events = EventsConfig(tokenizer=tokenizer)
-    info = {"representation": "events", "vocab_size": vocab_size(events),
-            "tokenizer": events.to_dict()}
+    info = events_info(EventsConfig(tokenizer=tokenizer))
     torch.manual_seed(0)
     return registry.build("gpt-events", {**TINY, **options}, info).double().eval()
 

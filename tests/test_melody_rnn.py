@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tiny_model import roll_info
 from tunesmith.errors import ConfigError
 from tunesmith.generation.sampling import SamplingControls, sample_categorical
 from tunesmith.models import registry
@@ -26,7 +27,9 @@ def _events(batch=3, steps=20, seed=1):
 
 
 def test_registry_builds_each_mode_with_the_data_sizes():
-    info = {"representation": "melody", "vocab_size": 38, "steps_per_bar": 12}
+    from tunesmith.representations import melody
+
+    info = melody.info(melody.MelodyConfig(), steps_per_bar=12)
     for mode in MODES:
         model = registry.build(f"melody-rnn-{mode}", {"hidden_size": 8}, data_info=info)
         assert isinstance(model, MelodyRNN)
@@ -37,7 +40,7 @@ def test_registry_builds_each_mode_with_the_data_sizes():
     with pytest.raises(ConfigError, match="mode"):
         Config(mode="transformer")
     with pytest.raises(ConfigError, match="pianoroll"):
-        registry.build("melody-rnn-basic", data_info={"representation": "pianoroll"})
+        registry.build("melody-rnn-basic", data_info=roll_info())
     config = Config(mode="attention", attn_length=7)
     assert Config.from_dict(config.to_dict()) == config
 
@@ -214,8 +217,7 @@ def test_samples_decode_through_the_melody_representation():
 
     cfg = melody.MelodyConfig()
     model = registry.build("melody-rnn-lookback", {"hidden_size": 8, "num_layers": 1},
-                           data_info={"representation": "melody",
-                                      "vocab_size": cfg.vocab_size, "steps_per_bar": 16})
+                           data_info=melody.info(cfg))
     events = model.generate(2, 48, SamplingControls(seed=0))
     for row in events.numpy():
         score = melody.decode(row, cfg)

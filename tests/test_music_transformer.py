@@ -14,15 +14,14 @@ from tunesmith.models.music_transformer import (
     relative_logits_skewed,
 )
 from tunesmith.models.transformer_blocks import merge_heads, split_heads
-from tunesmith.representations.events import EventsConfig, build_tokenizer, vocab_size
+from tunesmith.representations.events import EventsConfig, build_tokenizer
+from tunesmith.representations.events import info as events_info
 
 TINY = dict(d_model=16, n_heads=2, n_layers=2, d_ff=32, context=24, dropout=0.0)
 
 
 def tiny_model(name="music-transformer", tokenizer="REMI", **options):
-    events = EventsConfig(tokenizer=tokenizer)
-    info = {"representation": "events", "vocab_size": vocab_size(events),
-            "tokenizer": events.to_dict()}
+    info = events_info(EventsConfig(tokenizer=tokenizer))
     torch.manual_seed(0)
     return registry.build(name, {**TINY, **options}, info).double().eval()
 

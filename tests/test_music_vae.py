@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from cli_helpers import run_cli
+from tiny_model import roll_info
 from tunesmith.errors import ConfigError
 from tunesmith.models import registry
 from tunesmith.models.music_vae import (
@@ -274,17 +275,18 @@ def test_active_units_counts_dimensions_with_posterior_variance():
 
 
 def test_registry_presets_and_data_sizes():
-    flat = registry.build("music-vae-flat", {"encoder_hidden": 8},
-                          data_info={"representation": "melody", "vocab_size": 90,
-                                     "steps_per_bar": 12})
+    from tunesmith.representations import melody
+
+    tunes = melody.info(melody.MelodyConfig(min_pitch=20, max_pitch=108), steps_per_bar=12)
+    flat = registry.build("music-vae-flat", {"encoder_hidden": 8}, data_info=tunes)
     assert flat.config.decoder == "flat" and flat.config.vocab_size == 90
     assert flat.config.steps_per_bar == 12
     roll = registry.build("music-vae-pianoroll", {"encoder_hidden": 8},
-                          data_info={"representation": "pianoroll", "keys": 8, "n_tracks": 2,
-                                     "steps_per_quarter": 4})
+                          data_info=roll_info(pitch_high=63, resolution=4))
     assert isinstance(roll, MusicVAEPianoroll) and roll.config.n_keys == 8
-    with pytest.raises(ConfigError):
-        registry.build("music-vae", data_info={"representation": "pianoroll"})
+    assert (roll.config.n_tracks, roll.config.steps_per_bar) == (2, 16)
+    with pytest.raises(ConfigError, match="pianoroll"):
+        registry.build("music-vae", data_info=roll_info())
     with pytest.raises(ConfigError):
         MusicVAEConfig(decoder="transformer")
 
@@ -301,8 +303,7 @@ def test_vae_cli_modes_write_midi(tmp_path):
     from tunesmith.training.checkpoint import save_checkpoint
 
     cfg = melody.MelodyConfig()
-    info = {"representation": "melody", "repr_config": {**cfg.__dict__, "track": "Soprano"},
-            "vocab_size": cfg.vocab_size, "steps_per_bar": 4}
+    info = melody.info(cfg, steps_per_bar=4, track="Soprano")
     model = registry.build("music-vae", {k: v for k, v in TINY.items() if k != "vocab_size"},
                            data_info=info)
     checkpoint = save_checkpoint(tmp_path / "ckpt", model, model_name="music-vae", data_info=info)

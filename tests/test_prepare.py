@@ -61,7 +61,7 @@ def test_a_corrupt_file_is_skipped_and_the_good_ones_kept(midi_folder):
         expected = pianoroll.encode(load(midi_folder / piece_id), cfg)[0]
         np.testing.assert_array_equal(piece, expected)
         assert piece.dtype == np.uint8
-    assert data.info["keys"] == 88 and data.info["n_tracks"] == 1
+    assert data.info.keys == 88 and data.info.n_tracks == 1
     assert data.piece_meta[0]["seconds"] == 1.5  # three quarters at 120 qpm
     assert data.piece_meta[0]["key"] == "C major"
     assert json.loads((data.cache_dir / "skipped.json").read_text())[0][0] == "corrupt.mid"
@@ -113,7 +113,7 @@ def test_jsb_keeps_the_published_split(polyphonic_dir):
     for split in ("train", "valid", "test"):
         for mine, theirs in zip(data.pieces(split), published[split], strict=True):
             np.testing.assert_array_equal(mine, theirs)
-    assert data.info["steps_per_quarter"] == 1 and data.info["keys"] == 88
+    assert data.info.steps_per_quarter == 1 and data.info.keys == 88
     # a finer grid repeats frames
     fine = prepare("jsb", "pianoroll", {"resolution": 2}, path=polyphonic_dir, progress=False)
     np.testing.assert_array_equal(fine.pieces("test")[3], np.repeat(published["test"][3], 2, 0))
@@ -127,9 +127,9 @@ def test_chorales_prepare_as_four_tracks(chorales):
                    limit=3, workers=2, progress=False, report=False)
     assert data.ids() == [s.id for s in sources[:3]]
     info = data.info
-    assert info["track_names"] == ["Soprano", "Alto", "Tenor", "Bass"]
-    assert (info["n_tracks"], info["n_pitches"], info["keys"]) == (4, 49, 196)
-    assert info["steps_per_quarter"] == 4
+    assert info.track_names == ("Soprano", "Alto", "Tenor", "Bass")
+    assert (info.n_tracks, info.n_pitches, info.keys) == (4, 49, 196)
+    assert info.steps_per_quarter == 4
     cfg = pianoroll.PianorollConfig(resolution=4, pitch_low=36, pitch_high=84)
     for source, piece in zip(sources[:3], data.pieces(), strict=True):
         grid = pianoroll.encode(select_satb(chorales[source.id]), cfg)  # (4, steps, 49)
@@ -183,7 +183,7 @@ def test_melody_prepares_int16_events(midi_folder):
     assert a.dtype == np.int16
     # C4 D4 E4 quarter notes at 4 steps per quarter, range from MIDI 48: events 2 + p - 48
     assert a.tolist() == [14, 0, 0, 0, 16, 0, 0, 0, 18, 0, 0, 0]
-    assert data.info["vocab_size"] == 38 and data.info["steps_per_bar"] == 16
+    assert data.info.vocab_size == 38 and data.info.steps_per_bar == 16
 
 
 def _encode_note_by_note(score, cfg):

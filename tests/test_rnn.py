@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tiny_model import roll_info
 from tunesmith.errors import ConfigError
 from tunesmith.generation.sampling import SamplingControls
 from tunesmith.models import registry
@@ -59,7 +60,7 @@ def test_threshold_generation_matches_the_full_forward_pass():
 def test_registry_presets_and_bad_cell():
     assert registry.build("gru", {"hidden": 4, "keys": 5}).config.cell == "gru"
     assert registry.build("lstm-nade", {"hidden": 4, "keys": 5}).config.head == "nade"
-    lstm = registry.build("lstm", {}, {"representation": "pianoroll", "tracks": 1, "pitches": 88})
+    lstm = registry.build("lstm", {}, roll_info(["Piano"], 21, 108))
     assert 250_000 < lstm.n_parameters() < 350_000  # Bai et al.'s LSTM size on JSB
     with pytest.raises(ConfigError, match="cell"):
         FrameRNN(RNNConfig(cell="rnn"))

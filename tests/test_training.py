@@ -131,7 +131,7 @@ def test_fit_writes_checkpoint_history_and_plot(tmp_path):
     best = min(row["val_loss"] for row in history)
     assert meta["training"]["best_val_loss"] == pytest.approx(best)
     assert meta["training"]["run"]["epochs"] == 3 and meta["training"]["run"]["global_step"] == 9
-    assert meta["representation"] == "pianoroll" and meta["data_info"]["keys"] == 8
+    assert meta["representation"] == "pianoroll" and meta["data_info"] == TINY_INFO.to_dict()
     state = read_json(run / "last" / "trainer_state.json")
     assert state["epochs_done"] == 3 and state["global_step"] == 9
 

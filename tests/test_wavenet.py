@@ -9,6 +9,7 @@ import pytest
 import torch
 from symusic import Note, Score, Track
 
+from tiny_model import roll_info
 from tunesmith.errors import ConfigError
 from tunesmith.generation.sampling import SamplingControls
 from tunesmith.models import registry
@@ -307,15 +308,14 @@ def test_pitch_histogram_of_a_score_equals_that_of_its_pianoroll(tmp_path):
 
 # ---- registry and configuration ---------------------------------------------------------
 def test_registry_presets_and_data_sizes():
-    info = {"representation": "pianoroll", "keys": 4 * 49, "tracks": 4, "pitches": 49,
-            "lowest_pitch": 36}
+    info = roll_info(["Soprano", "Alto", "Tenor", "Bass"], 36, 84)
     tcn = registry.build("tcn", {}, info)
     assert isinstance(tcn, WaveNet)
     c = tcn.config
     assert (c.block, c.kernel_size, c.layer_dilations(), c.channels, c.dropout) == (
         "relu", 3, [1, 2], 150, 0.5)
     assert (c.keys, c.n_tracks, c.n_pitches, c.pitch_low) == (196, 4, 49, 36)
-    wavenet = registry.build("wavenet", {"head": "bernoulli"}, {"keys": 88})
+    wavenet = registry.build("wavenet", {"head": "bernoulli"}, roll_info(["Piano"], 21, 108))
     assert wavenet.config.block == "gated" and wavenet.config.n_pitches == 88
     assert Config.from_dict(c.to_dict()) == c
     with pytest.raises(ConfigError, match="n_tracks"):

@@ -7,6 +7,7 @@ hundred parameters, so the generic machinery is tested without any real family.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,8 @@ from torch import nn
 from tunesmith.data.batching import collate_frames
 from tunesmith.models.base import GenerativeModel, ModelConfig
 from tunesmith.models.heads import BernoulliHead
+from tunesmith.representations import pianoroll
+from tunesmith.representations.info import DataInfo
 
 
 @dataclass
@@ -41,9 +44,8 @@ class TinyFrameModel(GenerativeModel):
         self.head = BernoulliHead(config.hidden, config.keys)
 
     @classmethod
-    def config_for_data(cls, config, data_info):
-        return config.updated(keys=int(data_info["keys"]),
-                              group_size=int(data_info.get("n_pitches", 0)))
+    def config_for_data(cls, config, info):
+        return config.updated(keys=info.keys, group_size=info.n_pitches)
 
     def features(self, previous: torch.Tensor) -> torch.Tensor:
         return self.drop(torch.tanh(self.inp(previous)))  # (..., H)
@@ -94,8 +96,8 @@ class TinyManualModel(TinyFrameModel):
         self.config = config
 
     @classmethod
-    def config_for_data(cls, config, data_info):
-        return config.updated(keys=int(data_info["keys"]))
+    def config_for_data(cls, config, info):
+        return config.updated(keys=info.keys)
 
     def configure_optimizers(self, lr, weight_decay=0.0):
         head = list(self.head.parameters())
@@ -161,15 +163,29 @@ def tiny_prepared(n_train: int = 6, n_valid: int = 2, steps: int = 12, seed: int
     ids = [f"{split}{i}" for split, n in (("train", n_train), ("valid", n_valid))
            for i in range(n)]
     return PreparedData(
-        corpus="tiny", representation="pianoroll", repr_config=dict(TINY_INFO["repr_config"]),
-        info=dict(TINY_INFO), skipped=[], cache_dir=Path("."), piece_ids=ids,
+        corpus="tiny", representation="pianoroll", repr_config=dict(TINY_INFO.repr_config),
+        info=TINY_INFO, skipped=[], cache_dir=Path("."), piece_ids=ids,
         piece_splits=splits, piece_meta=[{} for _ in pieces],
         data=np.concatenate(pieces), offsets=offsets,
     )
 
 
+def roll_info(track_names=("Upper", "Lower"), pitch_low: int = 60, pitch_high: int = 63,
+              resolution: int = 2, programs=None) -> DataInfo:
+    """The DataInfo of piano-rolls prepared with these separate tracks (merge_tracks=False)."""
+    cfg = pianoroll.PianorollConfig(
+        resolution=resolution, pitch_low=pitch_low, pitch_high=pitch_high,
+        track_names=list(track_names), programs=list(programs or [0] * len(track_names)),
+        is_drum=[False] * len(track_names))
+    info = pianoroll.info(cfg)
+    return dataclasses.replace(info, repr_config={**info.repr_config, "merge_tracks": False})
+
+
 #: data info of the tiny piano-roll data: 2 tracks × 4 pitches
-TINY_INFO = {
+TINY_INFO = roll_info(programs=[0, 33])
+
+#: TINY_INFO as a checkpoint written before DataInfo holds it (``data_info`` of config.json)
+TINY_INFO_LEGACY = {
     "representation": "pianoroll",
     "repr_config": {"resolution": 2, "pitch_low": 60, "pitch_high": 63,
                     "track_names": ["Upper", "Lower"], "programs": [0, 33],

@@ -83,7 +83,7 @@ def print_summary(prepared, console, full: bool = False) -> None:
         return
 
     if prepared.representation == "pianoroll":
-        n_tracks, n_pitches, low = info["n_tracks"], info["n_pitches"], info["pitch_low"]
+        n_tracks, n_pitches, low = info.n_tracks, info.n_pitches, info.pitch_low
         sounding = (prepared.data > 0).any(axis=0).reshape(n_tracks, n_pitches)  # (tracks, P)
         tracks = Table(title="tracks", title_justify="left")
         for column in ("track", "program", "lowest pitch", "highest pitch", "sounding cells"):
@@ -92,28 +92,28 @@ def print_summary(prepared, console, full: bool = False) -> None:
         for t in range(n_tracks):
             pitches = np.nonzero(sounding[t])[0]
             tracks.add_row(
-                info["track_names"][t], str(info["programs"][t]),
+                info.track_names[t], str(info.programs[t]),
                 _pitch_name(low + pitches[0]) if len(pitches) else "-",
                 _pitch_name(low + pitches[-1]) if len(pitches) else "-",
                 str(int(cells[t])),
             )
         console.print(tracks)
-        console.print(f"grid: {info['steps_per_quarter']} steps per quarter, "
-                      f"{n_tracks} track(s) x {n_pitches} pitches = {info['keys']} keys")
+        console.print(f"grid: {info.steps_per_quarter} steps per quarter, "
+                      f"{n_tracks} track(s) x {n_pitches} pitches = {info.keys} keys")
     elif prepared.representation == "melody":
-        notes = prepared.data[prepared.data >= 2].astype(int) - 2 + info["min_pitch"]
+        notes = prepared.data[prepared.data >= 2].astype(int) - 2 + info.pitch_low
         if len(notes):
             console.print(f"pitch range: {_pitch_name(notes.min())}..{_pitch_name(notes.max())}"
-                          f"; vocabulary {info['vocab_size']}, "
-                          f"{info['steps_per_bar']} steps per bar")
+                          f"; vocabulary {info.vocab_size}, "
+                          f"{info.steps_per_bar} steps per bar")
     else:
-        console.print(f"vocabulary {info['vocab_size']} tokens; "
+        console.print(f"vocabulary {info.vocab_size} tokens; "
                       f"{len(prepared.data)} tokens in all")
 
     keys = Counter(m.get("key") for m in prepared.piece_meta if m.get("key"))
     if keys:
         title = "estimated keys (Krumhansl-Schmuckler)" + (
-            " before transposing to C" if info.get("transpose_to_c") else "")
+            " before transposing to C" if prepared.transpose_to_c else "")
         key_table = Table(title=title, title_justify="left", min_width=len(title))
         key_table.add_column("key")
         key_table.add_column("pieces", justify="right")

@@ -80,9 +80,9 @@ class SequenceDataset(Dataset):
         if pitch_histogram and self.representation != "pianoroll":
             raise ConfigError("pitch_histogram is computed from piano-roll data only")
         if self.representation == "pianoroll":
-            self.n_tracks = int(self.info["n_tracks"])
-            self.n_pitches = int(self.info["n_pitches"])
-            self.pitch_low = int(self.info["pitch_low"])
+            self.n_tracks = self.info.n_tracks
+            self.n_pitches = self.info.n_pitches
+            self.pitch_low = self.info.pitch_low
         if self.representation == "melody" and self.transpose != (0, 0):
             self._melody = _melody_transposer(prepared)
 
@@ -162,7 +162,7 @@ def _melody_transposer(prepared: PreparedData):
     NO_EVENT and NOTE_OFF stay (the encoding of :mod:`tunesmith.representations.melody`)."""
     from tunesmith.representations.melody import FIRST_PITCH_EVENT
 
-    vocab_size = int(prepared.info["vocab_size"])
+    vocab_size = prepared.info.vocab_size
 
     def transpose(events: np.ndarray, shifts: tuple[int, int], rng: np.random.Generator):
         notes = events >= FIRST_PITCH_EVENT

@@ -8,7 +8,8 @@ each with the chosen representation and writes a compact cache under
     prepared/<corpus>-<representation>-<hash>/
         data.npz      concatenated arrays + offsets (read with allow_pickle=False);
                       0/1 piano-rolls bit-packed along the keys (np.packbits)
-        meta.json     piece ids, split of each piece, tracks, per-piece facts, info
+        meta.json     piece ids, split of each piece, per-piece facts, the
+                      representation's DataInfo (``info``)
         skipped.json  [[piece id, reason], ...]
 
 A worker loads its chunk of pieces one by one, then reads all their notes with one symusic
@@ -24,6 +25,7 @@ the end, and never costs the others.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -45,10 +47,11 @@ from tunesmith import __version__
 from tunesmith.data.corpora import SPLITS, Corpus, PieceSource, get_corpus
 from tunesmith.errors import ConfigError, MusicFileError, TunesmithError
 from tunesmith.music.note_arrays import NoteArrays
+from tunesmith.representations.info import DataInfo
 
 REPRESENTATIONS = ("pianoroll", "melody", "events")
-#: bump when the cache layout or the encoding pipeline changes
-CACHE_FORMAT = 3
+#: bump when the cache layout or the encoding pipeline changes (4: ``info`` is a DataInfo)
+CACHE_FORMAT = 4
 
 
 def cache_root() -> Path:
@@ -71,7 +74,7 @@ class PreparedData:
     corpus: str
     representation: str
     repr_config: dict
-    info: dict
+    info: DataInfo  # what models need: tracks, pitch range, grid, vocabulary
     skipped: list[tuple[str, str]]
     cache_dir: Path
     piece_ids: list[str] = field(repr=False)
@@ -80,6 +83,13 @@ class PreparedData:
     data: np.ndarray = field(repr=False)  # all pieces concatenated along axis 0
     offsets: np.ndarray = field(repr=False)  # (n_pieces + 1,) piece i = data[o[i]:o[i+1]]
     onset_data: np.ndarray | None = field(default=None, repr=False)  # like data (pianoroll)
+    transpose_to_c: bool = False  # every piece was moved to C major / A minor
+    split_source: str = ""  # how pieces were split: "published" or a hash of their id
+
+    @property
+    def n_pieces(self) -> dict[str, int]:
+        """Pieces of each split."""
+        return {split: self.piece_splits.count(split) for split in SPLITS}
 
     def _indices(self, split: str | None) -> list[int]:
         if split is not None and split not in SPLITS:
@@ -110,10 +120,12 @@ class PreparedData:
 
 
 def load_prepared(cache_dir: str | Path) -> PreparedData:
-    """Read a cache folder written by :func:`prepare` (no pickle involved)."""
+    """Read a cache folder written by :func:`prepare` (no pickle involved); caches of
+    older formats, whose ``info`` is a plain dict, still load."""
     cache_dir = Path(cache_dir)
     try:
         meta = json.loads((cache_dir / "meta.json").read_text())
+        info = DataInfo.read(meta["info"])
         skipped = json.loads((cache_dir / "skipped.json").read_text())
         with np.load(cache_dir / "data.npz", allow_pickle=False) as arrays:
             offsets = arrays["offsets"]
@@ -125,13 +137,13 @@ def load_prepared(cache_dir: str | Path) -> PreparedData:
             else:
                 data = arrays["data"]
                 onset_data = arrays["onsets"] if "onsets" in arrays.files else None
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, ConfigError) as exc:
         raise TunesmithError(f"{cache_dir}: unreadable prepared-data cache ({exc})") from exc
     return PreparedData(
         corpus=meta["corpus"],
         representation=meta["representation"],
         repr_config=meta["repr_config"],
-        info=meta["info"],
+        info=info,
         skipped=[(str(i), str(r)) for i, r in skipped],
         cache_dir=cache_dir,
         piece_ids=meta["ids"],
@@ -140,7 +152,15 @@ def load_prepared(cache_dir: str | Path) -> PreparedData:
         data=data,
         offsets=offsets,
         onset_data=onset_data,
+        **_corpus_facts(meta),
     )
+
+
+def _corpus_facts(meta: dict) -> dict[str, Any]:
+    """transpose_to_c and split_source of a meta.json (old caches kept them in ``info``)."""
+    facts = meta if "split_source" in meta else meta["info"]
+    return {"transpose_to_c": bool(facts.get("transpose_to_c", False)),
+            "split_source": str(facts.get("split_source", ""))}
 
 
 def pack_rows(grid: np.ndarray) -> np.ndarray:
@@ -281,19 +301,10 @@ class PianorollEncoder:
             out["onsets"] = ((grid > 0) & (previous == 0)).astype(np.uint8)
         return out
 
-    def info(self, facts: list[dict] | None = None) -> dict:
-        cfg = self.cfg
-        return {
-            "n_tracks": self.n_tracks,
-            "n_pitches": cfg.n_pitches,
-            "keys": self.n_tracks * cfg.n_pitches,
-            "track_names": list(cfg.track_names),
-            "programs": list(cfg.programs),
-            "steps_per_quarter": cfg.resolution,
-            "pitch_low": cfg.pitch_low,
-            "pitch_high": cfg.pitch_high,
-            "onset": cfg.onset,
-        }
+    def info(self, facts: list[dict] | None = None) -> DataInfo:
+        from tunesmith.representations import pianoroll
+
+        return dataclasses.replace(pianoroll.info(self.cfg), repr_config=self.options())
 
 
 def _flatten_tracks(grid: np.ndarray) -> np.ndarray:
@@ -342,19 +353,14 @@ class MelodyEncoder:
     def packs_bits(self) -> bool:
         return False
 
-    def info(self, facts: list[dict] | None = None) -> dict:
+    def info(self, facts: list[dict] | None = None) -> DataInfo:
         """Vocabulary and grid; ``steps_per_bar`` is the most common bar of the pieces."""
         from collections import Counter
 
-        cfg = self.cfg
         bars = Counter(f.get("steps_per_bar") for f in facts or [] if f.get("steps_per_bar"))
-        return {
-            "vocab_size": int(cfg.vocab_size),
-            "steps_per_quarter": int(cfg.steps_per_quarter),
-            "steps_per_bar": bars.most_common(1)[0][0] if bars else 4 * cfg.steps_per_quarter,
-            "min_pitch": cfg.min_pitch,
-            "max_pitch": cfg.max_pitch,
-        }
+        per_bar = bars.most_common(1)[0][0] if bars else None  # None: 4/4
+        info = self.module.info(self.cfg, steps_per_bar=per_bar, track=self.track)
+        return dataclasses.replace(info, repr_config=self.options())
 
 
 class EventsEncoder:
@@ -382,8 +388,8 @@ class EventsEncoder:
     def packs_bits(self) -> bool:
         return False
 
-    def info(self, facts: list[dict] | None = None) -> dict:
-        return {"vocab_size": int(self.module.vocab_size(self.cfg)), "tokenizer": _asdict(self.cfg)}
+    def info(self, facts: list[dict] | None = None) -> DataInfo:
+        return dataclasses.replace(self.module.info(self.cfg), repr_config=self.options())
 
 
 def _one_by_one(function, items: Sequence) -> list:
@@ -739,22 +745,14 @@ def prepare(
         raise TunesmithError(f"no usable piece in {corpus.name}; {len(skipped)} skipped"
                              + (":" if skipped else "") + reasons)
     split_by_id = {s.id: corpus.split(s) for s in sources}
-    info = {
+    meta = {
+        "format": CACHE_FORMAT,
         "corpus": corpus.name,
         "representation": representation,
         "repr_config": options,
-        **encoder.info([piece[4] for piece in kept]),
-        "n_pieces": {split: sum(split_by_id[piece[0]] == split for piece in kept)
-                     for split in SPLITS},
-        "n_skipped": len(skipped),
+        "info": encoder.info([piece[4] for piece in kept]).to_dict(),
         "transpose_to_c": transpose_to_c,
         "split_source": "published" if corpus.kind == "rolls" else "hash of piece id (80/10/10)",
-    }
-    meta = {
-        "corpus": corpus.name,
-        "representation": representation,
-        "repr_config": options,
-        "info": info,
         "ids": [piece[0] for piece in kept],
         "splits": [split_by_id[piece[0]] for piece in kept],
         "pieces": [piece[4] for piece in kept],
@@ -788,7 +786,7 @@ def _prepared_in_memory(cache_dir: Path, arrays: dict, meta: dict,
         corpus=meta["corpus"],
         representation=meta["representation"],
         repr_config=meta["repr_config"],
-        info=meta["info"],
+        info=DataInfo.from_dict(meta["info"]),
         skipped=[(str(i), str(r)) for i, r in skipped],
         cache_dir=cache_dir,
         piece_ids=meta["ids"],
@@ -797,6 +795,7 @@ def _prepared_in_memory(cache_dir: Path, arrays: dict, meta: dict,
         data=data,
         offsets=arrays["offsets"],
         onset_data=onset_data,
+        **_corpus_facts(meta),
     )
 
 

@@ -199,8 +199,9 @@ def benchmark_nll(
     from rich.progress import Progress
     from rich.table import Table
 
-    from tunesmith.data.polyphonic import N_KEYS, load_polyphonic_mat
+    from tunesmith.data.polyphonic import LOWEST_PITCH, N_KEYS, load_polyphonic_mat
     from tunesmith.models import registry
+    from tunesmith.representations import pianoroll
 
     if threads:
         torch.set_num_threads(threads)
@@ -209,13 +210,11 @@ def benchmark_nll(
     rng = np.random.default_rng(seed)
     path = resolve_benchmark(data, directory)
     splits = load_polyphonic_mat(path)
-    data_info = {
-        "representation": "pianoroll",
-        "tracks": 1,
-        "pitches": N_KEYS,
-        "keys": N_KEYS,
-        "lowest_pitch": 21,
-    }
+    # one 88-key track from MIDI 21; the .mat rolls record no frame rate (1 frame a quarter
+    # here), and the frame models scored by this protocol do not read it
+    data_info = pianoroll.info(pianoroll.PianorollConfig(
+        resolution=1, pitch_low=LOWEST_PITCH, pitch_high=LOWEST_PITCH + N_KEYS - 1,
+        track_names=["Piano"]))
     model = registry.build(model_name, options or {}, data_info).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     console = Console()

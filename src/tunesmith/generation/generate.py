@@ -37,8 +37,12 @@ EVENT_TOKENS_PER_BAR = 64
 
 def repr_options(meta: dict) -> dict:
     """The representation options a checkpoint's data was prepared with (a copy)."""
-    info = meta.get("data_info") or {}
-    return dict(meta.get("repr_config") or info.get("repr_config") or {})
+    if meta.get("repr_config"):
+        return dict(meta["repr_config"])
+    from tunesmith.training.checkpoint import checkpoint_data_info
+
+    info = checkpoint_data_info(meta)
+    return dict(info.repr_config) if info else {}
 
 
 def grid_facts(meta: dict) -> dict:
@@ -47,14 +51,18 @@ def grid_facts(meta: dict) -> dict:
     Piano-roll and melody grids come from the data info (4/4 unless the data recorded its
     most common bar); event tokens have no grid (``steps_per_quarter`` is None).
     """
-    info = meta.get("data_info") or {}
+    from tunesmith.training.checkpoint import checkpoint_data_info
+
+    info = checkpoint_data_info(meta)
     options = repr_options(meta)
     representation = meta.get("representation")
     if representation == "events":
         return {"steps_per_quarter": None, "steps_per_bar": None, "qpm": DEFAULT_QPM}
-    per_quarter = int(info.get("steps_per_quarter") or options.get("resolution")
-                      or options.get("steps_per_quarter") or 4)
-    per_bar = int(info.get("steps_per_bar") or 4 * per_quarter)
+    if info is not None:
+        per_quarter, per_bar = info.steps_per_quarter, info.steps_per_bar
+    else:  # a checkpoint without data: the representation's options
+        per_quarter = int(options.get("resolution") or options.get("steps_per_quarter") or 4)
+        per_bar = 4 * per_quarter
     qpm = float(options.get("tempo") or DEFAULT_QPM)
     return {"steps_per_quarter": per_quarter, "steps_per_bar": per_bar, "qpm": qpm}
 

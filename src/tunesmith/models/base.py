@@ -17,12 +17,13 @@ Batches are dicts of tensors, by representation:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from tunesmith.config import DictConfig
+from tunesmith.representations.info import DataInfo
 
 
 @dataclasses.dataclass
@@ -55,11 +56,12 @@ class GenerativeModel(nn.Module):
 
     # ---- data-dependent sizes ------------------------------------------------------
     @classmethod
-    def config_for_data(cls, config: ModelConfig, data_info: dict[str, Any]) -> ModelConfig:
-        """Fill the sizes the data decides (vocabulary, tracks × pitches...).
+    def config_for_data(cls, config: ModelConfig, info: DataInfo) -> ModelConfig:
+        """Fill the sizes the data decides (vocabulary, tracks × pitches...), or raise
+        ConfigError (one line) for data the family cannot model.
 
-        ``data_info`` is :attr:`tunesmith.data.PreparedData.info`. The default
-        changes nothing.
+        ``info`` is :attr:`tunesmith.data.PreparedData.info`, read through its
+        attributes. The default changes nothing.
         """
         return config
 

@@ -12,6 +12,12 @@ the exact product of these conditionals, so its NLL is the benchmark's.
 
 The benchmark piano-rolls do not separate held from repeated notes, so the "articulate"
 bit of the original collapses into "play". Shapes: B pieces, T steps, K pitches.
+
+Multi-track frames (K = tracks × pitches, track-major, as in the prepared piano-rolls)
+keep every relative feature within a track: neighbours and the keys "below" never cross
+into another track, the time axis also sees a one-hot of the key's track, and the note
+axis runs through the tracks one after the other (still an exact product of
+conditionals). Note limits in sampling apply per track.
 """
 
 from __future__ import annotations
@@ -28,8 +34,9 @@ from tunesmith.models.base import GenerativeModel, ModelConfig
 
 @dataclasses.dataclass
 class BiaxialConfig(ModelConfig):
-    keys: int = 88  # pitches of the (single-track) frame
-    lowest_pitch: int = 21  # MIDI pitch of key 0 (pitch classes depend on it)
+    keys: int = 88  # keys of a frame: n_tracks × pitches per track, track-major
+    lowest_pitch: int = 21  # MIDI pitch of key 0 of every track (pitch classes depend on it)
+    n_tracks: int = 1  # tracks of a frame (set from the data)
     window: int = 12  # time axis sees the previous frame within ±window semitones
     beat_bits: int = 4  # binary clock of the step (period 2**beat_bits)
     pitch_class_context: bool = True  # count of each relative pitch class last step
@@ -52,14 +59,20 @@ class BiaxialRNN(GenerativeModel):
 
     def __init__(self, config: BiaxialConfig):
         super().__init__(config)
-        keys, window = config.keys, config.window
-        pitch_class = (torch.arange(keys) + config.lowest_pitch) % 12  # (K,)
+        keys, window, tracks = config.keys, config.window, config.n_tracks
+        if tracks < 1 or keys % tracks:
+            raise ConfigError(f"{keys} keys do not split into {tracks} tracks")
+        self.pitches = keys // tracks  # P, keys of one track
+        pitch = torch.arange(keys) % self.pitches  # (K,) index of each key within its track
+        pitch_class = (pitch + config.lowest_pitch) % 12  # (K,)
         self.register_buffer("pitch_class_onehot", F.one_hot(pitch_class, 12).float(), False)
         # relative pitch-class context: entry i of pitch p counts notes of class (pc(p)+i) % 12
         relative = (pitch_class.unsqueeze(1) + torch.arange(12)) % 12  # (K, 12)
         self.register_buffer("relative_classes", relative, False)
-        self.register_buffer("position", (torch.arange(keys).float() / keys).unsqueeze(1), False)
-        time_inputs = 2 * window + 1 + 12 + 1 + config.beat_bits
+        self.register_buffer("position", (pitch.float() / self.pitches).unsqueeze(1), False)
+        track = F.one_hot(torch.arange(keys) // self.pitches, tracks).float()  # (K, tracks)
+        self.register_buffer("track_onehot", track if tracks > 1 else track[:, :0], False)
+        time_inputs = 2 * window + 1 + 12 + 1 + config.beat_bits + self.track_onehot.shape[1]
         time_inputs += 12 if config.pitch_class_context else 0
         self.time_rnn = nn.LSTM(
             time_inputs, config.time_hidden, config.time_layers, batch_first=True,
@@ -79,32 +92,29 @@ class BiaxialRNN(GenerativeModel):
         self.outside_logit = nn.Parameter(torch.full((keys,), -6.0))  # keys outside the range
 
     @classmethod
-    def config_for_data(cls, config, data_info):
-        if data_info.get("tracks", 1) != 1:
-            raise ConfigError(
-                f"biaxial models one track of pitches; the data has {data_info['tracks']} tracks"
-            )
-        changes = {}
-        keys = data_info.get("keys") or data_info.get("pitches")
-        if keys:
-            changes["keys"] = int(keys)
-        if data_info.get("lowest_pitch") is not None:
-            changes["lowest_pitch"] = int(data_info["lowest_pitch"])
-        return config.updated(**changes)
+    def config_for_data(cls, config, info):
+        return config.updated(keys=info.keys, lowest_pitch=info.pitch_low,
+                              n_tracks=info.n_tracks)
+
+    def _by_track(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., K) -> (..., tracks, P)."""
+        return x.reshape(*x.shape[:-1], self.config.n_tracks, self.pitches)
 
     # ---- features ---------------------------------------------------------------------
     def time_inputs(self, previous: torch.Tensor, first_step: int = 0) -> torch.Tensor:
         """Relative-pitch inputs from the previous frames (B, T, K) -> (B, T, K, F)."""
         batch, steps, keys = previous.shape
         window = self.config.window
-        padded = F.pad(previous, (window, window))  # (B, T, K + 2w)
-        neighbours = padded.unfold(-1, 2 * window + 1, 1)  # (B, T, K, 2w+1)
+        padded = F.pad(self._by_track(previous), (window, window))  # (B, T, tracks, P + 2w)
+        neighbours = padded.unfold(-1, 2 * window + 1, 1)  # (B, T, tracks, P, 2w+1)
+        neighbours = neighbours.reshape(batch, steps, keys, -1)  # (B, T, K, 2w+1)
         step = torch.arange(first_step, first_step + steps, device=previous.device)
         bits = (step.unsqueeze(1) >> torch.arange(self.config.beat_bits, device=step.device)) & 1
         parts = [
             neighbours,
             self.pitch_class_onehot.expand(batch, steps, keys, 12),
             self.position.expand(batch, steps, keys, 1),
+            self.track_onehot.expand(batch, steps, keys, -1),
             bits.float()[None, :, None, :].expand(batch, steps, keys, -1),
         ]
         if self.config.pitch_class_context:
@@ -122,9 +132,11 @@ class BiaxialRNN(GenerativeModel):
         return out, state  # (B, T, K, Ht)
 
     def lower_notes(self, frames: torch.Tensor) -> torch.Tensor:
-        """For each key the ``note_window`` keys just below it (nearest last): (..., K, W)."""
+        """For each key the ``note_window`` keys just below it in its track (nearest last):
+        (..., K) -> (..., K, W)."""
         width = self.config.note_window
-        return F.pad(frames, (width, 0))[..., :-1].unfold(-1, width, 1)
+        below = F.pad(self._by_track(frames), (width, 0))[..., :-1].unfold(-1, width, 1)
+        return below.reshape(*frames.shape, width)  # (..., tracks, P, W) -> (..., K, W)
 
     def logits(self, previous: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """Logit of every key of ``frames`` (B, T, K) given the previous frames and lower keys."""
@@ -152,11 +164,14 @@ class BiaxialRNN(GenerativeModel):
 
     # ---- sampling ---------------------------------------------------------------------
     def sample_frame(self, time_out: torch.Tensor, controls, generator=None) -> torch.Tensor:
-        """One frame, pitch by pitch from low to high: time_out (n, Ka, Ht) -> (n, K)."""
+        """One frame, pitch by pitch from low to high, track after track: time_out
+        (n, Ka, Ht) -> (n, K). ``max_notes_per_step`` applies to each track."""
         n = time_out.shape[0]
         frame = torch.zeros(n, self.config.keys, device=time_out.device)
-        state, notes = None, torch.zeros(n, device=time_out.device)
+        state = None
         for k in range(self.config.keys):
+            if k % self.pitches == 0:  # a new track: its own note count
+                notes = torch.zeros(n, device=time_out.device)
             if self.low <= k < self.high:
                 below = self.lower_notes(frame)[:, k]  # (n, W): keys already chosen below k
                 note_in = torch.cat([time_out[:, k - self.low], below], dim=-1).unsqueeze(1)

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +42,7 @@ from torch import nn
 from tunesmith.errors import ConfigError
 from tunesmith.generation.sampling import SamplingControls, sample_categorical
 from tunesmith.models.base import GenerativeModel, ModelConfig
+from tunesmith.representations.info import DataInfo
 
 NO_EVENT = 0  # melody representation: hold / silence goes on
 MODES = ("basic", "lookback", "attention")
@@ -109,9 +109,8 @@ class MelodyRNN(GenerativeModel):
         self.head = nn.Linear(head_in, self.n_classes)
 
     @classmethod
-    def config_for_data(cls, config: Config, data_info: dict[str, Any]) -> Config:
-        changes = {k: int(data_info[k]) for k in ("vocab_size", "steps_per_bar") if k in data_info}
-        return config.updated(**changes) if changes else config
+    def config_for_data(cls, config: Config, info: DataInfo) -> Config:
+        return config.updated(vocab_size=info.vocab_size, steps_per_bar=info.steps_per_bar)
 
     # ---- inputs ---------------------------------------------------------------------
     def _encode_event(self, index: torch.Tensor) -> torch.Tensor:

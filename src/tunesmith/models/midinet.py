@@ -252,15 +252,10 @@ class MidiNet(GANModel):
         self.discriminator = MidiNetDiscriminator(config)
 
     @classmethod
-    def config_for_data(cls, config, data_info):
-        changes = {}
-        for key, name in (("n_tracks", "n_tracks"), ("n_pitches", "n_pitches"),
-                          ("pitch_low", "pitch_low")):
-            if key in data_info:
-                changes[name] = int(data_info[key])
-        if "steps_per_quarter" in data_info:
-            changes["steps_per_bar"] = 4 * int(data_info["steps_per_quarter"])
-        if "n_tracks" in changes and config.track >= changes["n_tracks"]:
+    def config_for_data(cls, config, info):
+        changes = {"n_tracks": info.n_tracks, "n_pitches": info.n_pitches,
+                   "pitch_low": info.pitch_low, "steps_per_bar": info.steps_per_bar}
+        if config.track >= info.n_tracks:
             changes["track"] = 0
         return config.updated(**changes)
 

@@ -186,14 +186,9 @@ class MuseGAN(GANModel):
             self.discriminators = nn.ModuleList([MuseGANDiscriminator(c, c.n_tracks)])
 
     @classmethod
-    def config_for_data(cls, config, data_info):
-        changes = {}
-        for key in ("n_tracks", "n_pitches", "pitch_low"):
-            if key in data_info:
-                changes[key] = int(data_info[key])
-        if "steps_per_quarter" in data_info:
-            changes["steps_per_bar"] = 4 * int(data_info["steps_per_quarter"])
-        return config.updated(**changes)
+    def config_for_data(cls, config, info):
+        return config.updated(n_tracks=info.n_tracks, n_pitches=info.n_pitches,
+                              pitch_low=info.pitch_low, steps_per_bar=info.steps_per_bar)
 
     def generator_parameters(self):
         return [p for name, p in self.named_parameters() if not name.startswith("discriminators")]

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +33,7 @@ from torch import nn
 
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel, ModelConfig
+from tunesmith.representations.info import DataInfo
 
 BETA_SCHEDULES = ("constant", "linear", "sigmoid")
 DECODERS = ("hierarchical", "flat")
@@ -219,13 +219,8 @@ class MusicVAE(GenerativeModel):
     batch_key = "events"
 
     @classmethod
-    def config_for_data(cls, config, data_info: dict[str, Any]):
-        changes = {}
-        if "vocab_size" in data_info:
-            changes["vocab_size"] = int(data_info["vocab_size"])
-        if "steps_per_bar" in data_info:
-            changes["steps_per_bar"] = int(data_info["steps_per_bar"])
-        return config.updated(**changes)
+    def config_for_data(cls, config, info: DataInfo):
+        return config.updated(vocab_size=info.vocab_size, steps_per_bar=info.steps_per_bar)
 
     def _make_input_projection(self) -> nn.Module:
         # index vocab_size is the "start" token fed before the first step
@@ -416,15 +411,9 @@ class MusicVAEPianoroll(MusicVAE):
     batch_key = "frames"
 
     @classmethod
-    def config_for_data(cls, config, data_info):
-        changes = {}
-        if "keys" in data_info:
-            changes["n_keys"] = int(data_info["keys"])
-        if "n_tracks" in data_info:
-            changes["n_tracks"] = int(data_info["n_tracks"])
-        if "steps_per_quarter" in data_info:
-            changes["steps_per_bar"] = 4 * int(data_info["steps_per_quarter"])
-        return config.updated(**changes)
+    def config_for_data(cls, config, info: DataInfo):
+        return config.updated(n_keys=info.keys, n_tracks=info.n_tracks,
+                              steps_per_bar=info.steps_per_bar)
 
     def _make_input_projection(self):
         if self.config.n_keys <= 0:

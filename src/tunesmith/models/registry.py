@@ -9,6 +9,7 @@ import importlib
 
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel
+from tunesmith.representations.info import DataInfo
 
 #: registry name -> ("module:Class", preset options). Add a family by adding a line here;
 #: variants of one family are presets of the same class.
@@ -59,15 +60,18 @@ def _entry(name: str) -> tuple[str, dict]:
         ) from None
 
 
-def build(name: str, options: dict | None = None, data_info: dict | None = None):
+def build(name: str, options: dict | None = None, data_info: DataInfo | None = None):
     """Build a family's model from option overrides and the data's sizes."""
     cls = get_family(name)
     config = cls.config_class.from_dict({**preset_options(name), **(options or {})})
     if data_info is not None:
-        if data_info.get("representation") not in (None, cls.representation):
+        if not isinstance(data_info, DataInfo):
+            raise TypeError(f"data_info must be a DataInfo, got {type(data_info).__name__} "
+                            "(DataInfo.read converts a stored dict)")
+        if data_info.representation != cls.representation:
             raise ConfigError(
                 f"model {name!r} needs the {cls.representation!r} representation, "
-                f"but the data is {data_info.get('representation')!r}"
+                f"but the data is {data_info.representation!r}"
             )
         config = cls.config_for_data(config, data_info)
     return cls(config)

@@ -64,12 +64,9 @@ class FrameRNN(GenerativeModel):
         self.head = make_head(config.head, config.hidden, config.keys, **head_options)
 
     @classmethod
-    def config_for_data(cls, config, data_info):
-        keys = data_info.get("keys") or data_info.get("tracks", 1) * data_info.get("pitches", 0)
-        changes = {"keys": int(keys)} if keys else {}
-        if data_info.get("pitches"):
-            changes["pitches_per_track"] = int(data_info["pitches"])
-        return config.updated(**changes)
+    def config_for_data(cls, config, info):
+        # note limits apply per track: a track is n_pitches keys of the frame
+        return config.updated(keys=info.keys, pitches_per_track=info.n_pitches)
 
     # ---- training and scoring -------------------------------------------------------
     def features(self, frames: torch.Tensor, state=None):

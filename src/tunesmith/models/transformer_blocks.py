@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +33,7 @@ from torch import nn
 from tunesmith.errors import ConfigError
 from tunesmith.generation.sampling import SamplingControls, sample_categorical
 from tunesmith.models.base import GenerativeModel, ModelConfig
+from tunesmith.representations.info import DataInfo
 
 
 @dataclasses.dataclass
@@ -125,11 +125,8 @@ class TokenTransformer(GenerativeModel):
 
     # ---- data-dependent sizes ------------------------------------------------------
     @classmethod
-    def config_for_data(cls, config, data_info: dict[str, Any]):
-        changes = {"vocab_size": int(data_info["vocab_size"])}
-        if data_info.get("tokenizer") is not None:
-            changes["events"] = dict(data_info["tokenizer"])
-        return config.updated(**changes)
+    def config_for_data(cls, config, info: DataInfo):
+        return config.updated(vocab_size=info.vocab_size, events=dict(info.repr_config))
 
     # ---- to implement --------------------------------------------------------------
     n_extra_tokens: int = 1  # ids vocab_size .. vocab_size + n_extra - 1 are model-only

@@ -53,6 +53,7 @@ from torch.nn.utils.parametrizations import weight_norm
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel, ModelConfig
 from tunesmith.models.heads import make_head
+from tunesmith.representations.info import DataInfo
 
 
 @dataclasses.dataclass
@@ -219,26 +220,10 @@ class WaveNet(GenerativeModel):
         self.head = make_head(c.head, hidden, c.keys, **head_options)
 
     @classmethod
-    def config_for_data(cls, config: Config, data_info: dict) -> Config:
+    def config_for_data(cls, config: Config, info: DataInfo) -> Config:
         """Take K, tracks, pitches and the lowest pitch from the prepared data's info."""
-        repr_config = data_info.get("repr_config") or {}
-        n_pitches = data_info.get("n_pitches", data_info.get("pitches"))
-        if n_pitches is None and repr_config:
-            n_pitches = repr_config["pitch_high"] - repr_config["pitch_low"] + 1
-        n_tracks = data_info.get("n_tracks", data_info.get("tracks"))
-        keys = data_info.get("keys")
-        if keys is None and n_tracks and n_pitches:
-            keys = n_tracks * n_pitches
-        if keys is None:
-            return config
-        if n_pitches is None:
-            n_tracks, n_pitches = (n_tracks or 1), keys // (n_tracks or 1)
-        n_tracks = n_tracks or keys // n_pitches
-        pitch_low = data_info.get(
-            "pitch_low", data_info.get("lowest_pitch", repr_config.get("pitch_low", 21))
-        )
-        return config.updated(keys=int(keys), n_tracks=int(n_tracks), n_pitches=int(n_pitches),
-                              pitch_low=int(pitch_low))
+        return config.updated(keys=info.keys, n_tracks=info.n_tracks, n_pitches=info.n_pitches,
+                              pitch_low=info.pitch_low)
 
     # ---- sizes ----------------------------------------------------------------------
     @property

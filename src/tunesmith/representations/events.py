@@ -30,6 +30,7 @@ from symusic import Score
 
 from tunesmith.config import DictConfig
 from tunesmith.errors import ConfigError, RepresentationError
+from tunesmith.representations.info import DataInfo
 
 TOKENIZERS = ("REMI", "MIDILike", "TSD")
 SPECIAL_TOKENS = ("PAD", "BOS", "EOS")  # ids 0, 1, 2
@@ -112,6 +113,14 @@ def _build_tokenizer(key: str):
 
 def vocab_size(cfg: EventsConfig) -> int:
     return len(build_tokenizer(cfg))
+
+
+def info(cfg: EventsConfig) -> DataInfo:
+    """What models need to know about token streams of ``cfg``: the vocabulary and the
+    pitch range (no grid, and no fixed tracks: Program tokens carry them)."""
+    low, high = cfg.pitch_range
+    return DataInfo(representation="events", repr_config=cfg.to_dict(), pitch_low=int(low),
+                    pitch_high=int(high) - 1, vocab_size=vocab_size(cfg))
 
 
 def _single_stream(score: Score, cfg: EventsConfig) -> Score:

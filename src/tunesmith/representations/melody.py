@@ -43,6 +43,7 @@ from symusic import Note, Score, Tempo, Track
 
 from tunesmith.config import DictConfig
 from tunesmith.errors import ConfigError, RepresentationError
+from tunesmith.representations.info import DataInfo
 
 NO_EVENT = 0
 NOTE_OFF = 1
@@ -89,6 +90,23 @@ class MelodyConfig(DictConfig):
         """NO_EVENT, NOTE_OFF and one NOTE_ON per pitch."""
         return FIRST_PITCH_EVENT + self.n_pitches
 
+
+def info(cfg: MelodyConfig, steps_per_bar: int | None = None, track: str | None = None,
+         program: int = 0) -> DataInfo:
+    """What models need to know about melodies encoded with ``cfg``: the vocabulary, the
+    grid (``steps_per_bar``: the data's bar, 4/4 when not given) and the melody's track."""
+    return DataInfo(
+        representation="melody",
+        repr_config=cfg.to_dict(),
+        pitch_low=cfg.min_pitch,
+        pitch_high=cfg.max_pitch - 1,
+        steps_per_quarter=cfg.steps_per_quarter,
+        steps_per_bar=steps_per_bar or 4 * cfg.steps_per_quarter,
+        track_names=(track or "Melody",),
+        programs=(program,),
+        is_drum=(False,),
+        vocab_size=cfg.vocab_size,
+    )
 
 
 def pitch_event(pitch: int, cfg: MelodyConfig) -> int:

@@ -22,6 +22,7 @@ from symusic import Note, Score, Tempo, Track
 from tunesmith.config import DictConfig
 from tunesmith.errors import ConfigError
 from tunesmith.music.note_arrays import NoteArrays
+from tunesmith.representations.info import DataInfo
 
 
 @dataclass
@@ -52,6 +53,25 @@ class PianorollConfig(DictConfig):
     @property
     def n_pitches(self) -> int:
         return self.pitch_high - self.pitch_low + 1
+
+
+def info(cfg: PianorollConfig) -> DataInfo:
+    """What models need to know about grids encoded with ``cfg``: its tracks (one unnamed
+    track when ``cfg`` names none), pitch range and resolution; bars are taken as 4/4."""
+    names = list(cfg.track_names) or ["Track 1"]
+    n_tracks = len(names)
+    return DataInfo(
+        representation="pianoroll",
+        repr_config=cfg.to_dict(),
+        pitch_low=cfg.pitch_low,
+        pitch_high=cfg.pitch_high,
+        steps_per_quarter=cfg.resolution,
+        steps_per_bar=4 * cfg.resolution,
+        track_names=tuple(str(n) for n in names),
+        programs=tuple(int(p) for p in (list(cfg.programs) + [0] * n_tracks)[:n_tracks]),
+        is_drum=tuple(bool(d) for d in (list(cfg.is_drum) + [False] * n_tracks)[:n_tracks]),
+        onsets=cfg.onset,
+    )
 
 
 

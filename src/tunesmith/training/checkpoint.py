@@ -3,8 +3,9 @@
 A checkpoint is a folder::
 
     model.safetensors   the model's weights (safetensors: tensors only, no code)
-    config.json         model name and config, representation and its config, data info,
-                        corpus and split, training metadata, library versions
+    config.json         model name and config, representation and its config, the data's
+                        DataInfo (``data_info``), corpus and split, training metadata,
+                        library versions
 
 :func:`load_checkpoint` rebuilds the model from these two files alone through the
 registry (nanoGPT keeps ``model_args`` beside the weights for the same reason). Nothing
@@ -36,7 +37,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from tunesmith.errors import CheckpointError, TunesmithError
+from tunesmith.errors import CheckpointError, ConfigError, TunesmithError
+from tunesmith.representations.info import DataInfo
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -323,7 +325,7 @@ def save_checkpoint(
     model,
     *,
     model_name: str,
-    data_info: dict | None = None,
+    data_info: DataInfo | None = None,
     corpus: Any = None,
     split: Any = None,
     training: dict | None = None,
@@ -331,13 +333,15 @@ def save_checkpoint(
     """Write ``directory/model.safetensors`` and ``directory/config.json``; return the folder.
 
     ``model`` is a :class:`~tunesmith.models.base.GenerativeModel`; ``data_info`` is the
-    prepared data's ``info`` (representation, its config and sizes); ``corpus``/``split``
-    say what the model was trained on; ``training`` holds epochs, steps, best validation
-    loss, wall time and the training options.
+    prepared data's :class:`DataInfo` (representation, its config and sizes), read back
+    by :func:`checkpoint_data_info`; ``corpus``/``split`` say what the model was trained
+    on; ``training`` holds epochs, steps, best validation loss, wall time and the
+    training options.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    data_info = dict(data_info or {})
+    if data_info is not None and not isinstance(data_info, DataInfo):
+        raise TypeError(f"data_info must be a DataInfo, got {type(data_info).__name__}")
     config = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -345,9 +349,9 @@ def save_checkpoint(
         "family": type(model).family or model_name,
         "model_config": model.config.to_dict(),
         "n_parameters": model.n_parameters(),
-        "representation": data_info.get("representation", type(model).representation),
-        "repr_config": data_info.get("repr_config"),
-        "data_info": data_info,
+        "representation": data_info.representation if data_info else type(model).representation,
+        "repr_config": data_info.repr_config if data_info else None,
+        "data_info": data_info.to_dict() if data_info else None,
         "corpus": corpus,
         "split": split,
         "training": training or {},
@@ -370,6 +374,21 @@ def read_checkpoint_config(directory: str | Path) -> dict:
     meta = read_json(config_path)
     require_fields(meta, {"model_name": (str,), "model_config": (dict,)}, config_path)
     return meta
+
+
+def checkpoint_data_info(meta: dict, path: str | Path = CONFIG_FILE) -> DataInfo | None:
+    """The DataInfo of a checkpoint's parsed ``config.json`` (None when it records none).
+
+    Checkpoints written before DataInfo hold a plain dict, converted by
+    :meth:`DataInfo.from_legacy_dict`. Raises :class:`CheckpointError` naming ``path``.
+    """
+    stored = meta.get("data_info")
+    if not stored:  # None, or {} from checkpoints saved without data
+        return None
+    try:
+        return DataInfo.read(stored)
+    except ConfigError as exc:
+        raise CheckpointError(path, str(exc)) from exc
 
 
 def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu"):
@@ -397,6 +416,7 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu"):
         raise CheckpointError(config_path, str(exc)) from exc
     except (TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(config_path, f"invalid model config ({first_line(exc)})") from exc
+    checkpoint_data_info(meta, config_path)  # a damaged data info fails here, not later
     load_weights(model, weights_path)
     model.to(device)
     model.eval()

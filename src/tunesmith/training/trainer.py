@@ -57,6 +57,7 @@ from safetensors.torch import load_file, save_file
 from tunesmith.cli.options import parse_value
 from tunesmith.config import DictConfig
 from tunesmith.errors import CheckpointError, ConfigError
+from tunesmith.representations.info import DataInfo
 from tunesmith.training.checkpoint import (
     CONFIG_FILE,
     WEIGHTS_FILE,
@@ -323,7 +324,7 @@ class RunStateCallback(pl.Callback):
         run_dir: Path,
         *,
         model_name: str,
-        data_info: dict,
+        data_info: DataInfo | None,
         corpus: Any,
         split: Any,
         settings: TrainSettings,
@@ -633,7 +634,7 @@ def fit(
     *,
     model_name: str,
     settings: TrainSettings,
-    data_info: dict | None = None,
+    data_info: DataInfo | None = None,
     corpus: Any = None,
     split: Any = None,
     resume: bool = False,
@@ -648,7 +649,6 @@ def fit(
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    data_info = dict(data_info or {})
     has_val = val_loader is not None and len(val_loader) > 0
     monitor = "val_loss" if has_val and settings.limit_val_batches else "train_loss_epoch"
     pl.seed_everything(settings.seed, workers=True, verbose=False)
@@ -866,11 +866,10 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_file, {"model_name": model_name, "options": dict(options or {}), "data": data,
                           "settings": train_settings.to_dict()})
-    info = prepared.info
-    split = {"counts": info.get("n_pieces"), "method": info.get("split_source"),
+    split = {"counts": prepared.n_pieces, "method": prepared.split_source,
              "valid_ids": prepared.ids("valid")[:1000], "test_ids": prepared.ids("test")[:1000]}
     return fit(model, loaders[0], loaders[1], out_dir, model_name=model_name,
-               settings=train_settings, data_info=dict(info), corpus=data, split=split,
+               settings=train_settings, data_info=prepared.info, corpus=data, split=split,
                resume=resume, callbacks=callbacks)
 
 
