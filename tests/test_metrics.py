@@ -137,6 +137,51 @@ def test_feature_vector_has_every_feature(melody):
     assert features["pitch_range"] == 7.0
 
 
+# ----------------------------------------------------------------------------- voices
+
+
+def test_voice_activity_matches_a_hand_count():
+    # tpq 480, sixteenth steps of 120 ticks; the piece ends at tick 1920 = step 16
+    satb = make_score([
+        ([(0, 960, 72), (960, 960, 74)], False),  # steps 0-15: 16 of 16
+        ([(0, 480, 67), (960, 480, 65)], False),  # steps 0-3 and 8-11: 8 of 16
+        ([], False),  # never sounds
+        # a 32nd note (60 ticks) rounds to 0 steps and is kept as one: step 0;
+        # ticks 1500-1800 are steps 12.5-15, 12.5 rounding to 12 (half to even): 12-14
+        ([(0, 60, 48), (1500, 300, 50)], False),
+    ])
+    for track, name in zip(satb.tracks, ("Soprano", "Alto", "Tenor", "Bass"), strict=True):
+        track.name = name
+    np.testing.assert_array_equal(M.voice_activity(satb), [1.0, 0.5, 0.0, 0.25])
+    assert M.mean_voice_activity(satb) == pytest.approx(1.75 / 4)
+    assert M.min_voice_activity(satb) == 0.0
+    assert M.track_labels(satb) == ["Soprano", "Alto", "Tenor", "Bass"]
+    # eighth-note steps: 8 steps; bass 0-60 -> step 0, 1500-1800 -> steps 6.25-7.5 -> 6-7
+    np.testing.assert_array_equal(M.voice_activity(satb, steps_per_quarter=2),
+                                  [1.0, 0.5, 0.0, 3 / 8])
+
+
+def test_voice_activity_on_empty_and_unnamed_tracks():
+    empty = make_score([([], False), ([], True)])
+    assert np.isnan(M.voice_activity(empty)).all() and len(M.voice_activity(empty)) == 2
+    assert math.isnan(M.mean_voice_activity(empty))
+    score = make_score([([(0, 480, 60)], False), ([(0, 240, 62)], False), ([(0, 1, 36)], True)])
+    score.tracks[0].name = score.tracks[1].name = "Piano"
+    score.tracks[2].name = " "
+    assert M.track_labels(score) == ["track 1", "track 2", "track 3"]
+
+
+def test_voice_activity_is_the_piano_roll_the_models_see(chorale_paths):
+    from tunesmith.music import load
+    from tunesmith.representations.pianoroll import PianorollConfig, encode
+
+    score = load(chorale_paths[0])
+    roll = encode(score, PianorollConfig(resolution=4, pitch_low=0, pitch_high=127))
+    expected = roll.any(axis=2).mean(axis=1)  # (tracks,) share of steps with a note on
+    np.testing.assert_allclose(M.voice_activity(score), expected)
+    assert 0.5 < expected.min() <= 1.0  # a chorale's voices sing most of the time
+
+
 # ----------------------------------------------------------------------------- vs MusPy
 
 MUSPY_PAIRS = [
@@ -156,11 +201,13 @@ MUSPY_PAIRS = [
 ]
 
 
-def _assert_same_as_muspy(score: Score, path, muspy):
-    music = muspy.read_midi(str(path))
+def _muspy_checks(score: Score, music, muspy) -> list[tuple[str, float, float]]:
+    """(metric, ours, MusPy's) for every MusPy metric, ours on ``score``."""
     ours = M.NoteTable.of(score)
     measure = music.resolution * 4
     checks = [(name, f(ours, None), g(muspy, None)(music)) for name, f, g in MUSPY_PAIRS]
+    if checks[0][2] == -127:  # drums only: MusPy returns its sentinels' 0 - 127, we say 0
+        checks[0] = ("pitch_range", checks[0][1], 0)
     checks += [
         ("empty_measure_rate", M.empty_measure_rate(ours, measure),
          muspy.empty_measure_rate(music, measure)),
@@ -176,7 +223,22 @@ def _assert_same_as_muspy(score: Score, path, muspy):
     for meter in ("duple", "triple"):
         checks.append((f"drum_in_pattern_rate({meter})", M.drum_in_pattern_rate(ours, meter),
                        muspy.drum_in_pattern_rate(music, meter)))
-    for name, mine, theirs in checks:
+    return checks
+
+
+def _muspy_mismatches(score: Score, music, muspy) -> list[str]:
+    """Names of the metrics where ours differs from MusPy's (NaN equals NaN)."""
+    wrong = []
+    for name, mine, theirs in _muspy_checks(score, music, muspy):
+        if math.isnan(theirs) != math.isnan(mine) or (
+                not math.isnan(theirs) and abs(mine - theirs) > 1e-9):
+            wrong.append(name)
+    return wrong
+
+
+def _assert_same_as_muspy(score: Score, path, muspy, music=None):
+    music = muspy.read_midi(str(path)) if music is None else music
+    for name, mine, theirs in _muspy_checks(score, music, muspy):
         if isinstance(theirs, float) and math.isnan(theirs):
             assert math.isnan(mine), name
         else:
@@ -211,3 +273,4 @@ def test_equals_muspy_on_midi_with_drums(tmp_path):
             tracks.append((notes, drum))
         path = save_midi(make_score(tracks), tmp_path / f"drums{trial}.mid")
         _assert_same_as_muspy(load(path), path, muspy)
+
