@@ -6,7 +6,10 @@ Three families, each defined exactly as its source does:
   Symbolic Music Generation*; definitions of ``muspy/metrics/metrics.py`` v0.5.0):
   ``pitch_range`` ... ``drum_pattern_consistency``. Times are in ticks and MusPy's
   ``resolution`` is our ``ticks_per_quarter`` (a "beat" is a quarter note). Our values
-  equal MusPy's on the same MIDI file (tests/test_metrics.py checks it). Like MusPy,
+  equal MusPy's on the same notes (tests/test_metrics.py checks it). Read from the same
+  MIDI file they can differ, by the reader only: MusPy's song length counts controller
+  events, MusPy keeps zero-length notes, and it holds an unmatched note-on to the end of
+  the track (docs/evaluation.md, "Against MusPy", says which is right). Like MusPy,
   pitch metrics skip drum tracks, drum metrics read only drum tracks, and the
   time-grid metrics (empty beats/measures, groove) count every track.
 * **MuseGAN** (Dong, Hsiao, Yang & Yang, AAAI 2018, *MuseGAN: Multi-track sequential
@@ -65,7 +68,7 @@ class NoteTable:
     n_tracks: int
     track_is_drum: tuple[bool, ...]
     track_names: tuple[str, ...]
-    length: int  # max note end over all tracks: MusPy's song length
+    length: int  # max note end over all tracks (MusPy also counts controllers: not us)
     bar_ticks: int  # ticks per measure from the first time signature (4/4 if none)
     tempos: tuple[tuple[int, float], ...]  # (tick, quarter notes per minute)
 
