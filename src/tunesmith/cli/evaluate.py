@@ -26,7 +26,8 @@ def register(app: typer.Typer) -> None:
             32, help="Flag a piece copying this many consecutive notes verbatim."),
         workers: int = typer.Option(None, help="Processes to summarise the reference."),
         refresh: bool = typer.Option(False, help="Recompute the cached reference summary."),
-        seed: int = typer.Option(0, help="Seed for sampling from a checkpoint."),
+        seed: int = typer.Option(
+            0, help="Seed for sampling from a checkpoint, the band and the two-sample test."),
         plots: bool = typer.Option(True, help="Write the PNG plots."),
         band: bool = typer.Option(
             True, help="With CORPUS:train, measure the test split too: the held-out band."),
