@@ -301,8 +301,6 @@ def band_table(results: dict, context: dict) -> list[str]:
     return lines
 
 
-
-
 def markdown(results: dict, context: dict) -> str:
     """The human-readable report."""
     lines = [
