@@ -63,6 +63,11 @@ def test_evaluate_folder_writes_report(folders, tmp_path, capsys):
     assert report["plagiarism"]["n_flagged"] == 1
     assert report["context"]["reference_from_cache"] is False
     assert "broken.mid" in (out / "report.md").read_text()
+    # an 'all' reference has no held-out split: the report says so, and the two-sample
+    # test compares with the reference pieces
+    assert report["band"] is None and report["two_sample"]["real"] == "reference"
+    assert "No held-out band" in (out / "report.md").read_text()
+    assert set(report["voice_activity"]["tracks"]) == {"upper", "lower"}
     assert "flagged as copies" in capsys.readouterr().out
 
     # the second run reads the reference summary from the cache
@@ -93,3 +98,46 @@ def test_unreadable_generated_folder_is_a_clear_error(folders, tmp_path):
         main(["evaluate", str(empty), "--reference", f"folder:{reference}:all",
               "--out", str(tmp_path / "o")])
     assert exit_info.value.code == 2
+
+
+def test_band_from_the_test_split_leads_the_report(tmp_path):
+    rng = np.random.default_rng(1)
+    reference = tmp_path / "ref"
+    for i in range(30):  # the hash split puts 3 of these names in test
+        save_midi(random_piece(rng), reference / f"piece{i:02d}.mid")
+    good, gappy = tmp_path / "good", tmp_path / "gappy"
+    for i in range(6):
+        score = random_piece(rng)
+        save_midi(score, good / f"new{i}.mid")
+        lower = score.tracks[1]
+        lower.notes = lower.notes.filter(lambda n: n.time % 960 == 0, inplace=False)
+        save_midi(score, gappy / f"new{i}.mid")
+
+    out = tmp_path / "out"
+    main(["evaluate", str(good), "--reference", f"folder:{reference}", "--out", str(out),
+          "--workers", "1"])
+    report = json.loads((out / "report.json").read_text())
+    band = report["band"]
+    assert band["n_test"] == 3 and report["n_reference"] == 26
+    rows = band["rows"]
+    assert {"voice_activity[upper]", "voice_activity[lower]", "pitch_class_js",
+            "two_sample_accuracy"} <= set(rows)
+    # random_piece never rests: a voice is silent only after its last note
+    assert rows["voice_activity[lower]"]["samples"] > 0.95
+    assert rows["voice_activity[lower]"]["within"] is True  # same generator as the data
+    assert report["two_sample"]["real"] == "held-out test split"
+    assert report["two_sample"]["samples"]["pieces"] == [3, 6]
+    assert 0 <= report["two_sample"]["samples"]["accuracy"] <= 1
+    text = (out / "report.md").read_text()
+    first_table = next(line for line in text.splitlines() if line.startswith("|"))
+    assert first_table == "| metric | samples | test-split band | within band |"
+    assert text.index("within band |") < text.index("## Summary")
+    assert (out / "band.png").stat().st_size > 0
+
+    main(["evaluate", str(gappy), "--reference", f"folder:{reference}", "--out", str(out),
+          "--workers", "1", "--no-two-sample", "--no-plots"])
+    report = json.loads((out / "report.json").read_text())
+    lower = report["band"]["rows"]["voice_activity[lower]"]
+    assert lower["samples"] < 0.6 and lower["within"] is False  # half the time silent
+    assert report["two_sample"] is None and "two_sample_accuracy" not in report["band"]["rows"]
+    assert report["context"]["reference_from_cache"] is True

@@ -26,10 +26,16 @@ def register(app: typer.Typer) -> None:
             32, help="Flag a piece copying this many consecutive notes verbatim."),
         workers: int = typer.Option(None, help="Processes to summarise the reference."),
         refresh: bool = typer.Option(False, help="Recompute the cached reference summary."),
-        seed: int = typer.Option(0, help="Seed for sampling from a checkpoint."),
+        seed: int = typer.Option(
+            0, help="Seed for sampling from a checkpoint, the band and the two-sample test."),
         plots: bool = typer.Option(True, help="Write the PNG plots."),
+        band: bool = typer.Option(
+            True, help="With CORPUS:train, measure the test split too: the held-out band."),
+        two_sample: bool = typer.Option(
+            True, help="Classifier two-sample test on 4-bar windows (a few seconds)."),
     ) -> None:
-        """Metrics, pitch-class JS, likelihood, Yang & Lerch and plagiarism vs a corpus."""
+        """Metrics with their held-out band, two-sample test, pitch-class JS, likelihood,
+        Yang & Lerch and plagiarism vs a corpus."""
         from rich.console import Console
 
         from tunesmith.evaluation.report import print_summary, run_evaluation
@@ -37,7 +43,7 @@ def register(app: typer.Typer) -> None:
         results, paths = run_evaluation(
             generated, reference, out, path=path, samples=samples,
             lcs_threshold=lcs_threshold, span_threshold=span_threshold, workers=workers,
-            refresh=refresh, seed=seed, plots=plots,
+            refresh=refresh, seed=seed, plots=plots, band=band, two_sample=two_sample,
         )
         console = Console()
         print_summary(results, console)

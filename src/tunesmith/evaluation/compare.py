@@ -11,7 +11,11 @@ reference set's summaries can be cached and reused:
 * :func:`yang_lerch` — Yang & Lerch (2020), *On the evaluation of generative models in
   music* (Neural Computing and Applications 32): per feature, the distributions of
   intra-set and inter-set distances between pieces, smoothed by KDE, compared by
-  Kullback–Leibler divergence and overlapping area.
+  Kullback–Leibler divergence and overlapping area;
+* :func:`held_out_band` — every metric of the generated set beside the same metric of the
+  corpus's held-out test split, both measured against the training split, with a
+  within-band verdict per metric (rules in :func:`mean_band`, :func:`distance_band`,
+  :func:`accuracy_band`).
 """
 
 from __future__ import annotations
@@ -324,6 +328,155 @@ def _subsample(x: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarra
     return x if len(x) <= limit else rng.choice(x, limit, replace=False)
 
 
+# ----------------------------------------------------------------------------- held-out band
+
+#: Quantile of the held-out distances that bounds the band, and bootstrap resamples.
+BAND_LEVEL = 0.95
+BAND_RESAMPLES = 2000
+
+
+def _band_row(kind: str, samples: float, test: float, low: float, high: float,
+              n_samples: int, n_test: int, **extra) -> dict:
+    if math.isfinite(samples) and math.isfinite(low) and math.isfinite(high):
+        slack = 1e-9 * max(1.0, abs(low), abs(high))  # float noise on equal values
+        within = bool(low - slack <= samples <= high + slack)
+    else:
+        within = None  # undefined: no verdict
+    return {"kind": kind, "samples": samples, "test": test, "low": low, "high": high,
+            "within": within, "n_samples": n_samples, "n_test": n_test, **extra}
+
+
+def mean_band(samples, train, test, level: float = BAND_LEVEL,
+              resamples: int = BAND_RESAMPLES, seed: int = 0) -> dict:
+    """Band of a per-piece metric: is the samples' mean as close to train's as held-out
+    real music of the same size gets?
+
+    Distance of a set from train: ``|mean(set) - mean(train)|``. The test split is one
+    draw of held-out real pieces, and its distance mixes any true difference between
+    the splits with the noise of a finite set, which grows as the set shrinks. So the
+    radius of the band is the ``level`` quantile of the distance from train of
+    ``resamples`` sets of the samples' size drawn with replacement from the test
+    pieces (a bootstrap of the test split): the band is ``mean(train) ± radius``, and
+    the samples are within band when their mean lies inside it. With the test mean
+    itself far from train the radius is at least about that distance, so "within band"
+    means "no further from train than the test split is", up to the noise of a set of
+    that size. NaN values (metric undefined on a piece) are left out; fewer than two
+    test values, or no sample value, give no verdict (``within`` None).
+    """
+    s, r, t = (_finite(v) for v in (samples, train, test))
+    m_s = float(s.mean()) if len(s) else math.nan
+    m_r = float(r.mean()) if len(r) else math.nan
+    m_t = float(t.mean()) if len(t) else math.nan
+    radius = math.nan
+    if len(s) and len(t) >= 2 and len(r):
+        rng = np.random.default_rng(seed)
+        means = t[rng.integers(0, len(t), (resamples, len(s)))].mean(axis=1)  # (resamples,)
+        radius = float(np.quantile(np.abs(means - m_r), level))
+    return _band_row("mean", m_s, m_t, m_r - radius, m_r + radius, len(s), len(t),
+                     train=m_r, test_distance=abs(m_t - m_r), radius=radius)
+
+
+def distance_band(samples_counts, train_counts, test_counts, level: float = BAND_LEVEL,
+                  resamples: int = BAND_RESAMPLES, seed: int = 0) -> dict:
+    """Band of the pitch-class JS divergence from the training split's pooled histogram.
+
+    ``samples`` is ``JS(pooled samples, pooled train)`` (bits); the band is ``[0,
+    radius]`` with radius the ``level`` quantile of the same divergence for sets of the
+    samples' size drawn with replacement from the test pieces (as :func:`mean_band`).
+    """
+    g = np.asarray(samples_counts, np.float64).reshape(-1, 12)
+    r = np.asarray(train_counts, np.float64).reshape(-1, 12)
+    t = np.asarray(test_counts, np.float64).reshape(-1, 12)
+    pooled_r = r.sum(axis=0)
+    value = js_divergence(g.sum(axis=0), pooled_r) if len(g) else math.nan
+    test = js_divergence(t.sum(axis=0), pooled_r) if len(t) else math.nan
+    radius = math.nan
+    if len(g) and len(t) >= 2:
+        rng = np.random.default_rng(seed)
+        pools = t[rng.integers(0, len(t), (resamples, len(g)))].sum(axis=1)  # (resamples, 12)
+        radius = float(np.quantile([js_divergence(p, pooled_r) for p in pools], level))
+    return _band_row("distance", value, test, 0.0, radius, len(g), len(t), radius=radius)
+
+
+def accuracy_band(samples: dict, held_out: dict, level: float = BAND_LEVEL) -> dict:
+    """Band of the two-sample test (:func:`tunesmith.evaluation.two_sample.c2st`).
+
+    ``samples`` is the C2ST of generated vs test pieces, ``held_out`` that of test vs
+    train pieces (real vs real: about 50 %). The band is ``[0, max(held-out accuracy,
+    0.5) + z·√(1/(4n))]``: no better told apart than the test split is from train, up to
+    the one-sided ``level`` noise of a guessing classifier on the ``n`` pieces the
+    samples' test classified (:func:`~tunesmith.evaluation.two_sample.null_upper`).
+    """
+    from tunesmith.evaluation.two_sample import null_upper
+
+    accuracy = float(samples.get("accuracy", math.nan))
+    test = float(held_out.get("accuracy", math.nan))
+    n_pieces = int(sum(samples.get("pieces", [0, 0])))
+    high = max(test, 0.5) + null_upper(n_pieces, level) - 0.5 if math.isfinite(test) else math.nan
+    return _band_row("accuracy", accuracy, test, 0.0, high, samples["pieces"][1],
+                     held_out.get("pieces", [0, 0])[0])
+
+
+def _finite(values) -> np.ndarray:
+    values = np.asarray(values, np.float64).reshape(-1)
+    return values[np.isfinite(values)]
+
+
+def track_activity(summary, by: str = "name") -> dict[str, np.ndarray]:
+    """Voice activity per track of a SetSummary: ``label -> (pieces,)``, NaN for pieces
+    without that track. ``by="name"`` keys tracks by label, ``"index"`` by position
+    (``track 1``, ``track 2``...)."""
+    labels = [names if by == "name" else [f"track {i + 1}" for i in range(len(names))]
+              for names in summary.tracks]
+    order = list(dict.fromkeys(label for names in labels for label in names))
+    columns = {label: np.full(len(labels), math.nan) for label in order}
+    for piece, (names, values) in enumerate(zip(labels, summary.activity, strict=True)):
+        for label, value in zip(names, values, strict=True):
+            columns[label][piece] = value
+    return columns
+
+
+def activity_matching(generated, reference) -> str:
+    """``"name"`` when every generated track label occurs in the reference (SATB against
+    SATB), else ``"index"``: generated tracks are then compared by position."""
+    known = {label for names in reference.tracks for label in names}
+    wanted = {label for names in generated.tracks for label in names}
+    return "name" if wanted and wanted <= known else "index"
+
+
+def held_out_band(generated, reference, held_out, two_sample: dict | None = None,
+                  seed: int = 0) -> dict:
+    """Every metric of the generated set beside its held-out band (test split vs train).
+
+    ``generated``, ``reference`` (the training split) and ``held_out`` (the test split)
+    are SetSummaries. Rows, in report order: every scalar metric of
+    :data:`~tunesmith.evaluation.metrics.FEATURES` and the voice activity of each track
+    (:func:`mean_band`), the pooled pitch-class JS divergence (:func:`distance_band`)
+    and, when ``two_sample`` holds the C2ST results, the two-sample accuracy
+    (:func:`accuracy_band`). Returns ``{"rows": {name: row}, "n_within", "n_judged",
+    "level", "track_matching"}``; a row's ``within`` is None when undefined.
+    """
+    from tunesmith.evaluation.metrics import FEATURE_NAMES
+
+    rows = {}
+    for name in FEATURE_NAMES:
+        rows[name] = mean_band(generated.column(name), reference.column(name),
+                               held_out.column(name), seed=seed)
+    matching = activity_matching(generated, reference)
+    columns = [track_activity(s, matching) for s in (generated, reference, held_out)]
+    for label, values in columns[0].items():
+        rows[f"voice_activity[{label}]"] = mean_band(
+            values, columns[1].get(label, []), columns[2].get(label, []), seed=seed)
+    rows["pitch_class_js"] = distance_band(generated.pitch_class_counts,
+                                           reference.pitch_class_counts,
+                                           held_out.pitch_class_counts, seed=seed)
+    if two_sample and two_sample.get("band"):
+        rows["two_sample_accuracy"] = accuracy_band(two_sample["samples"], two_sample["band"])
+    judged = [r["within"] for r in rows.values() if r["within"] is not None]
+    return {"rows": rows, "n_within": int(sum(judged)), "n_judged": len(judged),
+            "level": BAND_LEVEL, "track_matching": matching}
+
+
 # ----------------------------------------------------------------------------- everything
 
 
@@ -341,14 +494,24 @@ def compare_sets(
     lcs_threshold: float = 0.8,
     span_threshold: int = 32,
     progress=None,
+    held_out=None,
+    two_sample: bool = True,
+    seed: int = 0,
 ) -> dict:
     """Every set-level comparison of two :class:`~tunesmith.evaluation.reference.SetSummary`.
 
     Returns a dict (JSON-able apart from the ``_curves`` arrays of ``yang_lerch``):
-    per-metric statistics of both sets, pitch-class JS divergences, indirect sampling
-    likelihoods, the Yang & Lerch analysis (metrics plus the pitch-class histogram as a
-    12-D feature) and the plagiarism search of every generated piece against every
-    reference piece. ``progress`` is called once per generated piece searched.
+    per-metric statistics of both sets, per-track voice activity, pitch-class JS
+    divergences, indirect sampling likelihoods, the Yang & Lerch analysis (metrics plus
+    the pitch-class histogram as a 12-D feature) and the plagiarism search of every
+    generated piece against every reference piece. ``progress`` is called once per
+    generated piece searched.
+
+    With ``held_out`` (the corpus's test split, when ``reference`` is its training
+    split) it adds ``band`` (:func:`held_out_band`). With ``two_sample`` it adds the
+    classifier two-sample test of generated against held-out pieces (against the
+    reference when there is no held-out set) and, with ``held_out``, of held-out
+    against reference pieces as its band.
     """
     import time
 
@@ -361,6 +524,14 @@ def compare_sets(
         name: {"generated": _stats(generated.column(name)),
                "reference": _stats(reference.column(name))}
         for name in FEATURE_NAMES
+    }
+    matching = activity_matching(generated, reference)
+    activity = [track_activity(s, matching) for s in (generated, reference)]
+    voice_activity = {
+        "track_matching": matching,
+        "tracks": {label: {"generated": _stats(values),
+                           "reference": _stats(activity[1].get(label, np.zeros(0)))}
+                   for label, values in activity[0].items()},
     }
     js = pitch_class_js(generated.pitch_class_counts, reference.pitch_class_counts)
     isl = indirect_likelihood(generated.features, reference.features, FEATURE_NAMES)
@@ -386,13 +557,36 @@ def compare_sets(
         lcs_threshold=lcs_threshold, span_threshold=span_threshold, progress=progress,
     )
     timings["plagiarism_s"] = time.perf_counter() - start
+
+    c2st_results = None
+    if two_sample:
+        from tunesmith.evaluation.two_sample import c2st
+
+        start = time.perf_counter()
+        real = held_out if held_out is not None else reference
+        c2st_results = {
+            "real": "held-out test split" if held_out is not None else "reference",
+            "samples": c2st(real.rolls, generated.rolls, seed=seed),
+            "band": c2st(held_out.rolls, reference.rolls, seed=seed)
+            if held_out is not None else None,
+        }
+        timings["two_sample_s"] = time.perf_counter() - start
+    band = None
+    if held_out is not None:
+        start = time.perf_counter()
+        band = held_out_band(generated, reference, held_out, c2st_results, seed=seed)
+        band["n_test"] = len(held_out)
+        timings["band_s"] = time.perf_counter() - start
     oa = [v["oa_generated"] for v in yl.values() if np.isfinite(v["oa_generated"])]
     kl = [v["kl_generated"] for v in yl.values() if np.isfinite(v["kl_generated"])]
     return {
         "n_generated": len(generated),
         "n_reference": len(reference),
         "skipped_generated": [list(s) for s in generated.skipped],
+        "band": band,
         "metrics": metric_stats,
+        "voice_activity": voice_activity,
+        "two_sample": c2st_results,
         "per_piece": dict(zip(generated.names, generated.features, strict=True)),
         "pitch_class_js": js,
         "indirect_likelihood": isl,

@@ -6,7 +6,10 @@ Three families, each defined exactly as its source does:
   Symbolic Music Generation*; definitions of ``muspy/metrics/metrics.py`` v0.5.0):
   ``pitch_range`` ... ``drum_pattern_consistency``. Times are in ticks and MusPy's
   ``resolution`` is our ``ticks_per_quarter`` (a "beat" is a quarter note). Our values
-  equal MusPy's on the same MIDI file (tests/test_metrics.py checks it). Like MusPy,
+  equal MusPy's on the same notes (tests/test_metrics.py checks it). Read from the same
+  MIDI file they can differ, by the reader only: MusPy's song length counts controller
+  events, MusPy keeps zero-length notes, and it holds an unmatched note-on to the end of
+  the track (docs/evaluation.md, "Against MusPy", says which is right). Like MusPy,
   pitch metrics skip drum tracks, drum metrics read only drum tracks, and the
   time-grid metrics (empty beats/measures, groove) count every track.
 * **MuseGAN** (Dong, Hsiao, Yang & Yang, AAAI 2018, *MuseGAN: Multi-track sequential
@@ -15,6 +18,8 @@ Three families, each defined exactly as its source does:
   directly, with the definitions stated in each docstring.
 * Simple descriptive statistics: note density, durations, inter-onset intervals,
   velocity spread.
+* Voice activity: the share of sixteenth-note steps on which each track sounds, on the
+  grid the piano-roll representation uses (:func:`voice_activity`).
 
 :func:`feature_vector` gathers the scalar metrics into the dict used by the set-level
 comparisons (:mod:`tunesmith.evaluation.compare`).
@@ -62,7 +67,8 @@ class NoteTable:
     drum: np.ndarray  # (N,) bool, the note's track is a drum track
     n_tracks: int
     track_is_drum: tuple[bool, ...]
-    length: int  # max note end over all tracks: MusPy's song length
+    track_names: tuple[str, ...]
+    length: int  # max note end over all tracks (MusPy also counts controllers: not us)
     bar_ticks: int  # ticks per measure from the first time signature (4/4 if none)
     tempos: tuple[tuple[int, float], ...]  # (tick, quarter notes per minute)
 
@@ -101,6 +107,7 @@ class NoteTable:
             tpq=tpq,
             n_tracks=len(score.tracks),
             track_is_drum=tuple(bool(t.is_drum) for t in score.tracks),
+            track_names=tuple(str(t.name) for t in score.tracks),
             length=int(flat["end"].max()) if len(flat["end"]) else 0,
             bar_ticks=max(1, bar_ticks),
             tempos=tempos,
@@ -560,6 +567,70 @@ def velocity_std(score: Score | NoteTable) -> float:
     return float(t.velocity.std()) if len(t.velocity) else math.nan
 
 
+# ----------------------------------------------------------------------------- voices
+
+#: Steps per quarter note of the voice-activity grid: sixteenth notes, the resolution of
+#: the piano-roll representation's default and of the chorale models.
+ACTIVITY_STEPS_PER_QUARTER = 4
+
+
+def grid_spans(score: Score | NoteTable, steps_per_quarter: int = ACTIVITY_STEPS_PER_QUARTER
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """``(start, end)`` grid steps of every note (``end`` exclusive), in NoteTable order.
+
+    The piano-roll rule (:mod:`tunesmith.representations.pianoroll`): onset and offset
+    rounded to the nearest step (``round(tick * steps_per_quarter / tpq)``, halves to
+    even), and every note at least one step long, so a grace note marks its step.
+    """
+    t = NoteTable.of(score)
+    start = np.round(t.time * steps_per_quarter / t.tpq).astype(np.int64)
+    end = np.round(t.end * steps_per_quarter / t.tpq).astype(np.int64)
+    return start, np.maximum(end, start + 1)
+
+
+def voice_activity(score: Score | NoteTable, steps_per_quarter: int = ACTIVITY_STEPS_PER_QUARTER
+                   ) -> np.ndarray:
+    """``(tracks,)`` share of grid steps on which each track sounds at least one note.
+
+    Steps are sixteenth notes by default (:func:`grid_spans`), counted from step 0 to the
+    end of the piece's last note on the grid (all tracks), so a rest before a voice's
+    first note, between its notes or after its last one counts as silent; a track
+    without notes gets 0. All NaN when the piece has no note. Drum tracks count like any
+    other. This is the "voice falls silent" measure of issue 13: Bach's chorales have
+    each of their four voices sounding on most steps.
+    """
+    t = NoteTable.of(score)
+    if not len(t.time):
+        return np.full(t.n_tracks, math.nan)
+    start, end = grid_spans(t, steps_per_quarter)
+    n_steps = int(end.max())
+    marks = np.zeros((t.n_tracks, n_steps + 1), np.int64)  # +1 at onsets, -1 at offsets
+    np.add.at(marks, (t.track, start), 1)
+    np.add.at(marks, (t.track, end), -1)
+    sounding = np.cumsum(marks, axis=1)[:, :-1] > 0  # (tracks, steps)
+    return sounding.mean(axis=1)
+
+
+def track_labels(score: Score | NoteTable) -> list[str]:
+    """A label per track for reports: its name, or ``track N`` (1-based) when the name is
+    empty or shared with another track."""
+    names = [n.strip() for n in NoteTable.of(score).track_names]
+    return [n if n and names.count(n) == 1 else f"track {i + 1}" for i, n in enumerate(names)]
+
+
+def mean_voice_activity(score: Score | NoteTable) -> float:
+    """Mean of :func:`voice_activity` over the tracks; NaN without notes."""
+    activity = voice_activity(score)
+    return float(activity.mean()) if len(activity) else math.nan
+
+
+def min_voice_activity(score: Score | NoteTable) -> float:
+    """Lowest :func:`voice_activity` of any track (the voice most often silent); NaN
+    without notes."""
+    activity = voice_activity(score)
+    return float(activity.min()) if len(activity) else math.nan
+
+
 # ----------------------------------------------------------------------------- features
 
 #: name -> metric, in report order. Every entry is a scalar function of a NoteTable.
@@ -586,6 +657,8 @@ FEATURES = {
     "ioi_mean": inter_onset_interval_mean,
     "ioi_std": inter_onset_interval_std,
     "velocity_std": velocity_std,
+    "voice_activity": mean_voice_activity,
+    "voice_activity_min": min_voice_activity,
 }
 FEATURE_NAMES = tuple(FEATURES)
 

@@ -1,8 +1,11 @@
 """Per-piece summaries of a set of pieces, and the cached summaries of a reference corpus.
 
 Evaluation never needs a reference piece itself, only its summary: the feature vector
-(:func:`tunesmith.evaluation.metrics.feature_vector`), the pitch-class note counts and
-the plagiarism event sequence (:func:`tunesmith.evaluation.plagiarism.note_events`).
+(:func:`tunesmith.evaluation.metrics.feature_vector`), the pitch-class note counts, the
+plagiarism event sequence (:func:`tunesmith.evaluation.plagiarism.note_events`), each
+track's label and voice activity (:func:`tunesmith.evaluation.metrics.voice_activity`)
+and the notes on the sixteenth grid for the two-sample test
+(:func:`tunesmith.evaluation.two_sample.roll_notes`).
 
 **Where reference Scores come from.** The reference pieces are loaded by the data
 layer's own corpus objects (:func:`tunesmith.data.get_corpus`): the same Scores that
@@ -33,7 +36,7 @@ import numpy as np
 from tunesmith.errors import ConfigError, TunesmithError
 
 #: bump when a metric or the event coding changes (invalidates cached summaries)
-SUMMARY_FORMAT = 1
+SUMMARY_FORMAT = 2
 SPLIT_CHOICES = ("train", "valid", "test", "all")
 
 
@@ -45,6 +48,9 @@ class SetSummary:
     features: list[dict[str, float]] = field(default_factory=list)
     pitch_class_counts: np.ndarray = field(default_factory=lambda: np.zeros((0, 12)))  # (P, 12)
     events: list[np.ndarray] = field(default_factory=list)  # per piece (N_i,) int64
+    tracks: list[list[str]] = field(default_factory=list)  # per piece, a label per track
+    activity: list[list[float]] = field(default_factory=list)  # per piece, per track
+    rolls: list[np.ndarray] = field(default_factory=list)  # per piece (K_i, 3) int32
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
 
     def __len__(self) -> int:
@@ -60,12 +66,13 @@ class SetSummary:
         tmp = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        lengths = np.array([len(e) for e in self.events], np.int64)
         np.savez_compressed(
             tmp / "arrays.npz",
             pitch_class_counts=np.asarray(self.pitch_class_counts, np.float64).reshape(-1, 12),
-            events=np.concatenate(self.events) if self.events else np.zeros(0, np.int64),
-            offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+            events=_concat(self.events, (0,), np.int64),
+            offsets=_offsets(self.events),
+            rolls=_concat(self.rolls, (0, 3), np.int32),
+            roll_offsets=_offsets(self.rolls),
         )
         meta = {
             "format": SUMMARY_FORMAT,
@@ -74,6 +81,8 @@ class SetSummary:
             "features": [{k: (v if math.isfinite(v) else None) for k, v in f.items()}
                          for f in self.features],
             "skipped": [list(s) for s in self.skipped],
+            "tracks": self.tracks,
+            "activity": [[v if math.isfinite(v) else None for v in a] for a in self.activity],
             **(extra or {}),
         }
         (tmp / "summary.json").write_text(json.dumps(meta))
@@ -88,6 +97,8 @@ class SetSummary:
                 counts = arrays["pitch_class_counts"]
                 events = arrays["events"]
                 offsets = arrays["offsets"]
+                rolls = arrays["rolls"]
+                roll_offsets = arrays["roll_offsets"]
         except (OSError, ValueError, KeyError) as exc:
             raise TunesmithError(f"{directory}: unreadable reference summary ({exc})") from exc
         return cls(
@@ -97,33 +108,56 @@ class SetSummary:
             pitch_class_counts=counts,
             events=[events[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)],
             skipped=[(str(a), str(b)) for a, b in meta["skipped"]],
+            tracks=[[str(n) for n in names] for names in meta["tracks"]],
+            activity=[[math.nan if v is None else float(v) for v in a]
+                      for a in meta["activity"]],
+            rolls=[rolls[roll_offsets[i]:roll_offsets[i + 1]]
+                   for i in range(len(roll_offsets) - 1)],
         )
 
 
-def summarise(score) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
-    """(feature dict, ``(12,)`` pitch-class counts, event sequence) of one Score."""
-    from tunesmith.evaluation import metrics, plagiarism
+def _concat(arrays: list[np.ndarray], empty_shape: tuple[int, ...], dtype) -> np.ndarray:
+    return np.concatenate(arrays).astype(dtype) if arrays else np.zeros(empty_shape, dtype)
+
+
+def _offsets(arrays: list[np.ndarray]) -> np.ndarray:
+    """Start of each array in their concatenation, and the total at the end."""
+    return np.concatenate([[0], np.cumsum([len(a) for a in arrays])]).astype(np.int64)
+
+
+def summarise(score) -> tuple:
+    """One Score's summary: ``(feature dict, (12,) pitch-class counts, event sequence,
+    track labels, per-track voice activity, (K, 3) grid notes)``."""
+    from tunesmith.evaluation import metrics, plagiarism, two_sample
 
     table = metrics.NoteTable.of(score)
     return (
         metrics.feature_vector(table),
         metrics.pitch_class_histogram(table, normalize=False),
         plagiarism.note_events(table),
+        metrics.track_labels(table),
+        [float(v) for v in metrics.voice_activity(table)],
+        two_sample.roll_notes(table),
     )
+
+
+def _collect(summary: SetSummary, names: list[str], summaries: list[tuple]) -> SetSummary:
+    """Fill ``summary`` with one :func:`summarise` tuple per piece."""
+    summary.names = list(names)
+    summary.features = [s[0] for s in summaries]
+    summary.pitch_class_counts = np.array([s[1] for s in summaries], np.float64).reshape(-1, 12)
+    summary.events = [np.asarray(s[2], np.int64) for s in summaries]
+    summary.tracks = [list(s[3]) for s in summaries]
+    summary.activity = [list(s[4]) for s in summaries]
+    summary.rolls = [np.asarray(s[5], np.int32).reshape(-1, 3) for s in summaries]
+    return summary
 
 
 def summarise_scores(named_scores, skipped=None) -> SetSummary:
     """A SetSummary of ``(name, Score)`` pairs (in the given order)."""
-    summary = SetSummary(skipped=list(skipped or []))
-    counts = []
-    for name, score in named_scores:
-        features, histogram, events = summarise(score)
-        summary.names.append(name)
-        summary.features.append(features)
-        counts.append(histogram)
-        summary.events.append(events)
-    summary.pitch_class_counts = np.array(counts, np.float64).reshape(-1, 12)
-    return summary
+    named = list(named_scores)
+    return _collect(SetSummary(skipped=list(skipped or [])), [n for n, _ in named],
+                    [summarise(score) for _, score in named])
 
 
 # ----------------------------------------------------------------------------- reference
@@ -138,6 +172,12 @@ def parse_reference(spec: str) -> tuple[str, str]:
     return spec, "train"
 
 
+def held_out_split(split: str) -> str | None:
+    """The split that sets the reference band when comparing with ``split``: the test
+    split when the reference is the training split (the model never saw it), else None."""
+    return "test" if split == "train" else None
+
+
 def reference_cache_dir(corpus, split: str) -> Path:
     from tunesmith.data import cache_root
 
@@ -149,19 +189,19 @@ def reference_cache_dir(corpus, split: str) -> Path:
 
 
 def _summarise_sources(corpus_spec: str, path: str | None, sources: list) -> list[tuple]:
-    """Worker: ``(id, features, counts, events)`` or ``(id, None, reason)`` per source."""
+    """Worker: ``(id, summary tuple)`` or ``(id, None, reason)`` per source."""
     from tunesmith.data import get_corpus
 
     corpus = get_corpus(corpus_spec, path)
     out = []
     for source in sources:
         try:
-            features, counts, events = summarise(corpus.load(source))
+            summary = summarise(corpus.load(source))
         except Exception as exc:  # a bad piece is skipped with its reason
             reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
             out.append((source.id, None, reason))
         else:
-            out.append((source.id, features, counts, events))
+            out.append((source.id, summary))
     return out
 
 
@@ -223,9 +263,6 @@ def reference_summary(
     kept = [r for r in results if r[1] is not None]
     if not kept:
         raise TunesmithError(f"no usable piece in {corpus.name}:{split}")
-    summary.names = [r[0] for r in kept]
-    summary.features = [r[1] for r in kept]
-    summary.pitch_class_counts = np.array([r[2] for r in kept], np.float64).reshape(-1, 12)
-    summary.events = [np.asarray(r[3], np.int64) for r in kept]
+    _collect(summary, [r[0] for r in kept], [r[1] for r in kept])
     summary.save(cache_dir, extra={"corpus": corpus.name, "split": split})
     return summary, cache_dir, False

@@ -185,7 +185,120 @@ def plot_yang_lerch(results: dict, path: Path) -> Path:
     return path
 
 
+def plot_band(results: dict, path: Path) -> Path:
+    """Each metric's distance from the training split in band radii: the grey band is
+    the held-out band, orange dots the samples (red outside), blue ticks the test split."""
+    plt = _pyplot()
+
+    rows = [(name, row) for name, row in results["band"]["rows"].items()
+            if row["within"] is not None and row["high"] > row["low"]]
+    fig, ax = plt.subplots(figsize=(7, 0.28 * len(rows) + 1.2))
+    limit = 4.0
+    for y, (_, row) in enumerate(rows):
+        if row["kind"] == "mean":  # band: train ± radius -> [-1, 1]
+            centre, scale, band = row["train"], row["radius"], (-1.0, 1.0)
+        else:  # distances and accuracies: [0, high] -> [0, 1]
+            centre, scale, band = row["low"], row["high"] - row["low"], (0.0, 1.0)
+        ax.plot(band, [y, y], color="0.8", linewidth=7, solid_capstyle="butt")
+        test = (row["test"] - centre) / scale
+        if math.isfinite(test):
+            ax.plot(np.clip(test, -limit, limit), y, "|", color="tab:blue", markersize=10)
+        sample = float(np.clip((row["samples"] - centre) / scale, -limit, limit))
+        ax.plot(sample, y, "o", color="tab:orange" if row["within"] else "tab:red",
+                markersize=5)
+    ax.set_yticks(range(len(rows)), [name for name, _ in rows], fontsize=7)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set_xlim(-limit - 0.2, limit + 0.2)
+    ax.axvline(0, color="0.5", linewidth=0.5)
+    ax.set_xlabel(f"distance from the train split in band radii (clipped at ±{limit:g})",
+                  fontsize=8)
+    ax.tick_params(axis="x", labelsize=7)
+    band = results["band"]
+    ax.set_title(f"within band on {band['n_within']} of {band['n_judged']}: grey = band, "
+                 "blue = test split, dot = samples (red: outside)", fontsize=8)
+    fig.subplots_adjust(left=0.32, right=0.97, bottom=0.6 / (0.28 * len(rows) + 1.2),
+                        top=1 - 0.45 / (0.28 * len(rows) + 1.2))
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 # ----------------------------------------------------------------------------- text
+
+
+def _band_cells(row: dict | None) -> tuple[str, str, str]:
+    """(samples, band, within) cells of one band row."""
+    if row is None:
+        return "–", "–", "–"
+    if not math.isfinite(row["high"]):
+        return _fmt(row["samples"]), "–", "–"
+    verdict = {True: "yes", False: "**no**", None: "–"}[row["within"]]
+    if row["kind"] == "accuracy":
+        return (_percent(row["samples"]),
+                f"≤ {_percent(row['high'])} (test vs train {_percent(row['test'])})", verdict)
+    if row["kind"] == "distance":
+        return (_fmt(row["samples"], 4), f"≤ {_fmt(row['high'], 4)} (test {_fmt(row['test'], 4)})",
+                verdict)
+    return (_fmt(row["samples"]),
+            f"{_fmt(row['low'])} – {_fmt(row['high'])} (test {_fmt(row['test'])})", verdict)
+
+
+def _percent(value) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{100 * value:.1f} %"
+
+
+def band_table(results: dict, context: dict) -> list[str]:
+    """The report's leading table: metric, samples, test-split band, within band."""
+    band = results.get("band")
+    two = results.get("two_sample")
+    lines = ["## Sample quality against the held-out band", ""]
+    explain = []
+    if band is None:
+        lines += [f"No held-out band: {context.get('band_note', 'not computed')}.", ""]
+        rows = {name: None for name in results["metrics"]}
+    else:
+        rows = band["rows"]
+        lines += [f"**Within band on {band['n_within']} of {band['n_judged']} metrics.**", ""]
+        explain = [
+            "The band is where held-out real music lands: the corpus's test split "
+            f"({band['n_test']} pieces) measured against its training split. For a "
+            f"per-piece metric it is the train mean ± the {100 * band['level']:.0f} % "
+            "quantile of the distance from the train mean of the means of sets of the "
+            "samples' size resampled from the test pieces; for the pitch-class JS "
+            "divergence from the pooled training histogram, the same quantile of that "
+            "divergence; for the two-sample accuracy, the test split's own accuracy "
+            "against train plus the one-sided noise of a guessing classifier. Samples: "
+            "mean over the generated pieces. Voice-activity tracks are matched by "
+            f"{band['track_matching']}.",
+            "",
+        ]
+    lines += ["| metric | samples | test-split band | within band |", "|---|---|---|---|"]
+    for name, row in rows.items():
+        cells = _band_cells(row)
+        if row is None and name in results["metrics"]:
+            cells = (_fmt(results["metrics"][name]["generated"]["mean"]), "–", "–")
+        lines.append(f"| {name} | {' | '.join(cells)} |")
+    if band is None:
+        for label, stats in results["voice_activity"]["tracks"].items():
+            value = _fmt(stats["generated"]["mean"])
+            lines.append(f"| voice_activity[{label}] | {value} | – | – |")
+        if two and two.get("samples"):
+            value = _percent(two["samples"]["accuracy"])
+            lines.append(f"| two_sample_accuracy | {value} | – | – |")
+    lines += ["", *explain]
+    if two and two.get("samples"):
+        c = two["samples"]
+        lines.append(
+            f"Two-sample test (Lopez-Paz & Oquab 2017): a 1-D CNN told {c['windows'][1]} "
+            f"generated {c['window_steps']}-step windows (16 quarter notes, sixteenth steps) "
+            f"from {c['windows'][0]} of the {two['real']}, {c['folds']}-fold cross-validated "
+            f"by piece: balanced accuracy {_percent(c['accuracy'])} (50 % = "
+            f"indistinguishable){'; ' + c['note'] if c['note'] else ''}."
+        )
+        lines.append("")
+    if band is not None:
+        lines += ["![held-out band](band.png)", ""]
+    return lines
 
 
 def markdown(results: dict, context: dict) -> str:
@@ -205,8 +318,8 @@ def markdown(results: dict, context: dict) -> str:
     js = results["pitch_class_js"]
     isl = results["indirect_likelihood"]
     plag = results["plagiarism"]
+    lines += ["", *band_table(results, context)]
     lines += [
-        "",
         "## Summary",
         "",
         "| measure | value | read against |",
@@ -239,6 +352,12 @@ def markdown(results: dict, context: dict) -> str:
             f"| {name} | {_fmt(g['mean'])} ± {_fmt(g['std'])}; {_fmt(g['median'])} "
             f"| {_fmt(r['mean'])} ± {_fmt(r['std'])}; {_fmt(r['median'])} |"
         )
+    lines += ["", "## Voice activity (share of sixteenth steps each track sounds)", "",
+              "| track | generated | reference |", "|---|---|---|"]
+    for label, stats in results["voice_activity"]["tracks"].items():
+        g, r = stats["generated"], stats["reference"]
+        lines.append(f"| {label} | {_fmt(g['mean'])} ± {_fmt(g['std'])} "
+                     f"| {_fmt(r['mean'])} ± {_fmt(r['std'])} |")
     lines += [
         "",
         "![metric distributions](metrics.png)",
@@ -302,6 +421,8 @@ def write_report(results: dict, generated, reference, out_dir: str | Path,
             "plagiarism": plot_plagiarism(results, out / "plagiarism.png"),
             "yang_lerch": plot_yang_lerch(results, out / "yang_lerch.png"),
         }
+        if results.get("band"):
+            paths["band"] = plot_band(results, out / "band.png")
     (out / "report.json").write_text(
         json.dumps(_jsonable({**results, "context": context}), indent=1, allow_nan=False)
     )
@@ -335,6 +456,15 @@ def print_summary(results: dict, console=None) -> None:
                  "")
     head.add_row("Yang & Lerch mean OA", _fmt(results["yang_lerch_mean_oa"]), "1")
     head.add_row("flagged as copies", f"{plag['n_flagged']} / {len(plag['pieces'])}", "0")
+    two = results.get("two_sample")
+    band = results.get("band")
+    if two and two.get("samples"):
+        scale = two["band"]["accuracy"] if two.get("band") else 0.5
+        head.add_row("two-sample accuracy", _percent(two["samples"]["accuracy"]),
+                     _percent(scale))
+    if band:
+        head.add_row("within held-out band", f"{band['n_within']} / {band['n_judged']}",
+                     f"{band['n_judged']} / {band['n_judged']}")
     if results["skipped_generated"]:
         head.add_row("skipped generated files", str(len(results["skipped_generated"])), "")
     console.print(head)
@@ -342,10 +472,25 @@ def print_summary(results: dict, console=None) -> None:
     table.add_column("metric")
     table.add_column("generated", justify="right")
     table.add_column("reference", justify="right")
+    if band:
+        table.add_column("test-split band", justify="right")
+        table.add_column("within", justify="center")
     for name, stats in results["metrics"].items():
         g, r = stats["generated"], stats["reference"]
-        table.add_row(name, f"{_fmt(g['mean'])} ± {_fmt(g['std'])}",
-                      f"{_fmt(r['mean'])} ± {_fmt(r['std'])}")
+        cells = [name, f"{_fmt(g['mean'])} ± {_fmt(g['std'])}",
+                 f"{_fmt(r['mean'])} ± {_fmt(r['std'])}"]
+        if band:
+            _, interval, verdict = _band_cells(band["rows"].get(name))
+            cells += [interval, verdict.replace("**", "")]
+        table.add_row(*cells)
+    for label, stats in results["voice_activity"]["tracks"].items():
+        g, r = stats["generated"], stats["reference"]
+        cells = [f"voice_activity[{label}]", f"{_fmt(g['mean'])} ± {_fmt(g['std'])}",
+                 f"{_fmt(r['mean'])} ± {_fmt(r['std'])}"]
+        if band:
+            _, interval, verdict = _band_cells(band["rows"].get(f"voice_activity[{label}]"))
+            cells += [interval, verdict.replace("**", "")]
+        table.add_row(*cells)
     console.print(table)
 
 
@@ -472,17 +617,27 @@ def run_evaluation(
     progress: bool = True,
     seed: int = 0,
     plots: bool = True,
+    band: bool = True,
+    two_sample: bool = True,
 ) -> tuple[dict, dict[str, Path]]:
     """Evaluate a folder of generated pieces (or a checkpoint) against ``CORPUS[:split]``.
 
-    Returns ``(results, written paths)``; see :func:`write_report`.
+    When the reference is a training split and ``band`` is set, the corpus's test split
+    is summarised too (cached like the reference) and sets the held-out band of every
+    metric; ``two_sample`` runs the classifier two-sample test. Returns ``(results,
+    written paths)``; see :func:`write_report`.
     """
     import time
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+    from tunesmith.errors import TunesmithError
     from tunesmith.evaluation.compare import compare_sets
-    from tunesmith.evaluation.reference import parse_reference, reference_summary
+    from tunesmith.evaluation.reference import (
+        held_out_split,
+        parse_reference,
+        reference_summary,
+    )
 
     out = Path(out_dir)
     generated = Path(generated)
@@ -505,13 +660,30 @@ def run_evaluation(
     timings["reference_s"] = time.perf_counter() - start
     context["reference_cache"] = str(cache_dir)
     context["reference_from_cache"] = cached
+    held_out_set = None
+    held_split = held_out_split(split) if band else None
+    if held_split is None:
+        context["band_note"] = ("turned off (--no-band)" if not band else
+                                f"the reference is the {split!r} split; the band needs "
+                                f"{corpus}:train, whose test split was never trained on")
+    else:
+        start = time.perf_counter()
+        try:
+            held_out_set, _, _ = reference_summary(
+                corpus, held_split, path, workers=workers, refresh=refresh, progress=progress)
+        except TunesmithError as exc:  # e.g. a small folder without test pieces
+            context["band_note"] = f"no usable {held_split} split ({exc})"
+        else:
+            context["band"] = f"{corpus}:{held_split} ({len(held_out_set)} pieces)"
+        timings["held_out_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
     with Progress("[bold]plagiarism search", BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), disable=not progress) as bar:
         task = bar.add_task("", total=len(generated_set))
         results = compare_sets(generated_set, reference_set, lcs_threshold, span_threshold,
-                               progress=lambda: bar.advance(task))
+                               progress=lambda: bar.advance(task), held_out=held_out_set,
+                               two_sample=two_sample, seed=seed)
     timings["compare_s"] = time.perf_counter() - start
     start = time.perf_counter()
     context["timings"] = timings
