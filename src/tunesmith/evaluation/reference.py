@@ -105,6 +105,11 @@ def summarise(score) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
     from tunesmith.evaluation import metrics, plagiarism
 
     table = metrics.NoteTable.of(score)
+    if len(table.pitch) and (table.pitch.min() < 0 or table.pitch.max() > 127):
+        raise ValueError(f"pitches outside MIDI's 0-127 "
+                         f"({int(table.pitch.min())}..{int(table.pitch.max())})")
+    if len(table.time) and table.time.min() < 0:
+        raise ValueError("notes before the start (negative times)")
     return (
         metrics.feature_vector(table),
         metrics.pitch_class_histogram(table, normalize=False),
@@ -112,12 +117,26 @@ def summarise(score) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
     )
 
 
+def skip_reason(exc: Exception) -> str:
+    """Why a piece was skipped, in words: a MusicFileError's reason, else the exception."""
+    if getattr(exc, "reason", None):
+        return exc.reason
+    if isinstance(exc, ValueError):
+        return f"cannot be measured: {exc}"
+    return f"cannot be measured ({type(exc).__name__}: {exc})"
+
+
 def summarise_scores(named_scores, skipped=None) -> SetSummary:
-    """A SetSummary of ``(name, Score)`` pairs (in the given order)."""
+    """A SetSummary of ``(name, Score)`` pairs (in the given order); a piece whose
+    summary fails is skipped with its reason, the others are kept."""
     summary = SetSummary(skipped=list(skipped or []))
     counts = []
     for name, score in named_scores:
-        features, histogram, events = summarise(score)
+        try:
+            features, histogram, events = summarise(score)
+        except Exception as exc:  # one bad piece never costs the whole set
+            summary.skipped.append((name, skip_reason(exc)))
+            continue
         summary.names.append(name)
         summary.features.append(features)
         counts.append(histogram)
@@ -158,8 +177,7 @@ def _summarise_sources(corpus_spec: str, path: str | None, sources: list) -> lis
         try:
             features, counts, events = summarise(corpus.load(source))
         except Exception as exc:  # a bad piece is skipped with its reason
-            reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
-            out.append((source.id, None, reason))
+            out.append((source.id, None, skip_reason(exc)))
         else:
             out.append((source.id, features, counts, events))
     return out
