@@ -106,6 +106,16 @@ def test_output_and_checkpoint_paths(tmp_path):
         check_checkpoint(tmp_path)
 
 
+def test_generate_help_states_the_limits_it_enforces(capsys):
+    from cli_helpers import run_cli
+    from tunesmith.generation.generate import MAX_BARS, MAX_PIECES, MAX_SECONDS
+
+    assert run_cli(["generate", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.replace("│", " ").split())  # unwrap the box
+    for limit in (MAX_BARS, MAX_PIECES, MAX_SECONDS):
+        assert f"at most {limit}" in text
+
+
 def test_registry_names_are_checked_without_importing_torch():
     """The CLI checks a model name before torch loads; the registry must stay import-light,
     and every name it lists must still resolve to a family."""

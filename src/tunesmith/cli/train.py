@@ -47,13 +47,15 @@ def build_run(
 def check_names_first(name: str, data_spec: dict, settings: dict) -> None:
     """The model name, the corpus and the train settings, checked before torch and
     Lightning load (seconds on a busy machine), so a typo is reported at once."""
-    from tunesmith.data.corpora import get_corpus
     from tunesmith.models import registry
     from tunesmith.training.settings import TrainSettings
 
     registry.check_name(name)
-    get_corpus(str(data_spec["corpus"]), data_spec.get("path"))
     TrainSettings.from_dict(settings)
+
+    from tunesmith.data.corpora import get_corpus  # numpy and symusic: a few tenths of a second
+
+    get_corpus(str(data_spec["corpus"]), data_spec.get("path"))
 
 
 def register(app: typer.Typer) -> None:
