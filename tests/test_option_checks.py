@@ -75,6 +75,7 @@ def test_lightning_flags_this_machine_can_honour_pass(flags, four_cores, monkeyp
     ({"accelerator": "quantum"}, "unknown accelerator 'quantum'; choose one of auto, gpu"),
     ({"accelerator": "cpu", "strategy": "bogus"}, "unknown strategy 'bogus'; choose one of auto"),
     ({"accelerator": "cpu", "precision": "8-bit"}, "Precision '8-bit' is invalid"),
+    ({"accelerator": "cpu", "threads": 5}, "threads 5: this machine has 4 CPU core(s)"),
 ])
 def test_lightning_flags_this_machine_cannot_honour_are_refused(flags, message, four_cores,
                                                                   monkeypatch):
@@ -82,6 +83,19 @@ def test_lightning_flags_this_machine_cannot_honour_are_refused(flags, message, 
     with pytest.raises(ConfigError) as info:
         validate_lightning_flags(TrainSettings(**flags))
     assert message in str(info.value)
+
+
+def test_multi_node_needs_a_launcher(four_cores, monkeypatch):
+    """Without SLURM, torchrun, LSF or MASTER_ADDR, rank 0 of a multi-node run waits for
+    the other machines for ever: refused. With MASTER_ADDR set it is left to Lightning."""
+    for name in ("MASTER_ADDR", "SLURM_NTASKS", "SLURM_JOB_NAME", "TORCHELASTIC_RUN_ID",
+                 "LSB_JOBID"):
+        monkeypatch.delenv(name, raising=False)
+    settings = TrainSettings(accelerator="cpu", devices=1, num_nodes=2)
+    with pytest.raises(ConfigError, match="no multi-node launcher found"):
+        validate_lightning_flags(settings)
+    monkeypatch.setenv("MASTER_ADDR", "10.0.0.1")
+    validate_lightning_flags(settings)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")

@@ -99,8 +99,11 @@ def register(app: typer.Typer) -> None:
             if data_spec is None:
                 raise ConfigError("give data with --data (see tunesmith data list)")
             check_names_first(name, data_spec, settings)
-        elif name is not None:
-            registry.check_name(name)
+        else:
+            if not out.is_dir():
+                raise ConfigError(f"{out}: no such run folder to resume")
+            if name is not None:
+                registry.check_name(name)
 
         from rich.console import Console
 

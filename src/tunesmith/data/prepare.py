@@ -192,7 +192,9 @@ class PianorollEncoder:
         from tunesmith.representations.pianoroll import PianorollConfig
 
         options = dict(options)
-        self.merge = bool(options.pop("merge_tracks", corpus.track_layout is None))
+        self.merge = options.pop("merge_tracks", corpus.track_layout is None)
+        if not isinstance(self.merge, bool):  # "False" or "maybe" would be truthy
+            raise ConfigError(f"merge_tracks expects true or false, got {self.merge!r}")
         if not self.merge and corpus.track_layout is None:
             raise ConfigError(
                 f"merge_tracks=false needs a corpus with a fixed set of tracks; "

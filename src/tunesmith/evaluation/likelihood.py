@@ -30,6 +30,7 @@ import torch
 
 from tunesmith.data.batching import collate_frames
 from tunesmith.errors import ConfigError
+from tunesmith.training.settings import cpu_cores
 
 #: built-in benchmark names -> file name in the shared benchmark folder
 BENCHMARK_FILES = {"jsb": "JSB_Chorales.mat", "nottingham": "Nottingham.mat"}
@@ -184,6 +185,7 @@ def check_bench_settings(*, max_epochs: int, patience: int, batch_size: int, lr:
                          clip: float, lr_decay_patience: int, weight_decay: float,
                          max_minutes: float | None, threads: int | None) -> None:
     """Refuse settings under which :func:`benchmark_nll` cannot train or report."""
+    most_threads = max(2, cpu_cores())  # more than the cores never helps; 2 is the default
     checks = [
         (max_epochs >= 1, f"epochs must be >= 1, got {max_epochs}"),
         (patience >= 1, f"patience must be >= 1 epochs, got {patience}"),
@@ -194,7 +196,8 @@ def check_bench_settings(*, max_epochs: int, patience: int, batch_size: int, lr:
         (0 <= weight_decay < math.inf, f"weight decay must be >= 0, got {weight_decay}"),
         (max_minutes is None or 0 < max_minutes < math.inf,
          f"max minutes must be > 0 and finite, got {max_minutes}"),
-        (threads is None or threads >= 0, f"threads must be >= 0 (0 = torch's), got {threads}"),
+        (threads is None or 0 <= threads <= most_threads,
+         f"threads must be >= 0 (0 = torch's) and at most {most_threads} here, got {threads}"),
     ]
     for ok, message in checks:
         if not ok:

@@ -172,13 +172,30 @@ def _device_request(devices: Any) -> int | list[int] | str:
     return devices
 
 
+def multi_node_launcher() -> bool:
+    """Whether something starts the other machines' processes of a multi-node run: SLURM,
+    torchrun, LSF, or MASTER_ADDR set on each machine (by hand, or by Kubeflow)."""
+    from lightning_fabric.plugins.environments import (
+        LSFEnvironment,
+        SLURMEnvironment,
+        TorchElasticEnvironment,
+    )
+
+    if "MASTER_ADDR" in os.environ:
+        return True
+    return any(env.detect() for env in (SLURMEnvironment, TorchElasticEnvironment,
+                                        LSFEnvironment))
+
+
 def validate_lightning_flags(settings: TrainSettings) -> None:
-    """Refuse ``accelerator/devices/strategy/precision`` values that Lightning would reject
-    with a traceback, or that ask for hardware this machine lacks, before any data work
-    or training process starts.
+    """Refuse ``accelerator/devices/strategy/precision/num_nodes/threads`` values that
+    Lightning or torch would reject with a traceback or a crash, or that ask for hardware
+    this machine lacks, before any data work or training process starts.
 
     Each CPU "device" is a separate training process, so more CPU devices than cores are
-    refused (``--devices 99 --accelerator cpu`` would start 99 processes).
+    refused (``--devices 99 --accelerator cpu`` would start 99 processes); so are more
+    torch threads than cores (100,000 threads ran libgomp out of memory), and
+    ``num_nodes > 1`` without a launcher for the other machines (rank 0 waits for ever).
     """
     import torch
     from pytorch_lightning.accelerators import AcceleratorRegistry
@@ -220,6 +237,15 @@ def validate_lightning_flags(settings: TrainSettings) -> None:
         if wanted > available or highest >= available:
             raise ConfigError(f"devices {settings.devices}: this machine has {available} "
                               f"{resolved} device(s)")
+
+    if settings.threads > cpu_cores():
+        raise ConfigError(f"threads {settings.threads}: this machine has {cpu_cores()} CPU "
+                          f"core(s); ask for at most {cpu_cores()} (0 = torch's default)")
+    if settings.num_nodes > 1 and not multi_node_launcher():
+        raise ConfigError(
+            f"num_nodes {settings.num_nodes}: no multi-node launcher found (SLURM, torchrun, "
+            "LSF, or MASTER_ADDR and NODE_RANK set on each machine); without one this process "
+            "would wait for the other machines for ever")
 
     strategy = str(settings.strategy).lower()
     strategies = StrategyRegistry.available_strategies()
