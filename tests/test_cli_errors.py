@@ -118,7 +118,7 @@ CASES = [
      "Precision 'bogus' is invalid"),
     ([*TRAIN, "--set", "data.limit=-1", "--out", "{tmp}/r"], "limit must be a whole number >= 1"),
     ([*TRAIN, "--threads", "100000", "--out", "{tmp}/r"], "threads 100000: this machine has"),
-    (["train", "--resume", "--out", "{tmp}/no-run"], "no such run folder to resume"),
+    (["train", "--resume", "--out", "{tmp}/no-run"], "nothing to resume: no such run folder"),
     (["train", "--model", "wavnet", "--data", "folder:{corpus}", "--out", "{tmp}/r"],
      "unknown model 'wavnet'"),
     (["train", "--model", "wavenet", "--data", "no-such-corpus", "--out", "{tmp}/r"],

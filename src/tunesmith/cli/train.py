@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
             check_names_first(name, data_spec, settings)
         else:
             if not out.is_dir():
-                raise ConfigError(f"{out}: no such run folder to resume")
+                raise ConfigError(f"{out}: nothing to resume: no such run folder")
             if name is not None:
                 registry.check_name(name)
 
