@@ -49,9 +49,10 @@ def build_app() -> typer.Typer:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI. Usage errors are click's (usage + message, exit 2); errors caused by
-    the user's files or options are one red line (exit 2); anything else is a bug and
-    keeps its traceback. Returns normally on success, so Python callers and tests can
-    call ``main([...])``; failures raise SystemExit with the exit code."""
+    the user's files or options, and errors the operating system reports (a full disk,
+    a folder without write permission), are one red line (exit 2); anything else is a
+    bug and keeps its traceback. Returns normally on success, so Python callers and
+    tests can call ``main([...])``; failures raise SystemExit with the exit code."""
     app = build_app()
     try:
         app(args=argv, standalone_mode=True)  # click ends every run with SystemExit
@@ -59,5 +60,12 @@ def main(argv: list[str] | None = None) -> None:
         if exc.code not in (0, None):
             raise
     except TunesmithError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        fail(str(exc))
+    except OSError as exc:  # the machine said no: a missing folder, no space, no permission
+        fail(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc))
+
+
+def fail(message: str) -> None:
+    """Print ``error: message`` as one red line on stderr and exit with code 2."""
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    sys.exit(2)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from tunesmith.cli.options import parse_assignments
+from tunesmith.cli.options import check_out_file, parse_assignments
 from tunesmith.errors import ConfigError
 
 
@@ -57,12 +57,19 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(None, help="Write the result JSON here."),
     ) -> None:
         """Frame-level NLL (nats) on a polyphonic benchmark: train, select on valid, test once."""
+        from tunesmith.models import registry
+
+        registry.check_name(model)  # before torch loads: a typo is reported at once
+        check_out_file(out)
+        options = parse_assignments(set_)
+        transpose_range = parse_transpose(transpose)
+
         from tunesmith.evaluation.likelihood import benchmark_nll
 
         benchmark_nll(
             model,
             data,
-            parse_assignments(set_),
+            options,
             directory=path,
             max_epochs=epochs,
             patience=patience,
@@ -71,7 +78,7 @@ def register(app: typer.Typer) -> None:
             clip=clip,
             lr_decay_patience=lr_decay_patience,
             weight_decay=weight_decay,
-            transpose_augment=parse_transpose(transpose),
+            transpose_augment=transpose_range,
             seed=seed,
             out_json=out,
             max_minutes=max_minutes,

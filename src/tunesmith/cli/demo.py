@@ -12,12 +12,14 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from pathlib import Path
 
 import typer
 
+from tunesmith.cli.options import check_out_folder
 from tunesmith.errors import ConfigError
 
 #: the demo's data: bach-chorales as SATB piano-rolls
@@ -37,15 +39,17 @@ def run_demo(out: Path, minutes: float = 4.0, bars: int = 12, seed: int = 0,
              n: int = 4) -> dict:
     """Prepare, train, generate; returns the paths written and the time of each stage."""
 
+    if not 0 < minutes < math.inf:  # NaN fails too
+        raise ConfigError(f"--minutes must be > 0 and finite, got {minutes}")
+    if not 8 <= bars <= 16:
+        raise ConfigError(f"--bars must be between 8 and 16, got {bars}")
+    check_out_folder(out)
+
     from tunesmith.data.prepare import prepare
     from tunesmith.generation.generate import generate_from_checkpoint
     from tunesmith.generation.sampling import SamplingControls
     from tunesmith.training.trainer import train
 
-    if minutes <= 0:
-        raise ConfigError(f"--minutes must be > 0, got {minutes}")
-    if not 8 <= bars <= 16:
-        raise ConfigError(f"--bars must be between 8 and 16, got {bars}")
     out = Path(out)
     run_dir = out / "run"
     if (run_dir / "run.json").is_file():  # the demo's own earlier run: start afresh
@@ -79,13 +83,14 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="Random seed (training and sampling)."),
     ) -> None:
         """Train a WaveNet on Bach chorales for a few minutes and play four new ones."""
+        begin = time.perf_counter()
+        result = run_demo(out, minutes=minutes, bars=bars, seed=seed)
+
         from rich.console import Console
 
         from tunesmith.cli.generate import print_outputs
         from tunesmith.training.checkpoint import read_json
 
-        begin = time.perf_counter()
-        result = run_demo(out, minutes=minutes, bars=bars, seed=seed)
         console = Console()
         print_outputs(result["midi"], title="tunesmith demo: four new chorales (WaveNet)")
         meta = read_json(result["run_dir"] / "config.json")

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import typer
 
+from tunesmith.cli.options import check_out_folder
+from tunesmith.errors import ConfigError
+
 
 def register(app: typer.Typer) -> None:
     @app.command("evaluate")
@@ -36,6 +39,23 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Metrics with their held-out band, two-sample test, pitch-class JS, likelihood,
         Yang & Lerch and plagiarism vs a corpus."""
+        check_out_folder(out)
+        if not generated.exists():
+            raise ConfigError(f"{generated}: no such file or folder")
+        if not 0 < lcs_threshold <= 1:  # NaN fails too
+            raise ConfigError(f"--lcs-threshold must be in (0, 1], got {lcs_threshold}")
+        if span_threshold < 1:
+            raise ConfigError(f"--span-threshold must be >= 1 notes, got {span_threshold}")
+        if samples < 1:
+            raise ConfigError(f"--samples must be >= 1, got {samples}")
+        if workers is not None and workers < 1:
+            raise ConfigError(f"--workers must be >= 1, got {workers}")
+
+        from tunesmith.data.corpora import get_corpus
+        from tunesmith.evaluation.reference import parse_reference
+
+        get_corpus(parse_reference(reference)[0], path)  # an unknown corpus fails at once
+
         from rich.console import Console
 
         from tunesmith.evaluation.report import print_summary, run_evaluation

@@ -41,12 +41,14 @@ def register(app: typer.Typer) -> None:
         png: bool = typer.Option(False, "--png", help="Also draw PNG piano-rolls."),
     ) -> None:
         """Generate pieces (MidiNet over --chords; MuseGAN phrases)."""
-        from tunesmith.cli.vae import _report, controls_from, load_model
-        from tunesmith.generation.generate import write_outputs
+        from tunesmith.cli.vae import _report, check_inputs, controls_from, load_model
+
+        check_inputs(checkpoint, out)
+
+        from tunesmith.generation.generate import check_length, write_outputs
         from tunesmith.models.midinet import MidiNet, generate_with_chords
 
-        if bars < 1:
-            raise ConfigError(f"--bars must be >= 1, got {bars}")
+        check_length(bars=bars, n=n)
         model, meta = load_model(checkpoint, _check_gan)
         if threshold is None:
             threshold = 0.0 if isinstance(model, MidiNet) else 0.5
@@ -69,7 +71,12 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("gan-out"), "--out", help="Folder for the MIDI files."),
     ) -> None:
         """Generate along a spherical path between two random latent vectors."""
-        from tunesmith.cli.vae import _report, controls_from, load_model
+        from tunesmith.cli.vae import _report, check_inputs, controls_from, load_model
+
+        check_inputs(checkpoint, out)
+        if steps < 2:
+            raise ConfigError(f"--steps must be >= 2 (both ends), got {steps}")
+
         from tunesmith.generation.generate import write_outputs
         from tunesmith.models.gan import interpolate_latents
         from tunesmith.models.midinet import MidiNet, parse_chord_progression

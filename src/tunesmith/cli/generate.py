@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from tunesmith.cli.options import check_checkpoint, check_file, check_out_folder
+
 
 def print_outputs(paths: list[Path], title: str = "generated") -> None:
     """A rich table of the written files (MIDI, WAV, PNG) and how to listen."""
@@ -34,9 +36,11 @@ def register(app: typer.Typer) -> None:
     @app.command("generate")
     def generate_command(
         checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="A run folder."),
-        n: int = typer.Option(4, "--n", "-n", help="Number of pieces."),
-        bars: float = typer.Option(None, "--bars", help="Length in bars (default 8)."),
-        seconds: float = typer.Option(None, "--seconds", help="Length in seconds."),
+        n: int = typer.Option(4, "--n", "-n", help="Number of pieces (at most 1000)."),
+        bars: float = typer.Option(None, "--bars", help="Length in bars (default 8; at most "
+                                   "3600, two hours of 4/4 at 120 bpm)."),
+        seconds: float = typer.Option(None, "--seconds",
+                                      help="Length in seconds (at most 7200)."),
         temperature: float = typer.Option(1.0, help="Divide logits by this (<1 sharper)."),
         top_k: int = typer.Option(0, help="Keep the k most likely events (0 = all)."),
         top_p: float = typer.Option(1.0, help="Nucleus sampling mass (1 = all)."),
@@ -59,6 +63,14 @@ def register(app: typer.Typer) -> None:
         png: bool = typer.Option(True, help="Draw PNG piano-rolls."),
     ) -> None:
         """Generate pieces from a trained checkpoint."""
+        check_checkpoint(checkpoint)
+        check_out_folder(out)
+        check_file(prime, "--prime")
+        if wav:
+            from tunesmith.render.audio import check_soundfont
+
+            check_soundfont(soundfont)
+
         from tunesmith.generation.generate import generate_from_checkpoint
         from tunesmith.generation.sampling import SamplingControls
 

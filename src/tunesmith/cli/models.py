@@ -13,10 +13,13 @@ def register(app: typer.Typer) -> None:
         name: str = typer.Argument(None, help="Show one model's options in full."),
     ) -> None:
         """List model families, the representation each reads, and their options."""
+        from tunesmith.models import registry
+
+        if name:
+            registry.check_name(name)  # before the families (and torch) load
+
         from rich.console import Console
         from rich.table import Table
-
-        from tunesmith.models import registry
 
         console = Console()
         names = [name] if name else registry.family_names()

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from tunesmith.cli.options import check_out_folder
+
 
 def render_file(path: Path, out_dir: Path | None = None,
                 soundfont: Path | None = None) -> tuple[Path, Path]:
@@ -30,7 +32,10 @@ def register(app: typer.Typer) -> None:
         """Render a file to WAV (SoundFont synthesis) and a PNG piano-roll."""
         from rich.console import Console
 
-        from tunesmith.render.audio import wav_facts
+        from tunesmith.render.audio import check_soundfont, wav_facts
+
+        check_out_folder(out)
+        check_soundfont(soundfont)
 
         wav, png = render_file(file, out, soundfont)
         facts = wav_facts(wav)

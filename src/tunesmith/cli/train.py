@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from tunesmith.cli.options import check_out_folder, parse_assignments, parse_value
 from tunesmith.errors import ConfigError
 
 
@@ -22,8 +23,7 @@ def build_run(
 ) -> tuple[str | None, dict | None, dict, dict]:
     """(model name, data spec, model options, train settings) from a config file,
     ``--set`` overrides and the command-line flags (flags win)."""
-    from tunesmith.cli.options import parse_assignments
-    from tunesmith.training.trainer import apply_overrides, load_config_file
+    from tunesmith.training.settings import apply_overrides, load_config_file
 
     config = load_config_file(config_file) if config_file else {"model": {}, "data": {},
                                                                  "train": {}}
@@ -42,6 +42,20 @@ def build_run(
     settings = dict(config["train"])
     settings.update({k: v for k, v in flags.items() if v is not None})
     return name, (data_spec if data_spec.get("corpus") else None), options, settings
+
+
+def check_names_first(name: str, data_spec: dict, settings: dict) -> None:
+    """The model name, the corpus and the train settings, checked before torch and
+    Lightning load (seconds on a busy machine), so a typo is reported at once."""
+    from tunesmith.models import registry
+    from tunesmith.training.settings import TrainSettings
+
+    registry.check_name(name)
+    TrainSettings.from_dict(settings)
+
+    from tunesmith.data.corpora import get_corpus  # numpy and symusic: a few tenths of a second
+
+    get_corpus(str(data_spec["corpus"]), data_spec.get("path"))
 
 
 def register(app: typer.Typer) -> None:
@@ -72,27 +86,36 @@ def register(app: typer.Typer) -> None:
         threads: int = typer.Option(None, help="torch CPU threads (default: torch's)."),
     ) -> None:
         """Train a model; the run folder holds the best-validation checkpoint."""
-        from rich.console import Console
-
-        from tunesmith.cli.options import parse_value
         from tunesmith.models import registry
-        from tunesmith.training.trainer import train
 
+        check_out_folder(out)
         flags = {"epochs": epochs, "max_time": max_time, "accelerator": accelerator,
                  "devices": None if devices is None else parse_value(devices),
                  "num_nodes": num_nodes, "strategy": strategy, "threads": threads}
         name, data_spec, options, settings = build_run(model, data, repr_set, path, config,
                                                        set_, flags)
+        if max_time is not None and epochs is None:
+            settings.setdefault("epochs", None)
         if not resume:
             if name is None:
                 raise ConfigError("give a model with --model (see tunesmith models)")
             if data_spec is None:
                 raise ConfigError("give data with --data (see tunesmith data list)")
+            check_names_first(name, data_spec, settings)
+        else:
+            if not out.is_dir():
+                raise ConfigError(f"{out}: nothing to resume: no such run folder")
+            if name is not None:
+                registry.check_name(name)
+
+        from rich.console import Console
+
+        from tunesmith.training.trainer import train
+
+        if not resume:
             cls = registry.get_family(name)
             if "window" not in settings and whole_pieces_by_default(cls):
                 settings["window"] = None
-        if max_time is not None and epochs is None:
-            settings.setdefault("epochs", None)
         run_dir = train(name, data_spec, options, out, resume=resume, overwrite=overwrite,
                         **settings)
         console = Console()

@@ -12,13 +12,24 @@ helpers of :mod:`tunesmith.generation.generate`.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
 
+from tunesmith.cli.options import check_checkpoint, check_file, check_out_folder
 from tunesmith.errors import ConfigError
 
 # ---------------------------------------------------------------------- checkpoint <-> files
+
+
+def check_inputs(checkpoint: Path, out: Path | None, **files: Path) -> None:
+    """The checkpoint folder, the output folder and the input files (by option name),
+    checked before torch loads, so a wrong path is reported at once."""
+    check_checkpoint(checkpoint)
+    check_out_folder(out)
+    for option, path in files.items():
+        check_file(path, option)
 
 
 def load_model(checkpoint: Path, family_check=None):
@@ -73,8 +84,12 @@ def register(app: typer.Typer) -> None:
         out: Path = out_option, wav: bool = wav_option, png: bool = png_option,
     ) -> None:
         """Decode phrases from random codes z ~ N(0, I)."""
-        from tunesmith.generation.generate import write_outputs
+        check_inputs(checkpoint, out)
+
+        from tunesmith.generation.generate import check_length, write_outputs
         from tunesmith.models.music_vae import sample_prior
+
+        check_length(n=n)
 
         model, meta = load_model(checkpoint, _check_vae)
         phrases = sample_prior(model, n, controls_from(temperature, seed))
@@ -87,6 +102,8 @@ def register(app: typer.Typer) -> None:
         out: Path = out_option, wav: bool = wav_option, png: bool = png_option,
     ) -> None:
         """Encode a file's first phrase to μ and decode it (argmax)."""
+        check_inputs(checkpoint, out, FILE=file)
+
         from tunesmith.generation.generate import file_to_array, write_outputs
         from tunesmith.models.music_vae import reconstruct
 
@@ -106,6 +123,10 @@ def register(app: typer.Typer) -> None:
         out: Path = out_option, wav: bool = wav_option, png: bool = png_option,
     ) -> None:
         """Decode codes spherically interpolated from μ(START) to μ(END)."""
+        check_inputs(checkpoint, out, START=start, END=end)
+        if steps < 2:
+            raise ConfigError(f"--steps must be >= 2 (both ends), got {steps}")
+
         from tunesmith.generation.generate import file_to_array, write_outputs
         from tunesmith.models.music_vae import interpolate
 
@@ -125,17 +146,24 @@ def register(app: typer.Typer) -> None:
         out: Path = out_option, wav: bool = wav_option, png: bool = png_option,
     ) -> None:
         """Note-density attribute vector: decode μ(FILE) + s·v for each scale s."""
+        check_inputs(checkpoint, out, FILE=file)
+        try:
+            values = [float(s) for s in scales.split(",") if s.strip()]
+        except ValueError:
+            values = []
+        if not values or not all(math.isfinite(v) for v in values):
+            raise ConfigError(f"--scales expects finite numbers separated by commas, "
+                              f"got {scales!r}")
+        if split not in ("train", "valid", "test"):
+            raise ConfigError(f"--split must be train, valid or test, got {split!r}")
+        if limit < 1:
+            raise ConfigError(f"--limit must be >= 1, got {limit}")
+
         from tunesmith.data import prepare
         from tunesmith.generation.generate import file_to_array, repr_options, write_outputs
         from tunesmith.models.music_vae import apply_attribute, attribute_vector
 
         model, meta = load_model(checkpoint, _check_vae)
-        try:
-            values = [float(s) for s in scales.split(",") if s.strip()]
-        except ValueError:
-            raise ConfigError(
-                f"--scales expects numbers separated by commas, got {scales!r}"
-            ) from None
         options = repr_options(meta)
         prepared = prepare(data, meta["representation"], options)
         pieces = [p for p in prepared.pieces(split) if len(p) >= model.config.steps][:limit]

@@ -29,8 +29,8 @@ def load_polyphonic_mat(path: str | Path) -> dict[str, list[np.ndarray]]:
     """Read a benchmark ``.mat`` into ``{"train"|"valid"|"test": [(T, 88) uint8, ...]}``.
 
     Raises:
-        MusicFileError: the file is missing, not a MATLAB file, lacks a split key, or
-            holds a piece that is not a (T, 88) binary matrix.
+        MusicFileError: the file is missing, not a MATLAB file, lacks a split key, has an
+            empty split, or holds a piece that is not a (T, 88) binary matrix with T >= 1.
     """
     import scipy.io
 
@@ -50,10 +50,16 @@ def load_polyphonic_mat(path: str | Path) -> dict[str, list[np.ndarray]]:
         pieces = []
         for index, piece in enumerate(np.asarray(raw[key]).reshape(-1)):
             piece = np.asarray(piece)
-            if piece.ndim != 2 or piece.shape[1] != N_KEYS:
+            if piece.ndim != 2 or piece.shape[1] != N_KEYS or piece.shape[0] < 1:
                 raise MusicFileError(
-                    path, f"{key}[{index}] has shape {piece.shape}, expected (frames, {N_KEYS})"
+                    path, f"{key}[{index}] has shape {piece.shape}, expected (frames, {N_KEYS}) "
+                          "with at least one frame"
                 )
+            if not np.issubdtype(piece.dtype, np.number) or not np.isfinite(piece).all():
+                raise MusicFileError(path, f"{key}[{index}] holds values that are not finite "
+                                           "numbers")
             pieces.append((piece > 0).astype(np.uint8))
+        if not pieces:
+            raise MusicFileError(path, f"{key!r} holds no piece")
         splits[split] = pieces
     return splits

@@ -212,7 +212,9 @@ class PianorollEncoder:
         from tunesmith.representations.pianoroll import PianorollConfig
 
         options = dict(options)
-        self.merge = bool(options.pop("merge_tracks", corpus.track_layout is None))
+        self.merge = options.pop("merge_tracks", corpus.track_layout is None)
+        if not isinstance(self.merge, bool):  # "False" or "maybe" would be truthy
+            raise ConfigError(f"merge_tracks expects true or false, got {self.merge!r}")
         if not self.merge and corpus.track_layout is None:
             raise ConfigError(
                 f"merge_tracks=false needs a corpus with a fixed set of tracks; "
@@ -674,6 +676,15 @@ def _isolated(job: dict, source: PieceSource) -> dict[str, Any]:
                     "skipped": [(source.id, "the parser crashed on this file")]}
 
 
+def check_counts(**counts: Any) -> None:
+    """Refuse a count (``limit``, ``workers``) that is given but is not a whole number >= 1
+    (``limit=-1`` would silently drop the last piece)."""
+    for name, value in counts.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < 1):
+            raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
+
+
 def prepare(
     corpus_spec: str,
     representation: str = "pianoroll",
@@ -702,6 +713,7 @@ def prepare(
         progress: show a progress bar while parsing.
         report: print the table of skipped pieces at the end.
     """
+    check_counts(limit=limit, workers=workers)
     corpus = get_corpus(corpus_spec, path)
     encoder = make_encoder(representation, repr_options or {}, corpus)
     options = encoder.options()

@@ -30,6 +30,7 @@ import torch
 
 from tunesmith.data.batching import collate_frames
 from tunesmith.errors import ConfigError
+from tunesmith.training.settings import cpu_cores
 
 #: built-in benchmark names -> file name in the shared benchmark folder
 BENCHMARK_FILES = {"jsb": "JSB_Chorales.mat", "nottingham": "Nottingham.mat"}
@@ -162,6 +163,47 @@ def machine_description() -> dict:
 
 
 # ---- training -----------------------------------------------------------------------
+def check_device(device: str) -> torch.device:
+    """A torch device this machine has; a ConfigError naming it otherwise."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"unknown device {device!r}; use cpu, or cuda / cuda:N on a "
+                          "machine with a GPU") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (parsed.index is not None and parsed.index >= count):
+            raise ConfigError(f"device {device!r}: this machine has {count} CUDA GPU(s)")
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {device!r}: no MPS device on this machine")
+    elif parsed.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"device {device!r}: only cpu, cuda and mps are supported")
+    return parsed
+
+
+def check_bench_settings(*, max_epochs: int, patience: int, batch_size: int, lr: float,
+                         clip: float, lr_decay_patience: int, weight_decay: float,
+                         max_minutes: float | None, threads: int | None) -> None:
+    """Refuse settings under which :func:`benchmark_nll` cannot train or report."""
+    most_threads = max(2, cpu_cores())  # more than the cores never helps; 2 is the default
+    checks = [
+        (max_epochs >= 1, f"epochs must be >= 1, got {max_epochs}"),
+        (patience >= 1, f"patience must be >= 1 epochs, got {patience}"),
+        (batch_size >= 1, f"batch size must be >= 1, got {batch_size}"),
+        (0 < lr < math.inf, f"lr must be > 0 and finite, got {lr}"),
+        (0 <= clip < math.inf, f"clip must be >= 0 and finite (0 = off), got {clip}"),
+        (lr_decay_patience >= 0, f"lr decay patience must be >= 0, got {lr_decay_patience}"),
+        (0 <= weight_decay < math.inf, f"weight decay must be >= 0, got {weight_decay}"),
+        (max_minutes is None or 0 < max_minutes < math.inf,
+         f"max minutes must be > 0 and finite, got {max_minutes}"),
+        (threads is None or 0 <= threads <= most_threads,
+         f"threads must be >= 0 (0 = torch's) and at most {most_threads} here, got {threads}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+
+
 def benchmark_nll(
     model_name: str,
     data: str,
@@ -203,6 +245,11 @@ def benchmark_nll(
     from tunesmith.models import registry
     from tunesmith.representations import pianoroll
 
+    registry.check_name(model_name)
+    check_bench_settings(max_epochs=max_epochs, patience=patience, batch_size=batch_size, lr=lr,
+                         clip=clip, lr_decay_patience=lr_decay_patience,
+                         weight_decay=weight_decay, max_minutes=max_minutes, threads=threads)
+    device = check_device(device)
     if threads:
         torch.set_num_threads(threads)
     torch.set_flush_denormal(True)  # tiny activations late in training otherwise slow CPUs

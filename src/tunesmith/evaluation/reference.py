@@ -131,6 +131,11 @@ def summarise(score) -> tuple:
     from tunesmith.evaluation import metrics, plagiarism, two_sample
 
     table = metrics.NoteTable.of(score)
+    if len(table.pitch) and (table.pitch.min() < 0 or table.pitch.max() > 127):
+        raise ValueError(f"pitches outside MIDI's 0-127 "
+                         f"({int(table.pitch.min())}..{int(table.pitch.max())})")
+    if len(table.time) and table.time.min() < 0:
+        raise ValueError("notes before the start (negative times)")
     return (
         metrics.feature_vector(table),
         metrics.pitch_class_histogram(table, normalize=False),
@@ -139,6 +144,15 @@ def summarise(score) -> tuple:
         [float(v) for v in metrics.voice_activity(table)],
         two_sample.roll_notes(table),
     )
+
+
+def skip_reason(exc: Exception) -> str:
+    """Why a piece was skipped, in words: a MusicFileError's reason, else the exception."""
+    if getattr(exc, "reason", None):
+        return exc.reason
+    if isinstance(exc, ValueError):
+        return f"cannot be measured: {exc}"
+    return f"cannot be measured ({type(exc).__name__}: {exc})"
 
 
 def _collect(summary: SetSummary, names: list[str], summaries: list[tuple]) -> SetSummary:
@@ -154,10 +168,18 @@ def _collect(summary: SetSummary, names: list[str], summaries: list[tuple]) -> S
 
 
 def summarise_scores(named_scores, skipped=None) -> SetSummary:
-    """A SetSummary of ``(name, Score)`` pairs (in the given order)."""
-    named = list(named_scores)
-    return _collect(SetSummary(skipped=list(skipped or [])), [n for n, _ in named],
-                    [summarise(score) for _, score in named])
+    """A SetSummary of ``(name, Score)`` pairs (in the given order); a piece whose
+    summary fails is skipped with its reason, the others are kept."""
+    skipped = list(skipped or [])
+    names, summaries = [], []
+    for name, score in named_scores:
+        try:
+            summaries.append(summarise(score))
+        except Exception as exc:  # one bad piece never costs the whole set
+            skipped.append((name, skip_reason(exc)))
+            continue
+        names.append(name)
+    return _collect(SetSummary(skipped=skipped), names, summaries)
 
 
 # ----------------------------------------------------------------------------- reference
@@ -198,8 +220,7 @@ def _summarise_sources(corpus_spec: str, path: str | None, sources: list) -> lis
         try:
             summary = summarise(corpus.load(source))
         except Exception as exc:  # a bad piece is skipped with its reason
-            reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
-            out.append((source.id, None, reason))
+            out.append((source.id, None, skip_reason(exc)))
         else:
             out.append((source.id, summary))
     return out

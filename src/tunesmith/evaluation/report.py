@@ -532,11 +532,14 @@ def load_generated(path: str | Path):
             continue
         for i, score in enumerate(scores):
             named.append((name if len(scores) == 1 else f"{name}#{i + 1}", score))
-    if not named:
-        detail = f"; e.g. {skipped[0][0]}: {skipped[0][1]}" if skipped else ""
+    summary = summarise_scores(named, skipped)  # a piece it cannot measure is skipped too
+    if not len(summary):
+        listed = "; ".join(f"{name}: {reason}" for name, reason in summary.skipped[:10])
+        if len(summary.skipped) > 10:
+            listed += f"; and {len(summary.skipped) - 10} more"
         raise TunesmithError(f"{path}: no readable music file to evaluate"
-                             f" ({len(skipped)} skipped{detail})")
-    return summarise_scores(named, skipped)
+                             f" ({len(summary.skipped)} skipped{': ' + listed if listed else ''})")
+    return summary
 
 
 def generate_samples(checkpoint: Path, n: int, out_dir: Path, seed: int = 0) -> Path:

@@ -30,6 +30,13 @@ DEFAULT_QPM = 120.0
 #: event tokens budgeted per 4/4 bar when a length is asked of a token model (REMI-like
 #: streams of 4-voice music use ~30-60 tokens a bar); the decoded piece is cut to length
 EVENT_TOKENS_PER_BAR = 64
+#: the longest piece generate() writes: two hours, the longest piece the loader reads
+#: (in bars: two hours of 4/4 at 120 quarters a minute)
+MAX_SECONDS = 2 * 3600
+MAX_BARS = 3600
+#: the most pieces in one call, and the most memory their sampled arrays may take
+MAX_PIECES = 1000
+MAX_SAMPLE_BYTES = 4 * 2**30
 
 
 # ---------------------------------------------------------------------- checkpoint facts
@@ -70,12 +77,7 @@ def grid_facts(meta: dict) -> dict:
 def length_in_steps(meta: dict, bars: float | None = None, seconds: float | None = None,
                     default_bars: float = 8) -> int:
     """Steps (or event tokens) of ``bars`` bars or ``seconds`` seconds of a checkpoint's music."""
-    if bars is not None and seconds is not None:
-        raise ConfigError("give a length in bars or in seconds, not both")
-    if bars is not None and bars <= 0:
-        raise ConfigError(f"bars must be > 0, got {bars}")
-    if seconds is not None and seconds <= 0:
-        raise ConfigError(f"seconds must be > 0, got {seconds}")
+    check_length(bars, seconds)
     facts = grid_facts(meta)
     if facts["steps_per_quarter"] is None:  # event tokens: a budget per bar
         quarters = seconds * facts["qpm"] / 60 if seconds is not None else \
@@ -84,6 +86,33 @@ def length_in_steps(meta: dict, bars: float | None = None, seconds: float | None
     if seconds is not None:
         return max(1, math.ceil(seconds * facts["qpm"] / 60 * facts["steps_per_quarter"]))
     return max(1, math.ceil((bars if bars is not None else default_bars) * facts["steps_per_bar"]))
+
+
+def check_length(bars: float | None = None, seconds: float | None = None,
+                 n: int | None = None) -> None:
+    """Refuse a length or a number of pieces that is not positive, not finite or beyond
+    :data:`MAX_BARS` / :data:`MAX_SECONDS` / :data:`MAX_PIECES`."""
+    if bars is not None and seconds is not None:
+        raise ConfigError("give a length in bars or in seconds, not both")
+    if bars is not None and not 0 < bars <= MAX_BARS:  # NaN fails too
+        raise ConfigError(f"bars must be > 0 and at most {MAX_BARS}, got {bars}")
+    if seconds is not None and not 0 < seconds <= MAX_SECONDS:
+        raise ConfigError(f"seconds must be > 0 and at most {MAX_SECONDS} (two hours), "
+                          f"got {seconds}")
+    if n is not None and not 1 <= n <= MAX_PIECES:
+        raise ConfigError(f"n must be >= 1 and at most {MAX_PIECES}, got {n}")
+
+
+def check_sample_size(meta: dict, n: int, steps: int) -> None:
+    """Refuse a request whose sampled arrays would exceed :data:`MAX_SAMPLE_BYTES`."""
+    info = meta.get("data_info") or {}
+    # float32 frames of K keys, or one int64 event/token
+    per_step = 4 * int(info.get("keys") or 1) if meta.get("representation") == "pianoroll" else 8
+    needed = n * steps * per_step
+    if needed > MAX_SAMPLE_BYTES:
+        raise ConfigError(
+            f"{n} pieces of {steps} steps need {needed / 2**30:.1f} GiB of samples (at most "
+            f"{MAX_SAMPLE_BYTES // 2**30} GiB); ask for fewer pieces or a shorter length")
 
 
 # ---------------------------------------------------------------------- files <-> arrays
@@ -302,8 +331,7 @@ def generate_from_checkpoint(
     """
     from tunesmith.training.checkpoint import load_checkpoint
 
-    if n < 1:
-        raise ConfigError(f"n must be >= 1, got {n}")
+    check_length(bars, seconds, n)
     controls = controls or SamplingControls()
     if seed is not None:
         controls = SamplingControls(**{**controls.to_dict(), "seed": int(seed)})
@@ -313,6 +341,7 @@ def generate_from_checkpoint(
         steps = fixed
     else:
         steps = length_in_steps(meta, bars, seconds)
+    check_sample_size(meta, n, steps)
     arrays, n_prime = sample_arrays(model, meta, n, steps, controls, prime, pitch_histogram)
     out_dir = Path(out_dir)
     facts = grid_facts(meta)
@@ -331,6 +360,8 @@ def generate_from_checkpoint(
 
 __all__: Sequence[str] = [
     "array_to_score",
+    "check_length",
+    "check_sample_size",
     "file_to_array",
     "generate_from_checkpoint",
     "grid_facts",

@@ -8,6 +8,7 @@ and track.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -28,8 +29,8 @@ class SamplingControls:
     seed: int | None = None  # random seed for reproducible samples
 
     def __post_init__(self):
-        if self.temperature <= 0:
-            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
+        if not 0 < self.temperature < math.inf:  # NaN and infinity fail too
+            raise ConfigError(f"temperature must be > 0 and finite, got {self.temperature}")
         if self.top_k < 0:
             raise ConfigError(f"top_k must be >= 0, got {self.top_k}")
         if not 0 < self.top_p <= 1:

@@ -1,15 +1,20 @@
 """Names → model families. The CLI, tests and benchmarks all read this table.
 
-Families are imported lazily so that ``tunesmith --help`` stays fast.
+Families are imported lazily, and this module imports neither torch nor a family: the
+command line checks a model name (:func:`check_name`) before it loads torch, so a typo
+is reported at once.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from tunesmith.errors import ConfigError
-from tunesmith.models.base import GenerativeModel
 from tunesmith.representations.info import DataInfo
+
+if TYPE_CHECKING:
+    from tunesmith.models.base import GenerativeModel
 
 #: registry name -> ("module:Class", preset options). Add a family by adding a line here;
 #: variants of one family are presets of the same class.
@@ -37,6 +42,12 @@ FAMILIES: dict[str, tuple[str, dict]] = {
 
 def family_names() -> list[str]:
     return sorted(FAMILIES)
+
+
+def check_name(name: str) -> str:
+    """``name`` when it is registered, else a ConfigError listing the names (no import)."""
+    _entry(name)
+    return name
 
 
 def get_family(name: str) -> type[GenerativeModel]:

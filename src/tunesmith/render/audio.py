@@ -40,7 +40,8 @@ def _synthesizer(soundfont: str, sample_rate: int):
     return Synthesizer(soundfont, sample_rate, 0)
 
 
-def _check_soundfont(soundfont: str | Path | None) -> Path:
+def check_soundfont(soundfont: str | Path | None) -> Path:
+    """The SoundFont file to use (default: TimGM6mb); a ConfigError when it is unusable."""
     path = Path(soundfont) if soundfont is not None else default_soundfont()
     if not path.is_file():
         raise ConfigError(f"{path}: no such SoundFont file")
@@ -52,7 +53,7 @@ def _check_soundfont(soundfont: str | Path | None) -> Path:
 def synthesize(score: Score, soundfont: str | Path | None = None,
                sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Render a Score to float32 audio of shape (2, samples), peak-normalised to 0.9."""
-    path = _check_soundfont(soundfont)
+    path = check_soundfont(soundfont)
     if score.note_num() == 0:
         return np.zeros((2, sample_rate // 10), np.float32)  # a tenth of a second of silence
     try:

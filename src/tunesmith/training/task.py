@@ -19,9 +19,7 @@ import pytorch_lightning as pl
 import torch
 
 from tunesmith.errors import ConfigError
-
-#: learning-rate schedules the task knows
-LR_SCHEDULES = ("constant", "cosine", "plateau")
+from tunesmith.training.settings import LR_SCHEDULES
 
 
 def batch_size_of(batch: dict[str, torch.Tensor]) -> int:

@@ -35,27 +35,23 @@ A run killed before anything was saved restarts from step 0 on ``--resume``;
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 import re
 import shutil
 import sys
 import time
-import tomllib
 import warnings
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from safetensors.torch import load_file, save_file
 
-from tunesmith.cli.options import parse_value
-from tunesmith.config import DictConfig
 from tunesmith.errors import CheckpointError, ConfigError
 from tunesmith.representations.info import DataInfo
 from tunesmith.training.checkpoint import (
@@ -75,7 +71,14 @@ from tunesmith.training.checkpoint import (
     save_optimizer_states,
     write_json,
 )
-from tunesmith.training.task import LR_SCHEDULES, TrainingTask
+from tunesmith.training.settings import (  # noqa: F401 (re-exported: the trainer's API)
+    LR_SCHEDULES,
+    TrainSettings,
+    apply_overrides,
+    load_config_file,
+    validate_lightning_flags,
+)
+from tunesmith.training.task import TrainingTask
 
 LAST_DIR = "last"
 RUN_FILE = "run.json"
@@ -88,122 +91,6 @@ STATE_VERSION = 2  # trainer_state.json's layout
 #: what a run writes in its folder (and ``overwrite=True`` removes; nothing else is touched)
 RUN_OUTPUTS = (WEIGHTS_FILE, CONFIG_FILE, RUN_FILE, HISTORY_FILE, LOSS_PLOT, LAST_DIR,
                LAST_DIR + ".tmp", LAST_DIR + ".old", "logs", "tensorboard")
-
-
-# ----------------------------------------------------------------------------- settings
-
-
-@dataclasses.dataclass
-class TrainSettings(DictConfig):
-    """How to train; the ``[train]`` section of a config file."""
-
-    config_name: ClassVar[str] = "train"
-
-    epochs: int | None = 50  # most epochs (None = until max_steps or max_time)
-    max_steps: int = -1  # most optimiser steps (-1 = no limit)
-    max_time: float | None = None  # most minutes of training (None = no limit)
-    batch_size: int = 16  # sequences per batch (per device)
-    window: int | None = 64  # training window in steps/tokens (None = whole pieces)
-    lr: float = 1e-3  # learning rate
-    weight_decay: float = 0.0
-    lr_schedule: str = "plateau"  # constant | cosine | plateau
-    seed: int = 0  # seeds Python, numpy and torch (Lightning's seed_everything)
-    accelerator: str = "auto"  # Lightning: cpu, gpu, mps, auto...
-    devices: Any = "auto"  # Lightning: 1, 4, "auto", [0, 1]...
-    num_nodes: int = 1  # Lightning: machines in a DDP run
-    strategy: str = "auto"  # Lightning: auto, ddp, ddp_spawn, fsdp...
-    precision: str = "32-true"  # Lightning: 32-true, 16-mixed, bf16-mixed...
-    early_stopping_patience: int = 5  # epochs without a better val loss before stopping (0 = off)
-    gradient_clip: float = 1.0  # clip the gradient norm to this (0 = off)
-    log_every: int = 10  # log every this many steps
-    checkpoint_every: int = 0  # also save last/ every this many steps (0 = epoch ends only)
-    num_workers: int = 0  # data-loading worker processes
-    threads: int = 0  # torch CPU threads (0 = torch's default); 1 is fastest for small models
-    # on a busy CPU: threads of a small step spin against each other (see docs/benchmarks.md)
-    limit_val_batches: float = 1.0  # Lightning: fraction (float) or number (int) of val batches
-    progress_bar: bool = True  # a rich progress bar
-    loggers: bool = True  # CSV and TensorBoard logs
-
-    def __post_init__(self):
-        if self.epochs is not None and self.epochs < 1:
-            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
-        if self.max_steps == 0 or self.max_steps < -1:
-            raise ConfigError(f"max_steps must be > 0 (or -1 for no limit), got {self.max_steps}")
-        if self.max_time is not None and self.max_time <= 0:
-            raise ConfigError(f"max_time must be > 0 minutes, got {self.max_time}")
-        if self.epochs is None and self.max_steps == -1 and self.max_time is None:
-            raise ConfigError("give at least one of epochs, max_steps or max_time")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.window is not None and self.window < 2:
-            raise ConfigError(f"window must be >= 2 steps, got {self.window}")
-        if self.lr <= 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ConfigError(
-                f"unknown lr_schedule {self.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}"
-            )
-        if self.early_stopping_patience < 0 or self.gradient_clip < 0:
-            raise ConfigError("early_stopping_patience and gradient_clip must be >= 0")
-        if self.log_every < 1 or self.checkpoint_every < 0 or self.num_workers < 0:
-            raise ConfigError("log_every must be >= 1; checkpoint_every, num_workers >= 0")
-        if self.num_nodes < 1:
-            raise ConfigError(f"num_nodes must be >= 1, got {self.num_nodes}")
-        if self.threads < 0:
-            raise ConfigError(f"threads must be >= 0, got {self.threads}")
-
-
-
-# ----------------------------------------------------------------------------- config files
-
-
-def load_config_file(path: str | Path) -> dict[str, dict]:
-    """Read a TOML run config with sections ``[model]``, ``[data]`` and ``[train]``."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file")
-    try:
-        config = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
-    unknown = sorted(set(config) - {"model", "data", "train"})
-    if unknown:
-        raise ConfigError(f"{path}: unknown section(s) {', '.join(unknown)}; "
-                          "expected [model], [data], [train]")
-    for section in ("model", "data", "train"):
-        if not isinstance(config.setdefault(section, {}), dict):
-            raise ConfigError(f"{path}: [{section}] must be a table")
-    return config
-
-
-def apply_overrides(config: dict[str, dict], overrides: Sequence[str]) -> dict[str, dict]:
-    """Apply ``key=value`` overrides (``model.x``, ``data.x``, ``train.x``; ``data.options.x``).
-
-    A key without a section prefix goes to ``[train]`` when it names a train setting.
-    """
-    config = {section: dict(config.get(section, {})) for section in ("model", "data", "train")}
-    train_fields = {f.name for f in dataclasses.fields(TrainSettings)}
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"--set expects key=value, got {item!r}")
-        key, _, text = item.partition("=")
-        parts = key.strip().split(".")
-        if parts[0] not in config:
-            if len(parts) == 1 and parts[0] in train_fields:
-                parts = ["train", *parts]
-            else:
-                raise ConfigError(
-                    f"--set {key}: prefix the key with model., data. or train. (e.g. train.lr=3e-4)"
-                )
-        if len(parts) < 2 or not all(parts):
-            raise ConfigError(f"--set {key}: expected section.name=value")
-        target = config[parts[0]]
-        for part in parts[1:-1]:
-            target = target.setdefault(part, {})
-            if not isinstance(target, dict):
-                raise ConfigError(f"--set {key}: {part} is not a table")
-        target[parts[-1]] = parse_value(text.strip())
-    return config
 
 
 # ----------------------------------------------------------------------------- run state
@@ -837,6 +724,7 @@ def train(
         if resume:
             raise CheckpointError(run_file, str(exc)) from exc
         raise
+    validate_lightning_flags(train_settings)  # before any data work or process starts
     cls = registry.get_family(model_name)  # unknown names fail before any data work
     model_options = {**registry.preset_options(model_name), **(options or {})}
     cls.config_class.from_dict(model_options)  # typos fail before any data work too

@@ -1,0 +1,266 @@
+"""How to train: :class:`TrainSettings`, run config files, ``--set`` overrides, and the
+checks of Lightning's ``accelerator/devices/strategy/precision`` flags.
+
+This module imports neither torch nor Lightning at import time, so the command line can
+read and check a whole run config before it loads them (a typo is reported at once).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from tunesmith.config import DictConfig, parse_value
+from tunesmith.errors import ConfigError
+
+#: learning-rate schedules the training task knows
+LR_SCHEDULES = ("constant", "cosine", "plateau")
+
+
+@dataclasses.dataclass
+class TrainSettings(DictConfig):
+    """How to train; the ``[train]`` section of a config file."""
+
+    config_name: ClassVar[str] = "train"
+
+    epochs: int | None = 50  # most epochs (None = until max_steps or max_time)
+    max_steps: int = -1  # most optimiser steps (-1 = no limit)
+    max_time: float | None = None  # most minutes of training (None = no limit)
+    batch_size: int = 16  # sequences per batch (per device)
+    window: int | None = 64  # training window in steps/tokens (None = whole pieces)
+    lr: float = 1e-3  # learning rate
+    weight_decay: float = 0.0
+    lr_schedule: str = "plateau"  # constant | cosine | plateau
+    seed: int = 0  # seeds Python, numpy and torch (Lightning's seed_everything)
+    accelerator: str = "auto"  # Lightning: cpu, gpu, mps, auto...
+    devices: Any = "auto"  # Lightning: 1, 4, "auto", [0, 1]...
+    num_nodes: int = 1  # Lightning: machines in a DDP run
+    strategy: str = "auto"  # Lightning: auto, ddp, ddp_spawn, fsdp...
+    precision: str | int = "32-true"  # Lightning: 32-true, 16-mixed, bf16-mixed, 32...
+    early_stopping_patience: int = 5  # epochs without a better val loss before stopping (0 = off)
+    gradient_clip: float = 1.0  # clip the gradient norm to this (0 = off)
+    log_every: int = 10  # log every this many steps
+    checkpoint_every: int = 0  # also save last/ every this many steps (0 = epoch ends only)
+    num_workers: int = 0  # data-loading worker processes
+    threads: int = 0  # torch CPU threads (0 = torch's default); 1 is fastest for small models
+    # on a busy CPU: threads of a small step spin against each other (see docs/benchmarks.md)
+    limit_val_batches: float = 1.0  # Lightning: fraction (float) or number (int) of val batches
+    progress_bar: bool = True  # a rich progress bar
+    loggers: bool = True  # CSV and TensorBoard logs
+
+    def __post_init__(self):
+        if self.epochs is not None and self.epochs < 1:
+            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ConfigError(f"max_steps must be > 0 (or -1 for no limit), got {self.max_steps}")
+        if self.max_time is not None and not self.max_time > 0:  # NaN fails too
+            raise ConfigError(f"max_time must be > 0 minutes, got {self.max_time}")
+        if self.epochs is None and self.max_steps == -1 and self.max_time is None:
+            raise ConfigError("give at least one of epochs, max_steps or max_time")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.window is not None and self.window < 2:
+            raise ConfigError(f"window must be >= 2 steps, got {self.window}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"unknown lr_schedule {self.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}"
+            )
+        if not (self.early_stopping_patience >= 0 and self.gradient_clip >= 0):
+            raise ConfigError("early_stopping_patience and gradient_clip must be >= 0")
+        if self.log_every < 1 or self.checkpoint_every < 0 or self.num_workers < 0:
+            raise ConfigError("log_every must be >= 1; checkpoint_every, num_workers >= 0")
+        if self.num_nodes < 1:
+            raise ConfigError(f"num_nodes must be >= 1, got {self.num_nodes}")
+        if self.threads < 0:
+            raise ConfigError(f"threads must be >= 0, got {self.threads}")
+
+
+# ----------------------------------------------------------------------------- config files
+
+
+def load_config_file(path: str | Path) -> dict[str, dict]:
+    """Read a TOML run config with sections ``[model]``, ``[data]`` and ``[train]``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        config = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    unknown = sorted(set(config) - {"model", "data", "train"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown section(s) {', '.join(unknown)}; "
+                          "expected [model], [data], [train]")
+    for section in ("model", "data", "train"):
+        if not isinstance(config.setdefault(section, {}), dict):
+            raise ConfigError(f"{path}: [{section}] must be a table")
+    return config
+
+
+def apply_overrides(config: dict[str, dict], overrides: Sequence[str]) -> dict[str, dict]:
+    """Apply ``key=value`` overrides (``model.x``, ``data.x``, ``train.x``; ``data.options.x``).
+
+    A key without a section prefix goes to ``[train]`` when it names a train setting.
+    """
+    config = {section: dict(config.get(section, {})) for section in ("model", "data", "train")}
+    train_fields = {f.name for f in dataclasses.fields(TrainSettings)}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        key, _, text = item.partition("=")
+        parts = key.strip().split(".")
+        if parts[0] not in config:
+            if len(parts) == 1 and parts[0] in train_fields:
+                parts = ["train", *parts]
+            else:
+                raise ConfigError(
+                    f"--set {key}: prefix the key with model., data. or train. (e.g. train.lr=3e-4)"
+                )
+        if len(parts) < 2 or not all(parts):
+            raise ConfigError(f"--set {key}: expected section.name=value")
+        target = config[parts[0]]
+        for part in parts[1:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"--set {key}: {part} is not a table")
+        target[parts[-1]] = parse_value(text.strip())
+    return config
+
+
+# ----------------------------------------------------------------------------- Lightning flags
+
+
+def cpu_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _device_request(devices: Any) -> int | list[int] | str:
+    """``devices`` as Lightning reads it: "auto", a count (-1 = all) or a list of indices."""
+    if isinstance(devices, str):
+        text = devices.strip()
+        if text == "auto":
+            return "auto"
+        try:
+            if "," in text or text.startswith("["):
+                return [int(p) for p in text.strip("[]").split(",") if p.strip()]
+            return int(text)
+        except ValueError:
+            raise ConfigError(
+                f"devices {devices!r}: expected auto, a count, -1 (all) or indices like [0,1]"
+            ) from None
+    if isinstance(devices, bool) or not isinstance(devices, (int, list, tuple)):
+        raise ConfigError(
+            f"devices {devices!r}: expected auto, a count, -1 (all) or indices like [0,1]")
+    if isinstance(devices, (list, tuple)):
+        if not devices or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                  for d in devices) or len(set(devices)) != len(devices):
+            raise ConfigError(f"devices {list(devices)}: expected distinct indices >= 0")
+        return list(devices)
+    if devices == 0 or devices < -1:
+        raise ConfigError(f"devices must be >= 1 (or -1 for all, or auto), got {devices}")
+    return devices
+
+
+def multi_node_launcher() -> bool:
+    """Whether something starts the other machines' processes of a multi-node run: SLURM,
+    torchrun, LSF, or MASTER_ADDR set on each machine (by hand, or by Kubeflow)."""
+    from lightning_fabric.plugins.environments import (
+        LSFEnvironment,
+        SLURMEnvironment,
+        TorchElasticEnvironment,
+    )
+
+    if "MASTER_ADDR" in os.environ:
+        return True
+    return any(env.detect() for env in (SLURMEnvironment, TorchElasticEnvironment,
+                                        LSFEnvironment))
+
+
+def validate_lightning_flags(settings: TrainSettings) -> None:
+    """Refuse ``accelerator/devices/strategy/precision/num_nodes/threads`` values that
+    Lightning or torch would reject with a traceback or a crash, or that ask for hardware
+    this machine lacks, before any data work or training process starts.
+
+    Each CPU "device" is a separate training process, so more CPU devices than cores are
+    refused (``--devices 99 --accelerator cpu`` would start 99 processes); so are more
+    torch threads than cores (100,000 threads ran libgomp out of memory), and
+    ``num_nodes > 1`` without a launcher for the other machines (rank 0 waits for ever).
+    """
+    import torch
+    from pytorch_lightning.accelerators import AcceleratorRegistry
+    from pytorch_lightning.strategies import StrategyRegistry
+
+    accelerator = str(settings.accelerator).lower()
+    names = sorted(AcceleratorRegistry.available_accelerators())
+    if accelerator not in {"auto", "gpu", *names}:
+        raise ConfigError(f"unknown accelerator {settings.accelerator!r}; choose one of "
+                          f"auto, gpu, {', '.join(names)}")
+    cuda = torch.cuda.is_available()
+    mps = AcceleratorRegistry["mps"]["accelerator"].is_available() if "mps" in names else False
+    if accelerator == "gpu" and not (cuda or mps):
+        raise ConfigError("accelerator 'gpu': no GPU is available here (torch sees no CUDA "
+                          "or MPS device); use --accelerator cpu or auto")
+    if accelerator in names and not AcceleratorRegistry[accelerator]["accelerator"].is_available():
+        raise ConfigError(f"accelerator {accelerator!r}: not available on this machine; "
+                          "use --accelerator cpu or auto")
+    resolved = accelerator
+    if accelerator in ("auto", "gpu"):
+        resolved = "cuda" if cuda else "mps" if mps else "cpu"
+
+    request = _device_request(settings.devices)
+    if resolved == "cpu":
+        cores = cpu_cores()
+        if isinstance(request, list):
+            raise ConfigError(f"devices {request}: the CPU accelerator takes a count of "
+                              "processes, not device indices")
+        if isinstance(request, int) and (request == -1 or request > cores):
+            raise ConfigError(
+                f"devices {settings.devices}: each CPU device is a training process, and this "
+                f"machine has {cores} CPU core(s); ask for at most {cores}"
+            )
+    else:
+        available = AcceleratorRegistry[resolved]["accelerator"].auto_device_count()
+        wanted = request if isinstance(request, int) else len(request) if isinstance(
+            request, list) else 1
+        highest = max(request) if isinstance(request, list) else -1
+        if wanted > available or highest >= available:
+            raise ConfigError(f"devices {settings.devices}: this machine has {available} "
+                              f"{resolved} device(s)")
+
+    if settings.threads > cpu_cores():
+        raise ConfigError(f"threads {settings.threads}: this machine has {cpu_cores()} CPU "
+                          f"core(s); ask for at most {cpu_cores()} (0 = torch's default)")
+    if settings.num_nodes > 1 and not multi_node_launcher():
+        raise ConfigError(
+            f"num_nodes {settings.num_nodes}: no multi-node launcher found (SLURM, torchrun, "
+            "LSF, or MASTER_ADDR and NODE_RANK set on each machine); without one this process "
+            "would wait for the other machines for ever")
+
+    strategy = str(settings.strategy).lower()
+    strategies = StrategyRegistry.available_strategies()
+    if strategy != "auto" and strategy not in strategies:
+        main = [s for s in strategies if "find_unused" not in s]
+        raise ConfigError(f"unknown strategy {settings.strategy!r}; choose one of auto, "
+                          f"{', '.join(main)}")
+
+    try:
+        from lightning_fabric.connector import _convert_precision_to_unified_args
+    except ImportError:  # a Lightning without this helper checks precision itself
+        return
+    try:
+        with warnings.catch_warnings():  # Lightning warns about legacy names ("bf16") itself
+            warnings.simplefilter("ignore")
+            _convert_precision_to_unified_args(settings.precision)
+    except ValueError as exc:
+        raise ConfigError(f"train option precision: {exc}") from None
