@@ -44,12 +44,19 @@ def _check_vae(model, meta) -> None:
         raise ConfigError(f"the checkpoint holds {meta.get('model_name')!r}, not a MusicVAE")
 
 
-def _report(paths) -> None:
+def _report(paths, empty: list[str] = ()) -> None:
+    """Print the written files, and how many hold no notes (``empty``: their warnings,
+    from :func:`tunesmith.cli.generate.empty_pieces`)."""
     from rich.console import Console
+
+    from tunesmith.cli.generate import empty_summary
 
     console = Console()
     for path in paths:
         console.print(f"wrote {path}")
+    summary = empty_summary(len(empty), len(paths))
+    if summary:
+        console.print(f"[bold yellow]{summary}[/]", highlight=False)
 
 
 # ---------------------------------------------------------------------- commands
@@ -73,12 +80,17 @@ def register(app: typer.Typer) -> None:
         out: Path = out_option, wav: bool = wav_option, png: bool = png_option,
     ) -> None:
         """Decode phrases from random codes z ~ N(0, I)."""
+        from tunesmith.cli.generate import empty_pieces
         from tunesmith.generation.generate import write_outputs
         from tunesmith.models.music_vae import sample_prior
 
         model, meta = load_model(checkpoint, _check_vae)
-        phrases = sample_prior(model, n, controls_from(temperature, seed))
-        _report(write_outputs(phrases.cpu().numpy(), meta, out, "sample", wav, png))
+        controls = controls_from(temperature, seed)
+        phrases = sample_prior(model, n, controls)
+        with empty_pieces() as empty:
+            paths = write_outputs(phrases.cpu().numpy(), meta, out, "sample", wav, png,
+                                  controls=controls)
+        _report(paths, empty)
 
     @vae_app.command("reconstruct")
     def reconstruct_command(
@@ -87,6 +99,7 @@ def register(app: typer.Typer) -> None:
         out: Path = out_option, wav: bool = wav_option, png: bool = png_option,
     ) -> None:
         """Encode a file's first phrase to μ and decode it (argmax)."""
+        from tunesmith.cli.generate import empty_pieces
         from tunesmith.generation.generate import file_to_array, write_outputs
         from tunesmith.models.music_vae import reconstruct
 
@@ -94,8 +107,10 @@ def register(app: typer.Typer) -> None:
         array = file_to_array(file, meta)
         phrases = reconstruct(model, [array]).cpu().numpy()
         original = array[: model.config.steps]
-        _report(write_outputs([original, phrases[0]], meta, out, f"{file.stem}-input-recon",
-                              wav, png))
+        with empty_pieces() as empty:
+            paths = write_outputs([original, phrases[0]], meta, out, f"{file.stem}-input-recon",
+                                  wav, png)
+        _report(paths, empty)
 
     @vae_app.command("interpolate")
     def interpolate_command(
@@ -106,13 +121,16 @@ def register(app: typer.Typer) -> None:
         out: Path = out_option, wav: bool = wav_option, png: bool = png_option,
     ) -> None:
         """Decode codes spherically interpolated from μ(START) to μ(END)."""
+        from tunesmith.cli.generate import empty_pieces
         from tunesmith.generation.generate import file_to_array, write_outputs
         from tunesmith.models.music_vae import interpolate
 
         model, meta = load_model(checkpoint, _check_vae)
         _, phrases = interpolate(model, file_to_array(start, meta), file_to_array(end, meta),
                                  steps)
-        _report(write_outputs(phrases.cpu().numpy(), meta, out, "interpolation", wav, png))
+        with empty_pieces() as empty:
+            paths = write_outputs(phrases.cpu().numpy(), meta, out, "interpolation", wav, png)
+        _report(paths, empty)
 
     @vae_app.command("attribute")
     def attribute_command(
@@ -125,6 +143,7 @@ def register(app: typer.Typer) -> None:
         out: Path = out_option, wav: bool = wav_option, png: bool = png_option,
     ) -> None:
         """Note-density attribute vector: decode μ(FILE) + s·v for each scale s."""
+        from tunesmith.cli.generate import empty_pieces
         from tunesmith.data import prepare
         from tunesmith.generation.generate import file_to_array, repr_options, write_outputs
         from tunesmith.models.music_vae import apply_attribute, attribute_vector
@@ -142,4 +161,6 @@ def register(app: typer.Typer) -> None:
         vector = attribute_vector(model, pieces)
         decoded = apply_attribute(model, [file_to_array(file, meta)], vector, values)
         arrays = [d[0].cpu().numpy() for d in decoded]
-        _report(write_outputs(arrays, meta, out, f"{file.stem}-density", wav, png))
+        with empty_pieces() as empty:
+            paths = write_outputs(arrays, meta, out, f"{file.stem}-density", wav, png)
+        _report(paths, empty)
