@@ -41,6 +41,7 @@ def register(app: typer.Typer) -> None:
         png: bool = typer.Option(False, "--png", help="Also draw PNG piano-rolls."),
     ) -> None:
         """Generate pieces (MidiNet over --chords; MuseGAN phrases)."""
+        from tunesmith.cli.generate import empty_pieces
         from tunesmith.cli.vae import _report, check_inputs, controls_from, load_model
 
         check_inputs(checkpoint, out)
@@ -60,17 +61,24 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError(f"{meta.get('model_name')} is not chord-conditioned; "
                                   "drop --chords")
             pieces = model.generate(n, bars * model.config.steps_per_bar, controls)
-        _report(write_outputs(pieces.cpu().numpy(), meta, out, "gan", wav, png))
+        with empty_pieces() as empty:
+            paths = write_outputs(pieces.cpu().numpy(), meta, out, "gan", wav, png,
+                                  controls=controls)
+        _report(paths, empty)
 
     @gan_app.command("interpolate")
     def interpolate_command(
         checkpoint: Path = typer.Option(..., "--checkpoint", help="A trained GAN run folder."),
         steps: int = typer.Option(5, "--steps", help="Points on the path, both ends included."),
         chord: str = typer.Option("C", help="MidiNet: the chord of the bar."),
+        threshold: float = typer.Option(
+            None, help="Note on where the output exceeds this (default: MidiNet 0, the "
+                       "highest pitch of each step; MuseGAN 0.5)."),
         seed: int = typer.Option(None, help="Random seed."),
         out: Path = typer.Option(Path("gan-out"), "--out", help="Folder for the MIDI files."),
     ) -> None:
         """Generate along a spherical path between two random latent vectors."""
+        from tunesmith.cli.generate import empty_pieces
         from tunesmith.cli.vae import _report, check_inputs, controls_from, load_model
 
         check_inputs(checkpoint, out)
@@ -84,5 +92,11 @@ def register(app: typer.Typer) -> None:
         model, meta = load_model(checkpoint, _check_gan)
         condition = {"chords": parse_chord_progression(chord, 1)} if isinstance(
             model, MidiNet) else None
-        path = interpolate_latents(model, steps, condition, controls_from(1.0, seed, 0.5))
-        _report(write_outputs(path.cpu().numpy(), meta, out, "gan-interpolation", False, False))
+        if threshold is None:  # as generate: MidiNet's own binarisation is its default
+            threshold = 0.0 if isinstance(model, MidiNet) else 0.5
+        controls = controls_from(1.0, seed, threshold)
+        path = interpolate_latents(model, steps, condition, controls)
+        with empty_pieces() as empty:
+            paths = write_outputs(path.cpu().numpy(), meta, out, "gan-interpolation", False,
+                                  False, controls=controls)
+        _report(paths, empty)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -9,8 +12,40 @@ import typer
 from tunesmith.cli.options import check_checkpoint, check_file, check_out_folder
 
 
-def print_outputs(paths: list[Path], title: str = "generated") -> None:
-    """A rich table of the written files (MIDI, WAV, PNG) and how to listen."""
+@contextmanager
+def empty_pieces() -> Iterator[list[str]]:
+    """Collect the :class:`~tunesmith.generation.generate.EmptyPieceWarning` messages of
+    the generation inside, each shown at once as a console warning line; other
+    warnings pass on as usual. Yields the list of messages (one per empty piece)."""
+    from rich.console import Console
+
+    from tunesmith.generation.generate import EmptyPieceWarning
+
+    console = Console(stderr=True)
+    messages: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", EmptyPieceWarning)
+        yield messages
+    for warning in caught:
+        if issubclass(warning.category, EmptyPieceWarning):
+            messages.append(str(warning.message))
+            console.print(f"[bold yellow]warning:[/] {warning.message}", highlight=False,
+                          soft_wrap=True)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename,
+                                 warning.lineno)
+
+
+def empty_summary(n_empty: int, n_written: int) -> str | None:
+    """The summary line for empty pieces (None when none was empty)."""
+    if not n_empty:
+        return None
+    return f"{n_empty} of {n_written} generated pieces hold no notes (see the warnings)"
+
+
+def print_outputs(paths: list[Path], title: str = "generated", n_empty: int = 0) -> None:
+    """A rich table of the written files (MIDI, WAV, PNG) and how to listen, and how many
+    of them are empty."""
     from rich.console import Console
     from rich.table import Table
 
@@ -27,6 +62,9 @@ def print_outputs(paths: list[Path], title: str = "generated") -> None:
                       png.name if png.is_file() else "-")
     console = Console()
     console.print(table)
+    summary = empty_summary(n_empty, len(paths))
+    if summary:
+        console.print(f"[bold yellow]{summary}[/]", highlight=False)
     wavs = [p.with_suffix(".wav") for p in paths if p.with_suffix(".wav").is_file()]
     if wavs:
         console.print(f"listen: aplay {wavs[0]}  (MIDI files open in MuseScore or a DAW)")
@@ -77,7 +115,9 @@ def register(app: typer.Typer) -> None:
         controls = SamplingControls(
             temperature=temperature, top_k=top_k, top_p=top_p, threshold=threshold,
             max_notes_per_step=max_notes_per_step, max_sustain_steps=max_sustain, seed=seed)
-        paths = generate_from_checkpoint(
-            checkpoint, n=n, bars=bars, seconds=seconds, controls=controls, prime=prime,
-            pitch_histogram=pitch_histogram, out_dir=out, wav=wav, png=png, soundfont=soundfont)
-        print_outputs(paths)
+        with empty_pieces() as empty:
+            paths = generate_from_checkpoint(
+                checkpoint, n=n, bars=bars, seconds=seconds, controls=controls, prime=prime,
+                pitch_histogram=pitch_histogram, out_dir=out, wav=wav, png=png,
+                soundfont=soundfont)
+        print_outputs(paths, n_empty=len(empty))

@@ -55,12 +55,19 @@ def _check_vae(model, meta) -> None:
         raise ConfigError(f"the checkpoint holds {meta.get('model_name')!r}, not a MusicVAE")
 
 
-def _report(paths) -> None:
+def _report(paths, empty: list[str] = ()) -> None:
+    """Print the written files, and how many hold no notes (``empty``: their warnings,
+    from :func:`tunesmith.cli.generate.empty_pieces`)."""
     from rich.console import Console
+
+    from tunesmith.cli.generate import empty_summary
 
     console = Console()
     for path in paths:
         console.print(f"wrote {path}")
+    summary = empty_summary(len(empty), len(paths))
+    if summary:
+        console.print(f"[bold yellow]{summary}[/]", highlight=False)
 
 
 # ---------------------------------------------------------------------- commands
@@ -84,6 +91,7 @@ def register(app: typer.Typer) -> None:
         out: Path = out_option, wav: bool = wav_option, png: bool = png_option,
     ) -> None:
         """Decode phrases from random codes z ~ N(0, I)."""
+        from tunesmith.cli.generate import empty_pieces
         check_inputs(checkpoint, out)
 
         from tunesmith.generation.generate import check_length, write_outputs
@@ -92,8 +100,12 @@ def register(app: typer.Typer) -> None:
         check_length(n=n)
 
         model, meta = load_model(checkpoint, _check_vae)
-        phrases = sample_prior(model, n, controls_from(temperature, seed))
-        _report(write_outputs(phrases.cpu().numpy(), meta, out, "sample", wav, png))
+        controls = controls_from(temperature, seed)
+        phrases = sample_prior(model, n, controls)
+        with empty_pieces() as empty:
+            paths = write_outputs(phrases.cpu().numpy(), meta, out, "sample", wav, png,
+                                  controls=controls)
+        _report(paths, empty)
 
     @vae_app.command("reconstruct")
     def reconstruct_command(
@@ -102,6 +114,7 @@ def register(app: typer.Typer) -> None:
         out: Path = out_option, wav: bool = wav_option, png: bool = png_option,
     ) -> None:
         """Encode a file's first phrase to μ and decode it (argmax)."""
+        from tunesmith.cli.generate import empty_pieces
         check_inputs(checkpoint, out, FILE=file)
 
         from tunesmith.generation.generate import file_to_array, write_outputs
@@ -111,8 +124,10 @@ def register(app: typer.Typer) -> None:
         array = file_to_array(file, meta)
         phrases = reconstruct(model, [array]).cpu().numpy()
         original = array[: model.config.steps]
-        _report(write_outputs([original, phrases[0]], meta, out, f"{file.stem}-input-recon",
-                              wav, png))
+        with empty_pieces() as empty:
+            paths = write_outputs([original, phrases[0]], meta, out, f"{file.stem}-input-recon",
+                                  wav, png)
+        _report(paths, empty)
 
     @vae_app.command("interpolate")
     def interpolate_command(
@@ -123,6 +138,7 @@ def register(app: typer.Typer) -> None:
         out: Path = out_option, wav: bool = wav_option, png: bool = png_option,
     ) -> None:
         """Decode codes spherically interpolated from μ(START) to μ(END)."""
+        from tunesmith.cli.generate import empty_pieces
         check_inputs(checkpoint, out, START=start, END=end)
         if steps < 2:
             raise ConfigError(f"--steps must be >= 2 (both ends), got {steps}")
@@ -133,7 +149,9 @@ def register(app: typer.Typer) -> None:
         model, meta = load_model(checkpoint, _check_vae)
         _, phrases = interpolate(model, file_to_array(start, meta), file_to_array(end, meta),
                                  steps)
-        _report(write_outputs(phrases.cpu().numpy(), meta, out, "interpolation", wav, png))
+        with empty_pieces() as empty:
+            paths = write_outputs(phrases.cpu().numpy(), meta, out, "interpolation", wav, png)
+        _report(paths, empty)
 
     @vae_app.command("attribute")
     def attribute_command(
@@ -146,6 +164,7 @@ def register(app: typer.Typer) -> None:
         out: Path = out_option, wav: bool = wav_option, png: bool = png_option,
     ) -> None:
         """Note-density attribute vector: decode μ(FILE) + s·v for each scale s."""
+        from tunesmith.cli.generate import empty_pieces
         check_inputs(checkpoint, out, FILE=file)
         try:
             values = [float(s) for s in scales.split(",") if s.strip()]
@@ -170,4 +189,6 @@ def register(app: typer.Typer) -> None:
         vector = attribute_vector(model, pieces)
         decoded = apply_attribute(model, [file_to_array(file, meta)], vector, values)
         arrays = [d[0].cpu().numpy() for d in decoded]
-        _report(write_outputs(arrays, meta, out, f"{file.stem}-density", wav, png))
+        with empty_pieces() as empty:
+            paths = write_outputs(arrays, meta, out, f"{file.stem}-density", wav, png)
+        _report(paths, empty)

@@ -10,11 +10,17 @@ decodes each sample to a Score and writes ``sample_N.mid`` (+ ``.wav``, ``.png``
 The helpers that turn music files into a checkpoint's arrays and back
 (:func:`file_to_array`, :func:`array_to_score`, :func:`write_outputs`) are shared with the
 ``tunesmith vae`` and ``tunesmith gan`` commands.
+
+A piece that decodes to no note at all is still written (what was asked for), but an
+:class:`EmptyPieceWarning` names its file and the likely cause (a threshold above every
+note's probability, the temperature, a model trained too briefly); the CLI shows these
+warnings and counts the empty pieces in its summary.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -207,14 +213,53 @@ def write_score(score, path: Path, wav: bool = False, png: bool = False,
     return written
 
 
+class EmptyPieceWarning(UserWarning):
+    """A generated piece holds no notes; the message names its file and the likely cause."""
+
+
+def empty_piece_cause(meta: dict, controls: SamplingControls | None = None) -> str:
+    """The likely reasons a checkpoint's sample came out silent, for a warning."""
+    causes = []
+    representation = meta.get("representation")
+    threshold = controls.threshold if controls is not None else None
+    if representation == "pianoroll" and threshold is not None and threshold > 0:
+        causes.append(f"the threshold {threshold} is above every note's probability "
+                      "(try a lower threshold)")
+    elif representation != "pianoroll":
+        causes.append("the model ended the piece or drew only rests before any note")
+    if controls is not None and controls.temperature != 1:
+        causes.append(f"temperature {controls.temperature:g} (try 1.0)")
+    training = meta.get("training") or {}
+    steps = training.get("global_step", (training.get("run") or {}).get("global_step"))
+    trained = f", {steps} training steps" if isinstance(steps, int) else ""
+    causes.append(f"the model may be undertrained{trained}")
+    return "; ".join(causes)
+
+
+def warn_if_empty(score, path: Path, meta: dict,
+                  controls: SamplingControls | None = None) -> bool:
+    """Warn (:class:`EmptyPieceWarning`) when ``score``, written at ``path``, has no
+    notes; returns whether it was empty."""
+    if score.note_num() > 0:
+        return False
+    warnings.warn(EmptyPieceWarning(f"{path}: the generated piece holds no notes; "
+                                    f"{empty_piece_cause(meta, controls)}"), stacklevel=2)
+    return True
+
+
 def write_outputs(arrays, meta: dict, out_dir: Path, stem: str, wav: bool, png: bool,
-                  soundfont: str | Path | None = None) -> list[Path]:
-    """Write each array as ``out_dir/stem-ii.mid`` (+ .wav / .png); returns the MIDI paths."""
+                  soundfont: str | Path | None = None,
+                  controls: SamplingControls | None = None) -> list[Path]:
+    """Write each array as ``out_dir/stem-ii.mid`` (+ .wav / .png); returns the MIDI paths.
+
+    A piece without notes is written too, with an :class:`EmptyPieceWarning` (the
+    sampling ``controls`` help name its cause)."""
     out_dir = Path(out_dir)
     paths = []
     for i, array in enumerate(arrays):
         score = array_to_score(array, meta)
         paths.append(write_score(score, out_dir / f"{stem}-{i:02d}.mid", wav, png, soundfont)[0])
+        warn_if_empty(score, paths[-1], meta, controls)
     return paths
 
 
@@ -328,6 +373,8 @@ def generate_from_checkpoint(
         wav, png: also render audio (SoundFont ``soundfont``, default TimGM6mb) and a
             piano-roll picture beside each MIDI file.
         seed: overrides ``controls.seed``.
+
+    A piece that holds no notes is written too, with an :class:`EmptyPieceWarning`.
     """
     from tunesmith.training.checkpoint import load_checkpoint
 
@@ -354,19 +401,23 @@ def generate_from_checkpoint(
                 score = crop_score(score, quarters)
         path = out_dir / f"{stem}_{i}.mid"
         write_score(score, path, wav, png, soundfont, title=f"{meta['model_name']}: {path.stem}")
+        warn_if_empty(score, path, meta, controls)
         paths.append(path)
     return paths
 
 
 __all__: Sequence[str] = [
+    "EmptyPieceWarning",
     "array_to_score",
     "check_length",
     "check_sample_size",
+    "empty_piece_cause",
     "file_to_array",
     "generate_from_checkpoint",
     "grid_facts",
     "length_in_steps",
     "sample_arrays",
+    "warn_if_empty",
     "write_outputs",
     "write_score",
 ]

@@ -4,6 +4,11 @@ Categorical outputs (melody events, tokens): temperature, top-k (Fan et al. 2018
 top-p / nucleus (Holtzman et al. 2020). Multi-hot outputs (piano-roll frames):
 independent Bernoulli draws or a threshold, with an optional cap on notes per step
 and track.
+
+Every sampler also takes ``allowed``, the outputs the training data ever holds (an
+:class:`~tunesmith.representations.output_mask.OutputMask` as a (V,) / (K,) bool tensor):
+categories outside it get logit -inf and keys outside it probability 0, before
+temperature, top-k and top-p, so they are never drawn.
 """
 
 from __future__ import annotations
@@ -73,11 +78,32 @@ def filter_top_p(logits: torch.Tensor, p: float) -> torch.Tensor:
 FILTER_LOGITS_FN = {"top_k": filter_top_k, "top_p": filter_top_p}
 
 
+def _check_allowed(allowed: torch.Tensor, size: int) -> torch.Tensor:
+    if allowed.shape[-1] != size:
+        raise ConfigError(f"the output mask has {allowed.shape[-1]} outputs, the model {size}")
+    return allowed.bool()
+
+
+def mask_logits(logits: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
+    """Set the logits (..., V) of categories not ``allowed`` ((V,) or (..., V) bool) to -inf.
+
+    A row that would be left with no finite logit (another constraint, e.g. a grammar,
+    already removed every allowed category) keeps its logits unchanged.
+    """
+    if allowed is None:
+        return logits
+    masked = logits.masked_fill(~_check_allowed(allowed, logits.shape[-1]), float("-inf"))
+    empty = torch.isneginf(masked).all(dim=-1, keepdim=True)
+    return torch.where(empty, logits, masked)
+
+
 def sample_categorical(
-    logits: torch.Tensor, controls: SamplingControls, generator: torch.Generator | None = None
+    logits: torch.Tensor, controls: SamplingControls, generator: torch.Generator | None = None,
+    allowed: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Draw one category per row of ``logits`` (..., V) -> (...) long."""
-    logits = logits / controls.temperature
+    """Draw one category per row of ``logits`` (..., V) -> (...) long, among the
+    ``allowed`` ones ((V,) bool; None = all)."""
+    logits = mask_logits(logits, allowed) / controls.temperature
     logits = filter_top_p(filter_top_k(logits, controls.top_k), controls.top_p)
     probs = torch.softmax(logits.float(), dim=-1)
     flat = probs.reshape(-1, probs.shape[-1])
@@ -90,24 +116,33 @@ def sample_bernoulli(
     controls: SamplingControls,
     generator: torch.Generator | None = None,
     group_size: int | None = None,
+    allowed: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Draw independent notes from logits (..., K) -> (...) float 0/1.
 
     With ``controls.threshold`` the draw is deterministic (p > threshold). With
     ``controls.max_notes_per_step`` only the most likely of the drawn notes are kept
-    within each group of ``group_size`` keys (one group = one track's pitches).
+    within each group of ``group_size`` keys (one group = one track's pitches). Keys not
+    ``allowed`` ((K,) bool; None = all) are never drawn.
     """
     probs = torch.sigmoid(logits.float() / controls.temperature)
-    notes = draw_notes(probs, controls, generator)
+    notes = draw_notes(probs, controls, generator, allowed)
     if controls.max_notes_per_step > 0:
         notes = limit_notes_per_group(notes, probs, controls.max_notes_per_step, group_size)
     return notes
 
 
 def draw_notes(
-    probs: torch.Tensor, controls: SamplingControls, generator: torch.Generator | None = None
+    probs: torch.Tensor, controls: SamplingControls, generator: torch.Generator | None = None,
+    allowed: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """0/1 notes from probabilities: p > threshold when one is set, else Bernoulli draws."""
+    """0/1 notes from probabilities: p > threshold when one is set, else Bernoulli draws.
+
+    ``allowed`` (bool, broadcast against ``probs``: (K,) for frames (..., K), a scalar for
+    one key) sets the probability of the keys it excludes to 0.
+    """
+    if allowed is not None:
+        probs = probs * allowed.to(probs.device, probs.dtype)
     if controls.threshold is not None:
         return (probs > controls.threshold).float()
     noise = torch.rand(probs.shape, generator=generator, device=probs.device)

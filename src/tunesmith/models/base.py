@@ -23,7 +23,9 @@ import torch
 from torch import nn
 
 from tunesmith.config import DictConfig
+from tunesmith.errors import ConfigError
 from tunesmith.representations.info import DataInfo
+from tunesmith.representations.output_mask import OutputMask
 
 
 @dataclasses.dataclass
@@ -53,6 +55,32 @@ class GenerativeModel(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
+        #: what the training data holds; the sampler draws nothing else (None: everything)
+        self.output_mask: OutputMask | None = None
+
+    # ---- what the sampler may emit ---------------------------------------------------
+    def set_output_mask(self, mask: OutputMask | None) -> None:
+        """Keep ``mask`` (stored in checkpoints beside the weights) and hand its keys to
+        every output head; None lets the sampler emit everything."""
+        from tunesmith.models.heads import FrameHead
+
+        if mask is not None and mask.representation != type(self).representation:
+            raise ConfigError(f"a {mask.representation} output mask does not fit a "
+                              f"{type(self).representation} model")
+        self.output_mask = mask
+        allowed = self.allowed_outputs()
+        for module in self.modules():
+            if isinstance(module, FrameHead):
+                module.allowed_keys = allowed
+
+    def allowed_outputs(self) -> torch.Tensor | None:
+        """(V,) or (K,) bool on the model's device: the token ids, events or frame keys
+        the sampler may draw; None when the model has no mask."""
+        if self.output_mask is None:
+            return None
+        parameter = next(self.parameters(), None)
+        device = parameter.device if parameter is not None else "cpu"
+        return torch.as_tensor(self.output_mask.array(), device=device)
 
     # ---- data-dependent sizes ------------------------------------------------------
     @classmethod

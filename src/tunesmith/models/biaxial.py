@@ -165,8 +165,10 @@ class BiaxialRNN(GenerativeModel):
     # ---- sampling ---------------------------------------------------------------------
     def sample_frame(self, time_out: torch.Tensor, controls, generator=None) -> torch.Tensor:
         """One frame, pitch by pitch from low to high, track after track: time_out
-        (n, Ka, Ht) -> (n, K). ``max_notes_per_step`` applies to each track."""
+        (n, Ka, Ht) -> (n, K). ``max_notes_per_step`` applies to each track; keys the
+        training data never sounds (the output mask) are never drawn."""
         n = time_out.shape[0]
+        allowed = self.allowed_outputs()  # (K,) bool | None
         frame = torch.zeros(n, self.config.keys, device=time_out.device)
         state = None
         for k in range(self.config.keys):
@@ -185,6 +187,8 @@ class BiaxialRNN(GenerativeModel):
             else:
                 note = (torch.rand(prob.shape, generator=generator, device=prob.device) < prob)
                 note = note.float()
+            if allowed is not None:
+                note = note * allowed[k].float()
             if controls.max_notes_per_step > 0:
                 note = note * (notes < controls.max_notes_per_step).float()
             notes = notes + note

@@ -174,17 +174,23 @@ class GANModel(GenerativeModel):
         """The condition for ``n`` examples at generation time (default: as given)."""
         return dict(condition or {})
 
-    def binarize(self, probs: torch.Tensor, controls) -> torch.Tensor:
+    def binarize(self, probs: torch.Tensor, controls, allowed: torch.Tensor | None = None
+                 ) -> torch.Tensor:
         """Generator outputs in [0, 1] (B, T, K) -> 0/1 notes with the sampling controls.
 
         ``controls.threshold`` gives hard thresholding, None Bernoulli sampling (the two
-        test-time binarisations of Dong et al. 2018); note caps are per track.
+        test-time binarisations of Dong et al. 2018); note caps are per track. Keys not
+        ``allowed`` ((K,) bool, default the output mask: pitches the training data never
+        sounds) are zeroed before either.
         """
         from tunesmith.generation.sampling import sample_bernoulli
 
+        if allowed is None:
+            allowed = self.allowed_outputs()
         logits = torch.logit(probs.clamp(1e-6, 1 - 1e-6))
         generator = controls.generator(probs.device)
-        return sample_bernoulli(logits, controls, generator, group_size=self.config.n_pitches)
+        return sample_bernoulli(logits, controls, generator, group_size=self.config.n_pitches,
+                                allowed=allowed)
 
     def sample_notes(self, probs: torch.Tensor, controls) -> torch.Tensor:
         """Generator outputs (examples' shape) -> 0/1 piano-rolls (B, T, K)."""

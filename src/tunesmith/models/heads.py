@@ -4,6 +4,12 @@ A piano-roll backbone (TCN/WaveNet, LSTM, Transformer) produces features ``h`` (
 where ``h[:, t]`` has seen frames ``< t+1``; a head turns them into a distribution over
 the binary frame ``x[:, t+1]`` in {0,1}^K. Heads are interchangeable, so every backbone
 can trade independent sigmoids for a head that models the notes of a frame jointly.
+
+Every head holds ``allowed_keys`` (K,) bool, the keys the training data ever sounds (set
+by :meth:`tunesmith.models.base.GenerativeModel.set_output_mask`; None = all). Families
+sample through :meth:`FrameHead.draw`, which silences the other keys whatever the head;
+a head that reads ``allowed_keys`` inside ``sample`` (Bernoulli, NADE) also draws the
+rest of the frame knowing those keys are off.
 """
 
 from __future__ import annotations
@@ -18,6 +24,18 @@ from tunesmith.generation.sampling import draw_notes, sample_bernoulli
 
 class FrameHead(nn.Module):
     """Interface: ``log_prob(h, x)`` for training and scoring, ``sample(h, ...)`` for generation."""
+
+    def __init__(self):
+        super().__init__()
+        # (K,) bool keys the data sounds, None = all; not a weight (never in safetensors)
+        self.register_buffer("allowed_keys", None, persistent=False)
+
+    def draw(self, h: torch.Tensor, controls, generator=None, group_size=None) -> torch.Tensor:
+        """:meth:`sample`, with the keys outside ``allowed_keys`` silenced: what families call."""
+        frame = self.sample(h, controls, generator, group_size)
+        if self.allowed_keys is None:
+            return frame
+        return frame * self.allowed_keys.to(frame.dtype)
 
     def log_prob(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Log-probability in nats of frames x (B, T, K) given features h (B, T, H) -> (B, T)."""
@@ -43,7 +61,8 @@ class BernoulliHead(FrameHead):
         return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
 
     def sample(self, h, controls, generator=None, group_size=None):
-        return sample_bernoulli(self.logits(h), controls, generator, group_size)
+        return sample_bernoulli(self.logits(h), controls, generator, group_size,
+                                self.allowed_keys)
 
 
 class NADEHead(FrameHead):
@@ -130,8 +149,9 @@ class NADEHead(FrameHead):
             logit = visible_bias[:, k]  # (B,)
             if self.low <= k < self.high:
                 logit = logit + torch.sigmoid(pre_hidden) @ self.output_weight[k - self.low]
+            allowed = None if self.allowed_keys is None else self.allowed_keys[k]
             note = draw_notes(torch.sigmoid(logit.float() / controls.temperature), controls,
-                              generator)
+                              generator, allowed)
             if controls.max_notes_per_step > 0:
                 note = note * (notes_in_group < controls.max_notes_per_step).float()
             notes_in_group = notes_in_group + note

@@ -221,6 +221,14 @@ class MelodyRNN(GenerativeModel):
             window = torch.cat([window[:, 1:], output], dim=1)  # drop the oldest output
         return logits, (lstm_state, window)
 
+    def allowed_classes(self) -> torch.Tensor | None:
+        """(n_classes,) bool: the events the training data holds, and the lookback classes
+        (they repeat events already in the melody); None without an output mask."""
+        allowed = self.allowed_outputs()  # (V,)
+        if allowed is None or not self.lookback:
+            return allowed
+        return torch.cat([allowed, allowed.new_ones(2)])
+
     @torch.no_grad()
     def generate(self, n, steps, controls=None, prime=None, condition=None) -> torch.Tensor:
         """Sample ``n`` melodies of ``steps`` events -> (n, steps) long.
@@ -244,6 +252,7 @@ class MelodyRNN(GenerativeModel):
                 )
             n_prime = min(prime.shape[1], steps)
             events[:, :n_prime] = prime[:, :n_prime]
+        allowed = self.allowed_classes()  # (C,) classes of events the data holds
         was_training = self.training
         self.eval()  # no dropout while sampling
         try:
@@ -251,7 +260,7 @@ class MelodyRNN(GenerativeModel):
             for t in range(steps):
                 logits, state = self.step_logits(events, t, state)  # (n, C)
                 if t >= n_prime:
-                    classes = sample_categorical(logits, controls, generator)  # (n,)
+                    classes = sample_categorical(logits, controls, generator, allowed)  # (n,)
                     events[:, t] = self._resolve(classes, events, t)
         finally:
             self.train(was_training)

@@ -332,7 +332,10 @@ class MidiNet(GANModel):
         """
         from dataclasses import replace
 
-        melody = self.binarize(probs[:, 0], replace(controls, max_notes_per_step=1))
+        allowed = self.allowed_outputs()  # (tracks·P,): the melody track's keys
+        if allowed is not None:
+            allowed = allowed.view(self.config.n_tracks, -1)[self.config.track]  # (P,)
+        melody = self.binarize(probs[:, 0], replace(controls, max_notes_per_step=1), allowed)
         return self.as_pianoroll(melody[:, None])
 
     def expand_condition(self, condition, n):

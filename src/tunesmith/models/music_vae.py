@@ -247,12 +247,13 @@ class MusicVAE(GenerativeModel):
         return outputs.argmax(-1) == x
 
     def _draw(self, outputs: torch.Tensor, controls, generator, greedy: bool) -> torch.Tensor:
-        """One output per row: logits (B, V) -> (B,) long."""
-        if greedy:
-            return outputs.argmax(-1)
-        from tunesmith.generation.sampling import sample_categorical
+        """One output per row: logits (B, V) -> (B,) long, among the events the training
+        data holds (the output mask)."""
+        from tunesmith.generation.sampling import mask_logits, sample_categorical
 
-        return sample_categorical(outputs, controls, generator)
+        if greedy:
+            return mask_logits(outputs, self.allowed_outputs()).argmax(-1)
+        return sample_categorical(outputs, controls, generator, self.allowed_outputs())
 
     def _empty_output(self, n: int, steps: int, device) -> torch.Tensor:
         return torch.zeros(n, steps, dtype=torch.long, device=device)
@@ -437,12 +438,15 @@ class MusicVAEPianoroll(MusicVAE):
         return ((outputs > 0) == (x > 0.5)).all(-1)
 
     def _draw(self, outputs, controls, generator, greedy):
+        """Keys the training data never sounds (the output mask) stay silent."""
+        allowed = self.allowed_outputs()
         if greedy:
-            return (outputs > 0).float()
+            notes = (outputs > 0).float()
+            return notes if allowed is None else notes * allowed.float()
         from tunesmith.generation.sampling import sample_bernoulli
 
         group = self.config.n_keys // max(self.config.n_tracks, 1)
-        return sample_bernoulli(outputs, controls, generator, group_size=group)
+        return sample_bernoulli(outputs, controls, generator, group_size=group, allowed=allowed)
 
     def _empty_output(self, n, steps, device):
         return torch.zeros(n, steps, self.config.n_keys, device=device)

@@ -109,7 +109,7 @@ class FrameRNN(GenerativeModel):
         group = self.config.pitches_per_track or None
         while frames.shape[1] < steps:
             h, state = self.features(last, state)  # (n, 1, H)
-            frame = self.head.sample(h[:, -1], controls, generator, group)  # (n, K)
+            frame = self.head.draw(h[:, -1], controls, generator, group)  # (n, K)
             frame = limit_sustain(frames, frame, controls.max_sustain_steps)
             last = frame.unsqueeze(1)
             frames = torch.cat([frames, last], dim=1)

@@ -247,6 +247,34 @@ class TokenTransformer(GenerativeModel):
         """Same as :meth:`generate` without a cache: every token recomputes its window."""
         return self._sample(n, steps, controls, prime, condition, use_cache=False)
 
+    def allowed_outputs(self) -> torch.Tensor | None:
+        """The ids the training data holds, with their pitches widened by the training
+        transposition (``config.transpose``: the model saw those shifted pitches too)."""
+        allowed = super().allowed_outputs()
+        vocab = self.vocabulary()
+        if allowed is None or vocab is None or self.config.transpose == 0:
+            return allowed
+        pitched = vocab.pitched.to(allowed.device)  # (V,) ids of transposable pitches
+        pitch = vocab.pitch.to(allowed.device)  # (V,) their MIDI pitch
+        seen = torch.nonzero(allowed & pitched).squeeze(-1)
+        widened = allowed.clone()
+        for shift in range(-self.config.transpose, self.config.transpose + 1):
+            # within one type consecutive pitches have consecutive ids (see vocab.transpose)
+            target = seen + shift
+            inside = (target >= 0) & (target < vocab.size)
+            target, source = target[inside], seen[inside]
+            same = pitched[target] & (pitch[target] == pitch[source] + shift)
+            widened[target[same]] = True
+        return widened
+
+    def program_limit(self, n: int) -> ProgramLimit | None:
+        """The per-sequence program limit of the output mask (None without one)."""
+        mask, vocab = self.output_mask, self.vocabulary()
+        if mask is None or mask.max_programs < 1 or vocab is None or not vocab.program_ids:
+            return None
+        return ProgramLimit(vocab.program_ids, vocab.size, mask.max_programs, n,
+                            self._device())
+
     def _window_start(self, t: int, start: int, body: int, keep: int) -> int:
         """Start (in the output) of the window that predicts token t."""
         return t - keep if t - start > body else start
@@ -281,6 +309,10 @@ class TokenTransformer(GenerativeModel):
 
             grammar = BatchGrammar(self.grammar(), n)
             grammar.advance(out[:, :t].cpu())
+        allowed = self.allowed_outputs()  # (V,) ids of the training data, None = all
+        programs = self.program_limit(n)  # no more programs per piece than the data has
+        if programs is not None:
+            programs.advance(out[:, :t])
         was_training = self.training
         self.eval()
         try:
@@ -299,15 +331,49 @@ class TokenTransformer(GenerativeModel):
                 else:  # one cached step for the last token
                     logits = self.forward_tokens(out[:, t - 1 : t], cache)[:, -1]
                 if grammar is not None:
-                    allowed = grammar.mask(steps - t).to(device)  # (n, V)
-                    logits = logits.masked_fill(~allowed, float("-inf"))
-                token = sample_categorical(logits, controls, generator)  # (n,)
+                    legal = grammar.mask(steps - t).to(device)  # (n, V)
+                    logits = logits.masked_fill(~legal, float("-inf"))
+                seen = allowed if programs is None else programs.mask(allowed)  # (n|1, V)
+                token = sample_categorical(logits, controls, generator, seen)  # (n,)
                 out[:, t] = token
                 if grammar is not None:
                     grammar.advance(token.cpu())
+                if programs is not None:
+                    programs.advance(token[:, None])
                 t += 1
         finally:
             self.train(was_training)
+        return out
+
+
+class ProgramLimit:
+    """At most ``most`` distinct programs in each of ``n`` sampled sequences: once a
+    sequence has used that many, only its own programs' ``Program`` tokens stay allowed."""
+
+    def __init__(self, program_ids: list[int], size: int, most: int, n: int, device):
+        self.index = torch.full((size,), -1, dtype=torch.long, device=device)  # id -> slot
+        self.index[torch.as_tensor(program_ids, device=device)] = torch.arange(
+            len(program_ids), device=device)
+        self.program_ids = torch.as_tensor(program_ids, device=device)
+        self.most = most
+        self.used = torch.zeros(n, len(program_ids), dtype=torch.bool, device=device)  # (n, P)
+
+    def advance(self, tokens: torch.Tensor) -> None:
+        """Note the programs of tokens (n, T) appended to each sequence."""
+        slot = self.index[tokens.clamp(0, len(self.index) - 1)]  # (n, T)
+        slot = torch.where(tokens < len(self.index), slot, -1)
+        rows, cols = (slot >= 0).nonzero(as_tuple=True)
+        self.used[rows, slot[rows, cols]] = True
+
+    def mask(self, allowed: torch.Tensor | None) -> torch.Tensor:
+        """(n, V) bool: ``allowed`` (V,) (None = all) without the new programs of the
+        sequences that reached the limit."""
+        n = self.used.shape[0]
+        out = (torch.ones(len(self.index), dtype=torch.bool, device=self.used.device)
+               if allowed is None else allowed.bool()).expand(n, -1).clone()
+        full = self.used.sum(dim=1) >= self.most  # (n,)
+        blocked = full[:, None] & ~self.used  # (n, P): new programs of full sequences
+        out[:, self.program_ids] &= ~blocked
         return out
 
 

@@ -388,7 +388,7 @@ class WaveNet(GenerativeModel):
                 group = self.config.n_pitches  # note limits apply per track
                 for t in range(n_prime, steps):  # primed frames stay as given
                     h = step_features(frames, t)  # (n, H)
-                    frame = self.head.sample(h, controls, generator, group)  # (n, K)
+                    frame = self.head.draw(h, controls, generator, group)  # (n, K)
                     frames[:, t] = limit_sustain(frames[:, :t], frame, controls.max_sustain_steps)
         finally:
             self.train(was_training)

@@ -4,8 +4,9 @@ A checkpoint is a folder::
 
     model.safetensors   the model's weights (safetensors: tensors only, no code)
     config.json         model name and config, representation and its config, the data's
-                        DataInfo (``data_info``), corpus and split, training metadata,
-                        library versions
+                        DataInfo (``data_info``), the output mask (``output_mask``: what
+                        never occurs in the training data), corpus and split, training
+                        metadata, library versions
 
 :func:`load_checkpoint` rebuilds the model from these two files alone through the
 registry (nanoGPT keeps ``model_args`` beside the weights for the same reason). Nothing
@@ -39,6 +40,7 @@ from safetensors.torch import load_file, save_file
 
 from tunesmith.errors import CheckpointError, ConfigError, TunesmithError
 from tunesmith.representations.info import DataInfo
+from tunesmith.representations.output_mask import OutputMask
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -336,7 +338,9 @@ def save_checkpoint(
     prepared data's :class:`DataInfo` (representation, its config and sizes), read back
     by :func:`checkpoint_data_info`; ``corpus``/``split`` say what the model was trained
     on; ``training`` holds epochs, steps, best validation loss, wall time and the
-    training options.
+    training options. The model's output mask (what never occurs in its training data,
+    :class:`OutputMask`) is stored beside the data info, read back by
+    :func:`checkpoint_output_mask`.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -352,6 +356,7 @@ def save_checkpoint(
         "representation": data_info.representation if data_info else type(model).representation,
         "repr_config": data_info.repr_config if data_info else None,
         "data_info": data_info.to_dict() if data_info else None,
+        "output_mask": mask.to_dict() if (mask := getattr(model, "output_mask", None)) else None,
         "corpus": corpus,
         "split": split,
         "training": training or {},
@@ -391,6 +396,27 @@ def checkpoint_data_info(meta: dict, path: str | Path = CONFIG_FILE) -> DataInfo
         raise CheckpointError(path, str(exc)) from exc
 
 
+def checkpoint_output_mask(meta: dict, path: str | Path = CONFIG_FILE) -> OutputMask | None:
+    """The output mask of a checkpoint's parsed ``config.json``; None for checkpoints
+    written before masks (their models may emit everything). Raises
+    :class:`CheckpointError` naming ``path`` for a damaged one."""
+    stored = meta.get("output_mask")
+    if stored is None:
+        return None
+    try:
+        mask = OutputMask.from_dict(stored)
+    except ConfigError as exc:
+        raise CheckpointError(path, str(exc)) from exc
+    info = checkpoint_data_info(meta, path)
+    if info is not None:
+        outputs = info.keys if info.representation == "pianoroll" else info.vocab_size
+        if (mask.representation, mask.size) != (info.representation, outputs):
+            raise CheckpointError(path, f"the output mask is for {mask.size} "
+                                  f"{mask.representation} outputs, the data has {outputs} "
+                                  f"{info.representation} outputs")
+    return mask
+
+
 def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu"):
     """Rebuild a model from a checkpoint folder: returns ``(model, meta)`` in eval mode.
 
@@ -417,8 +443,13 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu"):
     except (TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(config_path, f"invalid model config ({first_line(exc)})") from exc
     checkpoint_data_info(meta, config_path)  # a damaged data info fails here, not later
+    mask = checkpoint_output_mask(meta, config_path)
     load_weights(model, weights_path)
     model.to(device)
+    try:
+        model.set_output_mask(mask)
+    except ConfigError as exc:
+        raise CheckpointError(config_path, str(exc)) from exc
     model.eval()
     return model, meta
 

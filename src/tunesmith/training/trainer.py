@@ -54,6 +54,7 @@ from safetensors.torch import load_file, save_file
 
 from tunesmith.errors import CheckpointError, ConfigError
 from tunesmith.representations.info import DataInfo
+from tunesmith.representations.output_mask import OutputMask
 from tunesmith.training.checkpoint import (
     CONFIG_FILE,
     WEIGHTS_FILE,
@@ -750,6 +751,8 @@ def train(
         if problem:
             raise ConfigError(problem)
         model = build()
+    # what the train split holds is all the model may emit (saved in every checkpoint)
+    model.set_output_mask(OutputMask.from_pieces(prepared.info, prepared.pieces("train")))
     loaders = make_loaders(prepared, train_settings)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_file, {"model_name": model_name, "options": dict(options or {}), "data": data,

@@ -1,0 +1,154 @@
+"""OutputMask: what a model may emit, the outputs its training data ever holds.
+
+A model trained briefly still gives some probability to every output it has: a GPT over
+REMI tokens can draw ``Program_112`` (Tinkle Bell) after two minutes on four-voice
+chorales, a piano-roll model a key no voice ever sang. The mask records, from the
+**train split**, which outputs occur:
+
+* ``allowed``: the ids (event tokens, melody events) or piano-roll frame columns
+  (``t * n_pitches + p``, track-major) that occur at least once; every other one is
+  never drawn;
+* ``max_programs`` (event tokens with ``Program`` tokens): the most distinct programs one
+  training piece holds, so a sample never has more tracks than a piece of the data.
+
+Samplers apply it before temperature, top-k and top-p (token logits set to -inf, key
+probabilities to 0): see :mod:`tunesmith.generation.sampling`. Every checkpoint stores it
+as JSON beside its DataInfo (``output_mask`` in ``config.json``); checkpoints written
+before it hold none, and their models may emit everything, as they always did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tunesmith.errors import ConfigError
+from tunesmith.representations.info import REPRESENTATIONS, DataInfo
+
+#: version of the JSON form written by :meth:`OutputMask.to_dict`
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class OutputMask:
+    """The outputs a model may emit (see the module docstring)."""
+
+    representation: str  # "pianoroll" | "melody" | "events"
+    size: int  # outputs of the representation: frame columns, or vocabulary ids
+    allowed: tuple[int, ...]  # sorted ids / columns that occur in the train split
+    max_programs: int = 0  # events: most distinct programs in one training piece (0: no limit)
+    split: str = "train"  # the split it was computed from
+
+    def __post_init__(self):
+        if isinstance(self.allowed, (list, np.ndarray)):
+            object.__setattr__(self, "allowed", tuple(int(i) for i in self.allowed))
+        if self.representation not in REPRESENTATIONS:
+            raise ConfigError(f"output mask: unknown representation {self.representation!r}")
+        for name in ("size", "max_programs"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"output mask: {name} must be an integer >= 0, got {value!r}")
+        if not isinstance(self.split, str):
+            raise ConfigError(f"output mask: split must be a string, got {self.split!r}")
+        if not all(isinstance(i, int) and not isinstance(i, bool) for i in self.allowed):
+            raise ConfigError("output mask: allowed must be a list of integers")
+        if list(self.allowed) != sorted(set(self.allowed)):
+            raise ConfigError("output mask: allowed must be sorted, without repeats")
+        if self.allowed and not 0 <= self.allowed[0] <= self.allowed[-1] < self.size:
+            raise ConfigError(f"output mask: allowed outputs must lie in 0..{self.size - 1}")
+
+    # ---- building ----------------------------------------------------------------------
+    @classmethod
+    def from_pieces(cls, info: DataInfo, pieces: Iterable[np.ndarray],
+                    split: str = "train") -> OutputMask | None:
+        """The mask of prepared pieces of ``info``'s representation (None without pieces).
+
+        Piano-roll pieces are (steps, keys) 0/1, melody pieces (steps,) events, event
+        pieces (n,) token ids (:class:`tunesmith.data.prepare.PreparedData`).
+        """
+        pieces = list(pieces)
+        if not pieces:
+            return None
+        if info.representation == "pianoroll":
+            sounding = np.zeros(info.keys, dtype=bool)
+            for piece in pieces:
+                if len(piece):
+                    sounding |= np.asarray(piece).reshape(len(piece), info.keys).any(axis=0)
+            return cls("pianoroll", info.keys, tuple(np.flatnonzero(sounding).tolist()),
+                       split=split)
+        seen = np.zeros(info.vocab_size, dtype=bool)
+        for piece in pieces:
+            ids = np.asarray(piece, dtype=np.int64).reshape(-1)
+            if len(ids) and (ids.min() < 0 or ids.max() >= info.vocab_size):
+                raise ConfigError(f"output mask: ids outside the vocabulary of "
+                                  f"{info.vocab_size} in the {split} split")
+            seen[ids] = True
+        max_programs = 0
+        if info.representation == "events":
+            programs = program_of_ids(info)  # (V,) program of each Program id, else -2
+            if (programs > -2).any():
+                max_programs = max(len(set(programs[np.asarray(p, dtype=np.int64)].tolist())
+                                       - {-2}) for p in pieces)
+        return cls(info.representation, info.vocab_size, tuple(np.flatnonzero(seen).tolist()),
+                   max_programs=max_programs, split=split)
+
+    # ---- reading -----------------------------------------------------------------------
+    def array(self) -> np.ndarray:
+        """(size,) bool: True for the outputs a sampler may draw."""
+        out = np.zeros(self.size, dtype=bool)
+        out[list(self.allowed)] = True
+        return out
+
+    def pitch_ranges(self, info: DataInfo) -> list[tuple[int, int] | None]:
+        """Piano-roll: the lowest and highest MIDI pitch each track sounds (None: silent)."""
+        if self.representation != "pianoroll":
+            raise ConfigError("pitch ranges per track belong to piano-roll masks")
+        ranges: list[tuple[int, int] | None] = []
+        columns = np.asarray(self.allowed, dtype=np.int64)
+        for track in range(info.n_tracks):
+            mine = columns[columns // info.n_pitches == track] % info.n_pitches
+            ranges.append((info.pitch_low + int(mine.min()), info.pitch_low + int(mine.max()))
+                          if len(mine) else None)
+        return ranges
+
+    # ---- JSON --------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": VERSION, "representation": self.representation, "size": self.size,
+                "allowed": list(self.allowed), "max_programs": self.max_programs,
+                "split": self.split}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> OutputMask:
+        """Read :meth:`to_dict`'s form; wrong types, unknown or missing keys raise ConfigError."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"output mask: expected a JSON object, got {type(data).__name__}")
+        known = {"version", "representation", "size", "allowed", "max_programs", "split"}
+        unknown, missing = sorted(set(data) - known), sorted(known - set(data))
+        if unknown:
+            raise ConfigError(f"output mask: unknown key(s) {', '.join(unknown)}")
+        if missing:
+            raise ConfigError(f"output mask: missing key(s) {', '.join(missing)}")
+        if data["version"] != VERSION:
+            raise ConfigError(f"output mask: version {data['version']!r} is not {VERSION}")
+        if not isinstance(data["allowed"], list):
+            raise ConfigError("output mask: allowed must be a list of integers")
+        return cls(representation=data["representation"], size=data["size"],
+                   allowed=tuple(data["allowed"]), max_programs=data["max_programs"],
+                   split=data["split"])
+
+
+def program_of_ids(info: DataInfo) -> np.ndarray:
+    """(vocab_size,) int: the program of each ``Program`` token id of event data (-1 for
+    drums, as miditok writes them), -2 for every other id."""
+    from tunesmith.representations import events
+
+    tokenizer = events.build_tokenizer(events.EventsConfig.from_dict(info.repr_config))
+    programs = np.full(info.vocab_size, -2, dtype=np.int64)
+    for name, idx in tokenizer.vocab.items():
+        kind, _, value = name.partition("_")
+        if kind == "Program" and idx < info.vocab_size:
+            programs[idx] = int(value)
+    return programs
