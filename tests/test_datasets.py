@@ -128,3 +128,14 @@ def test_bad_dataset_options_are_refused(prepared):
         SequenceDataset(prepared, None, transpose=(3, -3))
     with pytest.raises(ConfigError, match="unknown split"):
         SequenceDataset(prepared, "training")
+
+
+def test_trainer_transposes_training_items_only(prepared):
+    from tunesmith.training.trainer import TrainSettings, make_loaders
+
+    settings = TrainSettings(transpose=[2, 2], window=None, batch_size=3)
+    train_loader, val_loader = make_loaders(prepared, settings)
+    assert train_loader.dataset.transpose == (2, 2)
+    assert val_loader is None or val_loader.dataset.transpose == (0, 0)
+    with pytest.raises(ConfigError, match="transpose"):
+        TrainSettings(transpose=[3, -3])

@@ -81,6 +81,9 @@ class TrainSettings(DictConfig):
     max_time: float | None = None  # most minutes of training (None = no limit)
     batch_size: int = 16  # sequences per batch (per device)
     window: int | None = 64  # training window in steps/tokens (None = whole pieces)
+    transpose: list[int] = dataclasses.field(default_factory=lambda: [0, 0])  # shift each
+    # training item by a random number of semitones in [low, high] that keeps its notes in
+    # range (piano-roll, melody); validation is never shifted; [0, 0] = off
     lr: float = 1e-3  # learning rate
     weight_decay: float = 0.0
     lr_schedule: str = "plateau"  # constant | cosine | plateau
@@ -114,6 +117,8 @@ class TrainSettings(DictConfig):
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.window is not None and self.window < 2:
             raise ConfigError(f"window must be >= 2 steps, got {self.window}")
+        if len(self.transpose) != 2 or int(self.transpose[0]) > int(self.transpose[1]):
+            raise ConfigError(f"transpose must be [low, high] semitones, got {self.transpose}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if self.lr_schedule not in LR_SCHEDULES:
@@ -656,6 +661,7 @@ def make_loaders(prepared, settings: TrainSettings):
 
     train_loader = make_dataloader(prepared, "train", batch_size=settings.batch_size,
                                    window=settings.window, shuffle=True,
+                                   transpose=tuple(int(s) for s in settings.transpose),
                                    num_workers=settings.num_workers)
     if not prepared.ids("valid"):
         return train_loader, None
