@@ -16,9 +16,12 @@ thread, seed 0. Its best checkpoint then gives:
 * **per-voice activity** of 8 generated 12-bar pieces: the fraction of steps on which each
   voice sounds, beside the same figure for the real test chorales; with it the fraction of
   steps on which all four sound, the mean note length per voice (steps), the notes per
-  bar, each voice's mean pitch, and the share of dissonant vertical intervals (interval
-  classes 1, 2, 6, 10, 11 between sounding voices); samples are drawn as the demo draws
-  them (temperature 1, one note per voice, no note held past 16 steps);
+  bar, each voice's mean pitch and 5th-95th percentile range, the share of adjacent voice
+  pairs that cross (the upper voice below the lower one, both sounding), and the share of
+  dissonant vertical intervals (interval classes 1, 2, 6, 10, 11 between sounding voices);
+  samples are drawn as the demo draws them (temperature 1, one note per voice, no note
+  held past 16 steps), and again without that cap on held notes
+  (``samples_no_sustain_cap``);
 * piano-roll PNGs of two samples per family and of the first 12 bars of a real test
   chorale, and one PNG with the real chorale and a sample of every family (``--png``).
 
@@ -28,7 +31,8 @@ Usage::
         --runs /tmp/chorale_families --out benchmarks/results/chorale_families.json \\
         --png benchmarks/results/chorale_families.png
 
-``--families`` picks candidates by label; ``--train-set KEY=VALUE`` and
+``--families`` picks candidates by label; ``--evaluate-only`` scores and samples the runs
+already in ``--runs`` again without training; ``--train-set KEY=VALUE`` and
 ``--model-set KEY=VALUE`` override the training settings and model options of every
 picked family (e.g. a longer run of one family).
 """
@@ -84,7 +88,13 @@ def roll_statistics(arrays: list[np.ndarray], tracks: int, pitch_low: int,
     lengths = [[] for _ in range(tracks)]
     pitch_sum, pitch_count = np.zeros(tracks), np.zeros(tracks)
     dissonant = pairs = 0
+    crossed, adjacent = 0, 0  # steps where a voice sounds below the next lower voice
+    pitches_of = [[] for _ in range(tracks)]
     for g in grids:
+        top = np.where(g.any(-1), g.shape[-1] - 1 - np.argmax(g[..., ::-1], -1), -1)  # (T, V)
+        both = (top[:, :-1] >= 0) & (top[:, 1:] >= 0)
+        adjacent += int(both.sum())
+        crossed += int((both & (top[:, :-1] < top[:, 1:])).sum())
         for v in range(tracks):
             for p in np.nonzero(g[:, v].any(0))[0]:  # a note: a maximal run of one pitch
                 edges = np.diff(np.concatenate([[0], g[:, v, p].astype(np.int8), [0]]))
@@ -92,6 +102,7 @@ def roll_statistics(arrays: list[np.ndarray], tracks: int, pitch_low: int,
             _, p_idx = np.nonzero(g[:, v])
             pitch_sum[v] += (p_idx + pitch_low).sum()
             pitch_count[v] += len(p_idx)
+            pitches_of[v].append(p_idx + pitch_low)
         for t in range(g.shape[0]):  # vertical intervals between the sounding notes
             pitches = np.nonzero(g[t])[1] + pitch_low
             for i in range(len(pitches)):
@@ -107,6 +118,9 @@ def roll_statistics(arrays: list[np.ndarray], tracks: int, pitch_low: int,
         "notes_per_bar": round(notes / (steps / steps_per_bar), 2),
         "mean_pitch": [round(float(s / c), 1) if c else None
                        for s, c in zip(pitch_sum, pitch_count, strict=True)],
+        "pitch_5_95": [[int(x) for x in np.percentile(np.concatenate(p), [5, 95])]
+                       if sum(map(len, p)) else None for p in pitches_of],
+        "crossing_share": round(crossed / adjacent, 4) if adjacent else None,
         "dissonant_interval_share": round(dissonant / pairs, 4) if pairs else None,
         "chord_steps_in_a_voice": int(sum((g.sum(-1) > 1).any(-1).sum() for g in grids)),
     }
@@ -115,7 +129,7 @@ def roll_statistics(arrays: list[np.ndarray], tracks: int, pitch_low: int,
 # ---- one family --------------------------------------------------------------------------
 def run_family(label: str, spec: dict, prepared, minutes: float, runs: Path, threads: int,
                train_overrides: dict, model_overrides: dict, samples_dir: Path,
-               seed: int) -> dict:
+               seed: int, evaluate_only: bool = False) -> dict:
     from tunesmith.cli.demo import DEMO_SAMPLING, DEMO_TRAIN
     from tunesmith.evaluation.likelihood import score_split
     from tunesmith.generation.generate import (
@@ -125,25 +139,29 @@ def run_family(label: str, spec: dict, prepared, minutes: float, runs: Path, thr
         write_score,
     )
     from tunesmith.generation.sampling import SamplingControls
-    from tunesmith.training.checkpoint import load_checkpoint
+    from tunesmith.training.checkpoint import load_checkpoint, read_json
     from tunesmith.training.trainer import train
 
     run_dir = runs / label
-    if run_dir.exists():
-        shutil.rmtree(run_dir)  # this script's own earlier run
     settings = {**DEMO_TRAIN, **spec.get("train", {}), **train_overrides, "threads": threads,
                 "max_time": minutes, "seed": seed, "loggers": False, "progress_bar": False}
     options = {**spec["options"], **model_overrides}
-    print(f"training {label} ({spec['model']} {options}) for {minutes} min ...", flush=True)
-    start = time.perf_counter()
-    train(spec["model"], prepared, options, run_dir, **settings)
-    train_s = time.perf_counter() - start
+    if evaluate_only:  # the run this script trained before, as it was trained
+        run = read_json(run_dir / "run.json")
+        options, settings = run["options"], run["settings"]
+        print(f"evaluating {label} ({run_dir}) ...", flush=True)
+    else:
+        if run_dir.exists():
+            shutil.rmtree(run_dir)  # this script's own earlier run
+        print(f"training {label} ({spec['model']} {options}) for {minutes} min ...", flush=True)
+        train(spec["model"], prepared, options, run_dir, **settings)
     model, meta = load_checkpoint(run_dir)
     torch.set_num_threads(threads)
     training = meta.get("training", {})
     row = {"label": label, "model": spec["model"], "options": options, "note": spec["note"],
            "train_settings": settings, "run_dir": str(run_dir),
-           "n_parameters": model.n_parameters(), "train_wall_s": round(train_s, 1),
+           "n_parameters": model.n_parameters(),
+           "train_wall_s": training.get("run", training).get("wall_time_s"),
            "best_epoch": training.get("best_epoch"),
            "best_val_loss": training.get("best_val_loss"),
            "steps_trained": training.get("run", training).get("global_step"),
@@ -167,6 +185,10 @@ def run_family(label: str, spec: dict, prepared, minutes: float, runs: Path, thr
     info = prepared.info
     row["samples"] = roll_statistics(arrays, info["n_tracks"], info["pitch_low"],
                                      steps // BARS)
+    uncapped = SamplingControls(**{**controls.to_dict(), "max_sustain_steps": 0})
+    row["samples_no_sustain_cap"] = roll_statistics(
+        sample_arrays(model, meta, N_SAMPLES, steps, uncapped)[0], info["n_tracks"],
+        info["pitch_low"], steps // BARS)
     pngs = []
     for i, array in enumerate(arrays[:2], start=1):
         path = samples_dir / f"{label}_{i}.mid"
@@ -229,8 +251,9 @@ def composite_png(real_png: str, rows: list[dict], path: Path) -> None:
 def table(result: dict) -> str:
     real = result["real_test"]
     lines = ["| family | params | steps | test NLL/frame | frames 2..T | activity S/A/T/B "
-             "| all 4 | note steps S/A/T/B | notes/bar | dissonant |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| all 4 | note steps S/A/T/B | notes/bar | crossing | dissonant "
+             "| activity, no sustain cap |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def fmt(values, digits=2):
         return "/".join("-" if v is None else f"{v:.{digits}f}" for v in values)
@@ -242,11 +265,13 @@ def table(result: dict) -> str:
             f"| {row['test_nll_per_frame']:.3f} | {row['test_nll_frames_2_to_T']:.3f} "
             f"| {fmt(s['activity'])} | {s['all_voices_sounding']:.2f} "
             f"| {fmt(s['mean_note_steps'], 1)} | {s['notes_per_bar']:.1f} "
-            f"| {s['dissonant_interval_share']:.2f} |")
+            f"| {s['crossing_share']:.3f} | {s['dissonant_interval_share']:.2f} "
+            f"| {fmt(row.get('samples_no_sustain_cap', {}).get('activity', []))} |")
     lines.append(
         f"| real test chorales | | | | | {fmt(real['activity'])} "
         f"| {real['all_voices_sounding']:.2f} | {fmt(real['mean_note_steps'], 1)} "
-        f"| {real['notes_per_bar']:.1f} | {real['dissonant_interval_share']:.2f} |")
+        f"| {real['notes_per_bar']:.1f} | {real['crossing_share']:.3f} "
+        f"| {real['dissonant_interval_share']:.2f} | |")
     return "\n".join(lines)
 
 
@@ -271,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-set", action="append", default=[], metavar="KEY=VALUE",
                         help="model option for every family (e.g. nade_hidden=200)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="score and sample the runs already in --runs (no training)")
     parser.add_argument("--runs", type=Path, default=Path("out/chorale_families"),
                         help="run folders (checkpoints) and sample MIDI/PNG files")
     parser.add_argument("--out", type=Path,
@@ -292,11 +319,17 @@ def main(argv: list[str] | None = None) -> int:
               "samples_per_family": N_SAMPLES, "machine": machine(),
               "load_average_start": os.getloadavg(),
               "real_test": real_statistics(prepared, samples_dir), "families": []}
+    if args.evaluate_only and args.out.is_file():  # keep how the runs were trained
+        earlier = json.loads(args.out.read_text())
+        result["trained_by"] = earlier.get("trained_by") or {
+            k: earlier.get(k) for k in ("command", "load_average_start", "load_average_end",
+                                        "total_wall_s")}
     train_overrides, model_overrides = parse_sets(args.train_set), parse_sets(args.model_set)
     for label in args.families:
         result["families"].append(
             run_family(label, CANDIDATES[label], prepared, args.minutes, args.runs,
-                       args.threads, train_overrides, model_overrides, samples_dir, args.seed))
+                       args.threads, train_overrides, model_overrides, samples_dir, args.seed,
+                       args.evaluate_only))
         args.out.parent.mkdir(parents=True, exist_ok=True)  # keep what is done so far
         args.out.write_text(json.dumps(result, indent=1, default=str) + "\n")
     result["load_average_end"] = os.getloadavg()
