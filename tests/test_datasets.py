@@ -163,3 +163,14 @@ def test_an_items_random_window_and_shift_are_fixed_by_its_epoch(prepared):
     again = [batch["frames"] for batch in loader]
     assert all(torch.equal(a, b) for a, b in zip(twice[0], again, strict=True))
     assert not all(torch.equal(a, b) for a, b in zip(twice[0], twice[1], strict=True))
+
+
+def test_trainer_transposes_training_items_only(prepared):
+    from tunesmith.training.trainer import TrainSettings, make_loaders
+
+    settings = TrainSettings(transpose=[2, 2], window=None, batch_size=3)
+    train_loader, val_loader = make_loaders(prepared, settings)
+    assert train_loader.dataset.transpose == (2, 2)
+    assert val_loader is None or val_loader.dataset.transpose == (0, 0)
+    with pytest.raises(ConfigError, match="transpose"):
+        TrainSettings(transpose=[3, -3])

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
 
 from tunesmith.errors import ConfigError
 from tunesmith.generation.sampling import SamplingControls
-from tunesmith.models.heads import HEADS, BernoulliHead, NADEHead, make_head
+from tunesmith.models.heads import HEADS, BernoulliHead, NADEHead, VoiceHead, make_head
 
 
 def all_frames(keys: int) -> torch.Tensor:
@@ -127,3 +128,131 @@ def test_bernoulli_head_log_prob_is_sum_of_independent_keys():
     p = torch.sigmoid(head.logits(h))
     expected = torch.where(x > 0, p.log(), (1 - p).log()).sum(-1)
     assert torch.allclose(head.log_prob(h, x), expected, atol=1e-6)
+
+
+# ---- one categorical per voice ------------------------------------------------------------
+def voice_frames(voices: int, pitches: int) -> torch.Tensor:
+    """Every frame with at most one note per voice: (P+1)^V rows of V·P keys."""
+    rows = []
+    for states in itertools.product(range(pitches + 1), repeat=voices):
+        frame = torch.zeros(voices * pitches)
+        for voice, state in enumerate(states):
+            if state < pitches:  # state P is the rest
+                frame[voice * pitches + state] = 1.0
+        rows.append(frame)
+    return torch.stack(rows)
+
+
+def random_voices(hidden=5, voices=3, pitches=2, nade_hidden=4, seed=0) -> VoiceHead:
+    torch.manual_seed(seed)
+    head = VoiceHead(hidden, voices * pitches, n_tracks=voices, nade_hidden=nade_hidden)
+    with torch.no_grad():
+        for parameter in head.parameters():
+            parameter.normal_(0, 1.0)
+    return head.eval()
+
+
+def test_voices_head_is_registered_and_checks_its_tracks():
+    head = make_head("voices", 8, 6, n_tracks=3, nade_hidden=4, nade_low=1)  # NADE option ignored
+    assert isinstance(head, VoiceHead) and (head.voices, head.pitches) == (3, 2)
+    with pytest.raises(ConfigError, match="do not split into 4 tracks"):
+        make_head("voices", 8, 6, n_tracks=4)
+
+
+def test_voices_log_prob_equals_a_hand_computation():
+    """2 voices × 2 pitches, weights chosen so that every probability is a simple fraction.
+
+    Voice 0: logits (0, ln 2, 0) -> p = (1/4, 1/2, 1/4) over (pitch 0, pitch 1, rest).
+    One NADE unit: a_1 = ln 3 when voice 0 sings pitch 1 (σ = 3/4), else 0 (σ = 1/2);
+    voice 1's logits (0, 4 ln 2 · σ(a_1), 0) -> p(pitch 1) = 8/10 or 4/6.
+    """
+    head = VoiceHead(hidden=1, keys=4, n_tracks=2, nade_hidden=1).eval()
+    with torch.no_grad():
+        for parameter in head.parameters():
+            parameter.zero_()
+        head.visible_bias.bias[1] = math.log(2)  # voice 0, pitch 1
+        head.input_weight[0, 1, 0] = math.log(3)  # voice 0 sang pitch 1
+        head.output_weight[1, 1, 0] = 4 * math.log(2)  # voice 1, pitch 1
+    h = torch.zeros(4, 1)
+    x = torch.tensor([[0, 1, 0, 1],  # pitch 1, pitch 1: 1/2 · 8/10
+                      [0, 0, 1, 0],  # rest, pitch 0: 1/4 · 1/6
+                      [1, 0, 0, 1],  # pitch 0, pitch 1: 1/4 · 4/6
+                      [0, 1, 0, 0]], dtype=torch.float32)  # pitch 1, rest: 1/2 · 1/10
+    expected = torch.tensor([1 / 2 * 8 / 10, 1 / 4 * 1 / 6, 1 / 4 * 4 / 6, 1 / 2 * 1 / 10])
+    torch.testing.assert_close(head.log_prob(h, x).exp(), expected)
+
+
+def test_voices_log_prob_equals_the_voice_by_voice_product():
+    head = random_voices(voices=3, pitches=4)
+    h = torch.randn(2, 5, 5)  # (B, T, H)
+    x = voice_frames(3, 4)[torch.randint(0, 125, (2, 5))]  # (B, T, K)
+    expected = torch.zeros(2, 5)
+    a = head.hidden_bias(h)  # (B, T, N)
+    for v in range(3):  # explicit recursion: softmax of voice v given voices < v
+        block = x[..., 4 * v : 4 * v + 4]
+        state = torch.where(block.sum(-1) > 0, block.argmax(-1), 4)
+        logits = head.visible_bias(h)[..., 5 * v : 5 * v + 5] + torch.sigmoid(a) @ \
+            head.output_weight[v].T
+        expected += torch.log_softmax(logits, -1).gather(-1, state[..., None])[..., 0]
+        if v < 2:
+            a = a + head.input_weight[v][state]
+    torch.testing.assert_close(head.log_prob(h, x), expected)
+
+
+@pytest.mark.parametrize(("voices", "pitches"), [(1, 4), (2, 3), (3, 2)])
+def test_voices_probabilities_over_all_states_sum_to_one(voices, pitches):
+    head = random_voices(voices=voices, pitches=pitches)
+    frames = voice_frames(voices, pitches)
+    for h in torch.randn(3, 5):
+        log_probs = head.log_prob(h.expand(len(frames), 5), frames)
+        assert torch.logsumexp(log_probs, 0).item() == pytest.approx(0.0, abs=1e-5)
+
+
+def test_a_chord_in_one_voice_has_probability_zero_but_trains_as_its_highest_note():
+    head = random_voices(voices=2, pitches=3)
+    h = torch.randn(2, 5)
+    chord = torch.tensor([[1.0, 0, 1, 0, 1, 0], [0, 0, 1, 0, 1, 0]])  # voice 0: pitches 0 and 2
+    assert head.chords(chord).tolist() == [True, False]
+    assert head.log_prob(h, chord)[0] == float("-inf")
+    head.train()
+    torch.testing.assert_close(head.log_prob(h, chord)[0], head.log_prob(h, chord[1:])[0])
+
+
+def test_voices_samples_follow_log_prob_and_honour_the_controls():
+    head = random_voices(voices=2, pitches=2)
+    h = torch.randn(1, 5)
+    frames = voice_frames(2, 2)  # (9, 4)
+    probs = head.log_prob(h.expand(9, 5), frames).exp()
+    draws = head.sample(h.expand(20_000, 5), SamplingControls(),
+                        generator=torch.Generator().manual_seed(0))
+    assert (draws.reshape(-1, 2, 2).sum(-1) <= 1).all()  # at most one note per voice
+    frequency = (draws[:, None, :] == frames).all(-1).float().mean(0)  # (9,)
+    assert torch.allclose(frequency, probs, atol=0.015)
+    greedy = head.sample(h, SamplingControls(threshold=0.5))
+    assert torch.equal(head.sample(h, SamplingControls(top_k=1)), greedy)
+    assert torch.equal(head.sample(h, SamplingControls(top_p=1e-6)), greedy)
+    states = head.states(greedy)  # each voice the argmax given the earlier voices' choices
+    assert torch.equal(head.logits(h, states).argmax(-1), states)
+    cold = head.sample(h.expand(2000, 5), SamplingControls(temperature=0.05),
+                       generator=torch.Generator().manual_seed(1))
+    assert (cold == greedy).all(-1).float().mean() > 0.95
+
+
+def test_voices_head_draws_only_allowed_pitches_or_rest():
+    """With an output mask, each voice draws a pitch its training data sounds, or rests:
+    a masked pitch is never drawn (and never silently turned into a rest by draw())."""
+    from tunesmith.generation.sampling import SamplingControls
+    from tunesmith.models.heads import VoiceHead
+
+    torch.manual_seed(0)
+    head = VoiceHead(hidden=5, keys=6, n_tracks=2, nade_hidden=4)
+    allowed = torch.tensor([True, False, True, False, True, False])
+    head.allowed_keys = allowed
+    h = torch.randn(400, 5) * 3
+    frames = head.draw(h, SamplingControls(temperature=2.0), torch.Generator().manual_seed(1))
+    assert not frames[:, ~allowed].any()
+    assert frames.reshape(400, 2, 3).sum(-1).max() <= 1
+    unmasked = VoiceHead(hidden=5, keys=6, n_tracks=2, nade_hidden=4)
+    unmasked.load_state_dict(head.state_dict())
+    free = unmasked.draw(h, SamplingControls(temperature=2.0), torch.Generator().manual_seed(1))
+    assert free[:, ~allowed].any()  # the same head without the mask does draw them

@@ -64,3 +64,30 @@ def test_registry_presets_and_bad_cell():
     assert 250_000 < lstm.n_parameters() < 350_000  # Bai et al.'s LSTM size on JSB
     with pytest.raises(ConfigError, match="cell"):
         FrameRNN(RNNConfig(cell="rnn"))
+
+
+@pytest.mark.parametrize("family", ["lstm", "frame-transformer"])
+def test_voices_head_reads_tracks_from_prepared_info_and_samples_one_note_per_voice(family):
+    """The data's tracks and pitches per track (DataInfo) size the head; the full model's
+    last frame is a normalised distribution over the (P+1)^V voice states."""
+    info = roll_info(pitch_low=60, pitch_high=62)  # 2 tracks × 3 pitches
+    options = {"head": "voices", "nade_hidden": 4}
+    options.update({"hidden": 8} if family == "lstm" else
+                   {"d_model": 8, "n_heads": 2, "n_layers": 1, "d_ff": 16, "dropout": 0.0})
+    torch.manual_seed(0)
+    model = registry.build(family, options, info).double().eval()
+    assert model.config.pitches_per_track == 3
+    assert (model.head.voices, model.head.pitches) == (2, 3)
+    prefix = (torch.rand(1, 4, 6) > 0.7).double()
+    total = 0.0
+    for s0 in range(4):
+        for s1 in range(4):
+            frame = torch.zeros(1, 1, 6, dtype=torch.float64)
+            if s0 < 3:
+                frame[0, 0, s0] = 1
+            if s1 < 3:
+                frame[0, 0, 3 + s1] = 1
+            total += model.frame_log_prob(torch.cat([prefix, frame], 1))[0, -1].exp().item()
+    assert total == pytest.approx(1.0, abs=1e-9)
+    out = model.float().generate(3, 12, SamplingControls(seed=0))
+    assert out.reshape(3, 12, 2, 3).sum(-1).max() == 1

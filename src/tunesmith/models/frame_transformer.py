@@ -26,7 +26,7 @@ from tunesmith.errors import ConfigError
 from tunesmith.models.base import ModelConfig
 from tunesmith.models.heads import make_head
 from tunesmith.models.music_transformer import relative_attention_blocks
-from tunesmith.models.rnn import FrameRNN
+from tunesmith.models.rnn import FrameRNN, head_options
 from tunesmith.models.transformer_blocks import KVCache
 
 
@@ -41,8 +41,9 @@ class FrameTransformerConfig(ModelConfig):
     context: int = 256  # distances with their own relative embedding (longer ones share one)
     relative_per_head: bool = True  # one E_r per head (False: one shared by all heads)
     dropout: float = 0.1  # on the input projection, attention weights and residual branches
-    head: str = "bernoulli"  # output head: "bernoulli" (independent sigmoids) | "nade"
-    nade_hidden: int = 150  # hidden units of the NADE head (head="nade" only)
+    head: str = "bernoulli"  # output head: "bernoulli" (independent sigmoids) | "nade" |
+    # "voices" (one categorical per track over its pitches + rest)
+    nade_hidden: int = 150  # hidden units of the NADE or voices head
     nade_low: int = 0  # NADE head: autoregression over keys [nade_low, nade_high) only;
     nade_high: int = 0  # keys outside get independent sigmoids (0 = all keys)
 
@@ -71,11 +72,7 @@ class FrameTransformer(FrameRNN):
         self.dropout = nn.Dropout(c.dropout)
         self.blocks = relative_attention_blocks(c)
         self.norm = nn.LayerNorm(c.d_model)
-        head_options = (
-            {"nade_hidden": c.nade_hidden, "nade_low": c.nade_low, "nade_high": c.nade_high}
-            if c.head == "nade" else {}
-        )
-        self.head = make_head(c.head, c.d_model, c.keys, **head_options)
+        self.head = make_head(c.head, c.d_model, c.keys, **head_options(c))
 
     def features(self, frames: torch.Tensor, state: KVCache | None = None):
         """Features h (B, T, D) where h[:, t] has seen frames ≤ t (and any cached before);

@@ -14,12 +14,19 @@ rest of the frame knowing those keys are off.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from tunesmith.errors import ConfigError
-from tunesmith.generation.sampling import draw_notes, sample_bernoulli
+from tunesmith.generation.sampling import (
+    draw_notes,
+    mask_logits,
+    sample_bernoulli,
+    sample_categorical,
+)
 
 
 class FrameHead(nn.Module):
@@ -161,13 +168,113 @@ class NADEHead(FrameHead):
         return frame
 
 
-#: head name -> class taking (hidden, keys). Backbones build heads through make_head().
-HEADS: dict[str, type[FrameHead]] = {"bernoulli": BernoulliHead, "nade": NADEHead}
+class VoiceHead(FrameHead):
+    """One categorical per voice over (its pitches + rest), voices autoregressive in a frame.
+
+    For piano-rolls whose tracks are monophonic voices (the SATB chorales): track v's keys
+    ``x[v·P : (v+1)·P]`` hold at most one note, so its step is one of P + 1 states, pitch
+    0 … P-1 or rest (state P). A voice falls silent only when the model picks "rest", never
+    because P independent sigmoids all happened to say no. The voices of a frame are drawn
+    in track order (S, A, T, B), each conditioned on the earlier voices' states, so the
+    head models chords (which intervals sound together), not only each line. A categorical
+    NADE over V voices (Larochelle & Murray 2011's weight sharing, categorical outputs):
+
+        a_v = c(h) + Σ_{u<v} W_u[s_u]                        (N hidden units, W_u (P+1, N))
+        p(s_v | s_<v, h) = softmax(b_v(h) + U_v σ(a_v))      (U_v (P+1, N), b(h) = B h + b₀)
+
+    ``log_prob`` is exact on frames with at most one note per track; in eval mode a frame
+    with two or more notes in one track gets −inf (this head gives it probability 0), so a
+    held-out figure never hides such frames. In training mode such a track is scored as its
+    highest note, so the rare chord in a voice (9 of 74,654 frames in the bach-chorales
+    training split, none in valid or test) keeps the loss finite. ``sample`` honours
+    temperature, top-k and top-p (:func:`sample_categorical`); with a threshold it takes
+    the most likely state of each voice (greedy). ``max_notes_per_step`` is always met
+    (one note per voice).
+    """
+
+    def __init__(self, hidden: int, keys: int, n_tracks: int = 1, nade_hidden: int = 150):
+        super().__init__()
+        if n_tracks < 1 or keys % n_tracks:
+            raise ConfigError(f"voices head: {keys} keys do not split into {n_tracks} tracks")
+        self.keys, self.voices = keys, n_tracks
+        self.pitches = keys // n_tracks
+        states = self.pitches + 1  # pitches + rest
+        self.visible_bias = nn.Linear(hidden, n_tracks * states)  # b(h), voice-major
+        self.hidden_bias = nn.Linear(hidden, nade_hidden)  # c(h)
+        self.input_weight = nn.Parameter(torch.randn(n_tracks - 1, states, nade_hidden) * 0.01)
+        self.output_weight = nn.Parameter(torch.randn(n_tracks, states, nade_hidden) * 0.01)
+
+    def states(self, x: torch.Tensor) -> torch.Tensor:
+        """Each voice's state from frames x (..., K) -> (..., V) long: the index of its
+        (highest) sounding pitch, or P for a rest."""
+        grouped = x.reshape(*x.shape[:-1], self.voices, self.pitches) > 0  # (..., V, P)
+        index = torch.arange(1, self.pitches + 1, device=x.device)
+        highest = (grouped * index).amax(-1) - 1  # (..., V): -1 where the voice rests
+        return torch.where(highest < 0, self.pitches, highest)
+
+    def chords(self, x: torch.Tensor) -> torch.Tensor:
+        """Frames (..., K) in which some track holds two or more notes -> (...) bool."""
+        return (x.reshape(*x.shape[:-1], self.voices, self.pitches) > 0).sum(-1).gt(1).any(-1)
+
+    def logits(self, h: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        """Logits of each voice's state given the earlier voices' states (teacher forcing):
+        h (..., H), states (..., V) long -> (..., V, P+1)."""
+        voice = torch.arange(self.voices - 1, device=h.device)
+        earlier = self.input_weight[voice, states[..., :-1]]  # (..., V-1, N): W_u[s_u]
+        below = F.pad(earlier.cumsum(-2), (0, 0, 1, 0))  # (..., V, N): Σ_{u<v} W_u[s_u]
+        hidden = torch.sigmoid(self.hidden_bias(h).unsqueeze(-2) + below)  # σ(a_v) (..., V, N)
+        visible = self.visible_bias(h).unflatten(-1, (self.voices, self.pitches + 1))
+        return visible + torch.einsum("...vn,vsn->...vs", hidden, self.output_weight)
+
+    def log_prob(self, h, x):
+        states = self.states(x)  # (..., V)
+        log_probs = torch.log_softmax(self.logits(h, states), -1)  # (..., V, P+1)
+        total = log_probs.gather(-1, states.unsqueeze(-1)).squeeze(-1).sum(-1)  # (...)
+        if self.training:
+            return total
+        return total.masked_fill(self.chords(x), float("-inf"))
+
+    def sample(self, h, controls, generator=None, group_size=None):
+        """Voice by voice in track order; each voice's categorical is filtered and drawn."""
+        if group_size not in (None, self.pitches):
+            raise ConfigError(f"voices head has {self.pitches} pitches per track, "
+                              f"not groups of {group_size}")
+        visible = self.visible_bias(h).unflatten(-1, (self.voices, self.pitches + 1))
+        pre_hidden = self.hidden_bias(h)  # a_0 = c(h) (B, N)
+        frame = h.new_zeros(h.shape[0], self.voices, self.pitches + 1)  # one-hot states
+        allowed = None  # (V, P+1): a voice draws only pitches its training data sounds, or rest
+        if self.allowed_keys is not None:
+            allowed = torch.cat([self.allowed_keys.reshape(self.voices, self.pitches).bool(),
+                                 self.allowed_keys.new_ones(self.voices, 1, dtype=torch.bool)], 1)
+        for v in range(self.voices):
+            logits = (visible[:, v] + torch.sigmoid(pre_hidden) @ self.output_weight[v].T).float()
+            voice_allowed = None if allowed is None else allowed[v]
+            if controls.threshold is not None:
+                state = mask_logits(logits, voice_allowed).argmax(-1)  # (B,) most likely state
+            else:
+                state = sample_categorical(logits, controls, generator, voice_allowed)  # (B,)
+            frame[:, v].scatter_(-1, state.unsqueeze(-1), 1.0)
+            if v < self.voices - 1:
+                pre_hidden = pre_hidden + self.input_weight[v, state]
+        return frame[..., : self.pitches].reshape(h.shape[0], self.keys)  # drop the rests
 
 
-def make_head(name: str, hidden: int, keys: int, **kwargs) -> FrameHead:
+#: head name -> class taking (hidden, keys, **its options). Backbones build heads through
+#: make_head().
+HEADS: dict[str, type[FrameHead]] = {"bernoulli": BernoulliHead, "nade": NADEHead,
+                                     "voices": VoiceHead}
+
+
+def make_head(name: str, hidden: int, keys: int, **options) -> FrameHead:
+    """Build head ``name`` for features of size ``hidden`` and frames of ``keys`` keys.
+
+    ``options`` are a backbone's head settings (``n_tracks``, ``nade_hidden``,
+    ``nade_low``...); each head takes the ones its constructor names and ignores the
+    rest, so a backbone can pass all of them whatever head its config picks.
+    """
     try:
         cls = HEADS[name]
     except KeyError:
         raise ConfigError(f"unknown output head {name!r}; available: {', '.join(HEADS)}") from None
-    return cls(hidden, keys, **kwargs)
+    accepted = inspect.signature(cls.__init__).parameters
+    return cls(hidden, keys, **{k: v for k, v in options.items() if k in accepted})

@@ -30,10 +30,20 @@ class RNNConfig(ModelConfig):
     hidden: int = 220  # units per layer (220, 1 layer ≈ 290K parameters with 88 keys)
     layers: int = 1  # stacked recurrent layers
     dropout: float = 0.0  # dropout on inputs, between layers and on the features
-    head: str = "bernoulli"  # output head: "bernoulli" (independent sigmoids) | "nade"
-    nade_hidden: int = 150  # hidden units of the NADE head (head="nade" only)
+    head: str = "bernoulli"  # output head: "bernoulli" (independent sigmoids) | "nade" |
+    # "voices" (one categorical per track over its pitches + rest)
+    nade_hidden: int = 150  # hidden units of the NADE or voices head
     nade_low: int = 0  # NADE head: autoregression over keys [nade_low, nade_high) only;
     nade_high: int = 0  # keys outside get independent sigmoids (0 = all keys)
+
+
+def head_options(config) -> dict:
+    """The head settings of an RNN or frame-Transformer config, for :func:`make_head`."""
+    per_track = config.pitches_per_track or config.keys
+    if config.keys % per_track:
+        raise ConfigError(f"{config.keys} keys do not split into tracks of {per_track} pitches")
+    return {"n_tracks": config.keys // per_track, "nade_hidden": config.nade_hidden,
+            "nade_low": config.nade_low, "nade_high": config.nade_high}
 
 
 class FrameRNN(GenerativeModel):
@@ -56,12 +66,7 @@ class FrameRNN(GenerativeModel):
             dropout=config.dropout if config.layers > 1 else 0.0,
         )
         self.dropout = nn.Dropout(config.dropout)
-        head_options = (
-            {"nade_hidden": config.nade_hidden, "nade_low": config.nade_low,
-             "nade_high": config.nade_high}
-            if config.head == "nade" else {}
-        )
-        self.head = make_head(config.head, config.hidden, config.keys, **head_options)
+        self.head = make_head(config.head, config.hidden, config.keys, **head_options(config))
 
     @classmethod
     def config_for_data(cls, config, info):

@@ -16,7 +16,8 @@ Frames are the piano-roll of :mod:`tunesmith.representations.pianoroll`, flatten
 track-major to K = tracks × pitches keys. The network sees its input shifted right by one
 step (an all-zero frame first), so the features at step t have seen frames < t only and
 predict frame t; the output distribution comes from a swappable head
-(:func:`tunesmith.models.heads.make_head`: independent sigmoids, NADE, ...).
+(:func:`tunesmith.models.heads.make_head`: independent sigmoids, NADE, one categorical
+per voice...).
 
 **First frame.** Frame 0 is predicted from the zero frame alone. It is scored by
 :meth:`WaveNet.loss` unless ``Config.score_first_frame`` is False; the published
@@ -72,8 +73,8 @@ class Config(ModelConfig):
     channels: int = 64  # residual channels (TCN: channels of every level)
     skip_channels: int = 64  # skip channels of the gated block = feature size H
     dropout: float = 0.0  # gated: on z; relu: after each ReLU inside a block (Bai JSB 0.5)
-    head: str = "bernoulli"  # output head from models.heads.HEADS ("bernoulli", "nade", ...)
-    nade_hidden: int = 150  # hidden units of the NADE head (head="nade" only)
+    head: str = "bernoulli"  # output head from models.heads.HEADS ("bernoulli", "nade", "voices")
+    nade_hidden: int = 150  # hidden units of the NADE or voices head
     n_global_classes: int = 0  # >0: learned embedding of batch key corpus_id (B,) in [0, n)
     global_channels: int = 16  # size of that embedding
     pitch_histogram_cond: bool = False  # condition on batch key pitch_histogram (B, 12)
@@ -216,8 +217,8 @@ class WaveNet(GenerativeModel):
             )
             self.post = None
             hidden = c.channels
-        head_options = {"nade_hidden": c.nade_hidden} if c.head == "nade" else {}
-        self.head = make_head(c.head, hidden, c.keys, **head_options)
+        self.head = make_head(c.head, hidden, c.keys, n_tracks=c.n_tracks,
+                              nade_hidden=c.nade_hidden)
 
     @classmethod
     def config_for_data(cls, config: Config, info: DataInfo) -> Config:

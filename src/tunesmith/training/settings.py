@@ -33,6 +33,9 @@ class TrainSettings(DictConfig):
     max_time: float | None = None  # most minutes of training (None = no limit)
     batch_size: int = 16  # sequences per batch (per device)
     window: int | None = 64  # training window in steps/tokens (None = whole pieces)
+    transpose: list[int] = dataclasses.field(default_factory=lambda: [0, 0])  # shift each
+    # training item by a random number of semitones in [low, high] that keeps its notes in
+    # range (piano-roll, melody); validation is never shifted; [0, 0] = off
     lr: float = 1e-3  # learning rate
     weight_decay: float = 0.0
     lr_schedule: str = "plateau"  # constant | cosine | plateau
@@ -64,6 +67,8 @@ class TrainSettings(DictConfig):
             raise ConfigError("give at least one of epochs, max_steps or max_time")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if len(self.transpose) != 2 or int(self.transpose[0]) > int(self.transpose[1]):
+            raise ConfigError(f"transpose must be [low, high] semitones, got {self.transpose}")
         if self.window is not None and self.window < 2:
             raise ConfigError(f"window must be >= 2 steps, got {self.window}")
         if not self.lr > 0:

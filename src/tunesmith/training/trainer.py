@@ -780,6 +780,7 @@ def make_loaders(prepared, settings: TrainSettings):
 
     train_loader = make_dataloader(prepared, "train", batch_size=settings.batch_size,
                                    window=settings.window, shuffle=True, seed=settings.seed,
+                                   transpose=tuple(int(s) for s in settings.transpose),
                                    num_workers=settings.num_workers)
     if not prepared.ids("valid"):
         return train_loader, None
