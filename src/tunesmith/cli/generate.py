@@ -33,7 +33,9 @@ def print_outputs(paths: list[Path], title: str = "generated") -> None:
 def register(app: typer.Typer) -> None:
     @app.command("generate")
     def generate_command(
-        checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="A run folder."),
+        checkpoint: Path = typer.Option(
+            ..., "--checkpoint", "-c",
+            help="A run folder, or pretrained:NAME (see tunesmith models --pretrained)."),
         n: int = typer.Option(4, "--n", "-n", help="Number of pieces."),
         bars: float = typer.Option(None, "--bars", help="Length in bars (default 8)."),
         seconds: float = typer.Option(None, "--seconds", help="Length in seconds."),
