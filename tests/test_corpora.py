@@ -6,10 +6,13 @@ from symusic import Note, Score, Track
 
 from tunesmith.data.corpora import (
     CORPORA,
+    PALESTRINA_TRACKS,
     FolderCorpus,
+    PalestrinaMasses,
     abc_tune_ids,
     find_benchmark_file,
     get_corpus,
+    palestrina_tracks,
     select_satb,
     split_abc_tunes,
     split_of,
@@ -110,6 +113,55 @@ def test_bach_chorales_list_without_parsing():
     assert len(sources) == 413  # 408 .mxl + 2 .xml + 3 .krn in music21 10.5
     assert len(skipped) == 20 and all(r.startswith("roman-numeral") for _, r in skipped)
     assert len({s.id for s in sources}) == len(sources)
+
+
+def test_palestrina_keeps_the_bass_in_the_last_track():
+    pitches = [72, 67, 62, 57, 52, 45]
+    for voices in (4, 5, 6):
+        parts = [_part(f"spine_{i}", [p]) for i, p in enumerate(pitches[:voices - 1])]
+        parts.append(_part("Bass", [40]))
+        out = palestrina_tracks(_score(*parts, Track("empty", 0, False)))
+        assert [t.name for t in out.tracks] == list(PALESTRINA_TRACKS)
+        heard = [t.notes[0].pitch if t.note_num() else None for t in out.tracks]
+        assert heard == [*pitches[:voices - 1], *[None] * (6 - voices), 40]
+        assert {t.program for t in out.tracks} == {52}
+    with pytest.raises(MusicFileError, match="3 voices with notes"):
+        palestrina_tracks(_score(*(_part("v", [p]) for p in (60, 55, 48))), "x.krn")
+
+
+def test_palestrina_lists_4_to_6_voices_and_splits_by_mass(tmp_path):
+    def kern(name, spines, mass):
+        head = "\t".join(["**kern"] * spines)
+        notes = "\t".join(["1c"] * spines)
+        (tmp_path / name).write_text(f"!!!OPR: {mass}\n{head}\n{notes}\n*-\n")
+
+    kern("Kyrie_1.krn", 4, "Missa Brevis")
+    kern("Gloria_1.krn", 6, "Missa Brevis")
+    kern("Credo_1.krn", 3, "Missa Brevis")
+    kern("Kyrie_2.krn", 8, "Missa Papae Marcelli")
+    kern("Kyrie_3.krn", 5, "Missa Papae Marcelli")
+    corpus = PalestrinaMasses(tmp_path)
+    sources, skipped = corpus.sources()
+    assert [s.id for s in sources] == ["Gloria_1.krn", "Kyrie_1.krn", "Kyrie_3.krn"]
+    assert skipped == [("Credo_1.krn", "3 voices (kept: 4 to 6)"),
+                       ("Kyrie_2.krn", "8 voices (kept: 4 to 6)")]
+    splits = {s.id: corpus.split(s) for s in sources}
+    assert splits["Gloria_1.krn"] == splits["Kyrie_1.krn"] == split_of("mass:Missa Brevis")
+    assert corpus.split_method.startswith("hash of the mass title")
+
+
+def test_palestrina_from_music21_has_its_movements_and_loads_six_tracks():
+    corpus = get_corpus("palestrina")
+    sources, skipped = corpus.sources()
+    assert len(sources) == 1191 and len(skipped) == 127  # music21 10.5: 1,318 kern files
+    assert Counter(corpus.split(s) for s in sources) == {"train": 1044, "valid": 62,
+                                                         "test": 85}
+    score = corpus.load(next(s for s in sources if s.id == "Kyrie_02.krn"))  # 4 voices
+    assert [t.name for t in score.tracks] == list(PALESTRINA_TRACKS)
+    assert [t.note_num() > 0 for t in score.tracks] == [True] * 3 + [False, False, True]
+    means = [float(t.notes.numpy()["pitch"].mean()) for t in score.tracks if t.note_num()]
+    assert means == sorted(means, reverse=True)  # score order is top to bottom here
+    assert "music21" in corpus.source and "licen" in corpus.source
 
 
 def test_benchmark_files_are_found_from_a_folder_or_a_file(polyphonic_dir, tmp_path):

@@ -14,7 +14,8 @@ def register(app: typer.Typer) -> None:
     @app.command("evaluate")
     def evaluate_command(
         generated: Path = typer.Argument(
-            ..., help="Folder of generated MIDI/ABC/MusicXML files, or a checkpoint folder."),
+            ..., help="Folder of generated MIDI/ABC/MusicXML files, or a checkpoint folder "
+                 "(or pretrained:NAME)."),
         reference: str = typer.Option(
             ..., "--reference", "-r",
             help="CORPUS[:split] to compare with, e.g. bach-chorales:train (default split: "

@@ -73,7 +73,9 @@ def print_outputs(paths: list[Path], title: str = "generated", n_empty: int = 0)
 def register(app: typer.Typer) -> None:
     @app.command("generate")
     def generate_command(
-        checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="A run folder."),
+        checkpoint: Path = typer.Option(
+            ..., "--checkpoint", "-c",
+            help="A run folder, or pretrained:NAME (see tunesmith models --pretrained)."),
         n: int = typer.Option(4, "--n", "-n", help="Number of pieces (at most 1000)."),
         bars: float = typer.Option(None, "--bars", help="Length in bars (default 8; at most "
                                    "3600, two hours of 4/4 at 120 bpm)."),

@@ -55,7 +55,11 @@ def check_out_file(path: str | Path | None, option: str = "--out") -> None:
 
 
 def check_checkpoint(path: str | Path) -> Path:
-    """A checkpoint folder with its two files, checked before torch is loaded."""
+    """A checkpoint folder with its two files, checked before torch is loaded.
+    ``pretrained:NAME`` passes: the checkpoint loader resolves it (an unknown name is its
+    one-line error listing the shipped models)."""
+    if str(path).startswith("pretrained:"):
+        return Path(path)
     path = Path(path)
     if not path.exists():
         raise CheckpointError(path, "no such checkpoint folder")

@@ -9,12 +9,19 @@ does it in worker processes and caches the result).
 * ``essen-folk`` and ``oneills``: the Essen folk song collection (Schaffrath, 1995) and
   O'Neill's *Music of Ireland* (1850) from music21's ABC files, one piece per tune, with
   the stable id ``file.abc#X-<number>``;
+* ``palestrina``: Palestrina's mass movements from music21's kern files, 4 to 6 voices
+  as six tracks (the upper voices from the top, the lowest voice always last: see
+  :class:`PalestrinaMasses`), split by mass;
 * ``jsb`` and ``nottingham``: the polyphonic piano-roll benchmarks
   (Boulanger-Lewandowski et al., ICML 2012) with their published train/valid/test split;
 * ``folder:PATH``: every MIDI/ABC/MusicXML/kern file under a folder.
 
 Corpora without a published split get a deterministic one from a hash of each piece id
-(80/10/10, :func:`split_of`), independent of file order and of the other pieces.
+(80/10/10, :func:`split_of`), independent of file order and of the other pieces
+(``palestrina`` hashes the mass title instead, so a mass's movements share a split).
+
+Each corpus says where its pieces come from and under what terms (``source``), which
+shipped pretrained models repeat in their cards.
 """
 
 from __future__ import annotations
@@ -74,6 +81,10 @@ class Corpus:
     track_programs: tuple[int, ...] | None = None
     #: pieces have one melody line (pick no track, merge nothing)
     monophonic: bool = False
+    #: where the pieces come from and under what terms (shown in pretrained models' cards)
+    source: str = "the user's own files"
+    #: how pieces are split (written into the prepared data)
+    split_method: str = "hash of piece id (80/10/10)"
 
     def sources(self) -> tuple[list[PieceSource], list[tuple[str, str]]]:
         """Every piece (sorted by id) and the files skipped before parsing (id, reason)."""
@@ -283,6 +294,12 @@ def music21_corpus_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "corpus"
 
 
+#: music21's corpus/license.txt, in one line
+MUSIC21_TERMS = ("distributed with music21 (BSD-licensed software); the encodings are used with "
+                 "their encoders' permission, some not for commercial use: see music21's "
+                 "corpus/license.txt")
+
+
 def _music21_version() -> str:
     from importlib.metadata import version
 
@@ -301,6 +318,7 @@ class BachChorales(FolderCorpus):
 
     track_layout = SATB
     track_programs = (52, 52, 52, 52)  # GM "Choir Aahs"
+    source = f"J. S. Bach's chorales as encoded in music21's corpus, {MUSIC21_TERMS}"
 
     def __init__(self, root: str | Path | None = None):
         if root is None:
@@ -368,12 +386,13 @@ class AbcCollection(FolderCorpus):
 
     monophonic = True
 
-    def __init__(self, name: str, subfolder: str, description: str):
+    def __init__(self, name: str, subfolder: str, description: str, source: str = ""):
         folder = music21_corpus_dir() / subfolder
         if not folder.is_dir():
             raise ConfigError(f"music21's corpus has no {subfolder}/ folder ({folder})")
         super().__init__(folder, name=name)
         self.description = description
+        self.source = source or f"music21's corpus {subfolder}/, {MUSIC21_TERMS}"
 
     def sources(self) -> tuple[list[PieceSource], list[tuple[str, str]]]:
         sources, skipped = [], []
@@ -391,6 +410,113 @@ class AbcCollection(FolderCorpus):
 
     def fingerprint(self) -> dict:
         return {**super().fingerprint(), "music21": _music21_version()}
+
+
+#: the six tracks of ``palestrina``: the top voice, four inner slots, the lowest voice
+PALESTRINA_TRACKS = ("Cantus", "Voice 2", "Voice 3", "Voice 4", "Voice 5", "Bassus")
+
+
+def kern_header(path: str | Path) -> tuple[int, str]:
+    """(number of ``**kern`` spines, ``!!!OPR`` title) of a Humdrum file, from its text
+    alone (milliseconds, where music21 takes about a second to parse a movement)."""
+    spines, title = 0, ""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if line.startswith("!!!OPR:") and not title:
+                title = line.partition(":")[2].strip()
+            elif line.startswith("**"):
+                spines = sum(s == "**kern" for s in line.rstrip("\n").split("\t"))
+                break
+    return spines, title
+
+
+class PalestrinaMasses(FolderCorpus):
+    """Palestrina's mass movements from music21's corpus (Humdrum kern), 4 to 6 voices
+    as six tracks: ``Cantus, Voice 2 ... Voice 5, Bassus``.
+
+    Track layout: the movements have 3 to 8 voices (1,318 files: 498 in four voices, 477
+    in five, 216 in six); the 4-6 voice ones (1,191) are kept, the others skipped with
+    their count. The voices fill the six tracks in score order (top voice first), except
+    that the **lowest voice always goes to the last track** and unused inner tracks stay
+    empty: a 4-voice movement is ``Cantus, Altus, Tenor, -, -, Bassus``, a 6-voice one
+    ``Cantus 1, Cantus 2, Altus, Tenor 1, Tenor 2, Bassus``. Why: the outer voices have
+    the most distinct roles (the top line, and the bass that carries the harmony and the
+    cadences), so a model sees the same kind of line in the first and last tracks of
+    every piece; the inner voices move within overlapping ranges (Altus and two Tenors),
+    so which inner slot holds which of them matters less. Padding at the bottom instead
+    would put the bass in track 4, 5 or 6 depending on the piece. Grouping voices by
+    range into four SATB tracks would merge two tenors into one track and lose the
+    lines (and their unisons). Each track keeps one voice, so voice activity and voice
+    leading stay per voice; the number of voices of a piece shows as empty tracks.
+
+    Split: 80/10/10 by a hash of the **mass title** (the file's ``!!!OPR`` line, 101
+    masses), not of the file: the movements of one mass share their model material
+    (a parody or paraphrase mass reworks the same motet or chant in every movement),
+    so a per-file split would put near-copies of test passages in train.
+    """
+
+    track_layout = PALESTRINA_TRACKS
+    track_programs = (52,) * 6  # GM "Choir Aahs"
+    split_method = "hash of the mass title (80/10/10 by mass)"
+    source = ("Palestrina's masses, Humdrum kern encodings in music21's corpus "
+              "(palestrina/), " + MUSIC21_TERMS)
+    VOICES = (4, 6)  # fewest and most voices kept
+
+    def __init__(self, root: str | Path | None = None):
+        if root is None:
+            root = music21_corpus_dir() / "palestrina"
+            if not root.is_dir():
+                raise ConfigError(f"music21's corpus has no palestrina folder ({root})")
+        super().__init__(root, name="palestrina")
+        self.description = CORPORA["palestrina"]
+
+    def sources(self) -> tuple[list[PieceSource], list[tuple[str, str]]]:
+        found, skipped = super().sources()
+        sources = []
+        low, high = self.VOICES
+        for source in found:
+            if not source.id.lower().endswith(".krn"):
+                skipped.append((source.id, "not a kern file"))
+                continue
+            try:
+                spines, title = kern_header(source.path)
+            except OSError as exc:
+                skipped.append((source.id, f"cannot read ({exc.strerror or exc})"))
+                continue
+            if not low <= spines <= high:
+                skipped.append((source.id, f"{spines} voices (kept: {low} to {high})"))
+                continue
+            split = split_of(f"mass:{title}") if title else None  # untitled: by file
+            sources.append(PieceSource(source.id, source.path, split=split))
+        return sources, sorted(skipped)
+
+    def load(self, source: PieceSource) -> Score:
+        return palestrina_tracks(super().load(source), source.path)
+
+    def fingerprint(self) -> dict:
+        return {**super().fingerprint(), "music21": _music21_version(), "layout": 1}
+
+
+def palestrina_tracks(score: Score, where: str | Path = "") -> Score:
+    """The 4-6 voices of a movement on the six tracks of :data:`PALESTRINA_TRACKS`:
+    upper voices from the first track in score order, the lowest voice in the last."""
+    from symusic import Track
+
+    voices = [t for t in score.tracks if t.note_num() > 0 and not t.is_drum]
+    low, high = PalestrinaMasses.VOICES
+    if not low <= len(voices) <= high:
+        raise MusicFileError(where, f"has {len(voices)} voices with notes (kept: {low} to {high})")
+    slots: list = [*voices[:-1], *[None] * (len(PALESTRINA_TRACKS) - len(voices)), voices[-1]]
+    out = Score(score.ticks_per_quarter)
+    out.tempos = score.tempos.copy()
+    out.time_signatures = score.time_signatures.copy()
+    out.key_signatures = score.key_signatures.copy()
+    for name, voice in zip(PALESTRINA_TRACKS, slots, strict=True):
+        track = voice.copy() if voice is not None else Track(name, 52, False)
+        track.name = name
+        track.program = 52
+        out.tracks.append(track)
+    return out
 
 
 # --------------------------------------------------------------------------- benchmark rolls
@@ -434,6 +560,9 @@ class PolyphonicBenchmark(Corpus):
     kind = "rolls"
     track_layout = ("Piano",)
     track_programs = (0,)
+    split_method = "published"
+    source = ("the polyphonic music benchmark of Boulanger-Lewandowski, Bengio & Vincent "
+              "(ICML 2012), piano-rolls as published by its authors for research use")
 
     def __init__(self, name: str, filename: str, steps_per_quarter: int, description: str,
                  path: str | Path | None = None):
@@ -482,6 +611,8 @@ class PolyphonicBenchmark(Corpus):
 CORPORA = {
     "bach-chorales": "Bach chorales from music21's corpus, 4 tracks (Soprano, Alto, Tenor, Bass)",
     "essen-folk": "Essen folk songs (music21 essenFolksong/*.abc), ~8,500 monophonic tunes",
+    "palestrina": "Palestrina's masses (music21 palestrina/*.krn), 4-6 voices as 6 tracks, "
+                  "~1,190 movements",
     "oneills": "O'Neill's Music of Ireland 1850 (music21 oneills1850/*.abc), ~2,000 tunes",
     "jsb": "JSB Chorales piano-roll benchmark (.mat), 1 frame per quarter, published split",
     "nottingham": "Nottingham piano-roll benchmark (.mat), 1 frame per eighth, published split",
@@ -497,16 +628,23 @@ def get_corpus(spec: str, path: str | Path | None = None) -> Corpus:
     """The corpus named by ``spec`` (a registry name, ``folder:PATH``, or a folder path).
 
     ``path`` points a corpus at its files: the folder (or ``.mat`` file) of the
-    benchmarks, or a folder of chorale files for ``bach-chorales``.
+    benchmarks, or a folder of chorale (kern) files for ``bach-chorales``
+    (``palestrina``).
     """
     if spec.startswith("folder:"):
         return FolderCorpus(spec[len("folder:"):])
     if spec == "bach-chorales":
         return BachChorales(path)
     if spec == "essen-folk":
-        return AbcCollection("essen-folk", "essenFolksong", CORPORA["essen-folk"])
+        return AbcCollection("essen-folk", "essenFolksong", CORPORA["essen-folk"],
+                             source="the Essen folk song collection (Schaffrath, 1995) in "
+                                    f"music21's corpus (essenFolksong/), {MUSIC21_TERMS}")
+    if spec == "palestrina":
+        return PalestrinaMasses(path)
     if spec == "oneills":
-        return AbcCollection("oneills", "oneills1850", CORPORA["oneills"])
+        return AbcCollection("oneills", "oneills1850", CORPORA["oneills"],
+                             source="O'Neill's Music of Ireland (1850, public domain) in "
+                                    f"music21's corpus (oneills1850/), {MUSIC21_TERMS}")
     if spec == "jsb":
         return PolyphonicBenchmark("jsb", "JSB_Chorales.mat", 1, CORPORA["jsb"], path)
     if spec == "nottingham":

@@ -764,7 +764,7 @@ def prepare(
         "repr_config": options,
         "info": encoder.info([piece[4] for piece in kept]).to_dict(),
         "transpose_to_c": transpose_to_c,
-        "split_source": "published" if corpus.kind == "rolls" else "hash of piece id (80/10/10)",
+        "split_source": corpus.split_method,
         "ids": [piece[0] for piece in kept],
         "splits": [split_by_id[piece[0]] for piece in kept],
         "pieces": [piece[4] for piece in kept],

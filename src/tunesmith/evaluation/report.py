@@ -641,9 +641,10 @@ def run_evaluation(
         parse_reference,
         reference_summary,
     )
+    from tunesmith.training.checkpoint import resolve_checkpoint
 
     out = Path(out_dir)
-    generated = Path(generated)
+    generated = resolve_checkpoint(generated)  # pretrained:NAME -> its folder
     timings: dict[str, float] = {}
     corpus, split = parse_reference(reference)
     context: dict = {"generated": str(generated), "reference": f"{corpus}:{split}"}

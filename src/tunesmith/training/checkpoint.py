@@ -16,6 +16,11 @@ The trainer's in-progress state (``last/`` of a run) adds optimiser and schedule
 flattened into ``optimizer.safetensors`` + ``optimizer.json``, see
 :func:`save_optimizer_states` / :func:`load_optimizer_states`.
 
+A checkpoint may also be named ``pretrained:NAME``: one of the checkpoints shipped in the
+package (``tunesmith/pretrained/NAME/``, see :mod:`tunesmith.pretrained`).
+:func:`resolve_checkpoint` turns that name into the folder, in this one place, so every
+command that takes a checkpoint takes a shipped one too.
+
 Every file is checked before it is used, here and nowhere else: weights must have the
 model's names, shapes and dtypes and be finite (:func:`check_tensor`); JSON states must
 have the structure of a freshly made state of the same kind (:func:`check_like`); a config
@@ -46,6 +51,11 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 FORMAT_NAME = "tunesmith-checkpoint"
 FORMAT_VERSION = 1
+#: ``pretrained:NAME`` names a checkpoint shipped in the package
+PRETRAINED_PREFIX = "pretrained:"
+#: where the shipped checkpoints are: package data of :mod:`tunesmith.pretrained` (a plain
+#: folder here, so resolving a name imports nothing from the layer above)
+PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -367,9 +377,33 @@ def save_checkpoint(
     return directory
 
 
+def pretrained_names() -> list[str]:
+    """Names of the checkpoints shipped in the package, sorted."""
+    if not PRETRAINED_DIR.is_dir():
+        return []
+    return sorted(p.name for p in PRETRAINED_DIR.iterdir()
+                  if (p / CONFIG_FILE).is_file() and (p / WEIGHTS_FILE).is_file())
+
+
+def resolve_checkpoint(checkpoint: str | Path) -> Path:
+    """The folder of a checkpoint: ``pretrained:NAME`` becomes the shipped model's folder,
+    any other path is returned as it is. An unknown name is one :class:`ConfigError`
+    listing the shipped models."""
+    text = str(checkpoint)
+    if not text.startswith(PRETRAINED_PREFIX):
+        return Path(checkpoint)
+    name = text[len(PRETRAINED_PREFIX):]
+    names = pretrained_names()
+    if name not in names:
+        raise ConfigError(f"unknown pretrained model {name!r}; available: "
+                          f"{', '.join(names) or '(none shipped)'}")
+    return PRETRAINED_DIR / name
+
+
 def read_checkpoint_config(directory: str | Path) -> dict:
-    """The parsed ``config.json`` of a checkpoint folder, checked for the fields we need."""
-    directory = Path(directory)
+    """The parsed ``config.json`` of a checkpoint folder (or ``pretrained:NAME``),
+    checked for the fields we need."""
+    directory = resolve_checkpoint(directory)
     if not directory.exists():
         raise CheckpointError(directory, "no such checkpoint folder")
     if not directory.is_dir():
@@ -418,7 +452,8 @@ def checkpoint_output_mask(meta: dict, path: str | Path = CONFIG_FILE) -> Output
 
 
 def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu"):
-    """Rebuild a model from a checkpoint folder: returns ``(model, meta)`` in eval mode.
+    """Rebuild a model from a checkpoint folder (or ``pretrained:NAME``, a shipped one):
+    returns ``(model, meta)`` in eval mode.
 
     ``meta`` is the parsed ``config.json``. Raises :class:`CheckpointError` naming the
     file and the reason for a missing folder or file, invalid JSON, an unknown model,
@@ -426,7 +461,7 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu"):
     """
     from tunesmith.models import registry
 
-    directory = Path(directory)
+    directory = resolve_checkpoint(directory)
     meta = read_checkpoint_config(directory)
     config_path = directory / CONFIG_FILE
     weights_path = directory / WEIGHTS_FILE

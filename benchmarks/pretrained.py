@@ -1,0 +1,246 @@
+"""Package a training run as a shipped pretrained model: ``src/tunesmith/pretrained/<name>/``.
+
+Copies the run's ``model.safetensors`` and ``config.json`` and writes ``card.json``
+(fields: :mod:`tunesmith.pretrained`) from
+
+* the run's metadata: ``run.json`` (model, options, data, settings: the ``tunesmith
+  train`` command is rebuilt from it, unless ``--command`` gives the one that was typed)
+  and ``config.json`` (wall time, epochs, steps, best epoch);
+* the held-out NLL: the checkpoint scores the **test** split of the data it was trained
+  on (same preparation), whole pieces, summed NLL / predicted units (melody steps,
+  piano-roll frames, tokens), as ``benchmarks/heldout_nll.py`` does;
+* a fresh ``tunesmith evaluate`` of ``--samples`` generated pieces against
+  ``CORPUS:train`` with its held-out band (the test split): voice activity of each track,
+  metrics within band, two-sample accuracy (and the same test for test vs train).
+
+Usage (the lead packages other runs the same way)::
+
+    PYTHONPATH=src python benchmarks/pretrained.py RUN_DIR NAME [--samples 32]
+        [--command "tunesmith train ..."] [--minutes-note "..."] [--force]
+
+The folder must stay under 10 MB (``tunesmith.pretrained.MAX_BYTES``); the script refuses
+a larger one. Evaluation parses the reference corpus once and caches its summary
+(``$TUNESMITH_CACHE/reference``), so a second run is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # heldout_nll's scoring
+
+#: what a unit of the held-out NLL is, by representation
+UNITS = {"melody": "nats/step", "pianoroll": "nats/frame", "events": "nats/token"}
+
+
+def train_command(run: dict, out: str) -> str:
+    """The ``tunesmith train`` command that reproduces a run, from its ``run.json``
+    (only settings that differ from the defaults are spelled out)."""
+    from tunesmith.training.trainer import TrainSettings
+
+    def text(value) -> str:
+        return value if isinstance(value, str) else json.dumps(value)
+
+    data = dict(run["data"])
+    words = ["tunesmith", "train", "--model", run["model_name"], "--data", data.pop("corpus")]
+    for key, value in (data.pop("options", None) or {}).items():
+        words += ["--repr-set", f"{key}={text(value)}"]
+    if data.pop("path", None):
+        words += ["--path", "PATH"]
+    data.pop("representation", None)
+    for key, value in data.items():
+        if value not in (None, False):
+            words += ["--set", f"data.{key}={json.dumps(value)}"]
+    for key, value in run["options"].items():
+        words += ["--set", f"model.{key}={text(value)}"]
+    defaults = TrainSettings().to_dict()
+    flags = {"epochs": "--epochs", "max_time": "--max-time", "threads": "--threads"}
+    for key, value in run["settings"].items():
+        if value == defaults.get(key) or key in ("progress_bar", "loggers"):
+            continue
+        if key in flags:
+            if value is not None:
+                words += [flags[key], str(value)]
+            elif key == "epochs":
+                words += ["--set", "train.epochs=null"]
+        else:
+            words += ["--set", f"train.{key}={text(value)}"]
+    return shlex.join([*words, "--out", out])
+
+
+def held_out_nll(checkpoint: Path, run: dict) -> dict:
+    """Summed NLL over the test split's whole pieces / predicted units."""
+    from heldout_nll import total_nll
+
+    from tunesmith.training.checkpoint import load_checkpoint
+    from tunesmith.training.trainer import prepare_data
+
+    model, meta = load_checkpoint(checkpoint)
+    prepared = prepare_data(dict(run["data"]), meta["representation"], progress=False)
+    pieces = prepared.pieces("test")
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    nats, units = total_nll(model, pieces, meta["representation"])
+    return {"value": round(nats / units, 4), "unit": UNITS.get(meta["representation"], "nats"),
+            "split": "test", "pieces": len(pieces), "units": int(units),
+            "how": "summed NLL of whole test pieces / predicted units (benchmarks/heldout_nll.py)",
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def quality(checkpoint: Path, corpus: str, samples: int, seed: int, out: Path) -> dict:
+    """Figures of ``tunesmith evaluate CHECKPOINT --reference CORPUS:train``."""
+    from tunesmith.evaluation.report import run_evaluation
+
+    start = time.perf_counter()
+    results, _ = run_evaluation(checkpoint, f"{corpus}:train", out, samples=samples, seed=seed,
+                                plots=False, progress=False)
+    band = results.get("band") or {}
+    rows = band.get("rows", {})
+    tracks = results["voice_activity"]["tracks"]
+    two = results.get("two_sample") or {}
+
+    def accuracy(which):
+        value = (two.get(which) or {}).get("accuracy")
+        return None if value is None or value != value else round(float(value), 3)
+
+    def rounded(value):
+        return None if value is None or value != value else round(float(value), 3)
+
+    return {
+        "command": f"tunesmith evaluate pretrained:NAME --reference {corpus}:train "
+                   f"--samples {samples} --seed {seed} --out OUT",
+        "samples": results["n_generated"],
+        "reference": f"{corpus}:train", "band": f"{corpus}:test ({band.get('n_test')} pieces)",
+        "voice_activity": {label: rounded(v["generated"]["mean"]) for label, v in tracks.items()},
+        "voice_activity_test": {label: rounded(rows.get(f"voice_activity[{label}]", {})
+                                               .get("test")) for label in tracks},
+        "within_band": band.get("n_within"), "judged": band.get("n_judged"),
+        "outside_band": sorted(name for name, row in rows.items() if row["within"] is False),
+        "two_sample_accuracy": accuracy("samples"),
+        "two_sample_band": accuracy("band"),
+        "plagiarism_flagged": results["plagiarism"]["n_flagged"],
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+
+
+def git_commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha + ("+uncommitted changes" if dirty else "")
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
+                .splitlines() if line.startswith("model name")), platform.processor()) \
+        if Path("/proc/cpuinfo").is_file() else platform.processor()
+    import os
+
+    return f"{os.cpu_count()} CPU ({cpu}), torch {torch.__version__}, no GPU" \
+        if not torch.cuda.is_available() else f"GPU {torch.cuda.get_device_name(0)}"
+
+
+def package(run_dir: Path, name: str, dest: Path, samples: int = 32, seed: int = 0,
+            command: str | None = None, note: str = "", force: bool = False) -> Path:
+    from tunesmith.data import get_corpus
+    from tunesmith.pretrained import CARD_FILE, MAX_BYTES
+    from tunesmith.representations.info import DataInfo
+    from tunesmith.training.checkpoint import (
+        CONFIG_FILE,
+        WEIGHTS_FILE,
+        read_checkpoint_config,
+        read_json,
+        write_json,
+    )
+
+    meta = read_checkpoint_config(run_dir)
+    run = read_json(run_dir / "run.json")
+    folder = dest / name
+    if folder.exists():
+        if not force:
+            raise SystemExit(f"{folder} exists; pass --force to replace it")
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    for file in (WEIGHTS_FILE, CONFIG_FILE):
+        shutil.copyfile(run_dir / file, folder / file)
+    size = sum(p.stat().st_size for p in folder.iterdir())
+    if size > MAX_BYTES:
+        shutil.rmtree(folder)
+        raise SystemExit(f"{run_dir} weighs {size / 1e6:.1f} MB; a shipped model is at most "
+                         f"{MAX_BYTES / 1e6:.0f} MB")
+
+    corpus_name = run["data"]["corpus"]
+    corpus = get_corpus(corpus_name, run["data"].get("path"))
+    info = DataInfo.read(meta["data_info"])
+    training = meta.get("training", {})
+    whole = training.get("run", training)
+    print(f"{name}: held-out NLL on {corpus_name}:test ...", flush=True)
+    nll = held_out_nll(folder, run)
+    print(f"  {nll['value']} {nll['unit']} over {nll['pieces']} pieces", flush=True)
+    print(f"{name}: evaluating {samples} samples against {corpus_name}:train ...", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        figures = quality(folder, corpus_name, samples, seed, Path(tmp))
+    print(f"  within band {figures['within_band']}/{figures['judged']}, two-sample accuracy "
+          f"{figures['two_sample_accuracy']} (band {figures['two_sample_band']}), voice "
+          f"activity {figures['voice_activity']}", flush=True)
+    split = meta.get("split") or {}
+    card = {
+        "name": name,
+        "corpus": corpus_name,
+        "family": meta["model_name"],
+        "representation": meta["representation"],
+        "tracks": list(info.track_names),
+        "n_parameters": meta.get("n_parameters"),
+        "data": {"source": corpus.source, "description": corpus.description,
+                 "split": corpus.split_method, "pieces": split.get("counts")},
+        "training": {
+            "command": command or train_command(run, f"runs/{name}"),
+            "wall_time_s": whole.get("wall_time_s"),
+            "epochs": whole.get("epochs"), "steps": whole.get("global_step"),
+            "best_epoch": training.get("best_epoch"),
+            "best_val_loss": training.get("best_val_loss"),
+            "machine": machine(), "note": note,
+        },
+        "held_out_nll": nll,
+        "quality": figures,
+        "tunesmith_commit": git_commit(),
+    }
+    write_json(folder / CARD_FILE, card)
+    print(f"wrote {folder} ({sum(p.stat().st_size for p in folder.iterdir()) / 1e6:.2f} MB)")
+    return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", type=Path, help="a training run folder")
+    parser.add_argument("name", help="the shipped name (pretrained:NAME)")
+    parser.add_argument("--dest", type=Path, default=ROOT / "src" / "tunesmith" / "pretrained")
+    parser.add_argument("--samples", type=int, default=32, help="pieces generated to evaluate")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--command", default=None, help="the training command as typed")
+    parser.add_argument("--note", default="", help="a note on the run (machine load...)")
+    parser.add_argument("--force", action="store_true", help="replace an existing model")
+    args = parser.parse_args(argv)
+    package(args.run_dir, args.name, args.dest, samples=args.samples, seed=args.seed,
+            command=args.command, note=args.note, force=args.force)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
