@@ -512,3 +512,14 @@ def test_a_tampered_state_is_one_line_checkpoint_error(tmp_path, finished_run, t
     with pytest.raises(CheckpointError, match=match) as error:
         _run(tmp_path, "run", resume=True, epochs=3, lr=0.05, early_stopping_patience=3)
     assert "\n" not in str(error.value) and str(run / "last") in str(error.value)
+
+
+@pytest.mark.parametrize("schedule,patience", [("plateau", 0), ("constant", 3)])
+def test_a_step_limit_inside_the_first_epoch_ends_cleanly(tmp_path, schedule, patience):
+    """max_steps that stops before the first validation: the plateau schedule and early
+    stopping have no val_loss yet, which is no error; the run still leaves a checkpoint."""
+    settings = {**FAST, "early_stopping_patience": patience}
+    run = train("tiny-frames", tiny_prepared(), {}, tmp_path / "run", epochs=None, max_steps=1,
+                window=8, lr_schedule=schedule, **settings)
+    assert (run / "model.safetensors").is_file()
+    assert read_json(run / "config.json")["training"]["global_step"] == 1

@@ -124,10 +124,13 @@ class TrainingTask(pl.LightningModule):
         if self.plateau is not None:
             value = self.epoch_means().get("loss") if self.monitor == "train_loss_epoch" \
                 else self.trainer.callback_metrics.get(self.monitor)
-            if value is None:
+            if value is None and self.monitor == "val_loss":
+                pass  # a step limit ended this epoch before its validation: nothing to compare
+            elif value is None:
                 raise ConfigError(f"the plateau schedule watches {self.monitor}, which this "
                                   "run does not log; use lr_schedule='cosine' or 'constant'")
-            self.plateau.step(float(value))
+            else:
+                self.plateau.step(float(value))
         self.epoch_sums = {}
 
     def training_step(self, batch, batch_idx):

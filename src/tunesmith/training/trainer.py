@@ -554,7 +554,9 @@ def fit(
     state.monitor = monitor
     all_callbacks: list[pl.Callback] = [state]
     if settings.early_stopping_patience:
-        all_callbacks.append(EarlyStopping(monitor=monitor, mode="min",
+        # not strict: a step limit may end the run before the first validation; the
+        # monitor is chosen above from the data, so it is never a typo
+        all_callbacks.append(EarlyStopping(monitor=monitor, mode="min", strict=False,
                                            patience=settings.early_stopping_patience))
     if settings.progress_bar:
         all_callbacks.append(EpochProgressBar())
