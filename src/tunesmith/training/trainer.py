@@ -7,6 +7,11 @@ and TensorBoard logs, the best-validation weights kept as a checkpoint, and a PN
 loss curves at the end. Lightning's ``accelerator/devices/num_nodes/strategy`` are passed
 straight through, so a multi-GPU or multi-node DDP run needs no change here.
 
+A run optimises its family's ``loss``, or an objective named in :data:`OBJECTIVES`:
+``frame_nll``, the polyphonic benchmark's NLL of frames 2…T, is what ``bench nll``
+trains on (:mod:`tunesmith.training.benchmark`), so a benchmark run is a training run
+like any other and leaves the same folder.
+
 A run folder holds::
 
     model.safetensors, config.json   best-validation checkpoint (what ``generate`` reads)
@@ -57,6 +62,7 @@ from safetensors.torch import load_file, save_file
 from tunesmith.cli.options import parse_value
 from tunesmith.config import DictConfig
 from tunesmith.errors import CheckpointError, ConfigError
+from tunesmith.models.likelihood import frame_nll_loss
 from tunesmith.representations.info import DataInfo
 from tunesmith.training.checkpoint import (
     CONFIG_FILE,
@@ -92,6 +98,12 @@ RUN_OUTPUTS = (WEIGHTS_FILE, CONFIG_FILE, RUN_FILE, HISTORY_FILE, LOSS_PLOT, LAS
 
 # ----------------------------------------------------------------------------- settings
 
+#: what a run may optimise besides the family's own ``loss``: name -> objective(model, batch)
+OBJECTIVES = {
+    # the polyphonic benchmark protocol: NLL of frames 2..T per scored frame (piano-rolls)
+    "frame_nll": frame_nll_loss,
+}
+
 
 @dataclasses.dataclass
 class TrainSettings(DictConfig):
@@ -107,6 +119,11 @@ class TrainSettings(DictConfig):
     lr: float = 1e-3  # learning rate
     weight_decay: float = 0.0
     lr_schedule: str = "plateau"  # constant | cosine | plateau
+    lr_decay_patience: int = 3  # plateau: halve the lr after this many epochs without gain
+    objective: str = "loss"  # "loss": the family's own; "frame_nll": benchmark frame NLL
+    transpose: list[int] | None = None  # [low, high]: shift each training piece by a random
+    # number of semitones in this range every epoch (pianoroll, melody; notes stay in range)
+    length_buckets: bool = False  # batch pieces of similar length (less padding)
     seed: int = 0  # seeds Python, numpy and torch (Lightning's seed_everything)
     accelerator: str = "auto"  # Lightning: cpu, gpu, mps, auto...
     devices: Any = "auto"  # Lightning: 1, 4, "auto", [0, 1]...
@@ -139,6 +156,18 @@ class TrainSettings(DictConfig):
             raise ConfigError(f"window must be >= 2 steps, got {self.window}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.lr_decay_patience < 1:
+            raise ConfigError(f"lr_decay_patience must be >= 1, got {self.lr_decay_patience}")
+        if self.objective != "loss" and self.objective not in OBJECTIVES:
+            raise ConfigError(f"unknown objective {self.objective!r}; choose loss or "
+                              f"{', '.join(OBJECTIVES)}")
+        if self.transpose is not None:
+            if (not isinstance(self.transpose, (list, tuple)) or len(self.transpose) != 2
+                    or not all(isinstance(v, int) for v in self.transpose)
+                    or self.transpose[0] > self.transpose[1]):
+                raise ConfigError(f"transpose must be [low, high] semitones with low <= high, "
+                                  f"got {self.transpose!r}")
+            self.transpose = [int(v) for v in self.transpose]
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(
                 f"unknown lr_schedule {self.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}"
@@ -659,7 +688,10 @@ def fit(
     torch.set_flush_denormal(True)
 
     task = TrainingTask(model, lr=settings.lr, weight_decay=settings.weight_decay,
-                        lr_schedule=settings.lr_schedule, monitor=monitor)
+                        lr_schedule=settings.lr_schedule, monitor=monitor,
+                        # torch's patience counts the epochs tolerated, ours the one that halves
+                        plateau_patience=settings.lr_decay_patience - 1,
+                        objective=OBJECTIVES.get(settings.objective))
     state = RunStateCallback(run_dir, model_name=model_name, data_info=data_info, corpus=corpus,
                              split=split, settings=settings, resume=resume,
                              train_loader=train_loader)
@@ -838,6 +870,9 @@ def train(
             raise CheckpointError(run_file, str(exc)) from exc
         raise
     cls = registry.get_family(model_name)  # unknown names fail before any data work
+    if train_settings.objective == "frame_nll" and cls.representation != "pianoroll":
+        raise ConfigError(f"the frame_nll objective scores piano-roll frames; {model_name!r} "
+                          f"reads {cls.representation!r}")
     model_options = {**registry.preset_options(model_name), **(options or {})}
     cls.config_class.from_dict(model_options)  # typos fail before any data work too
 
@@ -889,10 +924,13 @@ def make_loaders(prepared, settings: TrainSettings):
 
     train_loader = make_dataloader(prepared, "train", batch_size=settings.batch_size,
                                    window=settings.window, shuffle=True, seed=settings.seed,
-                                   num_workers=settings.num_workers)
+                                   num_workers=settings.num_workers,
+                                   transpose=tuple(settings.transpose or (0, 0)),
+                                   length_buckets=settings.length_buckets)
     if not prepared.ids("valid"):
         return train_loader, None
     val_loader = make_dataloader(prepared, "valid", batch_size=settings.batch_size,
                                  window=settings.window, shuffle=False, seed=settings.seed,
-                                 num_workers=settings.num_workers)
+                                 num_workers=settings.num_workers,
+                                 length_buckets=settings.length_buckets)
     return train_loader, val_loader
