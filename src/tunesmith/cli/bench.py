@@ -48,26 +48,27 @@ def register(app: typer.Typer) -> None:
         path: Path = typer.Option(
             None, help="Folder holding JSB_Chorales.mat / Nottingham.mat, or the file "
                        "(default: $TUNESMITH_BENCHMARKS, then ../shared/benchmarks/polyphonic)."),
-        model: str = typer.Option(None, help="Registered model name (see `tunesmith models`); "
-                                             "default lstm."),
+        model: str = typer.Option(None, help="Registered model name (see `tunesmith models`) "
+                                             "(default lstm)."),
         set_: list[str] = typer.Option(None, "--set", help="Model option key=value (repeat)."),
-        epochs: int = typer.Option(None, help="Maximum epochs [100]."),
+        epochs: int = typer.Option(None, help="Maximum epochs (default 100)."),
         patience: int = typer.Option(
-            None, help="Stop after this many epochs without gain on valid [10]."),
-        batch_size: int = typer.Option(None, help="Pieces per batch (padded, masked) [16]."),
-        lr: float = typer.Option(None, help="Adam learning rate [1e-3]."),
-        clip: float = typer.Option(None, help="Gradient-norm clipping (0 = off) [1.0]."),
+            None, help="Stop after this many epochs without gain on valid (default 10)."),
+        batch_size: int = typer.Option(
+            None, help="Pieces per batch (padded, masked) (default 16)."),
+        lr: float = typer.Option(None, help="Adam learning rate (default 1e-3)."),
+        clip: float = typer.Option(None, help="Gradient-norm clipping (0 = off) (default 1.0)."),
         lr_decay_patience: int = typer.Option(
-            None, help="Halve lr after N epochs without gain [3]."),
-        weight_decay: float = typer.Option(None, help="Adam weight decay [0]."),
+            None, help="Halve lr after N epochs without gain (default 3)."),
+        weight_decay: float = typer.Option(None, help="Adam weight decay (default 0)."),
         transpose: str = typer.Option(None, help="Transpose train pieces, LOW..HIGH semitones."),
-        seed: int = typer.Option(None, help="Random seed [0]."),
+        seed: int = typer.Option(None, help="Random seed (default 0)."),
         max_minutes: float = typer.Option(None, help="Stop training after this many minutes."),
-        threads: int = typer.Option(None, help="torch CPU threads [2]."),
-        device: str = typer.Option(None, help="cpu | cuda | auto [cpu]."),
+        threads: int = typer.Option(None, help="torch CPU threads (default 2)."),
+        device: str = typer.Option(None, help="cpu | cuda | auto (default cpu)."),
         out: Path = typer.Option(
             None, "--out", "-o",
-            help="Run folder, a checkpoint [runs/bench-<data>-<model>]; bench.json in it "
+            help="Run folder, a checkpoint (default runs/bench-<data>-<model>); bench.json in it "
                  "holds the result."),
         json_out: Path = typer.Option(
             None, "--json", help="Also write the result JSON here (e.g. benchmarks/results/)."),

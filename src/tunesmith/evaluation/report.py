@@ -596,8 +596,8 @@ def held_out_nll(checkpoint: Path, corpus: str, path=None, batch_size: int = 16)
 
             scored = checkpoint_nll(checkpoint, "test", corpus=corpus, path=path)
             return {"value": scored["value"],
-                    "note": f"benchmark frame-level NLL, nats per frame: frames 2..T of "
-                            f"{scored['pieces']} test pieces ({scored['frames']} frames)"}
+                    "note": f"benchmark frame-level NLL in nats per frame: frames 2..T of "
+                            f"{scored['pieces']} test pieces, {scored['frames']} frames"}
         options = dict(meta.get("repr_config") or {})
         prepared = prepare(corpus, meta["representation"], options, path=path, report=False,
                            progress=False)
