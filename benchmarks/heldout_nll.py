@@ -292,7 +292,7 @@ def table(results: list[dict]) -> str:
 
 
 def machine() -> dict:
-    from tunesmith.evaluation.likelihood import cpu_model
+    from tunesmith.training.benchmark import cpu_model
 
     return {"cpu": cpu_model(), "cores": os.cpu_count(), "platform": platform.platform(),
             "python": sys.version.split()[0], "torch": torch.__version__,

@@ -4,7 +4,9 @@
     python benchmarks/nll.py --summary               # only the table, from benchmarks/results/
 
 Each run is exactly ``tunesmith bench nll`` with the options listed in RUNS (the command is
-recorded in its JSON). Protocol and training loop: :mod:`tunesmith.evaluation.likelihood`.
+recorded in its JSON): the generic trainer with the protocol's objective
+(:mod:`tunesmith.training.benchmark`; protocol: :mod:`tunesmith.models.likelihood`). Each
+leaves its checkpoint in ``runs/bench/<name>`` (``generate``/``evaluate`` read it).
 """
 
 from __future__ import annotations
@@ -27,93 +29,96 @@ PUBLISHED = {
     ("Nottingham", "RNN-NADE"): (2.31, "Boulanger-Lewandowski et al. 2012 (HF)"),
 }
 
-#: run name -> keyword arguments of benchmark_nll (+ "reference": the published row)
+#: run name -> keyword arguments of bench_nll: TrainSettings names (epochs,
+#: early_stopping_patience, gradient_clip, max_time in minutes...) (+ "reference": the
+#: published row)
 RUNS: dict[str, dict] = {
     "jsb-lstm": dict(
         model_name="lstm", data="jsb", options={}, batch_size=8, lr=2e-3,
-        max_epochs=200, patience=10, max_minutes=25, reference="LSTM",
+        epochs=200, early_stopping_patience=10, max_time=25, reference="LSTM",
     ),
     "jsb-gru": dict(
         model_name="gru", data="jsb", options={}, batch_size=8, lr=2e-3,
-        max_epochs=200, patience=10, max_minutes=25, reference="GRU",
+        epochs=200, early_stopping_patience=10, max_time=25, reference="GRU",
     ),
     "jsb-tcn": dict(
         model_name="tcn", data="jsb", options={}, batch_size=8, lr=2e-3,
-        max_epochs=200, patience=10, max_minutes=25, threads=1, reference="TCN",
+        epochs=200, early_stopping_patience=10, max_time=25, threads=1, reference="TCN",
     ),
     "jsb-lstm-nade": dict(
         model_name="lstm-nade", data="jsb", options={"hidden": 300, "dropout": 0.3},
-        batch_size=8, lr=3e-3, lr_decay_patience=2, max_epochs=300, patience=10,
-        max_minutes=28, threads=1, reference="RNN-NADE",
+        batch_size=8, lr=3e-3, lr_decay_patience=2, epochs=300, early_stopping_patience=10,
+        max_time=28, threads=1, reference="RNN-NADE",
     ),
     "jsb-lstm-nade-range": dict(
         model_name="lstm-nade", data="jsb",
         options={"hidden": 300, "dropout": 0.3, "nade_low": 20, "nade_high": 78},
-        batch_size=8, lr=3e-3, lr_decay_patience=2, max_epochs=300, patience=10,
-        max_minutes=28, threads=1, reference="RNN-NADE",
+        batch_size=8, lr=3e-3, lr_decay_patience=2, epochs=300, early_stopping_patience=10,
+        max_time=28, threads=1, reference="RNN-NADE",
     ),
     "jsb-tcn-nade": dict(  # Bai et al.'s JSB TCN with the NADE head instead of sigmoids
         model_name="tcn", data="jsb",
         options={"kernel_size": 3, "levels": 2, "dropout": 0.5, "head": "nade"},
-        batch_size=8, lr=2e-3, clip=0.4, lr_decay_patience=2, max_epochs=300, patience=8,
-        max_minutes=28, threads=1, reference="RNN-NADE",
+        batch_size=8, lr=2e-3, gradient_clip=0.4, lr_decay_patience=2, epochs=300,
+        early_stopping_patience=8, max_time=28, threads=1, reference="RNN-NADE",
     ),
     "jsb-frame-transformer-nade": dict(  # relative-attention Transformer + NADE head
         model_name="frame-transformer", data="jsb",
         options={"head": "nade", "d_model": 96, "n_layers": 2, "d_ff": 384, "dropout": 0.5},
-        batch_size=8, lr=1e-3, lr_decay_patience=2, max_epochs=300, patience=8,
-        max_minutes=28, threads=1, reference="RNN-NADE",
+        batch_size=8, lr=1e-3, lr_decay_patience=2, epochs=300, early_stopping_patience=8,
+        max_time=28, threads=1, reference="RNN-NADE",
     ),
     "nottingham-lstm": dict(
         model_name="lstm", data="nottingham", options={}, batch_size=16, lr=2e-3,
-        max_epochs=100, patience=6, max_minutes=150, threads=1, reference="LSTM",
+        epochs=100, early_stopping_patience=6, max_time=150, threads=1, reference="LSTM",
     ),
     "nottingham-lstm-1m": dict(
         model_name="lstm", data="nottingham", options={"hidden": 450, "dropout": 0.2},
-        batch_size=8, lr=2e-3, lr_decay_patience=2, max_epochs=300, patience=8,
-        max_minutes=70, threads=1, reference="LSTM",
+        batch_size=8, lr=2e-3, lr_decay_patience=2, epochs=300, early_stopping_patience=8,
+        max_time=70, threads=1, reference="LSTM",
     ),
     "nottingham-tcn": dict(  # Bai et al.'s Nottingham settings: kernel 6, 4 levels, 150 ch.
         model_name="tcn", data="nottingham",
         options={"kernel_size": 6, "levels": 4, "dropout": 0.2}, batch_size=8, lr=1e-3,
-        clip=0.4, lr_decay_patience=3, max_epochs=300, patience=8, max_minutes=120,
+        gradient_clip=0.4, lr_decay_patience=3, epochs=300, early_stopping_patience=8, max_time=120,
         threads=1, reference="TCN",
     ),
     "nottingham-lstm-nade": dict(
         model_name="lstm-nade", data="nottingham",
         options={"hidden": 300, "dropout": 0.2, "nade_low": 8, "nade_high": 76},
-        batch_size=8, lr=2e-3, lr_decay_patience=2, max_epochs=300, patience=8,
-        max_minutes=110, threads=1, reference="RNN-NADE",
+        batch_size=8, lr=2e-3, lr_decay_patience=2, epochs=300, early_stopping_patience=8,
+        max_time=110, threads=1, reference="RNN-NADE",
     ),
     "nottingham-lstm-nade-400": dict(  # larger, more dropout: 2.399, worse than the above
         model_name="lstm-nade", data="nottingham",
         options={"hidden": 400, "nade_hidden": 200, "dropout": 0.3, "nade_low": 8,
                  "nade_high": 76},
-        batch_size=8, lr=2e-3, lr_decay_patience=2, max_epochs=300, patience=8,
-        max_minutes=45, threads=1, reference="RNN-NADE",
+        batch_size=8, lr=2e-3, lr_decay_patience=2, epochs=300, early_stopping_patience=8,
+        max_time=45, threads=1, reference="RNN-NADE",
     ),
     "nottingham-frame-transformer-nade": dict(
         model_name="frame-transformer", data="nottingham",
         options={"head": "nade", "d_model": 128, "n_layers": 3, "dropout": 0.2,
                  "nade_low": 8, "nade_high": 76},
-        batch_size=8, lr=1e-3, lr_decay_patience=2, max_epochs=300, patience=8,
-        max_minutes=55, threads=1, reference="RNN-NADE",
+        batch_size=8, lr=1e-3, lr_decay_patience=2, epochs=300, early_stopping_patience=8,
+        max_time=55, threads=1, reference="RNN-NADE",
     ),
     "nottingham-tcn-nade": dict(  # Bai et al.'s Nottingham TCN with the NADE head
         model_name="tcn", data="nottingham",
         options={"kernel_size": 6, "levels": 4, "dropout": 0.2, "head": "nade"},
-        batch_size=8, lr=2e-3, clip=0.4, lr_decay_patience=2, max_epochs=300, patience=8,
-        max_minutes=60, threads=1, reference="RNN-NADE",
+        batch_size=8, lr=2e-3, gradient_clip=0.4, lr_decay_patience=2, epochs=300,
+        early_stopping_patience=8, max_time=60, threads=1, reference="RNN-NADE",
     ),
 }
 
 
-def run(name: str) -> dict:
-    from tunesmith.evaluation.likelihood import benchmark_nll
+def run(name: str, overwrite: bool = False) -> dict:
+    from tunesmith.training.benchmark import bench_nll
 
     kwargs = {k: v for k, v in RUNS[name].items() if k != "reference"}
-    return benchmark_nll(
-        **kwargs, out_json=RESULTS / f"{name}.json", command=f"python benchmarks/nll.py {name}"
+    return bench_nll(
+        **kwargs, out_dir=Path("runs") / "bench" / name, overwrite=overwrite,
+        json_out=RESULTS / f"{name}.json", command=f"python benchmarks/nll.py {name}",
     )
 
 
@@ -159,13 +164,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="*", help=f"runs to train: {', '.join(RUNS)}")
     parser.add_argument("--summary", action="store_true", help="only print the table")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start again in runs/bench/<name> if a run is there")
     args = parser.parse_args()
     unknown = sorted(set(args.runs) - set(RUNS))
     if unknown:
         parser.error(f"unknown run(s) {', '.join(unknown)}; known: {', '.join(RUNS)}")
     if not args.summary:
         for name in args.runs:
-            run(name)
+            run(name, overwrite=args.overwrite)
     shown = args.runs or [n for n in RUNS if (RESULTS / f"{n}.json").exists()]
     summary(shown)
 

@@ -79,8 +79,8 @@ CASES = [
      "lies under"),
     (["vae", "sample", "--checkpoint", "{ckpt}", "--out", "{tmp}/existing.txt"],
      "--out must be a folder"),
-    (["bench", "nll", "--data", "jsb", "--out", "{tmp}"],
-     "--out must be a file, but it is a folder"),
+    (["bench", "nll", "--data", "jsb", "--out", "{tmp}/existing.txt"],
+     "--out must be a folder, but it is a file"),
     # generate: lengths, counts and sampling controls
     ([*GENERATE, "--bars", "1e9", "--out", "{tmp}/g"], "bars must be > 0 and at most 3600"),
     ([*GENERATE, "--bars", "nan", "--out", "{tmp}/g"], "bars must be > 0 and at most"),

@@ -148,6 +148,34 @@ def test_epoch_sampler_rebuilds_any_epoch_and_starts_part_way(prepared):
         fresh.start_at(0, 11)
 
 
+def test_length_buckets_batch_similar_lengths_in_a_seeded_order():
+    from tunesmith.data.datasets import EpochSampler
+
+    lengths = [30, 3, 31, 4, 32, 5, 33, 6, 34, 50, 7]  # 11 items: one short batch of 3
+    sampler = EpochSampler(len(lengths), seed=1, lengths=lengths, batch_size=4)
+    epochs = [[i for i, _ in sampler] for _ in range(3)]
+    for order in epochs:
+        assert sorted(order) == list(range(11))
+        batches = [order[k:k + 4] for k in range(0, 11, 4)]
+        assert [len(b) for b in batches] == [4, 4, 3]  # the short batch last
+        for batch in batches:  # neighbours in the length order
+            ranks = sorted(sorted(range(11), key=lengths.__getitem__).index(i) for i in batch)
+            assert ranks[-1] - ranks[0] == len(batch) - 1
+    assert len({tuple(e) for e in epochs}) > 1  # shuffled by epoch
+    again = EpochSampler(len(lengths), seed=1, lengths=lengths, batch_size=4)
+    again.start_at(1, 4)
+    assert [i for i, _ in again] == epochs[1][4:]  # a resumed epoch rebuilds its order
+    plain = EpochSampler(len(lengths), shuffle=False, lengths=lengths, batch_size=4)
+    assert [i for i, _ in plain] == sorted(range(11), key=lengths.__getitem__)
+
+
+def test_loader_with_length_buckets_pads_little(prepared):
+    # pieces of 4, 10 and 6 steps: the 4 and the 6 share a batch, whatever the epoch
+    loader = make_dataloader(prepared, None, batch_size=2, shuffle=True, length_buckets=True)
+    for _ in range(3):
+        assert sorted(tuple(b["mask"].sum(1).tolist()) for b in loader) == [(4, 6), (10,)]
+
+
 def test_an_items_random_window_and_shift_are_fixed_by_its_epoch(prepared):
     dataset = SequenceDataset(prepared, None, window=3, transpose=(-2, 2), seed=1)
     b = prepared.ids().index("b.mid")  # 10 steps of D: windows and shifts to draw

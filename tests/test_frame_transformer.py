@@ -8,9 +8,9 @@ import itertools
 import torch
 
 from tiny_model import roll_info
-from tunesmith.evaluation.likelihood import frame_nll, sequence_log_probs
 from tunesmith.generation.sampling import SamplingControls
 from tunesmith.models import registry
+from tunesmith.models.likelihood import frame_nll, sequence_log_probs
 from tunesmith.models.music_transformer import RelativeSelfAttention, relative_attention_naive
 from tunesmith.models.transformer_blocks import merge_heads, split_heads
 

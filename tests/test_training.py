@@ -330,7 +330,9 @@ def test_config_file_and_overrides(tmp_path):
 @pytest.mark.parametrize("bad, match", [
     ({"epochs": 0}, "epochs"), ({"lr": -1}, "lr"), ({"lr_schedule": "warp"}, "lr_schedule"),
     ({"epochs": None}, "at least one"), ({"batch_size": 0}, "batch_size"),
-    ({"typo": 1}, "unknown train option"),
+    ({"typo": 1}, "unknown train option"), ({"objective": "elbo"}, "objective"),
+    ({"lr_decay_patience": 0}, "lr_decay_patience"), ({"transpose": [2, -2]}, "transpose"),
+    ({"transpose": 3}, "transpose"),
 ])
 def test_impossible_settings_are_config_errors(bad, match):
     with pytest.raises(ConfigError, match=match):

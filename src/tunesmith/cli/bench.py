@@ -1,24 +1,28 @@
 """``tunesmith bench``: benchmarks that print figures beside the published ones.
 
 ``tunesmith bench nll`` trains a registered piano-roll model on a polyphonic benchmark
-(JSB Chorales, Nottingham, or any ``.mat`` in their layout) and reports the frame-level
-test NLL of the best-valid weights (see :mod:`tunesmith.evaluation.likelihood`).
+(JSB Chorales, Nottingham, or any ``.mat`` in their layout) with the same trainer as
+``tunesmith train``, and reports the frame-level valid and test NLL of the best-valid
+weights (see :mod:`tunesmith.training.benchmark`). The run folder (``--out``) is a normal
+checkpoint: ``generate``, ``evaluate`` and ``render`` read it.
 """
 
 from __future__ import annotations
 
+import math
 import shlex
 import sys
 from pathlib import Path
 
 import typer
 
-from tunesmith.cli.options import check_out_file, parse_assignments
+from tunesmith.cli.options import check_out_folder, parse_assignments
 from tunesmith.errors import ConfigError
+from tunesmith.training.settings import cpu_cores
 
 
-def parse_transpose(text: str | None) -> tuple[int, int] | None:
-    """``"-5..6"`` -> (-5, 6); None or "" -> None."""
+def parse_transpose(text: str | None) -> list[int] | None:
+    """``"-5..6"`` -> [-5, 6]; None or "" -> None."""
     if not text:
         return None
     try:
@@ -29,7 +33,43 @@ def parse_transpose(text: str | None) -> tuple[int, int] | None:
         ) from None
     if low > high or low < -87 or high > 87:
         raise ConfigError(f"--transpose range {text!r} is empty or beyond the keyboard")
-    return low, high
+    return [low, high]
+
+
+#: --device -> Lightning accelerator
+ACCELERATORS = {"cpu": "cpu", "cuda": "gpu", "gpu": "gpu", "mps": "mps", "auto": "auto"}
+
+
+def check_bench_options(*, epochs, patience, batch_size, lr, clip, lr_decay_patience,
+                        weight_decay, max_minutes, threads, device) -> None:
+    """Refuse settings under which ``bench nll`` cannot train or report, before torch
+    loads and before the benchmark file is looked for (None = the default)."""
+    most_threads = max(2, cpu_cores())  # more than the cores never helps; 2 is the default
+    checks = [
+        (epochs, lambda v: v >= 1, "epochs must be >= 1, got {}"),
+        (patience, lambda v: v >= 1, "patience must be >= 1 epochs, got {}"),
+        (batch_size, lambda v: v >= 1, "batch size must be >= 1, got {}"),
+        (lr, lambda v: 0 < v < math.inf, "lr must be > 0 and finite, got {}"),
+        (clip, lambda v: 0 <= v < math.inf, "clip must be >= 0 and finite (0 = off), got {}"),
+        (lr_decay_patience, lambda v: v >= 1, "lr decay patience must be >= 1, got {}"),
+        (weight_decay, lambda v: 0 <= v < math.inf, "weight decay must be >= 0, got {}"),
+        (max_minutes, lambda v: 0 < v < math.inf, "max minutes must be > 0 and finite, got {}"),
+        (threads, lambda v: 0 <= v <= most_threads,
+         f"threads must be >= 0 (0 = torch's) and at most {most_threads} here, got {{}}"),
+    ]
+    for value, ok, message in checks:
+        if value is not None and not ok(value):
+            raise ConfigError(message.format(value))
+    if device is None:
+        return
+    if device not in ACCELERATORS:
+        raise ConfigError(f"unknown device {device!r}; use one of {', '.join(ACCELERATORS)}")
+    if ACCELERATORS[device] == "gpu":
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"device {device!r}: this machine has {count} CUDA GPU(s)")
 
 
 def register(app: typer.Typer) -> None:
@@ -38,51 +78,73 @@ def register(app: typer.Typer) -> None:
 
     @bench_app.command("nll")
     def nll_command(
-        data: str = typer.Option(..., help="jsb | nottingham | PATH.mat (benchmark layout)."),
-        path: Path = typer.Option(None, help="Folder holding JSB_Chorales.mat / Nottingham.mat."),
-        model: str = typer.Option("lstm", help="Registered model name (see `tunesmith models`)."),
+        data: str = typer.Option(None, help="jsb | nottingham | PATH.mat (benchmark layout)."),
+        path: Path = typer.Option(
+            None, help="Folder holding JSB_Chorales.mat / Nottingham.mat, or the file "
+                       "(default: $TUNESMITH_BENCHMARKS, then ../shared/benchmarks/polyphonic)."),
+        model: str = typer.Option(None, help="Registered model name (see `tunesmith models`) "
+                                             "(default lstm)."),
         set_: list[str] = typer.Option(None, "--set", help="Model option key=value (repeat)."),
-        epochs: int = typer.Option(100, help="Maximum epochs."),
-        patience: int = typer.Option(10, help="Stop after this many epochs without gain on valid."),
-        batch_size: int = typer.Option(16, help="Pieces per batch (padded, masked)."),
-        lr: float = typer.Option(1e-3, help="Adam learning rate."),
-        clip: float = typer.Option(1.0, help="Gradient-norm clipping (0 = off)."),
-        lr_decay_patience: int = typer.Option(3, help="Halve lr after N epochs without gain."),
-        weight_decay: float = typer.Option(0.0, help="Adam weight decay."),
+        epochs: int = typer.Option(None, help="Maximum epochs (default 100)."),
+        patience: int = typer.Option(
+            None, help="Stop after this many epochs without gain on valid (default 10)."),
+        batch_size: int = typer.Option(
+            None, help="Pieces per batch (padded, masked) (default 16)."),
+        lr: float = typer.Option(None, help="Adam learning rate (default 1e-3)."),
+        clip: float = typer.Option(None, help="Gradient-norm clipping (0 = off) (default 1.0)."),
+        lr_decay_patience: int = typer.Option(
+            None, help="Halve lr after N epochs without gain (default 3)."),
+        weight_decay: float = typer.Option(None, help="Adam weight decay (default 0)."),
         transpose: str = typer.Option(None, help="Transpose train pieces, LOW..HIGH semitones."),
-        seed: int = typer.Option(0, help="Random seed."),
+        seed: int = typer.Option(None, help="Random seed (default 0)."),
         max_minutes: float = typer.Option(None, help="Stop training after this many minutes."),
-        threads: int = typer.Option(2, help="torch CPU threads."),
-        device: str = typer.Option("cpu", help="torch device."),
-        out: Path = typer.Option(None, help="Write the result JSON here."),
+        threads: int = typer.Option(None, help="torch CPU threads (default 2)."),
+        device: str = typer.Option(None, help="cpu | cuda | auto (default cpu)."),
+        out: Path = typer.Option(
+            None, "--out", "-o",
+            help="Run folder, a checkpoint (default runs/bench-<data>-<model>); bench.json in it "
+                 "holds the result."),
+        json_out: Path = typer.Option(
+            None, "--json", help="Also write the result JSON here (e.g. benchmarks/results/)."),
+        resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
+        overwrite: bool = typer.Option(
+            False, "--overwrite", help="Start again in an --out that holds a run."),
     ) -> None:
         """Frame-level NLL (nats) on a polyphonic benchmark: train, select on valid, test once."""
         from tunesmith.models import registry
 
-        registry.check_name(model)  # before torch loads: a typo is reported at once
-        check_out_file(out)
-        options = parse_assignments(set_)
-        transpose_range = parse_transpose(transpose)
+        if model is not None:
+            registry.check_name(model)  # before torch loads: a typo is reported at once
 
-        from tunesmith.evaluation.likelihood import benchmark_nll
+        if out is not None and out.suffix.lower() == ".json":
+            raise ConfigError(f"--out is the run folder (a checkpoint) now; write the result "
+                              f"JSON with --json {out}")
+        check_out_folder(out)
+        check_bench_options(epochs=epochs, patience=patience, batch_size=batch_size, lr=lr,
+                            clip=clip, lr_decay_patience=lr_decay_patience,
+                            weight_decay=weight_decay, max_minutes=max_minutes, threads=threads,
+                            device=device)
 
-        benchmark_nll(
-            model,
+        from tunesmith.training.benchmark import bench_nll
+
+        given = {
+            "epochs": epochs, "early_stopping_patience": patience, "batch_size": batch_size,
+            "lr": lr, "gradient_clip": clip, "lr_decay_patience": lr_decay_patience,
+            "weight_decay": weight_decay, "transpose": parse_transpose(transpose), "seed": seed,
+            "max_time": max_minutes, "threads": threads,
+            "accelerator": None if device is None else ACCELERATORS[device],
+            "devices": None if device is None else 1,
+        }
+        settings = {k: v for k, v in given.items() if v is not None}
+        bench_nll(
+            model if model or resume else "lstm",
             data,
-            options,
-            directory=path,
-            max_epochs=epochs,
-            patience=patience,
-            batch_size=batch_size,
-            lr=lr,
-            clip=clip,
-            lr_decay_patience=lr_decay_patience,
-            weight_decay=weight_decay,
-            transpose_augment=transpose_range,
-            seed=seed,
-            out_json=out,
-            max_minutes=max_minutes,
-            threads=threads,
-            device=device,
+            parse_assignments(set_),
+            out,
+            path=path,
+            resume=resume,
+            overwrite=overwrite,
+            json_out=json_out,
             command="tunesmith " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+            **settings,
         )

@@ -38,3 +38,25 @@ def collate_tokens(pieces: Sequence[np.ndarray], key: str = "tokens") -> dict[st
     """Integer sequences (T_i,) -> ``{key: (B, T) long, "mask": (B, T) bool}`` (pad 0)."""
     tokens, mask = pad_sequences([np.asarray(p, dtype=np.int64) for p in pieces])
     return {key: tokens.long(), "mask": mask}
+
+
+def length_batches(lengths: Sequence[int], batch_size: int, rng=None) -> list[list[int]]:
+    """Indices of pieces of the given lengths grouped into batches of similar length
+    (little padding).
+
+    Without ``rng`` the batches follow the length order. With a numpy ``rng`` the order is
+    shuffled: pieces are sorted by length with random tie-breaking inside windows of 8
+    batches, and the batch order is shuffled.
+    """
+    lengths = np.asarray(lengths)
+    order = np.argsort(lengths, kind="stable")
+    if rng is not None and len(order):
+        window = batch_size * 8
+        order = np.concatenate(
+            [rng.permutation(order[i : i + window]) for i in range(0, len(order), window)]
+        ).astype(np.int64)
+        order = order[np.argsort(lengths[order], kind="stable")]
+    batches = [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+    if rng is not None:
+        rng.shuffle(batches)
+    return batches

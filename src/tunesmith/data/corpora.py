@@ -13,7 +13,9 @@ does it in worker processes and caches the result).
   as six tracks (the upper voices from the top, the lowest voice always last: see
   :class:`PalestrinaMasses`), split by mass;
 * ``jsb`` and ``nottingham``: the polyphonic piano-roll benchmarks
-  (Boulanger-Lewandowski et al., ICML 2012) with their published train/valid/test split;
+  (Boulanger-Lewandowski et al., ICML 2012) with their published train/valid/test split,
+  found by :func:`find_benchmark_file` (the one locator of benchmark files);
+  ``mat:PATH``: any ``.mat`` file of their layout;
 * ``folder:PATH``: every MIDI/ABC/MusicXML/kern file under a folder.
 
 Corpora without a published split get a deterministic one from a hash of each piece id
@@ -616,6 +618,7 @@ CORPORA = {
     "oneills": "O'Neill's Music of Ireland 1850 (music21 oneills1850/*.abc), ~2,000 tunes",
     "jsb": "JSB Chorales piano-roll benchmark (.mat), 1 frame per quarter, published split",
     "nottingham": "Nottingham piano-roll benchmark (.mat), 1 frame per eighth, published split",
+    "mat:PATH": "a piano-roll .mat file in the benchmarks' layout (traindata/validdata/testdata)",
     "folder:PATH": "every .mid/.midi/.abc/.xml/.mxl/.musicxml/.krn file under PATH",
 }
 
@@ -649,6 +652,15 @@ def get_corpus(spec: str, path: str | Path | None = None) -> Corpus:
         return PolyphonicBenchmark("jsb", "JSB_Chorales.mat", 1, CORPORA["jsb"], path)
     if spec == "nottingham":
         return PolyphonicBenchmark("nottingham", "Nottingham.mat", 2, CORPORA["nottingham"], path)
+    if spec.startswith("mat:"):
+        from tunesmith.data.polyphonic import STEPS_PER_QUARTER
+
+        file = Path(spec[len("mat:"):]).expanduser()
+        if file.suffix.lower() != ".mat":
+            raise ConfigError(f"{spec}: a mat: corpus names a .mat file")
+        return PolyphonicBenchmark(f"mat:{file.resolve()}", file.name,
+                                   STEPS_PER_QUARTER.get(file.stem, 1),
+                                   f"piano-rolls of {file.name}", file)
     if Path(spec).expanduser().is_dir():
         return FolderCorpus(spec)
     raise ConfigError(

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from tunesmith.data.batching import collate_frames, collate_tokens, pad_sequences
+from tunesmith.data.batching import collate_frames, collate_tokens, length_batches, pad_sequences
 from tunesmith.data.prepare import PreparedData
 from tunesmith.errors import ConfigError
 
@@ -201,12 +201,22 @@ class EpochSampler(Sampler):
     Like DistributedSampler, the order of epoch ``e`` depends on nothing but the seed
     and ``e`` (Lightning calls :meth:`set_epoch` before each epoch; without it each pass
     is the next epoch), so a resumed run can rebuild it and start part-way through.
+
+    With ``lengths`` (and the loader's ``batch_size``) consecutive runs of ``batch_size``
+    items are pieces of similar length (:func:`~tunesmith.data.batching.length_batches`),
+    in shuffled batch order, the one short batch last: whole pieces batch with little
+    padding. The order then also depends on the batch size.
     """
 
-    def __init__(self, n_items: int, shuffle: bool = True, seed: int = 0):
+    def __init__(self, n_items: int, shuffle: bool = True, seed: int = 0,
+                 lengths: list[int] | None = None, batch_size: int | None = None):
+        if lengths is not None and (len(lengths) != n_items or not batch_size):
+            raise ValueError("length buckets need one length per item and a batch size")
         self.n_items = n_items
         self.shuffle = shuffle
         self.seed = seed
+        self.lengths = None if lengths is None else np.asarray(lengths, dtype=np.int64)
+        self.batch_size = batch_size
         self.epoch = 0
         self._start = 0
 
@@ -221,9 +231,15 @@ class EpochSampler(Sampler):
 
     def order(self, epoch: int) -> np.ndarray:
         """The item indices of epoch ``epoch``, in the order they are served."""
-        if not self.shuffle:
+        rng = np.random.default_rng([self.seed, epoch, 0x5EED]) if self.shuffle else None
+        if self.lengths is not None:
+            batches = length_batches(self.lengths, self.batch_size, rng)
+            full = [b for b in batches if len(b) == self.batch_size]
+            short = [b for b in batches if len(b) != self.batch_size]
+            return np.array([i for b in full + short for i in b], dtype=np.int64)
+        if rng is None:
             return np.arange(self.n_items)
-        return np.random.default_rng([self.seed, epoch, 0x5EED]).permutation(self.n_items)
+        return rng.permutation(self.n_items)
 
     def __iter__(self):
         epoch, start = self.epoch, self._start
@@ -257,11 +273,13 @@ def make_dataloader(
     seed: int = 0,
     num_workers: int = 0,
     drop_last: bool = False,
+    length_buckets: bool = False,
 ) -> DataLoader:
     """A DataLoader of padded batch dicts (see module docstring).
 
     ``random_crop`` defaults to ``shuffle`` (random windows when training, the first
-    window when evaluating). Its sampler is an :class:`EpochSampler`.
+    window when evaluating). Its sampler is an :class:`EpochSampler`; ``length_buckets``
+    makes its batches pieces of similar length (less padding for whole pieces).
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -274,10 +292,14 @@ def make_dataloader(
     # (dropout...) untouched when an epoch's iterator is made
     generator = torch.Generator()
     generator.manual_seed(seed)
+    lengths = None
+    if length_buckets:
+        lengths = [len(p) if window is None else min(len(p), window) for p in dataset.pieces]
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        sampler=EpochSampler(len(dataset), shuffle=shuffle, seed=seed),
+        sampler=EpochSampler(len(dataset), shuffle=shuffle, seed=seed, lengths=lengths,
+                             batch_size=batch_size),
         collate_fn=_Collate(prepared.representation),
         num_workers=num_workers,
         drop_last=drop_last,

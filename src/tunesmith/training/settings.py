@@ -20,6 +20,9 @@ from tunesmith.errors import ConfigError
 
 #: learning-rate schedules the training task knows
 LR_SCHEDULES = ("constant", "cosine", "plateau")
+#: what a run may optimise: "loss" (the family's own) or a named objective of the trainer
+#: (``trainer.OBJECTIVES``: "frame_nll", the polyphonic benchmarks' frame NLL)
+OBJECTIVES = ("loss", "frame_nll")
 
 
 @dataclasses.dataclass
@@ -33,12 +36,15 @@ class TrainSettings(DictConfig):
     max_time: float | None = None  # most minutes of training (None = no limit)
     batch_size: int = 16  # sequences per batch (per device)
     window: int | None = 64  # training window in steps/tokens (None = whole pieces)
-    transpose: list[int] = dataclasses.field(default_factory=lambda: [0, 0])  # shift each
-    # training item by a random number of semitones in [low, high] that keeps its notes in
-    # range (piano-roll, melody); validation is never shifted; [0, 0] = off
+    transpose: list[int] | None = None  # [low, high]: shift each training item by a random
+    # number of semitones in this range that keeps its notes in range (piano-roll, melody);
+    # validation is never shifted; None or [0, 0] = off
+    length_buckets: bool = False  # batch pieces of similar length (less padding)
     lr: float = 1e-3  # learning rate
     weight_decay: float = 0.0
     lr_schedule: str = "plateau"  # constant | cosine | plateau
+    lr_decay_patience: int = 3  # plateau: halve the lr after this many epochs without gain
+    objective: str = "loss"  # "loss": the family's own; "frame_nll": benchmark frame NLL
     seed: int = 0  # seeds Python, numpy and torch (Lightning's seed_everything)
     accelerator: str = "auto"  # Lightning: cpu, gpu, mps, auto...
     devices: Any = "auto"  # Lightning: 1, 4, "auto", [0, 1]...
@@ -67,8 +73,18 @@ class TrainSettings(DictConfig):
             raise ConfigError("give at least one of epochs, max_steps or max_time")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
-        if len(self.transpose) != 2 or int(self.transpose[0]) > int(self.transpose[1]):
-            raise ConfigError(f"transpose must be [low, high] semitones, got {self.transpose}")
+        if self.transpose is not None:
+            if (not isinstance(self.transpose, (list, tuple)) or len(self.transpose) != 2
+                    or not all(isinstance(v, int) for v in self.transpose)
+                    or self.transpose[0] > self.transpose[1]):
+                raise ConfigError(f"transpose must be [low, high] semitones with low <= high, "
+                                  f"got {self.transpose!r}")
+            self.transpose = [int(v) for v in self.transpose]
+        if self.lr_decay_patience < 1:
+            raise ConfigError(f"lr_decay_patience must be >= 1, got {self.lr_decay_patience}")
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"unknown objective {self.objective!r}; choose one of "
+                              f"{', '.join(OBJECTIVES)}")
         if self.window is not None and self.window < 2:
             raise ConfigError(f"window must be >= 2 steps, got {self.window}")
         if not self.lr > 0:

@@ -3,7 +3,14 @@
 As in minGPT's ``trainer.py``, the model brings its own step: :class:`TrainingTask` calls
 ``model.loss(batch)`` (or ``model.manual_training_step`` for families with several
 optimisers, such as a GAN), logs the losses, and sets up the optimiser and the
-learning-rate schedule.
+learning-rate schedule. A run may instead optimise an *objective* given from outside,
+``objective(model, batch)`` with the same return value (the polyphonic benchmark's
+frame NLL, :func:`tunesmith.models.likelihood.frame_nll_loss`).
+
+A loss may return ``count``, the number of items it averages over (scored frames, say):
+the batch is then weighted by it instead of by its size, so that the epoch's mean train
+and validation losses are exact means over the items (Σ loss / Σ count), and ``count``
+itself is not logged.
 
 Two things Lightning would otherwise keep out of reach of a resumed run are kept here, in
 :meth:`TrainingTask.run_state`: the sums behind the epoch's mean training losses, and the
@@ -20,6 +27,9 @@ import torch
 
 from tunesmith.errors import ConfigError
 from tunesmith.training.settings import LR_SCHEDULES
+
+#: the optional output of a loss that says how many items it averages over
+COUNT = "count"
 
 
 def batch_size_of(batch: dict[str, torch.Tensor]) -> int:
@@ -44,6 +54,8 @@ class TrainingTask(pl.LightningModule):
             the run; needs a known number of steps) or ``"plateau"`` (halve the rate
             when ``monitor`` stops improving for ``plateau_patience`` epochs).
         monitor: the logged value a plateau schedule watches.
+        objective: ``objective(model, batch)`` used instead of ``model.loss(batch)``
+            (automatic optimisation only); None for the model's own loss.
     """
 
     def __init__(
@@ -56,6 +68,7 @@ class TrainingTask(pl.LightningModule):
         plateau_patience: int = 2,
         plateau_factor: float = 0.5,
         monitor: str = "val_loss",
+        objective=None,
     ):
         super().__init__()
         if lr_schedule not in LR_SCHEDULES:
@@ -73,6 +86,10 @@ class TrainingTask(pl.LightningModule):
         self.plateau_factor = plateau_factor
         self.monitor = monitor
         self.automatic_optimization = bool(type(model).automatic_optimization)
+        if objective is not None and not self.automatic_optimization:
+            raise ConfigError(f"{type(model).__name__} trains with its own optimisation steps; "
+                              "it cannot be trained on another objective")
+        self.objective = objective
         self.plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
         # this epoch's training scalars: name -> [sum of value * batch size, sum of sizes];
         # the sums stay tensors (on the model's device) until read: no sync each step
@@ -93,9 +110,23 @@ class TrainingTask(pl.LightningModule):
             self.plateau.load_state_dict(state["plateau"])
 
     # ---- steps ----------------------------------------------------------------------
+    def compute_loss(self, batch) -> dict:
+        """The objective's (or the model's) loss outputs for a batch."""
+        if self.objective is not None:
+            return self.objective(self.model, batch)
+        return self.model.loss(batch)
+
+    @staticmethod
+    def _weight(outputs: dict, batch) -> int:
+        """What a batch weighs in the epoch's means: its ``count``, else its size."""
+        count = outputs.get(COUNT)
+        return int(count) if count is not None else batch_size_of(batch)
+
     @staticmethod
     def _scalars(outputs: dict):
         for name, value in outputs.items():
+            if name == COUNT:
+                continue
             if isinstance(value, torch.Tensor):
                 if value.numel() == 1:
                     yield name, value.detach().float()
@@ -113,7 +144,8 @@ class TrainingTask(pl.LightningModule):
             sums[1] += batch_size
 
     def epoch_means(self) -> dict[str, float]:
-        """Batch-size-weighted means of this epoch's training scalars so far."""
+        """Means of this epoch's training scalars so far, each batch weighted by its size
+        (or its ``count``)."""
         return {name: float(total) / count
                 for name, (total, count) in self.epoch_sums.items() if count}
 
@@ -136,7 +168,8 @@ class TrainingTask(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         size = batch_size_of(batch)
         if self.automatic_optimization:
-            outputs = self.model.loss(batch)
+            outputs = self.compute_loss(batch)
+            size = self._weight(outputs, batch)
             loss = outputs["loss"]
             if not torch.isfinite(loss):
                 raise FloatingPointError(
@@ -151,10 +184,11 @@ class TrainingTask(pl.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         with torch.no_grad():
-            outputs = self.model.loss(batch)
+            outputs = self.compute_loss(batch)
+        weight = self._weight(outputs, batch)
         for name, value in self._scalars(outputs):
             self.log(f"val_{name}", value, on_step=False, on_epoch=True,
-                     prog_bar=(name == "loss"), batch_size=batch_size_of(batch), sync_dist=True)
+                     prog_bar=(name == "loss"), batch_size=weight, sync_dist=True)
 
     # ---- optimisation ----------------------------------------------------------------
     def configure_optimizers(self):

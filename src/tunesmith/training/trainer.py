@@ -7,6 +7,11 @@ and TensorBoard logs, the best-validation weights kept as a checkpoint, and a PN
 loss curves at the end. Lightning's ``accelerator/devices/num_nodes/strategy`` are passed
 straight through, so a multi-GPU or multi-node DDP run needs no change here.
 
+A run optimises its family's ``loss``, or an objective named in :data:`OBJECTIVES`:
+``frame_nll``, the polyphonic benchmark's NLL of frames 2…T, is what ``bench nll``
+trains on (:mod:`tunesmith.training.benchmark`), so a benchmark run is a training run
+like any other and leaves the same folder.
+
 A run folder holds::
 
     model.safetensors, config.json   best-validation checkpoint (what ``generate`` reads)
@@ -53,6 +58,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tunesmith.errors import CheckpointError, ConfigError
+from tunesmith.models.likelihood import frame_nll_loss
 from tunesmith.representations.info import DataInfo
 from tunesmith.representations.output_mask import OutputMask
 from tunesmith.training.checkpoint import (
@@ -92,6 +98,14 @@ STATE_VERSION = 2  # trainer_state.json's layout
 #: what a run writes in its folder (and ``overwrite=True`` removes; nothing else is touched)
 RUN_OUTPUTS = (WEIGHTS_FILE, CONFIG_FILE, RUN_FILE, HISTORY_FILE, LOSS_PLOT, LAST_DIR,
                LAST_DIR + ".tmp", LAST_DIR + ".old", "logs", "tensorboard")
+
+
+#: what a run may optimise besides the family's own ``loss``: name -> objective(model, batch)
+#: (the names are ``settings.OBJECTIVES``, checked before torch loads)
+OBJECTIVES = {
+    # the polyphonic benchmark protocol: NLL of frames 2..T per scored frame (piano-rolls)
+    "frame_nll": frame_nll_loss,
+}
 
 
 # ----------------------------------------------------------------------------- run state
@@ -547,7 +561,10 @@ def fit(
     torch.set_flush_denormal(True)
 
     task = TrainingTask(model, lr=settings.lr, weight_decay=settings.weight_decay,
-                        lr_schedule=settings.lr_schedule, monitor=monitor)
+                        lr_schedule=settings.lr_schedule, monitor=monitor,
+                        # torch's patience counts the epochs tolerated, ours the one that halves
+                        plateau_patience=settings.lr_decay_patience - 1,
+                        objective=OBJECTIVES.get(settings.objective))
     state = RunStateCallback(run_dir, model_name=model_name, data_info=data_info, corpus=corpus,
                              split=split, settings=settings, resume=resume,
                              train_loader=train_loader)
@@ -729,6 +746,9 @@ def train(
         raise
     validate_lightning_flags(train_settings)  # before any data work or process starts
     cls = registry.get_family(model_name)  # unknown names fail before any data work
+    if train_settings.objective == "frame_nll" and cls.representation != "pianoroll":
+        raise ConfigError(f"the frame_nll objective scores piano-roll frames; {model_name!r} "
+                          f"reads {cls.representation!r}")
     model_options = {**registry.preset_options(model_name), **(options or {})}
     cls.config_class.from_dict(model_options)  # typos fail before any data work too
 
@@ -782,11 +802,13 @@ def make_loaders(prepared, settings: TrainSettings):
 
     train_loader = make_dataloader(prepared, "train", batch_size=settings.batch_size,
                                    window=settings.window, shuffle=True, seed=settings.seed,
-                                   transpose=tuple(int(s) for s in settings.transpose),
-                                   num_workers=settings.num_workers)
+                                   num_workers=settings.num_workers,
+                                   transpose=tuple(settings.transpose or (0, 0)),
+                                   length_buckets=settings.length_buckets)
     if not prepared.ids("valid"):
         return train_loader, None
     val_loader = make_dataloader(prepared, "valid", batch_size=settings.batch_size,
                                  window=settings.window, shuffle=False, seed=settings.seed,
-                                 num_workers=settings.num_workers)
+                                 num_workers=settings.num_workers,
+                                 length_buckets=settings.length_buckets)
     return train_loader, val_loader

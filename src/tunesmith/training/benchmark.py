@@ -1,0 +1,304 @@
+"""``bench nll``: a polyphonic benchmark run through the generic trainer, tested once.
+
+The protocol (Boulanger-Lewandowski, Bengio & Vincent, ICML 2012; Bai, Kolter & Koltun
+2018; see :mod:`tunesmith.models.likelihood`): train on the published train split, choose
+the model on valid, score test once; a split's figure is the NLL of frames 2…T summed over
+the 88 keys, divided by Σ(T_i − 1).
+
+A benchmark run is a normal training run (:func:`tunesmith.training.trainer.train`): the
+``.mat`` file is the corpus ``jsb``, ``nottingham`` or ``mat:PATH`` prepared as one-track
+88-key piano-rolls from MIDI 21 (its split kept exactly); the objective is the protocol's
+NLL of scored frames (``objective="frame_nll"``), so the trainer's validation loss is the
+valid figure and its best-on-valid checkpoint is the model the protocol chooses; early
+stopping, the plateau schedule, clipping, the time limit, Ctrl-C and ``--resume`` are the
+trainer's. Whole pieces are batched with pieces of similar length (``length_buckets``).
+When training ends, :func:`bench_nll` reloads the best checkpoint, scores valid and test
+once (float64 sums, :func:`~tunesmith.models.likelihood.score_split`), and writes the
+figures to ``bench.json`` in the run folder (and beside the checkpoint's config).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tunesmith.errors import ConfigError
+from tunesmith.training.checkpoint import CONFIG_FILE, load_checkpoint, read_json, write_json
+from tunesmith.training.trainer import (
+    HISTORY_FILE,
+    LAST_DIR,
+    RUN_FILE,
+    STATE_FILE,
+    prepare_data,
+    train,
+)
+
+#: the result file a benchmark run writes in its folder
+RESULT_FILE = "bench.json"
+#: what the protocol scores: 88 keys from MIDI 21 (A0) to 108 (C8), one track
+BENCHMARK_REPR = {"pitch_low": 21, "pitch_high": 108}
+BENCHMARKS = ("jsb", "nottingham")
+PROTOCOL = ("frame-level NLL: frames 2..T of each piece, nats summed over 88 keys, "
+            "divided by the scored frames sum(T_i - 1); chosen on valid, test scored once")
+
+#: train settings of a fresh benchmark run unless given (the defaults `bench nll` had)
+DEFAULTS: dict[str, Any] = {
+    "epochs": 100, "early_stopping_patience": 10, "batch_size": 16, "lr": 1e-3,
+    "gradient_clip": 1.0, "lr_decay_patience": 3, "weight_decay": 0.0, "seed": 0, "threads": 2,
+    "accelerator": "cpu", "devices": 1,
+}
+#: what makes a run the protocol's (fixed for every benchmark run)
+PROTOCOL_SETTINGS: dict[str, Any] = {
+    "objective": "frame_nll", "window": None, "length_buckets": True, "lr_schedule": "plateau",
+    "limit_val_batches": 1.0,
+}
+
+
+def benchmark_data(data: str, path: str | Path | None = None) -> dict:
+    """The data spec of a benchmark: ``jsb`` | ``nottingham`` (found by
+    :func:`~tunesmith.data.corpora.find_benchmark_file`: ``path``, else
+    ``$TUNESMITH_BENCHMARKS``, else ``../shared/benchmarks/polyphonic``) or a ``.mat`` file.
+
+    The file is resolved now and recorded, so the checkpoint names the data it saw.
+    """
+    from tunesmith.data.corpora import get_corpus
+
+    key = str(data).strip()
+    if key.lower() in BENCHMARKS:
+        corpus = key.lower()
+    elif key.lower().endswith(".mat") or key.startswith("mat:"):
+        corpus = key if key.startswith("mat:") else f"mat:{Path(key).expanduser().resolve()}"
+    else:
+        raise ConfigError(f"--data expects jsb, nottingham or a .mat file; got {data!r}")
+    found = get_corpus(corpus, path)
+    return {"corpus": corpus, "path": str(found.file), "options": dict(BENCHMARK_REPR)}
+
+
+def default_run_dir(data: str, model_name: str) -> Path:
+    """``runs/bench-<data>-<model>``: where a benchmark run goes without ``--out``."""
+    stem = Path(data.removeprefix("mat:")).stem.lower() if data else "resumed"
+    return Path("runs") / f"bench-{stem}-{model_name}"
+
+
+def _check_prepared(prepared) -> None:
+    """The protocol scores every published piece on 88 keys of one track."""
+    info = prepared.info
+    if info.n_tracks != 1 or info.keys != 88:
+        raise ConfigError(f"{prepared.corpus}: benchmark data must be one track of 88 keys, "
+                          f"got {info.n_tracks} track(s) of {info.n_pitches}")
+    if prepared.skipped:
+        raise ConfigError(f"{prepared.corpus}: {len(prepared.skipped)} piece(s) could not be "
+                          f"used (first: {prepared.skipped[0][0]}: {prepared.skipped[0][1]}); "
+                          "the protocol scores every piece")
+
+
+def bench_nll(
+    model_name: str | None,
+    data: str | None,
+    options: dict | None = None,
+    out_dir: str | Path | None = None,
+    *,
+    path: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    json_out: str | Path | None = None,
+    command: str | None = None,
+    callbacks: Sequence = (),
+    print_table: bool = True,
+    **settings: Any,
+) -> dict:
+    """Train ``model_name`` on a benchmark with the generic trainer; score valid and test.
+
+    Args:
+        model_name: a registered piano-roll model (None on resume: the run's).
+        data: ``jsb``, ``nottingham`` or a ``.mat`` path (None on resume).
+        options: model options.
+        out_dir: the run folder (default ``runs/bench-<data>-<model>``); it ends as a
+            normal checkpoint that ``generate``, ``evaluate`` and ``render`` read.
+        path: the folder (or file) of the benchmark ``.mat`` (see :func:`benchmark_data`).
+        resume, overwrite: as for ``tunesmith train`` (continue the run in ``out_dir``;
+            start it again).
+        json_out: also write the result JSON here (e.g. ``benchmarks/results/NAME.json``).
+        command: the command line recorded in the result.
+        settings: :class:`~tunesmith.training.trainer.TrainSettings` fields; a fresh run
+            takes :data:`DEFAULTS` for those not given, and always :data:`PROTOCOL_SETTINGS`.
+
+    Returns the result (also in ``out_dir/bench.json``): test and valid NLL of the
+    best-valid weights, epochs, stop reason, settings, history, machine, command.
+    """
+    fixed = {k: v for k, v in settings.items() if k in PROTOCOL_SETTINGS and
+             v != PROTOCOL_SETTINGS[k]}
+    if fixed:
+        raise ConfigError(f"a benchmark run fixes {', '.join(sorted(fixed))} (the protocol)")
+    if resume:
+        if out_dir is None:
+            raise ConfigError("give the run folder to resume with --out")
+        out_dir = Path(out_dir)
+        run_file = out_dir / RUN_FILE
+        if run_file.is_file() and read_json(run_file).get("settings", {}).get(
+                "objective") != "frame_nll":
+            raise ConfigError(f"{out_dir} holds a `tunesmith train` run, not a benchmark run; "
+                              "resume it with tunesmith train --resume")
+        data_spec = None
+        run_settings = dict(settings)
+    else:
+        if model_name is None or data is None:
+            raise ConfigError("give a model (--model) and a benchmark (--data)")
+        data_spec = benchmark_data(data, path)
+        out_dir = Path(out_dir) if out_dir is not None else \
+            default_run_dir(data_spec["corpus"], model_name)
+        run_settings = {**DEFAULTS, **settings, **PROTOCOL_SETTINGS}
+
+    started = time.perf_counter()
+    try:
+        run_dir = train(model_name, data_spec, options, out_dir, resume=resume,
+                        overwrite=overwrite, callbacks=callbacks, **run_settings)
+    except (KeyboardInterrupt, SystemExit):
+        if (Path(out_dir) / LAST_DIR).is_dir():
+            print(f"note: the run stopped; its best checkpoint so far is {out_dir}; continue "
+                  f"it with tunesmith bench nll --resume --out {out_dir}", file=sys.stderr)
+        raise
+    result = score_run(run_dir, command=command or " ".join(sys.argv),
+                       session_minutes=(time.perf_counter() - started) / 60)
+    if json_out is not None:
+        json_out = Path(json_out)
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result, indent=2) + "\n")
+    if print_table:
+        print_result(result)
+    return result
+
+
+def score_run(run_dir: str | Path, *, command: str = "", session_minutes: float = 0.0) -> dict:
+    """Score a finished benchmark run's best checkpoint on valid and test (once each),
+    write ``bench.json`` and record the figures in the checkpoint's ``config.json``."""
+    from tunesmith.models.likelihood import score_split
+
+    run_dir = Path(run_dir)
+    run = read_json(run_dir / RUN_FILE)
+    settings = run["settings"]
+    accelerator = str(settings.get("accelerator", "cpu"))
+    device = "cuda" if accelerator in ("gpu", "cuda") and torch.cuda.is_available() else "cpu"
+    model, meta = load_checkpoint(run_dir, device=device)
+    prepared = prepare_data(run["data"], "pianoroll", progress=False)
+    _check_prepared(prepared)
+    started = time.perf_counter()
+    batch = 2 * int(settings["batch_size"])
+    valid_nll = score_split(model, prepared.pieces("valid"), batch)
+    test_nll = score_split(model, prepared.pieces("test"), batch)
+    score_minutes = (time.perf_counter() - started) / 60
+
+    history = read_json(run_dir / HISTORY_FILE)["history"]
+    state_path = run_dir / LAST_DIR / STATE_FILE
+    state = read_json(state_path) if state_path.is_file() else {}
+    training = meta.get("training", {})
+    final = training.get("run", training)
+    best_epoch = final.get("best_epoch")
+    train_minutes = float(final.get("wall_time_s", 0.0)) / 60
+    file = Path(run["data"]["path"])
+    result = {
+        "model": run["model_name"],
+        "data": str(file),
+        "benchmark": file.stem,
+        "test_nll": test_nll,
+        "valid_nll": valid_nll,
+        "best_epoch": None if best_epoch is None else int(best_epoch) + 1,  # 1-based
+        "epochs": len(history),
+        "stop_reason": stop_reason(settings, state, len(history), train_minutes),
+        "parameters": model.n_parameters(),
+        "train_minutes": round(train_minutes, 2),
+        "wall_minutes": round(max(train_minutes + score_minutes, session_minutes), 2),
+        "config": model.config.to_dict(),
+        "options": run["options"],
+        "training": {
+            "batch_size": settings["batch_size"],
+            "lr": settings["lr"],
+            "clip": settings["gradient_clip"],
+            "lr_decay_patience": settings["lr_decay_patience"],
+            "weight_decay": settings["weight_decay"],
+            "max_epochs": settings["epochs"],
+            "patience": settings["early_stopping_patience"],
+            "max_minutes": settings["max_time"],
+            "transpose_augment": settings.get("transpose"),
+            "seed": settings["seed"],
+            "trainer": "tunesmith.training.trainer (Lightning), objective frame_nll",
+        },
+        "protocol": PROTOCOL,
+        "checkpoint": str(run_dir),
+        "machine": machine_description(),
+        "command": command,
+        "history": [
+            {"epoch": int(row["epoch"]) + 1, "train_nll": row.get("train_loss"),
+             "valid_nll": row.get("val_loss"), "lr": row.get("lr")}
+            for row in history
+        ],
+    }
+    write_json(run_dir / RESULT_FILE, result)
+    config = read_json(run_dir / CONFIG_FILE)
+    config["benchmark"] = {"test_nll": test_nll, "valid_nll": valid_nll, "protocol": PROTOCOL,
+                           "result": RESULT_FILE}
+    write_json(run_dir / CONFIG_FILE, config)
+    return result
+
+
+def stop_reason(settings: dict, state: dict, epochs: int, minutes: float) -> str:
+    """Why training ended: patience, max_epochs, time limit or max_steps."""
+    early = state.get("early_stopping") or {}
+    if early.get("stopped_epoch"):
+        return "patience"
+    if settings.get("epochs") is not None and epochs >= int(settings["epochs"]):
+        return "max_epochs"
+    if settings.get("max_time") is not None and minutes >= 0.99 * float(settings["max_time"]):
+        return "time limit"
+    if int(settings.get("max_steps", -1)) > 0 and \
+            int(state.get("global_step", 0)) >= int(settings["max_steps"]):
+        return "max_steps"
+    return "unknown"
+
+
+def print_result(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{result['model']} on {result['benchmark']} (frame NLL, nats)",
+                  caption=f"checkpoint: {result['checkpoint']}")
+    for column in ("test NLL", "valid NLL", "parameters", "epochs (best)", "stop", "minutes"):
+        table.add_column(column)
+    table.add_row(f"{result['test_nll']:.4f}", f"{result['valid_nll']:.4f}",
+                  f"{result['parameters']:,}", f"{result['epochs']} ({result['best_epoch']})",
+                  result["stop_reason"], f"{result['wall_minutes']:.1f}")
+    Console().print(table)
+
+
+# ----------------------------------------------------------------------------- machine
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_description() -> dict:
+    return {
+        "platform": platform.platform(),
+        "processor": cpu_model(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
