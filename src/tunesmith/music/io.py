@@ -10,7 +10,10 @@ Everything is read into a :class:`symusic.Score` in ticks:
 Any file we cannot use raises :class:`~tunesmith.errors.MusicFileError` naming the
 file and the reason: unknown extension, missing or empty file, bytes that are not MIDI,
 type-2 MIDI, a MIDI file whose chunks run past its end (truncated), unparsable
-ABC/MusicXML/kern, or a piece without notes.
+ABC/MusicXML/kern, or a piece without notes. MIDI bytes pass a structural check
+(:mod:`tunesmith.music.midi_gate`) before symusic's C++ parser sees them, and a piece
+longer than a limit (:func:`max_piece_seconds`, 2 hours by default) is refused before
+anything allocates per tick or per step.
 
 Documented behaviour on odd but valid input:
 
@@ -25,12 +28,14 @@ Documented behaviour on odd but valid input:
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 from symusic import KeySignature, Note, Score, Tempo, TimeSignature, Track
 from symusic.core import NoteTickList
 
-from tunesmith.errors import MusicFileError
+from tunesmith.errors import ConfigError, MusicFileError
+from tunesmith.music.midi_gate import check_midi, length_seconds
 
 MIDI_SUFFIXES = (".mid", ".midi")
 MUSIC21_SUFFIXES = (".abc", ".xml", ".musicxml", ".mxl", ".krn")
@@ -38,6 +43,8 @@ SUPPORTED_SUFFIXES = MIDI_SUFFIXES + MUSIC21_SUFFIXES
 
 #: Ticks per quarter note of Scores converted from music21.
 MUSIC21_TPQ = 480
+#: The longest piece read by default (seconds); ``$TUNESMITH_MAX_PIECE_SECONDS`` overrides.
+MAX_PIECE_SECONDS = 2 * 3600.0
 
 
 def is_music_file(path: str | Path) -> bool:
@@ -45,18 +52,39 @@ def is_music_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in SUPPORTED_SUFFIXES
 
 
-def load(path: str | Path) -> Score:
-    """Read one piece. For a file holding several pieces (multi-tune ABC), the first."""
-    return load_all(path)[0]
+def max_piece_seconds() -> float:
+    """The default limit on a piece's length: ``$TUNESMITH_MAX_PIECE_SECONDS`` or 2 hours."""
+    text = os.environ.get("TUNESMITH_MAX_PIECE_SECONDS")
+    if not text:
+        return MAX_PIECE_SECONDS
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0 or math.isinf(value):
+        raise ConfigError(f"TUNESMITH_MAX_PIECE_SECONDS must be a number of seconds > 0, "
+                          f"got {text!r}")
+    return value
 
 
-def load_all(path: str | Path) -> list[Score]:
+def load(path: str | Path, max_seconds: float | None = None) -> Score:
+    """Read one piece. For a file holding several pieces (multi-tune ABC), the first.
+
+    ``max_seconds``: refuse a longer piece (default: :func:`max_piece_seconds`).
+    """
+    return load_all(path, max_seconds)[0]
+
+
+def load_all(path: str | Path, max_seconds: float | None = None) -> list[Score]:
     """Read every piece of a music file, each as a symusic Score in ticks.
+
+    ``max_seconds``: refuse a piece longer than this (default: :func:`max_piece_seconds`).
 
     Raises:
         MusicFileError: unknown extension, missing/unreadable/corrupt file, type-2
-            MIDI, or a piece without notes. (From a multi-tune file, tunes without
-            notes are dropped; the error comes only if none is left.)
+            MIDI, a piece past the length limit, or a piece without notes. (From a
+            multi-tune file, tunes without notes are dropped; the error comes only if
+            none is left.)
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -65,21 +93,49 @@ def load_all(path: str | Path) -> list[Score]:
             path, f"unknown extension {suffix or '(none)'!r}; expected one of "
             + ", ".join(SUPPORTED_SUFFIXES)
         )
+    if max_seconds is None:
+        max_seconds = max_piece_seconds()
     if suffix in MIDI_SUFFIXES:
-        scores = _load_midi(path)
+        scores = _load_midi(path, max_seconds)
     else:
         if not path.is_file():
             raise MusicFileError(path, "no such file")
         if path.stat().st_size == 0:
             raise MusicFileError(path, "empty file")
         scores = _load_music21(path)
+        for score in scores:
+            check_length(score, path, max_seconds)
     scores = [s for s in scores if s.note_num() > 0]
     if not scores:
         raise MusicFileError(path, "the file contains no notes")
     return scores
 
 
-def _load_midi(path: Path) -> list[Score]:
+def check_length(score: Score, path: str | Path, max_seconds: float | None = None) -> None:
+    """Refuse a piece longer than ``max_seconds`` (default :func:`max_piece_seconds`).
+
+    Its length is :func:`~tunesmith.music.midi_gate.length_seconds` up to its last event,
+    tempos faster than 480 quarter notes a minute counting as 480: a tiny file can
+    announce days of music, and every encoder allocates per step.
+    """
+    if max_seconds is None:
+        max_seconds = max_piece_seconds()
+    tempos = [(tempo.time, tempo.mspq) for tempo in score.tempos]  # sorted by symusic
+    seconds = length_seconds(score.ticks_per_quarter, score.end(), tempos)
+    if seconds > max_seconds:
+        raise MusicFileError(
+            path, f"the piece lasts {_duration(seconds)}, longer than the limit of "
+            f"{_duration(max_seconds)} (set by TUNESMITH_MAX_PIECE_SECONDS, or "
+            f"--max-seconds of 'tunesmith data prepare')")
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:,.1f} h"
+    return f"{seconds / 60:,.1f} min" if seconds >= 60 else f"{seconds:.1f} s"
+
+
+def _load_midi(path: Path, max_seconds: float) -> list[Score]:
     try:
         data = path.read_bytes()  # read once: the checks and symusic's parser share the bytes
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
@@ -88,18 +144,12 @@ def _load_midi(path: Path) -> list[Score]:
         raise MusicFileError(path, f"cannot read ({exc.strerror})") from exc
     if not data:
         raise MusicFileError(path, "empty file")
-    if len(data) < 14 or data[:4] != b"MThd":
-        raise MusicFileError(path, "not a MIDI file (no MThd header)")
-    midi_format = int.from_bytes(data[8:10], "big")
-    if midi_format == 2:
-        raise MusicFileError(path, "type-2 MIDI (independent sequences) is not supported")
-    if midi_format not in (0, 1):
-        raise MusicFileError(path, f"unknown MIDI format {midi_format}")
-    _check_midi_chunks(path, data)
+    check_midi(data, path)  # symusic's parser must never see malformed bytes
     try:
         score = Score.from_midi(data)
     except Exception as exc:  # symusic raises RuntimeError/ValueError with terse text
         raise MusicFileError(path, f"corrupt or truncated MIDI ({exc})") from exc
+    check_length(score, path, max_seconds)
     _drop_zero_length_notes(score)
     return [score]
 
@@ -114,34 +164,6 @@ def _drop_zero_length_notes(score: Score) -> None:
     for track in score.tracks:
         if len(track.notes) and (track.notes.numpy()["duration"] <= 0).any():
             track.notes = track.notes.filter(lambda note: note.duration > 0, inplace=False)
-
-
-def _check_midi_chunks(path: Path, data: bytes) -> None:
-    """Walk the chunk headers: every announced track must be present and complete.
-
-    symusic reads a truncated file without complaint, silently losing its end; this
-    catches it. Bytes after the last announced track are ignored (common in the wild).
-    """
-    header_length = int.from_bytes(data[4:8], "big")
-    if header_length < 6:
-        raise MusicFileError(path, f"corrupt MIDI header (length {header_length} < 6)")
-    n_tracks = int.from_bytes(data[10:12], "big")
-    position, found = 8 + header_length, 0
-    while found < n_tracks:
-        if position + 8 > len(data):
-            raise MusicFileError(
-                path, f"truncated MIDI: the header announces {n_tracks} tracks, "
-                f"the file ends after {found}"
-            )
-        chunk_type, length = data[position:position + 4], int.from_bytes(
-            data[position + 4:position + 8], "big")
-        if position + 8 + length > len(data):
-            raise MusicFileError(
-                path, f"truncated MIDI: chunk {chunk_type!r} at byte {position} declares "
-                f"{length} bytes, only {len(data) - position - 8} remain"
-            )
-        found += chunk_type == b"MTrk"  # other chunk types are skipped, as the standard says
-        position += 8 + length
 
 
 def save_midi(score: Score, path: str | Path) -> Path:
