@@ -30,7 +30,7 @@ import numpy as np
 from symusic import Score
 
 from tunesmith.errors import ConfigError, MusicFileError
-from tunesmith.music.io import SUPPORTED_SUFFIXES, load_all, music21_to_score
+from tunesmith.music.io import SUPPORTED_SUFFIXES, check_length, load_all, music21_to_score
 
 SPLITS = ("train", "valid", "test")
 #: fractions of the hash split, in the order of SPLITS
@@ -78,8 +78,9 @@ class Corpus:
         """Every piece (sorted by id) and the files skipped before parsing (id, reason)."""
         raise NotImplementedError
 
-    def load(self, source: PieceSource) -> Score:
-        """One piece as a Score. Raises MusicFileError naming the file and the reason."""
+    def load(self, source: PieceSource, max_seconds: float | None = None) -> Score:
+        """One piece as a Score. Raises MusicFileError naming the file and the reason
+        (a piece longer than ``max_seconds`` too: see :func:`tunesmith.music.io.load`)."""
         raise NotImplementedError
 
     def split(self, source: PieceSource) -> str:
@@ -228,10 +229,12 @@ class FolderCorpus(Corpus):
                 sources.append(PieceSource(rel, path))
         return sorted(sources, key=lambda s: s.id), skipped
 
-    def load(self, source: PieceSource) -> Score:
+    def load(self, source: PieceSource, max_seconds: float | None = None) -> Score:
         if source.tune is not None:
-            return load_abc_tune(source.path, source.tune)
-        return load_all(source.path)[0]
+            score = load_abc_tune(source.path, source.tune)
+            check_length(score, f"{source.path}#{source.id.rpartition('#')[2]}", max_seconds)
+            return score
+        return load_all(source.path, max_seconds)[0]
 
     def fingerprint(self) -> dict:
         listing = hashlib.sha256(repr(self._listing()).encode()).hexdigest()
@@ -283,8 +286,8 @@ class BachChorales(FolderCorpus):
         ]
         return sources, skipped
 
-    def load(self, source: PieceSource) -> Score:
-        return select_satb(super().load(source), source.path)
+    def load(self, source: PieceSource, max_seconds: float | None = None) -> Score:
+        return select_satb(super().load(source, max_seconds), source.path)
 
     def fingerprint(self) -> dict:
         return {**super().fingerprint(), "music21": _music21_version()}
@@ -351,8 +354,10 @@ class AbcCollection(FolderCorpus):
             sources += [PieceSource(i, str(path), tune=t) for i, t in tunes]
         return sorted(sources, key=lambda s: s.id), skipped
 
-    def load(self, source: PieceSource) -> Score:
-        return load_abc_tune(source.path, source.tune or 0)
+    def load(self, source: PieceSource, max_seconds: float | None = None) -> Score:
+        score = load_abc_tune(source.path, source.tune or 0)
+        check_length(score, f"{source.path}#{source.id.rpartition('#')[2]}", max_seconds)
+        return score
 
     def fingerprint(self) -> dict:
         return {**super().fingerprint(), "music21": _music21_version()}
@@ -426,7 +431,7 @@ class PolyphonicBenchmark(Corpus):
         """The ``(frames, 88)`` uint8 roll of one piece."""
         return self.rolls()[source.split][source.tune]
 
-    def load(self, source: PieceSource) -> Score:
+    def load(self, source: PieceSource, max_seconds: float | None = None) -> Score:
         """The roll as a one-track Score (held notes; repeated notes merge, as in the
         benchmark)."""
         from tunesmith.data.polyphonic import LOWEST_PITCH, N_KEYS
