@@ -98,6 +98,10 @@ FILES: dict[str, tuple[bytes, str]] = {
               b"\x00\x90\x40\x64\x83\x60\x40\x00" + END]),
         "valid: running status across a text event, a sysex, then a new status; "
         "two quarter notes, C4 at 0 and E4 at 480"),
+    "slow_note_65535.abc": (
+        b"X:1\nT:slow\nM:C|\nL:1/8\nK:G\nG2Bd g2dB | g2ge a65535af | gfge a2af |\n",
+        "valid ABC with a note of 65,535 eighths (found by benchmarks/fuzz_loader.py): "
+        "music21 10.5's ABC reader spends minutes re-barring it (bestTimeSignature)"),
     "long_note.abc": (
         b"X:1\nT:One long note\nL:1/1\nK:C\nC20000|\n",
         "valid ABC of one note 20,000 whole notes long: 11 hours at 120 quarters a minute"),

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import random
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,9 @@ REFUSED = {
     "long_note.abc": "the piece lasts 11.1 h",
 }
 
+#: crafted files that take music21 minutes to parse (tested with a short time limit)
+SLOW = {"slow_note_65535.abc"}
+
 _LOAD_EACH = """
 import json, sys
 from tunesmith.errors import MusicFileError
@@ -63,7 +68,7 @@ for path in sys.argv[1:]:
 def outcomes() -> dict[str, list]:
     """Each crafted file loaded in a child process: a parser crash fails the tests that
     need that file instead of killing pytest."""
-    paths = [str(DATA / name) for name in FILES]
+    paths = [str(DATA / name) for name in FILES if name not in SLOW]
     run = subprocess.run([sys.executable, "-c", _LOAD_EACH, *paths], capture_output=True,
                          text=True, timeout=120)
     lines = [json.loads(line) for line in run.stdout.splitlines()]
@@ -93,7 +98,17 @@ def test_running_status_across_meta_and_sysex_loads(outcomes):
 
 
 def test_every_crafted_file_has_an_expectation():
-    assert set(FILES) == set(REFUSED) | {"running_status_across_meta.mid"}
+    assert set(FILES) == set(REFUSED) | SLOW | {"running_status_across_meta.mid"}
+
+
+def test_a_music21_parse_past_the_time_limit_is_stopped():
+    started = time.monotonic()
+    with pytest.raises(MusicFileError, match=r"slow_note_65535\.abc: reading it took more "
+                       r"than 1\.5 s \(the per-file time limit\)"):
+        load(DATA / "slow_note_65535.abc", time_limit=1.5)
+    assert time.monotonic() - started < 10
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # the alarm was disarmed
+    assert signal.getsignal(signal.SIGALRM) == signal.SIG_DFL  # and its handler restored
 
 
 # ---------------------------------------------------------------------------- length limit

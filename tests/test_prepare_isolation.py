@@ -14,6 +14,7 @@ import time
 import pytest
 from symusic import Note, Score, Tempo, Track
 
+from cli_helpers import run_cli
 from make_test_data import DATA
 from tunesmith.data import corpora
 from tunesmith.data.prepare import prepare
@@ -89,14 +90,24 @@ def test_a_one_file_folder_is_parsed_in_a_worker_too(tmp_path, monkeypatch):
         prepare(f"folder:{tmp_path}", progress=False, report=False)
 
 
+def test_a_slow_music21_parse_is_skipped(folder):
+    shutil.copy(DATA / "slow_note_65535.abc", folder)  # minutes in music21's ABC reader
+    started = time.monotonic()
+    data = prepare(f"folder:{folder}", workers=1, progress=False, report=False, time_limit=2)
+    assert time.monotonic() - started < 30
+    assert data.ids() == GOOD
+    assert dict(data.skipped)["slow_note_65535.abc"] == \
+        "reading it took more than 2 s (the per-file time limit)"
+
+
 @linux_only
-def test_a_file_past_the_time_limit_is_skipped(folder, monkeypatch):
+def test_a_worker_stuck_past_the_time_limit_is_killed(folder, monkeypatch):
     load = corpora.FolderCorpus.load
 
-    def slow_on_good2(self, source, max_seconds=None):
-        if source.id == "good2.mid":
+    def slow_on_good2(self, source, max_seconds=None, time_limit=60.0):
+        if source.id == "good2.mid":  # stuck where no alarm reaches (like C code)
             time.sleep(60)
-        return load(self, source, max_seconds)
+        return load(self, source, max_seconds, time_limit)
 
     monkeypatch.setattr(corpora.FolderCorpus, "load", slow_on_good2)
     started = time.monotonic()
@@ -130,3 +141,12 @@ def test_the_limits_are_checked(folder):
         prepare(f"folder:{folder}", progress=False, time_limit=0)
     with pytest.raises(ConfigError, match="max_seconds"):
         prepare(f"folder:{folder}", progress=False, max_seconds=-1)
+
+
+def test_data_prepare_skips_the_bomb_and_keeps_the_folder(folder, capsys):
+    assert run_cli(["data", "prepare", f"folder:{folder}", "--workers", "1",
+                    "--max-seconds", 4 * 3600, "--time-limit", 30]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "skipped 2 piece(s)" in out
+    assert "bomb_delta_0fffffff.mid" in out and "crash_pitch80_ch16.mid" in out
+    assert "│ all │ 5 │" in out  # the four songs and the three-hour piece

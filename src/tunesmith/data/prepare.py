@@ -49,7 +49,7 @@ import numpy as np
 from tunesmith import __version__
 from tunesmith.data.corpora import SPLITS, Corpus, PieceSource, get_corpus
 from tunesmith.errors import ConfigError, MusicFileError, TunesmithError
-from tunesmith.music.io import MIDI_SUFFIXES, max_piece_seconds
+from tunesmith.music.io import MIDI_SUFFIXES, TIME_LIMIT, max_piece_seconds
 from tunesmith.music.note_arrays import NoteArrays
 
 REPRESENTATIONS = ("pianoroll", "melody", "events")
@@ -472,6 +472,7 @@ def _encode_roll(corpus: Corpus, encoder, source: PieceSource):
 
 def _encode_scores(corpus: Corpus, encoder, sources: Sequence[PieceSource],
                    transpose_to_c: bool, max_seconds: float | None = None,
+                   time_limit: float = TIME_LIMIT,
                    at: _Progress | None = None) -> list[tuple | Exception]:
     """(arrays, facts) of each piece, or the exception that makes it unusable.
 
@@ -486,7 +487,7 @@ def _encode_scores(corpus: Corpus, encoder, sources: Sequence[PieceSource],
     def load(index: int):
         if at is not None:
             at.value = index
-        return corpus.load(sources[index], max_seconds)
+        return corpus.load(sources[index], max_seconds, time_limit)
 
     results: list = _one_by_one(load, range(len(sources)))
     if at is not None:
@@ -592,7 +593,7 @@ def process_chunk(job: dict, sources: Sequence[PieceSource],
         results = _one_by_one(lambda source: _encode_roll(corpus, encoder, source), sources)
     else:
         results = _encode_scores(corpus, encoder, sources, job["transpose_to_c"],
-                                 job.get("max_seconds"), at)
+                                 job.get("max_seconds"), job.get("time_limit", TIME_LIMIT), at)
     kept = [(source.id, r) for source, r in zip(sources, results, strict=True)
             if not isinstance(r, Exception)]
     arrays, columns = {}, None
@@ -683,6 +684,9 @@ class _Workers:
 
     def __init__(self, job: dict, count: int, time_limit: float):
         self.job, self.count, self.time_limit = job, count, time_limit
+        # music21 parses stop themselves at time_limit (a clean MusicFileError in the
+        # worker); the driver kills a worker stuck in C code a little later
+        self.grace = min(5.0, time_limit / 4)
         self.context = _pool_context()
         self.idle: list = []  # (process, connection, shared place)
         self.busy: dict = {}  # connection -> (process, connection, shared place, _Task)
@@ -735,7 +739,7 @@ class _Workers:
                         now = time.monotonic()
                         if at.value != task.seen:
                             task.seen, task.started = at.value, now
-                        if now - task.started < self.time_limit:
+                        if now - task.started < self.time_limit + self.grace:
                             continue
                         crash = None
                     del self.busy[conn]
@@ -845,7 +849,7 @@ def prepare(
     progress: bool = True,
     report: bool = True,
     max_seconds: float | None = None,
-    time_limit: float = 60.0,
+    time_limit: float = TIME_LIMIT,
 ) -> PreparedData:
     """Prepare (or read from the cache) a corpus in a representation.
 
@@ -893,7 +897,8 @@ def prepare(
         sources = sources[:limit]
     job = {"corpus": corpus_spec, "path": None if path is None else str(path),
            "representation": representation, "options": repr_options or {},
-           "transpose_to_c": transpose_to_c, "max_seconds": max_seconds}
+           "transpose_to_c": transpose_to_c, "max_seconds": max_seconds,
+           "time_limit": time_limit}
     workers = max(1, workers or os.cpu_count() or 1)
     # slicing benchmark arrays already in memory: no parser, processes would only cost
     in_process = _reads_no_files(corpus, encoder, transpose_to_c)

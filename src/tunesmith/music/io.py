@@ -11,9 +11,10 @@ Any file we cannot use raises :class:`~tunesmith.errors.MusicFileError` naming t
 file and the reason: unknown extension, missing or empty file, bytes that are not MIDI,
 type-2 MIDI, a MIDI file whose chunks run past its end (truncated), unparsable
 ABC/MusicXML/kern, or a piece without notes. MIDI bytes pass a structural check
-(:mod:`tunesmith.music.midi_gate`) before symusic's C++ parser sees them, and a piece
-longer than a limit (:func:`max_piece_seconds`, 2 hours by default) is refused before
-anything allocates per tick or per step.
+(:mod:`tunesmith.music.midi_gate`) before symusic's C++ parser sees them; a piece
+longer than a limit (:func:`max_piece_seconds`, 2 hours by default) or with events before
+tick 0 is refused before anything allocates per tick or per step, and a music21 parse
+that takes longer than a time limit (60 s by default) is stopped (:func:`parse_within`).
 
 Documented behaviour on odd but valid input:
 
@@ -29,6 +30,8 @@ from __future__ import annotations
 
 import math
 import os
+import signal
+import threading
 from pathlib import Path
 
 from symusic import KeySignature, Note, Score, Tempo, TimeSignature, Track
@@ -45,6 +48,8 @@ SUPPORTED_SUFFIXES = MIDI_SUFFIXES + MUSIC21_SUFFIXES
 MUSIC21_TPQ = 480
 #: The longest piece read by default (seconds); ``$TUNESMITH_MAX_PIECE_SECONDS`` overrides.
 MAX_PIECE_SECONDS = 2 * 3600.0
+#: The longest music21 parse of one file by default (seconds).
+TIME_LIMIT = 60.0
 
 
 def is_music_file(path: str | Path) -> bool:
@@ -67,24 +72,25 @@ def max_piece_seconds() -> float:
     return value
 
 
-def load(path: str | Path, max_seconds: float | None = None) -> Score:
+def load(path: str | Path, max_seconds: float | None = None,
+         time_limit: float = TIME_LIMIT) -> Score:
     """Read one piece. For a file holding several pieces (multi-tune ABC), the first.
-
-    ``max_seconds``: refuse a longer piece (default: :func:`max_piece_seconds`).
-    """
-    return load_all(path, max_seconds)[0]
+    ``max_seconds``, ``time_limit``: see :func:`load_all`."""
+    return load_all(path, max_seconds, time_limit)[0]
 
 
-def load_all(path: str | Path, max_seconds: float | None = None) -> list[Score]:
+def load_all(path: str | Path, max_seconds: float | None = None,
+             time_limit: float = TIME_LIMIT) -> list[Score]:
     """Read every piece of a music file, each as a symusic Score in ticks.
 
     ``max_seconds``: refuse a piece longer than this (default: :func:`max_piece_seconds`).
+    ``time_limit``: refuse an ABC/MusicXML/kern file that music21 takes longer than this
+    many seconds to parse (see :func:`parse_within`).
 
     Raises:
         MusicFileError: unknown extension, missing/unreadable/corrupt file, type-2
-            MIDI, a piece past the length limit, or a piece without notes. (From a
-            multi-tune file, tunes without notes are dropped; the error comes only if
-            none is left.)
+            MIDI, a piece past a limit, or a piece without notes. (From a multi-tune
+            file, tunes without notes are dropped; the error comes only if none is left.)
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -102,7 +108,7 @@ def load_all(path: str | Path, max_seconds: float | None = None) -> list[Score]:
             raise MusicFileError(path, "no such file")
         if path.stat().st_size == 0:
             raise MusicFileError(path, "empty file")
-        scores = _load_music21(path)
+        scores = parse_within(path, time_limit, lambda: _load_music21(path))
         for score in scores:
             check_length(score, path, max_seconds)
     scores = [s for s in scores if s.note_num() > 0]
@@ -112,7 +118,8 @@ def load_all(path: str | Path, max_seconds: float | None = None) -> list[Score]:
 
 
 def check_length(score: Score, path: str | Path, max_seconds: float | None = None) -> None:
-    """Refuse a piece longer than ``max_seconds`` (default :func:`max_piece_seconds`).
+    """Refuse a piece with events before tick 0 or longer than ``max_seconds`` (default
+    :func:`max_piece_seconds`).
 
     Its length is :func:`~tunesmith.music.midi_gate.length_seconds` up to its last event,
     tempos faster than 480 quarter notes a minute counting as 480: a tiny file can
@@ -120,6 +127,8 @@ def check_length(score: Score, path: str | Path, max_seconds: float | None = Non
     """
     if max_seconds is None:
         max_seconds = max_piece_seconds()
+    if score.start() < 0:
+        raise MusicFileError(path, f"events at negative times (from tick {score.start()})")
     tempos = [(tempo.time, tempo.mspq) for tempo in score.tempos]  # sorted by symusic
     seconds = length_seconds(score.ticks_per_quarter, score.end(), tempos)
     if seconds > max_seconds:
@@ -127,6 +136,44 @@ def check_length(score: Score, path: str | Path, max_seconds: float | None = Non
             path, f"the piece lasts {_duration(seconds)}, longer than the limit of "
             f"{_duration(max_seconds)} (set by TUNESMITH_MAX_PIECE_SECONDS, or "
             f"--max-seconds of 'tunesmith data prepare')")
+
+
+class _TimeUp(BaseException):
+    """Raised by the alarm of :func:`parse_within` (not an Exception: music21's own
+    ``except Exception`` blocks must not swallow it)."""
+
+
+def parse_within(path: str | Path, seconds: float, parse):
+    """``parse()``, refused with MusicFileError after ``seconds`` of wall time.
+
+    For the pure-Python music21 parsers (quadratic in the number of measures, minutes on
+    some small files): a SIGALRM timer interrupts them. It only works in the main thread,
+    and leaves alone a timer the caller set; then, and for ``seconds`` = inf, there is no
+    limit (``data prepare`` also kills a worker stuck past its time limit).
+    """
+    if (math.isinf(seconds) or not hasattr(signal, "setitimer")  # no SIGALRM on Windows
+            or threading.current_thread() is not threading.main_thread()
+            or signal.getitimer(signal.ITIMER_REAL)[0] > 0):
+        return parse()
+    parsing = True
+
+    def alarm(signum, frame):
+        if parsing:
+            raise _TimeUp
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        result = parse()
+        parsing = False
+        return result
+    except _TimeUp:
+        raise MusicFileError(path, f"reading it took more than {seconds:g} s "
+                             f"(the per-file time limit)") from None
+    finally:
+        parsing = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _duration(seconds: float) -> str:

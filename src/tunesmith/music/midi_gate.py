@@ -134,8 +134,9 @@ def length_seconds(ticks_per_quarter: int, end_tick: int,
 # data bytes after each status byte (0 for the system bytes 0xF0-0xFF, handled apart)
 _DATA_BYTES = bytes(0 if s < 0x80 or s >= 0xF0 else 1 if 0xC0 <= s < 0xE0 else 2
                     for s in range(256))
-_EVENT_NAMES = {0x8: "note-off", 0x9: "note-on", 0xA: "aftertouch", 0xB: "control change",
-                0xC: "program change", 0xD: "channel pressure", 0xE: "pitch bend"}
+_EVENT_NAMES = {0x8: "a note-off", 0x9: "a note-on", 0xA: "an aftertouch",
+                0xB: "a control change", 0xC: "a program change", 0xD: "a channel pressure",
+                0xE: "a pitch bend"}
 
 
 def walk_track(data: bytes, position: int, end: int, index: int = 0,
@@ -181,7 +182,7 @@ def walk_track(data: bytes, position: int, end: int, index: int = 0,
                 fail(position, "the track ends inside an event")
             for at in range(position, position + count):
                 if data[at] >= 0x80:
-                    fail(at, f"data byte 0x{data[at]:02X} in a {_EVENT_NAMES[status >> 4]} "
+                    fail(at, f"data byte 0x{data[at]:02X} in {_EVENT_NAMES[status >> 4]} "
                          f"event (status 0x{status:02X}); data bytes are below 0x80")
             position += count
         elif status == 0xFF:  # meta event: type, length, payload
