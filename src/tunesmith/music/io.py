@@ -147,9 +147,10 @@ def parse_within(path: str | Path, seconds: float, parse):
     """``parse()``, refused with MusicFileError after ``seconds`` of wall time.
 
     For the pure-Python music21 parsers (quadratic in the number of measures, minutes on
-    some small files): a SIGALRM timer interrupts them. It only works in the main thread,
-    and leaves alone a timer the caller set; then, and for ``seconds`` = inf, there is no
-    limit (``data prepare`` also kills a worker stuck past its time limit).
+    some small files): a SIGALRM timer interrupts them, late if they are inside one long
+    C call (``sum`` of a huge list). It only works in the main thread, and leaves alone a
+    timer the caller set; then, and for ``seconds`` = inf, there is no limit (``data
+    prepare`` also kills a worker stuck past its time limit).
     """
     if (math.isinf(seconds) or not hasattr(signal, "setitimer")  # no SIGALRM on Windows
             or threading.current_thread() is not threading.main_thread()
@@ -162,7 +163,7 @@ def parse_within(path: str | Path, seconds: float, parse):
             raise _TimeUp
 
     previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)  # again each second if swallowed
     try:
         result = parse()
         parsing = False
