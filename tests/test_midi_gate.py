@@ -20,7 +20,9 @@ from tunesmith.music import load
 from tunesmith.music.io import check_length, max_piece_seconds
 from tunesmith.music.midi_gate import (
     FASTEST_QPM,
+    MAX_TICK,
     _fast_track,
+    _tick_bound,
     check_midi,
     length_seconds,
     walk_track,
@@ -196,7 +198,9 @@ def _valid_files() -> list[bytes]:
 def test_the_fast_path_takes_valid_files_whole():
     for data in _valid_files():
         check_midi(data)
-        assert all(_fast_track(data, *span) for span in _tracks(data))
+        taken = all(_fast_track(data, *span) for span in _tracks(data))
+        # running status right after a text event is left to the reference walk
+        assert taken == (data != FILES["running_status_across_meta.mid"][0])
 
 
 def _mutants(files: list[bytes], n: int, seed: int):
@@ -219,7 +223,7 @@ def test_the_fast_path_never_accepts_what_the_reference_walk_refuses():
     valid = accepted = declined = 0
     for data in _mutants(_valid_files(), 1500, seed=14):
         for start, end in _tracks(data):
-            fast = _fast_track(data, start, end)
+            fast = _fast_track(data, start, end) and _tick_bound(data, start, end) < MAX_TICK
             try:
                 walk_track(data, start, end)
             except MusicFileError as exc:
@@ -235,7 +239,8 @@ def test_a_huge_delta_time_leaves_the_fast_path_to_the_exact_walk():
     near_limit = b"\x00\x90\x3c\x64" + (vlq(0x0FFFFFFF) + b"\xff\x01\x00") * 7 \
         + vlq(0x0FFFFFFF) + b"\x80\x3c\x00" + END  # 8 x 0x0FFFFFFF < 2^31
     data = midi([near_limit], tpq=0x7FFF)
-    assert not _fast_track(data, *_tracks(data)[0])  # its bound says it may wrap
+    assert _fast_track(data, *_tracks(data)[0])  # valid events
+    assert _tick_bound(data, *_tracks(data)[0]) >= MAX_TICK  # but the bound says it may wrap
     check_midi(data)  # the exact walk: it does not
     assert walk_track(data, *_tracks(data)[0]) == 8 * 0x0FFFFFFF
 

@@ -29,10 +29,10 @@ huge one before anything allocates per tick or per step.
 
 Two implementations, one authority. :func:`walk_track` is the reference: plain Python,
 event by event (about 0.7 µs an event, 30x symusic's own parse). :func:`_fast_track`
-accepts the common case at C speed: one compiled regular expression matches runs of
-channel events (running status included) and of tempo/time/key-signature events; Python
-only steps over the other meta and sysex events. It never computes a time: a cheap
-upper bound of the track's total ticks (from the lengths of the delta times) shows that
+accepts the common case at C speed: compiled regular expressions match runs of channel
+events (running status included) and of tempo/time/key-signature events; Python only
+steps over the other meta and sysex events. It never computes a time: a cheap upper
+bound of the track's total ticks (from the lengths of the delta times) shows that
 nothing reaches 2^31. Whatever it does not accept, wrong or merely unusual, goes to
 :func:`walk_track`, which accepts it or names the offset and the reason.
 """
@@ -88,7 +88,7 @@ def check_midi(data: bytes, path: str | Path = "") -> MidiHeader:
     if division == 0:
         raise MusicFileError(path, "corrupt MIDI header: 0 ticks per quarter note")
 
-    position, found = 8 + header_length, 0
+    position, found, tracks = 8 + header_length, 0, []
     while found < n_tracks:
         if position + 8 > len(data):
             raise MusicFileError(
@@ -102,10 +102,15 @@ def check_midi(data: bytes, path: str | Path = "") -> MidiHeader:
                 path, f"truncated MIDI: chunk {chunk_type!r} at byte {position} declares "
                 f"{length} bytes, only {len(data) - start} remain")
         if chunk_type == b"MTrk":  # other chunk types are skipped, as the standard says
-            if not _fast_track(data, start, end):
-                walk_track(data, start, end, found, path)
+            tracks.append((start, end))
             found += 1
         position = end
+    # the fast path for every track, and a bound of the ticks of all tracks together;
+    # else the reference walk, which names the fault if there is one
+    fast = [_fast_track(data, start, end) for start, end in tracks]
+    if not all(fast) or (tracks and _tick_bound(data, tracks[0][0], tracks[-1][1]) >= MAX_TICK):
+        for index, (start, end) in enumerate(tracks):
+            walk_track(data, start, end, index, path)
     return MidiHeader(midi_format, n_tracks, division)
 
 
@@ -244,74 +249,85 @@ _ANY = rb"[\x00-\xff]"
 _META = (rb"\xff(?:\x51\x03(?!\x00\x00\x00)" + _ANY + rb"{3}"
          rb"|\x58\x04[\x01-\xff][\x00-\x07]" + _ANY + rb"{2}"
          rb"|\x59\x02[\x00-\x07\xf9-\xff][\x00\x01])")
-# events that continue a running status of two data bytes, or one
-_RUN2 = rb"(?:" + _DELTA + rb"(?:" + _D + rb"{2}|" + _META + rb"))*+"
-_RUN1 = rb"(?:" + _DELTA + rb"(?:" + _D + rb"|" + _META + rb"))*+"
-# channel events, each status byte followed by the events that run on it; group 1 is
-# the last status of two data bytes, group 2 the last of one (the running status at the
-# end is the later of the two). The outer repeat is greedy, not possessive: Python
-# 3.11's possessive repeats report wrong spans for the groups inside them.
-_EVENTS = (rb"(?:" + _DELTA + rb"(?:([\x80-\xbf\xe0-\xef])" + _D + rb"{2}" + _RUN2
-           + rb"|([\xc0-\xdf])" + _D + _RUN1 + rb"|" + _META + rb"))*")
-# by the running status in effect where a match starts: none, two data bytes, one
-_RUNS = (re.compile(_EVENTS), re.compile(_RUN2 + _EVENTS), re.compile(_RUN1 + _EVENTS))
+# channel events with their status byte, and those signatures: no running status
+_EXPLICIT = re.compile(rb"(?:" + _DELTA + rb"(?:[\x80-\xbf\xe0-\xef]" + _D + rb"{2}"
+                       rb"|[\xc0-\xdf]" + _D + rb"|" + _META + rb"))*+")
+# the same, and events that run on the status before them (possibly across those
+# signatures): data bytes after a delta time, two (3 bytes < 0x80 in a row with the
+# delta's last) after a status of two data bytes, one after a status of one
+_RUN2 = (rb"(?:[\x80-\xff]{0,3}+[\x00-\x7f]{3})*+(?:" + _DELTA + _META
+         + rb"(?:[\x80-\xff]{0,3}+[\x00-\x7f]{3})*+)*+")
+_RUN1 = (rb"(?:[\x80-\xff]{0,3}+[\x00-\x7f]{2})*+(?:" + _DELTA + _META
+         + rb"(?:[\x80-\xff]{0,3}+[\x00-\x7f]{2})*+)*+")
+_RUNNING = re.compile(rb"(?:" + _DELTA + rb"(?:[\x80-\xbf\xe0-\xef]" + _D + rb"{2}" + _RUN2
+                      + rb"|[\xc0-\xdf]" + _D + _RUN1 + rb"|" + _META + rb"))*+")
 # bytes >= 0x80 -> 1, others -> 0
 _HIGH = bytes.maketrans(bytes(range(256)), b"\x00" * 128 + b"\x01" * 128)
 
 
 def _tick_bound(data: bytes, start: int, end: int) -> int:
-    """An upper bound of the sum of the delta times in ``data[start:end]``, a run of
-    whole events matched by ``_RUNS``.
+    """An upper bound of the sum of the delta times of the events in ``data[start:end]``
+    (of the tracks there, chunk headers and bytes after end-of-track counted as events).
 
     A delta time of k + 1 bytes (k <= 3 of them >= 0x80) is below 128^(k + 1); its k
-    bytes >= 0x80 end a block of such bytes (after a status byte or meta bytes, if any),
+    bytes >= 0x80 end a block of such bytes (after a status byte or event bytes, if any),
     and a block holds at most one delta's. Counting 2^14 for each byte >= 0x80, 2^21 for
     each pair of them in a row and 2^28 for each triple bounds every block's delta; every
     one-byte delta adds at most 127.
     """
-    high = int.from_bytes(data[start:end].translate(_HIGH), "little")  # a 1 byte per byte
+    classes = data[start:end].translate(_HIGH)  # a byte 1 for each byte >= 0x80
+    if b"\x01\x01" not in classes:  # most tracks: no delta of 3 bytes or more
+        return 127 * (end - start) + 2**14 * classes.count(1)
+    high = int.from_bytes(classes, "little")
     pairs = high & (high >> 8)
     return (127 * (end - start) + 2**14 * high.bit_count() + 2**21 * pairs.bit_count()
             + 2**28 * (pairs & (high >> 16)).bit_count())
 
 
 def _fast_track(data: bytes, position: int, end: int) -> bool:
-    """True when the track chunk ``data[position:end]`` is certainly valid (see the module
-    docstring); False sends it to :func:`walk_track`."""
-    ticks = state = 0  # ticks: an upper bound; state: running status, an index of _RUNS
+    """True when the events of the track chunk ``data[position:end]`` are certainly valid
+    (see the module docstring); False sends it to :func:`walk_track`. Its times are
+    checked apart (:func:`_tick_bound`).
+
+    The track is matched with ``_EXPLICIT`` (every channel event with its status byte,
+    as in most of symusic's own files) until an event uses running status; then again
+    from its start with ``_RUNNING`` (slower). Running status right after an event that
+    Python steps over (a text event between running notes, in karaoke files) is left to
+    the reference walk: the expressions do not carry the running status across.
+    """
+    first, pattern = position, _EXPLICIT
     while True:
-        match = _RUNS[state].match(data, position, end)
-        if match.end() > position:
-            ticks += _tick_bound(data, position, match.end())
-            position = match.end()
-            two, one = match.start(1), match.start(2)
-            if two >= 0 or one >= 0:
-                state = 1 if two > one else 2
+        position = pattern.match(data, position, end).end()
         if position >= end:
-            return ticks < MAX_TICK
-        # step over one event the expression does not take: end of track, another meta
-        # event, or a sysex event; anything else is for the reference walk
-        delta, position = _read_length(data, position, end)
-        ticks += delta
-        if position < 0 or position + 2 > end:
+            return True
+        # the event the expression did not take: running status (in _EXPLICIT), end of
+        # track, another meta event, a sysex event; anything else is for the reference walk
+        at = position
+        while at < end and data[at] >= 0x80:  # the delta time's first bytes
+            at += 1
+        if at - position > 3 or at + 2 >= end:
             return False
-        status = data[position]
-        if status == 0xFF and data[position + 1] < 0x80:
-            meta_type = data[position + 1]
+        status = data[at + 1]
+        if status < 0x80:
+            if pattern is _RUNNING:
+                return False
+            position, pattern = first, _RUNNING  # start again, following running status
+            continue
+        if status == 0xFF and data[at + 2] < 0x80:
+            meta_type = data[at + 2]
             if meta_type in (0x51, 0x58, 0x59):
                 return False  # a tempo, time or key signature it found wrong
-            length, start = _read_length(data, position + 2, end)
+            length, start = _read_length(data, at + 3, end)
         elif status in (0xF0, 0xF7):
             meta_type = None
-            length, start = _read_length(data, position + 1, end)
-            state = 0  # sysex cancels running status
+            length, start = _read_length(data, at + 2, end)
         else:
             return False
         if start < 0 or start + length > end:
             return False
-        if meta_type == 0x2F:
-            return ticks < MAX_TICK  # end of track: symusic reads no further
         position = start + length
+        if meta_type == 0x2F:  # end of track: symusic reads no further
+            return True
 
 
 def _read_length(data: bytes, position: int, end: int) -> tuple[int, int]:
