@@ -103,6 +103,30 @@ def test_every_crafted_file_has_an_expectation():
     assert set(FILES) == set(REFUSED) | SLOW | {"running_status_across_meta.mid"}
 
 
+def test_the_time_limit_fires_again_when_a_parser_swallows_it():
+    from tunesmith.music.io import parse_within
+
+    swallowed = []
+
+    def stubborn_parse():
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                while time.monotonic() < deadline:
+                    pass
+            except BaseException as exc:  # a parser that catches everything, once
+                if swallowed:
+                    raise
+                swallowed.append(exc)
+        return "finished"
+
+    started = time.monotonic()
+    with pytest.raises(MusicFileError, match=r"x\.abc: reading it took more than 0\.2 s"):
+        parse_within("x.abc", 0.2, stubborn_parse)
+    assert len(swallowed) == 1 and 1.0 < time.monotonic() - started < 5
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
 def test_a_music21_parse_past_the_time_limit_is_stopped():
     started = time.monotonic()
     with pytest.raises(MusicFileError, match=r"slow_note_65535\.abc: reading it took more "

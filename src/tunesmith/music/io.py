@@ -156,25 +156,32 @@ def parse_within(path: str | Path, seconds: float, parse):
             or threading.current_thread() is not threading.main_thread()
             or signal.getitimer(signal.ITIMER_REAL)[0] > 0):
         return parse()
-    parsing = True
+    active, late = True, False
 
     def alarm(signum, frame):
-        if parsing:
+        if active:
             raise _TimeUp
 
     previous = signal.signal(signal.SIGALRM, alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)  # again each second if swallowed
     try:
-        result = parse()
-        parsing = False
-        return result
+        try:
+            result = parse()
+        finally:
+            while True:  # an alarm may interrupt this too: then clean up again
+                try:
+                    active = False
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                    signal.signal(signal.SIGALRM, previous)
+                    break
+                except _TimeUp:
+                    late = True
     except _TimeUp:
+        late = True
+    if late:
         raise MusicFileError(path, f"reading it took more than {seconds:g} s "
-                             f"(the per-file time limit)") from None
-    finally:
-        parsing = False
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+                             f"(the per-file time limit)")
+    return result
 
 
 def _duration(seconds: float) -> str:
