@@ -311,12 +311,14 @@ def _signal_name(code: int) -> str:
 
 def summary(mutants, results) -> dict:
     table = {fmt: dict.fromkeys(OUTCOMES, 0) for fmt in FORMATS}
+    stopped = dict.fromkeys(FORMATS, 0)  # clean errors that were the loader's time limit
     examples: dict[str, list] = {outcome: [] for outcome in OUTCOMES[2:]}
     for (fmt, path), (_, outcome, detail) in zip(mutants, results, strict=True):
         table[fmt][outcome] += 1
+        stopped[fmt] += outcome == "clean error" and "per-file time limit" in detail
         if outcome in examples:
             examples[outcome].append([str(path), detail])
-    return {"counts": table, "examples": examples}
+    return {"counts": table, "stopped_by_time_limit": stopped, "examples": examples}
 
 
 def main() -> None:
@@ -365,6 +367,8 @@ def main() -> None:
     for fmt, row in report["counts"].items():
         if counts[fmt]:
             print(f"{fmt:10s} " + " ".join(f"{row[o]:15d}" for o in OUTCOMES))
+    print("clean errors that were the loader's time limit: " + ", ".join(
+        f"{fmt} {n}" for fmt, n in report["stopped_by_time_limit"].items() if counts[fmt]))
     for outcome, found in report["examples"].items():
         for path, detail in found[:10]:
             print(f"{outcome}: {Path(path).name}: {detail}")
