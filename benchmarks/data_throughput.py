@@ -9,7 +9,9 @@ transpositions: typical files, a few hundred notes). Then times, per mix, in one
 * ``prepare("folder:...", "pianoroll", refresh=True, workers=2)``: list, parse (symusic),
   merge tracks, estimate the key, encode the piano-roll, write the cache;
 * the same with ``workers=1`` (per-core figure);
-* ``pretty_midi.PrettyMIDI(path)`` on every file, one process (loading only).
+* ``pretty_midi.PrettyMIDI(path)`` on every file, one process (loading only);
+* in this process, best of 3: the MIDI gate (``tunesmith.music.midi_gate.check_midi``)
+  and symusic's parse (``Score.from_midi``) on every file's bytes, in µs per file.
 
 Usage: ``.venv/bin/python benchmarks/data_throughput.py [--files 1000] [--mix jsb chorales]
 [--path DIR]``
@@ -97,6 +99,27 @@ def time_pretty_midi(files: list[Path]) -> tuple[float, float]:
     return time.perf_counter() - start, cpu_seconds() - cpu
 
 
+def time_gate(files: list[Path]) -> tuple[float, float] | None:
+    """(µs per file of the MIDI gate, of symusic's parse), best of 3; None before the gate."""
+    try:
+        from tunesmith.music.midi_gate import check_midi
+    except ImportError:
+        return None
+    from symusic import Score
+
+    datas = [file.read_bytes() for file in files]
+    best = []
+    for function in (check_midi, Score.from_midi):
+        runs = []
+        for _ in range(3):
+            start = time.perf_counter()
+            for data in datas:
+                function(data)
+            runs.append(time.perf_counter() - start)
+        best.append(min(runs) / len(datas) * 1e6)
+    return best[0], best[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=1000)
@@ -123,6 +146,7 @@ def main() -> None:
             wall_2, cpu_2, kept = time_prepare(folder, 2)
             wall_1, cpu_1, _ = time_prepare(folder, 1)
             wall_pm, cpu_pm = time_pretty_midi(files)
+            gate = time_gate(files)
             if cache is None:
                 del os.environ["TUNESMITH_CACHE"]
             else:
@@ -137,6 +161,9 @@ def main() -> None:
             print(f"{name:30s} {wall:7.2f} {n / wall:8.0f} {cpu:7.2f} {n / cpu:11.0f}")
         print(f"ratio prepare(2 workers) / pretty_midi, wall: {wall_pm / wall_2:.1f}x; "
               f"per CPU-second: {cpu_pm / cpu_2:.1f}x")
+        if gate:
+            print(f"MIDI gate {gate[0]:.1f} µs per file, symusic parse {gate[1]:.1f} µs "
+                  f"per file ({gate[0] / gate[1]:.1f}x)")
         met = n / wall_2 >= 500 and wall_pm / wall_2 >= 10
         print(f"target >= 500 files/s and >= 10x pretty_midi (wall, 2 workers): "
               f"{'met' if met else 'NOT met'}")

@@ -167,6 +167,11 @@ def register(app: typer.Typer) -> None:
                                             help="move every piece to C major / A minor"),
         limit: int = typer.Option(None, "--limit", help="only the first N pieces"),
         settings: list[str] = typer.Option(None, "--set", help="representation option key=value"),
+        max_seconds: float = typer.Option(
+            None, "--max-seconds", help="skip pieces longer than this "
+            "(default: $TUNESMITH_MAX_PIECE_SECONDS or 7200, two hours)"),
+        time_limit: float = typer.Option(
+            60.0, "--time-limit", help="skip a file that takes longer to read (seconds)"),
     ) -> None:
         """Parse a corpus into a representation and cache it; print a summary."""
         import time
@@ -180,7 +185,7 @@ def register(app: typer.Typer) -> None:
             corpus, representation, repr_options(representation, resolution, pitch_range,
                                                  settings),
             path=path, workers=workers, transpose_to_c=transpose_to_c, refresh=refresh,
-            limit=limit, report=False,
+            limit=limit, report=False, max_seconds=max_seconds, time_limit=time_limit,
         )
         console = Console()
         print_summary(prepared, console)

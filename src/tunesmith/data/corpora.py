@@ -40,7 +40,16 @@ import numpy as np
 from symusic import Score
 
 from tunesmith.errors import ConfigError, MusicFileError
-from tunesmith.music.io import LOADER_VERSION, SUPPORTED_SUFFIXES, load_all, parse_abc, read_text
+from tunesmith.music.io import (
+    LOADER_VERSION,
+    SUPPORTED_SUFFIXES,
+    TIME_LIMIT,
+    check_length,
+    load_all,
+    parse_abc,
+    parse_within,
+    read_text,
+)
 
 SPLITS = ("train", "valid", "test")
 #: fractions of the hash split, in the order of SPLITS
@@ -92,8 +101,10 @@ class Corpus:
         """Every piece (sorted by id) and the files skipped before parsing (id, reason)."""
         raise NotImplementedError
 
-    def load(self, source: PieceSource) -> Score:
-        """One piece as a Score. Raises MusicFileError naming the file and the reason."""
+    def load(self, source: PieceSource, max_seconds: float | None = None,
+             time_limit: float = TIME_LIMIT) -> Score:
+        """One piece as a Score. Raises MusicFileError naming the file and the reason (a
+        piece past ``max_seconds`` or ``time_limit`` too: see :func:`~tunesmith.music.load`)."""
         raise NotImplementedError
 
     def split(self, source: PieceSource) -> str:
@@ -232,6 +243,14 @@ def load_abc_tune(path: str | Path, tune: int) -> Score:
     return score
 
 
+def _load_tune(source: PieceSource, max_seconds: float | None, time_limit: float) -> Score:
+    """One tune of a multi-tune ABC file, within the limits of :func:`tunesmith.music.load`."""
+    where = f"{source.path}#{source.id.rpartition('#')[2]}"
+    score = parse_within(where, time_limit, lambda: load_abc_tune(source.path, source.tune or 0))
+    check_length(score, where, max_seconds)
+    return score
+
+
 class FolderCorpus(Corpus):
     """Every music file under a folder (recursively); ids are paths relative to it."""
 
@@ -276,10 +295,11 @@ class FolderCorpus(Corpus):
                 sources.append(PieceSource(rel, path))
         return sorted(sources, key=lambda s: s.id), skipped
 
-    def load(self, source: PieceSource) -> Score:
+    def load(self, source: PieceSource, max_seconds: float | None = None,
+             time_limit: float = TIME_LIMIT) -> Score:
         if source.tune is not None:
-            return load_abc_tune(source.path, source.tune)
-        return load_all(source.path)[0]
+            return _load_tune(source, max_seconds, time_limit)
+        return load_all(source.path, max_seconds, time_limit)[0]
 
     def fingerprint(self) -> dict:
         listing = hashlib.sha256(repr(self._listing()).encode()).hexdigest()
@@ -338,8 +358,9 @@ class BachChorales(FolderCorpus):
         ]
         return sources, skipped
 
-    def load(self, source: PieceSource) -> Score:
-        return select_satb(super().load(source), source.path)
+    def load(self, source: PieceSource, max_seconds: float | None = None,
+             time_limit: float = TIME_LIMIT) -> Score:
+        return select_satb(super().load(source, max_seconds, time_limit), source.path)
 
     def fingerprint(self) -> dict:
         return {**super().fingerprint(), "music21": _music21_version()}
@@ -407,8 +428,9 @@ class AbcCollection(FolderCorpus):
             sources += [PieceSource(i, str(path), tune=t) for i, t in tunes]
         return sorted(sources, key=lambda s: s.id), skipped
 
-    def load(self, source: PieceSource) -> Score:
-        return load_abc_tune(source.path, source.tune or 0)
+    def load(self, source: PieceSource, max_seconds: float | None = None,
+             time_limit: float = TIME_LIMIT) -> Score:
+        return _load_tune(source, max_seconds, time_limit)
 
     def fingerprint(self) -> dict:
         return {**super().fingerprint(), "music21": _music21_version()}
@@ -492,8 +514,9 @@ class PalestrinaMasses(FolderCorpus):
             sources.append(PieceSource(source.id, source.path, split=split))
         return sources, sorted(skipped)
 
-    def load(self, source: PieceSource) -> Score:
-        return palestrina_tracks(super().load(source), source.path)
+    def load(self, source: PieceSource, max_seconds: float | None = None,
+             time_limit: float = TIME_LIMIT) -> Score:
+        return palestrina_tracks(super().load(source, max_seconds, time_limit), source.path)
 
     def fingerprint(self) -> dict:
         return {**super().fingerprint(), "music21": _music21_version(), "layout": 1}
@@ -592,7 +615,8 @@ class PolyphonicBenchmark(Corpus):
         """The ``(frames, 88)`` uint8 roll of one piece."""
         return self.rolls()[source.split][source.tune]
 
-    def load(self, source: PieceSource) -> Score:
+    def load(self, source: PieceSource, max_seconds: float | None = None,
+             time_limit: float = TIME_LIMIT) -> Score:
         """The roll as a one-track Score (held notes; repeated notes merge, as in the
         benchmark)."""
         from tunesmith.data.polyphonic import LOWEST_PITCH, N_KEYS

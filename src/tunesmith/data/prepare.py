@@ -18,13 +18,18 @@ merged piano-rolls of the whole chunk at once; it sends back the chunk's arrays 
 (0/1 grids bit-packed), not one Python object per piece.
 
 The hash covers the corpus's content (file names, sizes, mtimes), the representation
-and its options, and the tunesmith version, so a second run with the same inputs only
-reads the cache. A piece that cannot be used is skipped with its reason, reported at
-the end, and never costs the others.
+and its options, the limits and the tunesmith version, so a second run with the same
+inputs only reads the cache. A piece that cannot be used is skipped with its reason,
+reported at the end, and never costs the others: files are parsed in worker processes
+even with one worker, so a parser that crashes (signal 11...) or runs past the per-file
+time limit (60 s by default) costs its file, and a piece longer than the length limit
+(2 hours by default, :func:`tunesmith.music.io.max_piece_seconds`) is refused before
+any encoder allocates.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -33,19 +38,20 @@ import math
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
+import time
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from tunesmith import __version__
 from tunesmith.data.corpora import SPLITS, Corpus, PieceSource, get_corpus
 from tunesmith.errors import ConfigError, MusicFileError, TunesmithError
+from tunesmith.music.io import MIDI_SUFFIXES, TIME_LIMIT, max_piece_seconds
 from tunesmith.music.note_arrays import NoteArrays
 from tunesmith.representations.info import DataInfo
 
@@ -473,16 +479,27 @@ def _encode_roll(corpus: Corpus, encoder, source: PieceSource):
 
 
 def _encode_scores(corpus: Corpus, encoder, sources: Sequence[PieceSource],
-                   transpose_to_c: bool) -> list[tuple | Exception]:
+                   transpose_to_c: bool, max_seconds: float | None = None,
+                   time_limit: float = TIME_LIMIT,
+                   at: _Progress | None = None) -> list[tuple | Exception]:
     """(arrays, facts) of each piece, or the exception that makes it unusable.
 
     Pieces are loaded one by one; their notes are then read once for the whole chunk
     (:func:`note_arrays`), and the keys and (merged) piano-rolls computed for all at once.
+    ``at``, when given, is told the index of each piece before it is loaded, then
+    ``len(sources)`` before the chunk is encoded (the driver's time limit watches it).
     """
     from tunesmith.music import keys
     from tunesmith.music.note_arrays import note_arrays
 
-    results: list = _one_by_one(corpus.load, sources)
+    def load(index: int):
+        if at is not None:
+            at.value = index
+        return corpus.load(sources[index], max_seconds, time_limit)
+
+    results: list = _one_by_one(load, range(len(sources)))
+    if at is not None:
+        at.value = len(sources)
     usable = [i for i, r in enumerate(results) if not isinstance(r, Exception)]
     scores = [results[i] for i in usable]
     notes = note_arrays(scores)
@@ -549,6 +566,17 @@ def _steps_per_bar(score, steps_per_quarter: int) -> int | None:
 _worker_state: dict[str, Any] = {}
 
 
+class _Progress(Protocol):
+    """Where a worker is in its chunk: a shared integer between processes."""
+
+    value: int
+
+
+def _reads_no_files(corpus: Corpus, encoder, transpose_to_c: bool) -> bool:
+    """Benchmark rolls straight to piano-rolls: arrays already in memory, no parser."""
+    return corpus.kind == "rolls" and encoder.name == "pianoroll" and not transpose_to_c
+
+
 def _worker_context(job: dict):
     """(corpus, encoder) for a job, built once per worker process."""
     key = json.dumps(job, sort_keys=True)
@@ -559,19 +587,21 @@ def _worker_context(job: dict):
     return _worker_state["corpus"], _worker_state["encoder"]
 
 
-def process_chunk(job: dict, sources: Sequence[PieceSource]) -> dict[str, Any]:
+def process_chunk(job: dict, sources: Sequence[PieceSource],
+                  at: _Progress | None = None) -> dict[str, Any]:
     """Encode a chunk of pieces (in a worker process); never raises for a bad piece.
 
     Returns compact data, cheap to send back: ``ids``, ``facts`` and ``lengths`` (rows)
     of the usable pieces in chunk order, their arrays stacked along the rows in
     ``arrays`` (0/1 piano-rolls bit-packed along the keys), and ``skipped``
-    ``[(id, reason)]``.
+    ``[(id, reason)]``. ``at``: see :func:`_encode_scores`.
     """
     corpus, encoder = _worker_context(job)
-    if corpus.kind == "rolls" and encoder.name == "pianoroll" and not job["transpose_to_c"]:
+    if _reads_no_files(corpus, encoder, job["transpose_to_c"]):
         results = _one_by_one(lambda source: _encode_roll(corpus, encoder, source), sources)
     else:
-        results = _encode_scores(corpus, encoder, sources, job["transpose_to_c"])
+        results = _encode_scores(corpus, encoder, sources, job["transpose_to_c"],
+                                 job.get("max_seconds"), job.get("time_limit", TIME_LIMIT), at)
     kept = [(source.id, r) for source, r in zip(sources, results, strict=True)
             if not isinstance(r, Exception)]
     arrays, columns = {}, None
@@ -596,7 +626,7 @@ def process_chunk(job: dict, sources: Sequence[PieceSource]) -> dict[str, Any]:
 
 
 def _cache_key(corpus: Corpus, representation: str, options: dict, transpose_to_c: bool,
-               limit: int | None) -> str:
+               limit: int | None, max_seconds: float, time_limit: float) -> str:
     payload = {
         "format": CACHE_FORMAT,
         "tunesmith": __version__,
@@ -606,6 +636,8 @@ def _cache_key(corpus: Corpus, representation: str, options: dict, transpose_to_
         "options": options,
         "transpose_to_c": transpose_to_c,
         "limit": limit,
+        "max_seconds": max_seconds,
+        "time_limit": time_limit,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -619,12 +651,171 @@ def _pool_context():
     # fork starts workers in milliseconds and they inherit imported modules
     if sys.platform.startswith("linux"):
         return multiprocessing.get_context("fork")
-    return None
+    return multiprocessing.get_context("spawn")
 
 
-def _run_chunks(job: dict, sources: list[PieceSource], workers: int, progress: bool) -> list:
-    """Encode all pieces in ``workers`` processes, with a progress bar; the
-    :func:`process_chunk` results, in chunk order."""
+def _worker_main(conn, at) -> None:
+    """A worker process: encode the chunks it is sent until it is sent None.
+
+    ``at`` (a shared integer) says which piece of the chunk it is on, so the driver can
+    tell which file ran past the time limit or crashed the process.
+    """
+    while (task := conn.recv()) is not None:
+        job, sources = task
+        try:
+            conn.send(("done", process_chunk(job, sources, at)))
+        except BaseException as exc:  # a ConfigError or a bug: the driver raises it
+            import traceback
+
+            exc.add_note("in a data-preparation worker:\n" + traceback.format_exc())
+            try:
+                conn.send(("error", exc))
+            except Exception:  # an exception that does not pickle
+                conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
+
+
+@dataclass
+class _Task:
+    sources: list[PieceSource]
+    started: float = 0.0  # when the driver last saw the worker move on in this task
+    seen: int = -1  # the worker's place in the task when last seen
+
+
+class _Workers:
+    """Worker processes, each busy with one chunk at a time, watched for crashes and for
+    pieces that run past the time limit (the worker is killed and replaced).
+
+    A crash or a timeout costs the piece being read: it is skipped with the reason, and
+    the rest of its chunk is sent again. A crash or timeout while a chunk is being
+    encoded (after all its pieces were read) sends each of its pieces again alone.
+    """
+
+    def __init__(self, job: dict, count: int, time_limit: float):
+        self.job, self.count, self.time_limit = job, count, time_limit
+        # music21 parses stop themselves at time_limit (a clean MusicFileError in the
+        # worker); the driver kills a worker stuck in C code a little later
+        self.grace = min(5.0, time_limit / 4)
+        self.context = _pool_context()
+        self.idle: list = []  # (process, connection, shared place)
+        self.busy: dict = {}  # connection -> (process, connection, shared place, _Task)
+
+    def _start(self):
+        parent, child = self.context.Pipe()
+        at = self.context.RawValue("q", -1)
+        process = self.context.Process(target=_worker_main, args=(child, at), daemon=True)
+        process.start()
+        child.close()
+        return process, parent, at
+
+    def run(self, chunks: list[list[PieceSource]], advance) -> list[dict]:
+        """:func:`process_chunk` of every chunk (split where pieces were lost), calling
+        ``advance(n)`` as pieces are done."""
+        from multiprocessing.connection import wait
+
+        queue, results = list(reversed(chunks)), []  # a stack: requeued pieces go next
+        poll = min(1.0, self.time_limit / 4)
+        try:
+            while queue or self.busy:
+                while queue and (self.idle or len(self.busy) < self.count):
+                    process, conn, at = self.idle.pop() if self.idle else self._start()
+                    task = _Task(queue.pop(), time.monotonic())
+                    at.value = -1
+                    conn.send((self.job, task.sources))
+                    self.busy[conn] = (process, conn, at, task)
+                ready = wait([*self.busy, *(entry[0].sentinel for entry in self.busy.values())],
+                             timeout=poll)
+                for conn, (process, _, at, task) in list(self.busy.items()):
+                    if conn in ready or process.sentinel in ready:
+                        try:
+                            kind, payload = conn.recv()
+                        except (EOFError, OSError):  # the process died
+                            kind, payload = "crash", None
+                        if kind == "error":
+                            raise payload
+                        if kind == "done":
+                            del self.busy[conn]
+                            if process.is_alive():
+                                self.idle.append((process, conn, at))
+                            else:
+                                _stop(process, conn)
+                            results.append(payload)
+                            advance(len(task.sources))
+                            continue
+                        process.join(5.0)
+                        crash = _exit_status(process)
+                    else:  # still at work: on the same piece for too long?
+                        now = time.monotonic()
+                        if at.value != task.seen:
+                            task.seen, task.started = at.value, now
+                        if now - task.started < self.time_limit + self.grace:
+                            continue
+                        crash = None
+                    del self.busy[conn]
+                    _stop(process, conn)
+                    results += self._lost(task, at.value, crash, queue, advance)
+        finally:
+            for _, conn, _ in self.idle:
+                with contextlib.suppress(OSError):
+                    conn.send(None)
+            for process, conn, _ in self.idle:
+                _stop(process, conn, wait=1.0)
+            for process, conn, *_ in self.busy.values():
+                _stop(process, conn)
+        return results
+
+    def _lost(self, task: _Task, place: int, crash: str | None, queue: list,
+              advance) -> list[dict]:
+        """What is left of a task whose worker crashed (``crash``: how) or ran past the
+        time limit (``crash`` None) at ``place``: the piece it was reading is skipped and
+        the others sent again; in the chunk's encoding, each piece is sent again alone."""
+        sources = task.sources
+        reading = 0 <= place < len(sources)
+        if not reading and len(sources) > 1:
+            queue.extend([source] for source in sources)
+            return []
+        source = sources[place] if reading else sources[0]
+        if reading and len(sources) > 1:
+            queue.append(sources[:place] + sources[place + 1:])
+        if crash is None:
+            why = (f"{'reading' if reading else 'encoding'} it took more than "
+                   f"{self.time_limit:g} s (the per-file time limit)")
+        elif reading:
+            parser = "the MIDI parser" if source.path.lower().endswith(MIDI_SUFFIXES) \
+                else "the parser"
+            why = f"{parser} crashed ({crash})"
+        else:
+            why = f"the worker crashed while encoding it ({crash})"
+        advance(1)
+        return [{"ids": [], "facts": [], "lengths": [], "arrays": {}, "columns": None,
+                 "skipped": [(source.id, why)]}]
+
+
+def _exit_status(process) -> str:
+    """How a worker process ended: 'signal 11, SIGSEGV', 'exit code 1'..."""
+    code = process.exitcode
+    if code is None or code >= 0:
+        return f"exit code {code}"
+    try:
+        return f"signal {-code}, {signal.Signals(-code).name}"
+    except ValueError:
+        return f"signal {-code}"
+
+
+def _stop(process, conn, wait: float = 0.0) -> None:
+    """End a worker: let it exit for ``wait`` seconds, then kill it."""
+    if wait:
+        process.join(wait)
+    if process.is_alive():
+        process.kill()
+        process.join()
+    conn.close()
+
+
+def _run_chunks(job: dict, sources: list[PieceSource], workers: int, progress: bool,
+                time_limit: float, in_process: bool = False) -> list:
+    """Encode all pieces in ``workers`` processes (even one: a parser crash then costs one
+    file, never the run), with a progress bar; the :func:`process_chunk` results.
+    ``in_process``: no file is parsed (benchmark rolls), work here."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -637,43 +828,21 @@ def _run_chunks(job: dict, sources: list[PieceSource], workers: int, progress: b
     # a few chunks per worker balance slow and fast files while keeping per-task cost low
     size = max(1, min(256, math.ceil(len(sources) / (workers * 8))))
     chunks = [sources[i : i + size] for i in range(0, len(sources), size)]
-    results: list = [None] * len(chunks)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=not progress, transient=False) as bar:
         task = bar.add_task(f"preparing {job['corpus']}", total=len(sources))
-        if workers <= 1:
-            for index, chunk in enumerate(chunks):
-                results[index] = process_chunk(job, chunk)
-                bar.advance(task, len(chunk))
+
+        def advance(n: int) -> None:
+            bar.advance(task, n)
+
+        if in_process:
+            results = []
+            for chunk in chunks:
+                results.append(process_chunk(job, chunk))
+                advance(len(chunk))
             return results
-        crashed: list[int] = []
-        with ProcessPoolExecutor(workers, mp_context=_pool_context()) as pool:
-            pending = {pool.submit(process_chunk, job, chunk): index
-                       for index, chunk in enumerate(chunks)}
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    index = pending.pop(future)
-                    try:
-                        results[index] = future.result()
-                    except BrokenProcessPool:
-                        crashed.append(index)  # a parser crashed the worker: retry one by one
-                    bar.advance(task, len(chunks[index]))
-        for index in crashed:
-            results[index] = None
-            results += [_isolated(job, source) for source in chunks[index]]
-    return [r for r in results if r is not None]
-
-
-def _isolated(job: dict, source: PieceSource) -> dict[str, Any]:
-    """Encode one piece in its own process; a crash there skips only this piece."""
-    with ProcessPoolExecutor(1, mp_context=_pool_context()) as pool:
-        try:
-            return pool.submit(process_chunk, job, [source]).result()
-        except BrokenProcessPool:
-            return {"ids": [], "facts": [], "lengths": [], "arrays": {}, "columns": None,
-                    "skipped": [(source.id, "the parser crashed on this file")]}
+        return _Workers(job, min(workers, len(chunks)), time_limit).run(chunks, advance)
 
 
 def check_counts(**counts: Any) -> None:
@@ -696,8 +865,13 @@ def prepare(
     limit: int | None = None,
     progress: bool = True,
     report: bool = True,
+    max_seconds: float | None = None,
+    time_limit: float = TIME_LIMIT,
 ) -> PreparedData:
     """Prepare (or read from the cache) a corpus in a representation.
+
+    Files are parsed in worker processes, even with ``workers=1``: a parser that crashes
+    or runs past ``time_limit`` costs its file (skipped, with the reason), never the run.
 
     Args:
         corpus_spec: a name from :data:`tunesmith.data.corpora.CORPORA` or ``folder:PATH``.
@@ -712,12 +886,22 @@ def prepare(
         limit: keep only the first ``limit`` pieces (by id), for quick looks and tests.
         progress: show a progress bar while parsing.
         report: print the table of skipped pieces at the end.
+        max_seconds: skip pieces longer than this (default:
+            :func:`~tunesmith.music.io.max_piece_seconds`, 2 hours).
+        time_limit: skip a file whose reading takes longer than this many seconds.
     """
     check_counts(limit=limit, workers=workers)
+    if max_seconds is None:
+        max_seconds = max_piece_seconds()
+    if not max_seconds > 0:
+        raise ConfigError(f"max_seconds must be > 0, got {max_seconds}")
+    if not time_limit > 0:
+        raise ConfigError(f"time_limit must be > 0 seconds, got {time_limit}")
     corpus = get_corpus(corpus_spec, path)
     encoder = make_encoder(representation, repr_options or {}, corpus)
     options = encoder.options()
-    key = _cache_key(corpus, representation, options, transpose_to_c, limit)
+    key = _cache_key(corpus, representation, options, transpose_to_c, limit, max_seconds,
+                     time_limit)
     cache_dir = cache_root() / "prepared" / f"{_slug(corpus.name)}-{representation}-{key[:16]}"
     if not refresh and (cache_dir / "meta.json").is_file():
         try:
@@ -731,16 +915,18 @@ def prepare(
         sources = sources[:limit]
     job = {"corpus": corpus_spec, "path": None if path is None else str(path),
            "representation": representation, "options": repr_options or {},
-           "transpose_to_c": transpose_to_c}
+           "transpose_to_c": transpose_to_c, "max_seconds": max_seconds,
+           "time_limit": time_limit}
     workers = max(1, workers or os.cpu_count() or 1)
-    if corpus.kind == "rolls" and representation == "pianoroll" and not transpose_to_c:
-        workers = 1  # slicing arrays already in memory: processes would only cost
+    # slicing benchmark arrays already in memory: no parser, processes would only cost
+    in_process = _reads_no_files(corpus, encoder, transpose_to_c)
     # forked workers inherit the corpus (its file listing), the encoder and the modules
     # they use, instead of building and importing them again each
     from tunesmith.music import keys  # noqa: F401
 
     _worker_state.update(key=json.dumps(job, sort_keys=True), corpus=corpus, encoder=encoder)
-    chunks = _run_chunks(job, sources, min(workers, max(1, len(sources))), progress)
+    chunks = _run_chunks(job, sources, min(workers, max(1, len(sources))), progress,
+                         time_limit, in_process)
 
     # every usable piece: (id, chunk, first row in the chunk's arrays, rows, facts)
     kept: list[tuple[str, int, int, int, dict]] = []

@@ -11,11 +11,17 @@ Any file we cannot use raises :class:`~tunesmith.errors.MusicFileError` naming t
 file and the reason: unknown extension, missing or empty file, bytes that are not MIDI,
 type-2 MIDI, a MIDI file whose chunks run past its end (truncated), unparsable
 ABC/MusicXML/kern (said in words: "not a valid MusicXML file: broken XML (...)",
-"malformed ABC header (...)"; :func:`_plain_reason`), or a piece without notes.
+"malformed ABC header (...)"; :func:`_plain_reason`), or a piece without notes. MIDI bytes
+pass a structural check (:mod:`tunesmith.music.midi_gate`) before symusic's C++ parser sees
+them; a piece longer than a limit (:func:`max_piece_seconds`, 2 hours by default) or with
+events before tick 0 is refused before anything allocates per tick or per step, and a
+music21 parse that takes longer than a time limit (60 s by default) is stopped
+(:func:`parse_within`).
 
 Documented behaviour on odd but valid input:
 
-* zero-length notes in MIDI are dropped (they never sound; music21 grace notes likewise);
+* zero-length notes in MIDI are dropped (they never sound; music21 grace notes likewise),
+  except drum hits, which are kept one tick long;
 * overlapping notes of the same pitch are kept as symusic pairs them (first on, first off);
 * drums (MIDI channel 10) become a track with ``is_drum`` True; so do unpitched
   percussion notes of MusicXML, keyed by General MIDI percussion numbers from each
@@ -34,12 +40,16 @@ Documented behaviour on odd but valid input:
 from __future__ import annotations
 
 import math
+import os
+import signal
+import threading
 from pathlib import Path
 
 from symusic import KeySignature, Note, Score, Tempo, TimeSignature, Track
 from symusic.core import NoteTickList
 
-from tunesmith.errors import MusicFileError
+from tunesmith.errors import ConfigError, MusicFileError
+from tunesmith.music.midi_gate import check_midi, length_seconds
 
 MIDI_SUFFIXES = (".mid", ".midi")
 MUSIC21_SUFFIXES = (".abc", ".xml", ".musicxml", ".mxl", ".krn")
@@ -50,6 +60,10 @@ MUSIC21_TPQ = 480
 #: Bump when a file may load differently (corpora put it in the prepared-data cache key).
 #: 2: repeats written out, unpitched percussion kept, stricter pickups, Latin-1 ABC.
 LOADER_VERSION = 2
+#: The longest piece read by default (seconds); ``$TUNESMITH_MAX_PIECE_SECONDS`` overrides.
+MAX_PIECE_SECONDS = 2 * 3600.0
+#: The longest music21 parse of one file by default (seconds).
+TIME_LIMIT = 60.0
 
 
 def is_music_file(path: str | Path) -> bool:
@@ -57,18 +71,40 @@ def is_music_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in SUPPORTED_SUFFIXES
 
 
-def load(path: str | Path) -> Score:
-    """Read one piece. For a file holding several pieces (multi-tune ABC), the first."""
-    return load_all(path)[0]
+def max_piece_seconds() -> float:
+    """The default limit on a piece's length: ``$TUNESMITH_MAX_PIECE_SECONDS`` or 2 hours."""
+    text = os.environ.get("TUNESMITH_MAX_PIECE_SECONDS")
+    if not text:
+        return MAX_PIECE_SECONDS
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0 or math.isinf(value):
+        raise ConfigError(f"TUNESMITH_MAX_PIECE_SECONDS must be a number of seconds > 0, "
+                          f"got {text!r}")
+    return value
 
 
-def load_all(path: str | Path) -> list[Score]:
+def load(path: str | Path, max_seconds: float | None = None,
+         time_limit: float = TIME_LIMIT) -> Score:
+    """Read one piece. For a file holding several pieces (multi-tune ABC), the first.
+    ``max_seconds``, ``time_limit``: see :func:`load_all`."""
+    return load_all(path, max_seconds, time_limit)[0]
+
+
+def load_all(path: str | Path, max_seconds: float | None = None,
+             time_limit: float = TIME_LIMIT) -> list[Score]:
     """Read every piece of a music file, each as a symusic Score in ticks.
+
+    ``max_seconds``: refuse a piece longer than this (default: :func:`max_piece_seconds`).
+    ``time_limit``: refuse an ABC/MusicXML/kern file that music21 takes longer than this
+    many seconds to parse (see :func:`parse_within`).
 
     Raises:
         MusicFileError: unknown extension, missing/unreadable/corrupt file, type-2
-            MIDI, or a piece without notes. (From a multi-tune file, tunes without
-            notes are dropped; the error comes only if none is left.)
+            MIDI, a piece past a limit, or a piece without notes. (From a multi-tune
+            file, tunes without notes are dropped; the error comes only if none is left.)
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -77,21 +113,98 @@ def load_all(path: str | Path) -> list[Score]:
             path, f"unknown extension {suffix or '(none)'!r}; expected one of "
             + ", ".join(SUPPORTED_SUFFIXES)
         )
+    if max_seconds is None:
+        max_seconds = max_piece_seconds()
     if suffix in MIDI_SUFFIXES:
-        scores = _load_midi(path)
+        scores = _load_midi(path, max_seconds)
     else:
         if not path.is_file():
             raise MusicFileError(path, "no such file")
         if path.stat().st_size == 0:
             raise MusicFileError(path, "empty file")
-        scores = _load_music21(path)
+        scores = parse_within(path, time_limit, lambda: _load_music21(path))
+        for score in scores:
+            check_length(score, path, max_seconds)
     scores = [s for s in scores if s.note_num() > 0]
     if not scores:
         raise MusicFileError(path, "the file contains no notes")
     return scores
 
 
-def _load_midi(path: Path) -> list[Score]:
+def check_length(score: Score, path: str | Path, max_seconds: float | None = None) -> None:
+    """Refuse a piece with events before tick 0 or longer than ``max_seconds`` (default
+    :func:`max_piece_seconds`).
+
+    Its length is :func:`~tunesmith.music.midi_gate.length_seconds` up to its last event,
+    tempos faster than 480 quarter notes a minute counting as 480: a tiny file can
+    announce days of music, and every encoder allocates per step.
+    """
+    if max_seconds is None:
+        max_seconds = max_piece_seconds()
+    if score.start() < 0:
+        raise MusicFileError(path, f"events at negative times (from tick {score.start()})")
+    tempos = [(tempo.time, tempo.mspq) for tempo in score.tempos]  # sorted by symusic
+    seconds = length_seconds(score.ticks_per_quarter, score.end(), tempos)
+    if seconds > max_seconds:
+        raise MusicFileError(
+            path, f"the piece lasts {_duration(seconds)}, longer than the limit of "
+            f"{_duration(max_seconds)} (set by TUNESMITH_MAX_PIECE_SECONDS, or "
+            f"--max-seconds of 'tunesmith data prepare')")
+
+
+class _TimeUp(BaseException):
+    """Raised by the alarm of :func:`parse_within` (not an Exception: music21's own
+    ``except Exception`` blocks must not swallow it)."""
+
+
+def parse_within(path: str | Path, seconds: float, parse):
+    """``parse()``, refused with MusicFileError after ``seconds`` of wall time.
+
+    For the pure-Python music21 parsers (quadratic in the number of measures, minutes on
+    some small files): a SIGALRM timer interrupts them, late if they are inside one long
+    C call (``sum`` of a huge list). It only works in the main thread, and leaves alone a
+    timer the caller set; then, and for ``seconds`` = inf, there is no limit (``data
+    prepare`` also kills a worker stuck past its time limit).
+    """
+    if (math.isinf(seconds) or not hasattr(signal, "setitimer")  # no SIGALRM on Windows
+            or threading.current_thread() is not threading.main_thread()
+            or signal.getitimer(signal.ITIMER_REAL)[0] > 0):
+        return parse()
+    active, late = True, False
+
+    def alarm(signum, frame):
+        if active:
+            raise _TimeUp
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)  # again each second if swallowed
+    try:
+        try:
+            result = parse()
+        finally:
+            while True:  # an alarm may interrupt this too: then clean up again
+                try:
+                    active = False
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                    signal.signal(signal.SIGALRM, previous)
+                    break
+                except _TimeUp:
+                    late = True
+    except _TimeUp:
+        late = True
+    if late:
+        raise MusicFileError(path, f"reading it took more than {seconds:g} s "
+                             f"(the per-file time limit)")
+    return result
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:,.1f} h"
+    return f"{seconds / 60:,.1f} min" if seconds >= 60 else f"{seconds:.1f} s"
+
+
+def _load_midi(path: Path, max_seconds: float) -> list[Score]:
     try:
         data = path.read_bytes()  # read once: the checks and symusic's parser share the bytes
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
@@ -100,60 +213,34 @@ def _load_midi(path: Path) -> list[Score]:
         raise MusicFileError(path, f"cannot read ({exc.strerror})") from exc
     if not data:
         raise MusicFileError(path, "empty file")
-    if len(data) < 14 or data[:4] != b"MThd":
-        raise MusicFileError(path, "not a MIDI file (no MThd header)")
-    midi_format = int.from_bytes(data[8:10], "big")
-    if midi_format == 2:
-        raise MusicFileError(path, "type-2 MIDI (independent sequences) is not supported")
-    if midi_format not in (0, 1):
-        raise MusicFileError(path, f"unknown MIDI format {midi_format}")
-    _check_midi_chunks(path, data)
+    check_midi(data, path)  # symusic's parser must never see malformed bytes
     try:
         score = Score.from_midi(data)
     except Exception as exc:  # symusic raises RuntimeError/ValueError with terse text
         raise MusicFileError(path, f"corrupt or truncated MIDI ({exc})") from exc
+    check_length(score, path, max_seconds)
     _drop_zero_length_notes(score)
     return [score]
 
 
 def _drop_zero_length_notes(score: Score) -> None:
-    """Remove notes of no duration (they never sound), in place."""
+    """Remove pitched notes of no duration (they never sound), in place. On a drum track a
+    hit sounds whatever its length (the Groove MIDI Dataset writes ghost notes so): there a
+    zero-length note is kept, one tick long."""
     every_note = NoteTickList()  # all tracks' notes: one numpy() call, not one per track
     for track in score.tracks:
         every_note.extend(track.notes)
     if not len(every_note) or (every_note.numpy()["duration"] > 0).all():
         return  # nearly every file
     for track in score.tracks:
-        if len(track.notes) and (track.notes.numpy()["duration"] <= 0).any():
+        if not len(track.notes) or (track.notes.numpy()["duration"] > 0).all():
+            continue
+        if track.is_drum:
+            for note in track.notes:
+                if note.duration <= 0:
+                    note.duration = 1
+        else:
             track.notes = track.notes.filter(lambda note: note.duration > 0, inplace=False)
-
-
-def _check_midi_chunks(path: Path, data: bytes) -> None:
-    """Walk the chunk headers: every announced track must be present and complete.
-
-    symusic reads a truncated file without complaint, silently losing its end; this
-    catches it. Bytes after the last announced track are ignored (common in the wild).
-    """
-    header_length = int.from_bytes(data[4:8], "big")
-    if header_length < 6:
-        raise MusicFileError(path, f"corrupt MIDI header (length {header_length} < 6)")
-    n_tracks = int.from_bytes(data[10:12], "big")
-    position, found = 8 + header_length, 0
-    while found < n_tracks:
-        if position + 8 > len(data):
-            raise MusicFileError(
-                path, f"truncated MIDI: the header announces {n_tracks} tracks, "
-                f"the file ends after {found}"
-            )
-        chunk_type, length = data[position:position + 4], int.from_bytes(
-            data[position + 4:position + 8], "big")
-        if position + 8 + length > len(data):
-            raise MusicFileError(
-                path, f"truncated MIDI: chunk {chunk_type!r} at byte {position} declares "
-                f"{length} bytes, only {len(data) - position - 8} remain"
-            )
-        found += chunk_type == b"MTrk"  # other chunk types are skipped, as the standard says
-        position += 8 + length
 
 
 def save_midi(score: Score, path: str | Path) -> Path:
