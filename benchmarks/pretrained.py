@@ -73,8 +73,8 @@ def train_command(run: dict, out: str) -> str:
         if key in flags:
             if value is not None:
                 words += [flags[key], str(value)]
-            elif key == "epochs":
-                words += ["--set", "train.epochs=null"]
+            elif key == "epochs" and run["settings"].get("max_time") is None:
+                words += ["--set", "train.epochs=null"]  # --max-time alone implies it
         else:
             words += ["--set", f"train.{key}={text(value)}"]
     return shlex.join([*words, "--out", out])
@@ -139,7 +139,8 @@ def git_commit() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=ROOT,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src",  # code, not
+                                ":!src/tunesmith/pretrained/*/*"], cwd=ROOT,  # shipped models
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
