@@ -143,7 +143,9 @@ def run_family(label: str, spec: dict, prepared, minutes: float, runs: Path, thr
     from tunesmith.training.trainer import train
 
     run_dir = runs / label
-    settings = {**DEMO_TRAIN, **spec.get("train", {}), **train_overrides, "threads": threads,
+    # the demo now trains with transposition; the families were compared without it
+    settings = {**DEMO_TRAIN, "transpose": [0, 0], **spec.get("train", {}), **train_overrides,
+                "threads": threads,
                 "max_time": minutes, "seed": seed, "loggers": False, "progress_bar": False}
     options = {**spec["options"], **model_overrides}
     if evaluate_only:  # the run this script trained before, as it was trained
