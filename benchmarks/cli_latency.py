@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tunesmith.training.benchmark import cpu_model
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
@@ -61,16 +63,6 @@ def time_case(args: list[str], src: Path, repeats: int) -> dict:
     err = result.stderr.strip().splitlines()
     return {"median": statistics.median(times), "min": min(times), "max": max(times),
             "code": result.returncode, "lines": len(err), "first": err[0] if err else ""}
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:
