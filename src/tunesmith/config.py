@@ -102,3 +102,15 @@ class DictConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]):
         return config_from_dict(cls, data, cls.config_name)
+
+
+def check_json_keys(data: Any, known: set[str], what: str) -> None:
+    """Refuse a stored JSON value that is not an object holding exactly the ``known`` keys
+    (one ConfigError line naming ``what`` and the keys)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what}: expected a JSON object, got {type(data).__name__}")
+    unknown, missing = sorted(set(data) - known), sorted(known - set(data))
+    if unknown:
+        raise ConfigError(f"{what}: unknown key(s) {', '.join(unknown)}")
+    if missing:
+        raise ConfigError(f"{what}: missing key(s) {', '.join(missing)}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tunesmith.config import check_json_keys
 from tunesmith.errors import ConfigError
 
 REPRESENTATIONS = ("pianoroll", "melody", "events")
@@ -123,14 +124,7 @@ class DataInfo:
     @classmethod
     def from_dict(cls, data: Any) -> DataInfo:
         """Read :meth:`to_dict`'s form; wrong types, unknown or missing keys raise ConfigError."""
-        if not isinstance(data, dict):
-            raise ConfigError(f"data info: expected a JSON object, got {type(data).__name__}")
-        known = {"version", *_FIELD_TYPES}
-        unknown, missing = sorted(set(data) - known), sorted(known - set(data))
-        if unknown:
-            raise ConfigError(f"data info: unknown key(s) {', '.join(unknown)}")
-        if missing:
-            raise ConfigError(f"data info: missing key(s) {', '.join(missing)}")
+        check_json_keys(data, {"version", *_FIELD_TYPES}, "data info")
         if data["version"] != VERSION:
             raise ConfigError(f"data info: version {data['version']!r} is not {VERSION} "
                               "(written by another tunesmith version)")

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from tunesmith.config import check_json_keys
 from tunesmith.errors import ConfigError
 from tunesmith.representations.info import REPRESENTATIONS, DataInfo
 
@@ -123,14 +124,8 @@ class OutputMask:
     @classmethod
     def from_dict(cls, data: Any) -> OutputMask:
         """Read :meth:`to_dict`'s form; wrong types, unknown or missing keys raise ConfigError."""
-        if not isinstance(data, dict):
-            raise ConfigError(f"output mask: expected a JSON object, got {type(data).__name__}")
-        known = {"version", "representation", "size", "allowed", "max_programs", "split"}
-        unknown, missing = sorted(set(data) - known), sorted(known - set(data))
-        if unknown:
-            raise ConfigError(f"output mask: unknown key(s) {', '.join(unknown)}")
-        if missing:
-            raise ConfigError(f"output mask: missing key(s) {', '.join(missing)}")
+        check_json_keys(data, {"version", "representation", "size", "allowed", "max_programs",
+                               "split"}, "output mask")
         if data["version"] != VERSION:
             raise ConfigError(f"output mask: version {data['version']!r} is not {VERSION}")
         if not isinstance(data["allowed"], list):
