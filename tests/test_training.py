@@ -525,3 +525,28 @@ def test_a_step_limit_inside_the_first_epoch_ends_cleanly(tmp_path, schedule, pa
                 window=8, lr_schedule=schedule, **settings)
     assert (run / "model.safetensors").is_file()
     assert read_json(run / "config.json")["training"]["global_step"] == 1
+
+
+def test_fit_restores_torch_thread_count_and_denormal_flushing(tmp_path):
+    """A run's --threads and denormal flushing hold for the run only (issue 15: no lasting
+    side effects on the process)."""
+    torch.set_num_threads(2)
+    torch.set_flush_denormal(False)
+    seen = {}
+
+    class Probe(pl.Callback):
+        def on_train_start(self, trainer, pl_module):
+            seen["threads"] = torch.get_num_threads()
+            seen["flushes"] = torch.tensor([1e-40], dtype=torch.float32).item() == 0.0
+
+    train_loader, val_loader = _loaders()
+    try:
+        model = TinyFrameModel(TinyFrameModel.config_for_data(TinyFrameModel.config_class(),
+                                                              TINY_INFO))
+        fit(model, train_loader, val_loader, tmp_path / "run", model_name="tiny-frames",
+            settings=TrainSettings(**{**FAST, "threads": 1}, epochs=1), callbacks=[Probe()])
+        assert seen == {"threads": 1, "flushes": True}
+        assert torch.get_num_threads() == 2
+        assert torch.tensor([1e-40], dtype=torch.float32).item() != 0.0  # flushing off again
+    finally:
+        torch.set_num_threads(1)

@@ -40,6 +40,7 @@ A run killed before anything was saved restarts from step 0 on ``--resume``;
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import re
@@ -545,20 +546,44 @@ def fit(
     """Train ``model`` on the given loaders with Lightning; return the run folder.
 
     The run folder's ``model.safetensors``/``config.json`` hold the best-validation
-    weights (the last ones when there is no validation data).
+    weights (the last ones when there is no validation data). torch's thread count and
+    denormal flushing are set for the run and restored after it (:func:`torch_settings`).
     """
-    from pytorch_lightning.callbacks import EarlyStopping
-
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     has_val = val_loader is not None and len(val_loader) > 0
     monitor = "val_loss" if has_val and settings.limit_val_batches else "train_loss_epoch"
     pl.seed_everything(settings.seed, workers=True, verbose=False)
-    if settings.threads > 0:
-        torch.set_num_threads(settings.threads)
-    # Denormal gradients (long LSTM sequences late in training) run ~8x slower on x86 CPUs;
-    # flushing them to zero changes no result beyond 1e-5 (tests/test_music_vae.py).
+    with torch_settings(settings.threads):
+        return _fit(model, train_loader, val_loader, run_dir, has_val, monitor,
+                    model_name=model_name, settings=settings, data_info=data_info,
+                    corpus=corpus, split=split, resume=resume, callbacks=callbacks)
+
+
+@contextlib.contextmanager
+def torch_settings(threads: int):
+    """torch's thread count and denormal flushing for one training run, restored when it
+    returns (torch has no getter for flushing: it goes back to torch's default, off).
+
+    Denormal gradients (long LSTM sequences late in training) run ~8x slower on x86 CPUs;
+    flushing them to zero changes no result beyond 1e-5 (tests/test_music_vae.py).
+    """
+    threads_before = torch.get_num_threads()
+    if threads > 0:
+        torch.set_num_threads(threads)
     torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads_before)
+        torch.set_flush_denormal(False)
+
+
+def _fit(model, train_loader, val_loader, run_dir: Path, has_val: bool, monitor: str, *,
+         model_name: str, settings: TrainSettings, data_info: DataInfo | None, corpus: Any,
+         split: Any, resume: bool, callbacks: Sequence[pl.Callback]) -> Path:
+    """:func:`fit`'s body, under its torch settings."""
+    from pytorch_lightning.callbacks import EarlyStopping
 
     task = TrainingTask(model, lr=settings.lr, weight_decay=settings.weight_decay,
                         lr_schedule=settings.lr_schedule, monitor=monitor,
