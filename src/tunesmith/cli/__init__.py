@@ -37,13 +37,7 @@ def build_app() -> typer.Typer:
         """tunesmith: data, train, generate, evaluate, render, bench, demo."""
 
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"tunesmith.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"tunesmith.cli.{name}":
-                continue  # command group not built yet
-            raise
-        module.register(app)
+        importlib.import_module(f"tunesmith.cli.{name}").register(app)
     return app
 
 

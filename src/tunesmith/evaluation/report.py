@@ -543,40 +543,11 @@ def load_generated(path: str | Path):
 
 
 def generate_samples(checkpoint: Path, n: int, out_dir: Path, seed: int = 0) -> Path:
-    """Generate ``n`` pieces from a checkpoint into ``out_dir`` (MIDI) with the generation
-    module's ``generate_from_checkpoint``; returns the folder."""
-    import importlib
-    import inspect
+    """Generate ``n`` pieces (MIDI only: only they are evaluated) from a checkpoint into
+    ``out_dir``; returns the folder."""
+    from tunesmith.generation.generate import generate_from_checkpoint
 
-    from tunesmith.errors import TunesmithError
-    from tunesmith.music import save_midi
-
-    generation = importlib.import_module("tunesmith.generation")
-    generate = getattr(generation, "generate_from_checkpoint", None)
-    if generate is None:
-        raise TunesmithError(
-            f"{checkpoint}: generating from a checkpoint needs "
-            "tunesmith.generation.generate_from_checkpoint, which this build lacks; "
-            "generate MIDI files first and evaluate their folder"
-        )
-    params = inspect.signature(generate).parameters
-    kwargs = {}
-    count_name = next((k for k in ("n", "n_samples", "num_samples") if k in params), None)
-    if count_name:
-        kwargs[count_name] = n
-    if "seed" in params:
-        kwargs["seed"] = seed
-    for flag in ("wav", "png"):  # only the MIDI files are evaluated
-        if flag in params:
-            kwargs[flag] = False
-    out_name = next((k for k in ("out_dir", "output_dir") if k in params), None)
-    if out_name:
-        kwargs[out_name] = out_dir
-    produced = generate(checkpoint, **kwargs)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for i, item in enumerate(produced if isinstance(produced, (list, tuple)) else []):
-        if hasattr(item, "tracks"):  # a Score: write it
-            save_midi(item, out_dir / f"sample_{i:03d}.mid")
+    generate_from_checkpoint(checkpoint, n=n, seed=seed, out_dir=out_dir, wav=False, png=False)
     return out_dir
 
 
