@@ -10,6 +10,7 @@ import music21
 import pytest
 from symusic import Note, Score, Tempo, TimeSignature, Track
 
+from make_test_data import vlq
 from tunesmith.errors import MusicFileError
 from tunesmith.music import load, load_all, save_midi
 
@@ -19,18 +20,8 @@ CORPUS = Path(music21.__file__).parent / "corpus"
 # ---------------------------------------------------------------------------- raw MIDI
 
 
-def _vlq(value: int) -> bytes:
-    """MIDI variable-length quantity."""
-    out = [value & 0x7F]
-    value >>= 7
-    while value:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    return bytes(reversed(out))
-
-
 def _track_chunk(events: list[tuple[int, bytes]]) -> bytes:
-    body = b"".join(_vlq(delta) + data for delta, data in events) + b"\x00\xff\x2f\x00"
+    body = b"".join(vlq(delta) + data for delta, data in events) + b"\x00\xff\x2f\x00"
     return b"MTrk" + len(body).to_bytes(4, "big") + body
 
 
