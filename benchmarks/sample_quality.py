@@ -4,7 +4,7 @@ For every ``--model LABEL=CHECKPOINT`` (a run folder or ``pretrained:NAME``) thi
 
 * scores the **held-out NLL** on the bach-chorales test split, prepared as the model reads
   it: nats per frame over frames 2…T (the polyphonic-benchmark protocol,
-  :func:`tunesmith.evaluation.likelihood.score_split`, as benchmarks/chorale_families.py
+  :func:`tunesmith.models.likelihood.score_split`, as benchmarks/chorale_families.py
   computes it), and beside it the whole-piece figure of benchmarks/heldout_nll.py
   (first frame included, what a shipped model's card holds);
 * generates ``--samples`` pieces of ``--bars`` bars the way the demo draws them
@@ -49,12 +49,12 @@ TARGETS = {
 
 
 def score_model(label: str, checkpoint: str, samples: int, bars: int, seed: int,
-                work: Path, threads: int) -> dict:
+                work: Path, threads: int, sampling: dict | None = None) -> dict:
     from heldout_nll import total_nll
 
     from tunesmith.cli.demo import DEMO_SAMPLING
     from tunesmith.data.prepare import prepare
-    from tunesmith.evaluation.likelihood import score_split
+    from tunesmith.models.likelihood import score_split
     from tunesmith.evaluation.report import run_evaluation
     from tunesmith.generation.generate import generate_from_checkpoint
     from tunesmith.generation.sampling import SamplingControls
@@ -87,7 +87,8 @@ def score_model(label: str, checkpoint: str, samples: int, bars: int, seed: int,
           flush=True)
     start = time.perf_counter()
     out = work / label
-    controls = SamplingControls(seed=seed, **DEMO_SAMPLING)
+    row["sampling"] = {**DEMO_SAMPLING, **(sampling or {})}
+    controls = SamplingControls(seed=seed, **row["sampling"])
     generate_from_checkpoint(folder, n=samples, bars=bars, controls=controls,
                              out_dir=out / "samples", wav=False, png=False)
     row["generate_s"] = round(time.perf_counter() - start, 1)
@@ -174,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work", type=Path, default=Path("/tmp/sample_quality"))
     parser.add_argument("--out", type=Path, default=None, help="JSON of the results")
+    parser.add_argument("--sampling", action="append", default=[],
+                        help="KEY=VALUE: a sampling control instead of the demo's, e.g. "
+                             "temperature=0.9 (repeatable; applies to every model)")
     parser.add_argument("--note", action="append", default=[],
                         help="LABEL=TEXT: how a checkpoint was made (repeatable)")
     args = parser.parse_args(argv)
@@ -181,11 +185,13 @@ def main(argv: list[str] | None = None) -> int:
 
     begin = time.perf_counter()
     load = list(os.getloadavg())
+    sampling = {key: json.loads(value) for key, _, value in
+                (item.partition("=") for item in args.sampling)}
     rows = {}
     for spec in args.model:
         label, _, checkpoint = spec.partition("=")
         rows[label] = score_model(label, checkpoint, args.samples, args.bars, args.seed,
-                                  args.work, args.threads)
+                                  args.work, args.threads, sampling)
     notes = dict(n.split("=", 1) for n in args.note)
     for label, text in notes.items():
         if label in rows:
