@@ -8,9 +8,10 @@
    cached after the first run, and trains the family that learns best in minutes on a CPU
    (benchmarks/chorale_families.py): the registry's ``wavenet`` (gated, kernel 2,
    dilations 1…128, 64 channels) with the ``voices`` head (one categorical per voice over
-   its pitches or a rest, S→A→T→B within a step), dropout 0.3 and random transposition by
-   -6…+5 semitones, on 128-step windows for a fixed time, keeping the best-validation
-   weights; then composes four chorales with it;
+   its pitches or a rest, S→A→T→B within a step), dropout 0.3, on whole pieces (so the
+   model learns how a chorale begins: the pickup, the first chord) in the keys Bach wrote
+   them, for a fixed time, keeping the best-validation weights; then composes four
+   chorales with it;
 3. evaluates both models: ``tunesmith evaluate`` of :data:`DEMO_EVAL_SAMPLES` pieces drawn
    as the chorales are drawn, against ``bach-chorales:train`` with the test split's
    held-out band and the two-sample test.
@@ -44,10 +45,13 @@ DEMO_REPR = {"resolution": 4, "pitch_low": 36, "pitch_high": 84, "merge_tracks":
 #: benchmarks/chorale_families.py, docs/benchmarks.md)
 DEMO_MODEL = "wavenet"
 DEMO_OPTIONS = {"head": "voices", "dropout": 0.3}
-#: how the demo trains it (H3's settings for chorales, plus transposition by -6…+5)
-DEMO_TRAIN = {"window": 128, "batch_size": 16, "lr": 2e-3, "gradient_clip": 1.0,
-              "early_stopping_patience": 0, "lr_schedule": "plateau", "epochs": None,
-              "threads": 1, "transpose": [-6, 5]}
+#: how the demo trains it: whole pieces batched by length, no transposition (random
+#: 128-step windows never show a piece's start, so samples never rested or began with a
+#: pickup; transposition taught every key with nothing to hold one: the samples drifted
+#: between keys. docs/benchmarks.md, "Chorale sample quality")
+DEMO_TRAIN = {"window": None, "length_buckets": True, "batch_size": 16, "lr": 2e-3,
+              "gradient_clip": 1.0, "early_stopping_patience": 0, "lr_schedule": "plateau",
+              "epochs": None, "threads": 1}
 #: how it samples: temperature 1, one note per voice, no note held longer than a whole
 #: note (4/4 at 4 steps a quarter)
 DEMO_SAMPLING = {"temperature": 1.0, "max_notes_per_step": 1, "max_sustain_steps": 16}
