@@ -434,8 +434,7 @@ class Studio:
 
     def evaluate(self, params: dict) -> dict:
         from tunesmith.evaluation.compare import distance_band, mean_band
-        from tunesmith.evaluation.metrics import pitch_class_histogram, track_labels, \
-            voice_activity
+        from tunesmith.evaluation.metrics import pitch_class_histogram, track_labels, voice_activity
         from tunesmith.evaluation.plagiarism import note_events, search
 
         piece = self.piece(params.get("piece"))
