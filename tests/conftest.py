@@ -43,3 +43,9 @@ def pytest_configure(config):
     import torch
 
     torch.set_num_threads(1)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """Say where the browser tests left their screenshots."""
+    for folder in sorted(config.stash.get("studio_artifacts", set())):
+        terminalreporter.write_line(f"studio screenshots: {folder}")

@@ -7,6 +7,8 @@ const $ = (id) => document.getElementById(id);
 const state = { models: {}, piece: null, evalSeq: 0 };
 // timings of the last action, read by benchmarks/studio_latency.py and the browser tests
 window.studioTimes = {};
+// the piece on the page (its notes, bars and files), for the same readers
+window.studioPiece = () => state.piece;
 
 function showError(message) {
   const box = $("error");
