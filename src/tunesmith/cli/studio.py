@@ -14,7 +14,7 @@ def register(app: typer.Typer) -> None:
     @app.command("studio")
     def studio_command(
         checkpoint: list[str] = typer.Option(
-            None, "--checkpoint",
+            None, "--checkpoint", metavar="DIR|pretrained:NAME",
             help="A run folder or pretrained:NAME to offer (repeatable; default: every "
                  "shipped model)."),
         port: int = typer.Option(8765, "--port", help="Port to listen on (0: a free one)."),
