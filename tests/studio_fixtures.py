@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tests.tiny_model import roll_info
 
+from tiny_model import roll_info
 from tunesmith.data.corpora import split_of
 from tunesmith.music import save_midi
 from tunesmith.representations import pianoroll

@@ -13,7 +13,8 @@ import wave
 
 import numpy as np
 import pytest
-from tests.studio_fixtures import (
+
+from studio_fixtures import (
     SECONDS_PER_BAR,
     SRC,
     StudioProcess,
@@ -21,7 +22,6 @@ from tests.studio_fixtures import (
     notes_clear_of,
     studio_checkpoint,
 )
-
 from tunesmith.music import load
 from tunesmith.studio.server import is_loopback
 

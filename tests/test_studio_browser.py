@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.studio_fixtures import (
+from studio_fixtures import (
     SECONDS_PER_BAR,
     StudioProcess,
     corpus_pieces,
@@ -259,4 +259,5 @@ def test_two_tabs_each_keep_their_own_piece(browser, studio):
         browser.switch_to.window(original)
     assert mine["id"] != theirs["id"] and mine["notes"] != theirs["notes"]
     status, again = studio.request("/api/generate", {"model": "run", "bars": 2, "seed": 22})
+    assert status == 200, again
     assert again["notes"] == theirs["notes"]
