@@ -134,3 +134,59 @@ def test_a_range_outside_the_piece_is_refused():
 
     with pytest.raises(ConfigError, match="not inside"):
         resample_range(model, meta, piece, 8, 20, SamplingControls())
+
+
+def test_a_key_conditioned_wavenet_takes_a_key(tmp_path, monkeypatch):
+    from tunesmith.models.wavenet import WaveNet, pitch_histogram_from_key
+
+    info = INFOS["pianoroll"]
+    torch.manual_seed(0)
+    model = registry.build("wavenet", {"levels": 2, "channels": 4, "skip_channels": 4,
+                                       "pitch_histogram_cond": True}, info)
+    folder = save_checkpoint(tmp_path / "keyed", model, model_name="wavenet", data_info=info)
+    studio = Studio([str(folder)], tmp_path / "out")
+    assert studio.describe("keyed")["controls"] == ["key"]
+    seen, original = [], WaveNet.generate
+
+    def spy(self, n, steps, controls=None, prime=None, condition=None):
+        seen.append(condition["pitch_histogram"])
+        return original(self, n, steps, controls, prime, condition)
+
+    monkeypatch.setattr(WaveNet, "generate", spy)
+    piece = studio.generate({"model": "keyed", "bars": 2, "seed": 0, "key": "D minor"})
+    studio.continue_piece({"piece": piece["id"], "bars": 1, "key": "F# major"})
+    assert torch.equal(seen[0][0], pitch_histogram_from_key("D minor"))
+    assert torch.equal(seen[1][0], pitch_histogram_from_key("F# major"))
+    from tunesmith.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot read key"):
+        studio.generate({"model": "keyed", "bars": 2, "key": "H major"})
+
+
+def test_midinet_follows_the_chords(tmp_path):
+    studio = studio_for("midinet", tmp_path)
+    assert "chords" in studio.describe("midinet")["controls"]
+    piece = studio.generate({"model": "midinet", "bars": 2, "seed": 0, "chords": "Dm G"})
+    assert piece["note"] == "2 bars over Dm G" and piece["bars"] == 2
+    from tunesmith.errors import TunesmithError
+
+    with pytest.raises(TunesmithError):
+        studio.generate({"model": "midinet", "bars": 2, "chords": "Xq7"})
+
+
+def test_musicxml_and_abc_primers_go_through_the_loader(tmp_path, chorale_paths):
+    studio = Studio(["pretrained:bach-chorales", "pretrained:essen-folk"], tmp_path / "out")
+    five_parts, four_parts = chorale_paths[0], chorale_paths[1]  # bwv1.6 has a 5th part
+    chorale = studio.upload("pretrained:bach-chorales", four_parts.name, four_parts.read_bytes())
+    assert [t["name"] for t in chorale["tracks"]] == ["Soprano", "Alto", "Tenor", "Bass"]
+    assert chorale["notes"] and chorale["note"] == f"primer {four_parts.name}"
+    with pytest.raises(StudioError, match=rf"^{five_parts.name}: has 5 pitched tracks"):
+        studio.upload("pretrained:bach-chorales", five_parts.name, five_parts.read_bytes())
+    abc = b"X:1\nT:Scale\nM:4/4\nL:1/4\nK:C\nCDEF|GABc|cBAG|FEDC|]\n"
+    tune = studio.upload("pretrained:essen-folk", "scale.abc", abc)
+    assert [n[1] for n in tune["notes"]][:4] == [60, 62, 64, 65] and tune["bars"] == 4
+    with pytest.raises(StudioError, match=r"^broken\.abc: "):
+        studio.upload("pretrained:essen-folk", "broken.abc", b"\x00\x01 not music")
+    # a one-voice tune is not a four-voice model's primer: said in one line, naming the file
+    with pytest.raises(StudioError, match=r"^scale\.abc: has 1 pitched tracks"):
+        studio.upload("pretrained:bach-chorales", "scale.abc", abc)
