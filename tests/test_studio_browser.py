@@ -3,13 +3,13 @@
 One ``tunesmith studio`` process and one headless Chromium serve the whole module. The
 browser is the system's ``chromium`` with its ``chromedriver`` (``apt-get install chromium
 chromium-driver``); nothing downloads a browser or a driver. Without them the module is
-skipped, and says why. Screenshots go to ``$TUNESMITH_ARTIFACTS`` (default: a
-``studio-artifacts`` folder in pytest's temporary folder), printed at the end of the run.
+skipped, and says why. Screenshots go to ``$TUNESMITH_ARTIFACTS`` (default:
+``tunesmith-studio-artifacts`` in the system's temporary folder), printed at the end of
+the run.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from pathlib import Path
@@ -47,12 +47,8 @@ WAIT = 90  # seconds; the machine may be busy
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory, request):
-    folder = Path(os.environ.get("TUNESMITH_ARTIFACTS")
-                  or tmp_path_factory.getbasetemp() / "studio-artifacts")
-    folder.mkdir(parents=True, exist_ok=True)
-    request.config.stash.setdefault("studio_artifacts", set()).add(str(folder))
-    return folder
+def artifacts(studio_artifacts):
+    return studio_artifacts  # conftest.py: $TUNESMITH_ARTIFACTS or a fixed temporary folder
 
 
 @pytest.fixture(scope="module")
