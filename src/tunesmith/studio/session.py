@@ -20,7 +20,8 @@ Operations, by family:
   takes a key);
 * continue: families that continue a prime (not MusicVAE or the GANs);
 * regenerate bars: families on a time grid that continue a prime, by
-  :func:`tunesmith.generation.infill.resample_range` (both sides kept); MusicVAE by
+  :func:`tunesmith.generation.infill.resample_range` (both sides kept); event-token
+  Transformers by :func:`tunesmith.generation.infill.resample_token_range`; MusicVAE by
   :func:`tunesmith.generation.infill.vae_regenerate` (latent interpolation);
 * evaluate: the piece's pitch-class histogram, voice activity and pitch-class JS
   divergence beside the corpus band (test split vs train), and the plagiarism search
@@ -53,6 +54,7 @@ from tunesmith.generation.infill import (
     can_score,
     continue_array,
     resample_range,
+    resample_token_range,
     vae_regenerate,
 )
 from tunesmith.generation.sampling import SamplingControls
@@ -159,6 +161,7 @@ class Studio:
         from tunesmith.models.gan import GANModel
         from tunesmith.models.midinet import MidiNet
         from tunesmith.models.music_vae import MusicVAE
+        from tunesmith.models.transformer_blocks import TokenTransformer
 
         entry = self.entry(key)
         model, meta = entry.model, entry.meta
@@ -175,6 +178,8 @@ class Studio:
         regenerate = None
         if isinstance(model, MusicVAE):
             regenerate, controls = "interpolation", [*controls, "amount"]
+        elif isinstance(model, TokenTransformer):
+            regenerate = "conditional"  # cut in the decoded music (resample_token_range)
         elif facts["steps_per_bar"] and not isinstance(model, GANModel):
             regenerate = "conditional" if can_score(model) else "left-context"
         fixed = getattr(model.config, "steps", None)
@@ -365,26 +370,33 @@ class Studio:
             raise StudioError(f"{info['family']} ({info['representation']}) cannot regenerate "
                               "bars: it has no time grid or does not continue a prime")
         per_bar = info["steps_per_bar"]
-        n_bars = math.ceil(len(piece.array) / per_bar)
+        if per_bar:
+            n_bars = math.ceil(len(piece.array) / per_bar)
+        else:  # event tokens: 4/4 bars of the decoded music
+            score = array_to_score(piece.array, entry.meta)
+            n_bars = max(1, math.ceil(self.seconds(entry.meta, piece.array, score)
+                                      * info["qpm"] / 60 / 4))
         first = _number(params, "from_bar", 1, int, 1, n_bars)
         last = _number(params, "to_bar", first, int, first, n_bars)
-        start, end = (first - 1) * per_bar, min(last * per_bar, len(piece.array))
         controls = self.controls(params)
+        candidates = _number(params, "candidates", DEFAULT_CANDIDATES, int, 1, 64)
+        if not per_bar:
+            with entry.lock:
+                array, facts = resample_token_range(entry.model, entry.meta, piece.array,
+                                                    (first - 1) * 4.0, last * 4.0, controls,
+                                                    candidates)
+            return self._store(entry.key, array, _resampled_note(first, last, facts))
+        start, end = (first - 1) * per_bar, min(last * per_bar, len(piece.array))
         with entry.lock:
             if isinstance(entry.model, MusicVAE):
                 amount = _number(params, "amount", 0.5, float, 0.0, 1.0)
                 array = vae_regenerate(entry.model, piece.array, start, end, amount, controls)
                 note = f"bars {first}-{last} interpolated {amount:g} of the way to a new phrase"
             else:
-                candidates = _number(params, "candidates", DEFAULT_CANDIDATES, int, 1, 64)
                 array, facts = resample_range(entry.model, entry.meta, piece.array, start, end,
                                               controls, candidates,
                                               self.key_condition(entry, params))
-                note = (f"bars {first}-{last} resampled given both sides "
-                        f"({facts['candidates']} candidates, "
-                        f"{facts['effective_candidates']:.1f} effective)"
-                        if facts["candidates"] > 1 else
-                        f"bars {first}-{last} resampled given the bars before them")
+                note = _resampled_note(first, last, facts)
         return self._store(entry.key, array, note)
 
     def upload(self, model_key, filename: str, data: bytes) -> dict:
@@ -464,6 +476,13 @@ class Studio:
             "voice_activity": activity,
             "plagiarism": _clean(plag),
         }
+
+
+def _resampled_note(first: int, last: int, facts: dict) -> str:
+    if facts["candidates"] > 1:
+        return (f"bars {first}-{last} resampled given both sides ({facts['candidates']} "
+                f"candidates, {facts['effective_candidates']:.1f} effective)")
+    return f"bars {first}-{last} resampled given the bars before them"
 
 
 def empty_array(meta: dict) -> np.ndarray:
