@@ -200,3 +200,10 @@ def test_listening_beyond_this_machine_is_warned_about(tmp_path):
         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(SRC)}, timeout=120)
     assert "warning:" in run.stdout and "other machines can reach" in run.stdout
     assert run.returncode == 2 and "cannot listen on 192.0.2.1" in run.stderr
+    # a checkpoint that is not there: one line naming it, before anything is served
+    run = subprocess.run(
+        [sys.executable, "-m", "tunesmith", "studio", "--checkpoint", str(tmp_path / "nope"),
+         "--port", "0", "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(SRC)}, timeout=120)
+    assert run.returncode == 2 and str(tmp_path / "nope") in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and "http://" not in run.stdout

@@ -10,6 +10,7 @@ the run.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -64,6 +65,7 @@ def studio(tmp_path_factory):
 def browser(studio, tmp_path_factory):
     from selenium.webdriver.chrome.service import Service
 
+    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager never goes online
     profile = tmp_path_factory.mktemp("chromium-profile")
     downloads = tmp_path_factory.mktemp("downloads")
     options = webdriver.ChromeOptions()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from tunesmith.cli.options import check_out_folder
+from tunesmith.cli.options import check_checkpoint, check_out_folder
 
 
 def register(app: typer.Typer) -> None:
@@ -35,6 +35,8 @@ def register(app: typer.Typer) -> None:
 
         console = Console()
         check_out_folder(out)
+        for spec in checkpoint or []:
+            check_checkpoint(spec)  # before torch loads: a wrong path is said at once
         if not 0 <= port <= 65535:
             raise ConfigError(f"--port must be in 0..65535, got {port}")
         if not 0 < max_upload_mb <= 100:

@@ -121,7 +121,11 @@ class Studio:
 
     def __init__(self, checkpoints: list[str], out_dir: str | Path,
                  max_upload_bytes: int = MAX_UPLOAD_BYTES, soundfont: str | None = None):
-        from tunesmith.training.checkpoint import PRETRAINED_PREFIX, resolve_checkpoint
+        from tunesmith.training.checkpoint import (
+            PRETRAINED_PREFIX,
+            read_checkpoint_config,
+            resolve_checkpoint,
+        )
 
         if not checkpoints:
             raise ConfigError("the studio needs at least one checkpoint")
@@ -132,14 +136,15 @@ class Studio:
         self.soundfont = soundfont
         self.models: dict[str, ModelEntry] = {}
         for spec in checkpoints:
-            folder = resolve_checkpoint(spec)  # a one-line error for a wrong name or folder
+            read_checkpoint_config(spec)  # a one-line error for a wrong name or folder
+            folder = resolve_checkpoint(spec)
             key = spec if str(spec).startswith(PRETRAINED_PREFIX) else Path(folder).name
             if key in self.models:
                 key = f"{key} ({len(self.models) + 1})"
             self.models[key] = ModelEntry(key, str(spec))
         self.pieces: OrderedDict[str, Piece] = OrderedDict()
         self._pieces_lock = threading.Lock()
-        self._reference: dict[str, tuple] = {}
+        self._reference: dict[tuple, tuple] = {}
         self._reference_lock = threading.Lock()
 
     # ---- models ----------------------------------------------------------------------
@@ -432,17 +437,18 @@ class Studio:
         return self._store(entry.key, array, note)
 
     # ---- evaluation --------------------------------------------------------------------
-    def reference(self, corpus: str) -> tuple:
-        """(train summary, test summary, plagiarism index) of a corpus, computed once."""
+    def reference(self, corpus: str, path: str | None = None) -> tuple:
+        """(train summary, test summary, plagiarism index) of a corpus (its files at
+        ``path`` when the checkpoint recorded one), computed once."""
         from tunesmith.evaluation.plagiarism import TrainingIndex
         from tunesmith.evaluation.reference import reference_summary
 
         with self._reference_lock:
-            if corpus not in self._reference:
-                train, _, _ = reference_summary(corpus, "train", progress=False)
-                test, _, _ = reference_summary(corpus, "test", progress=False)
-                self._reference[corpus] = (train, test, TrainingIndex(train.events))
-            return self._reference[corpus]
+            if (corpus, path) not in self._reference:
+                train, _, _ = reference_summary(corpus, "train", path, progress=False)
+                test, _, _ = reference_summary(corpus, "test", path, progress=False)
+                self._reference[corpus, path] = (train, test, TrainingIndex(train.events))
+            return self._reference[corpus, path]
 
     def evaluate(self, params: dict) -> dict:
         from tunesmith.evaluation.compare import distance_band, mean_band
@@ -454,7 +460,9 @@ class Studio:
         corpus = self.describe(entry.key)["corpus"]
         if not corpus:
             raise StudioError(f"{entry.key} does not say which corpus it was trained on")
-        train, test, index = self.reference(corpus)
+        recorded = entry.meta.get("corpus")
+        path = recorded.get("path") if isinstance(recorded, dict) else None
+        train, test, index = self.reference(corpus, path)
         score = array_to_score(piece.array, entry.meta)
         counts = pitch_class_histogram(score, normalize=False)
         histogram = pitch_class_histogram(score)
