@@ -445,8 +445,10 @@ class Studio:
 
         with self._reference_lock:
             if (corpus, path) not in self._reference:
-                train, _, _ = reference_summary(corpus, "train", path, progress=False)
-                test, _, _ = reference_summary(corpus, "test", path, progress=False)
+                # one worker: the pool would fork this multi-threaded server process
+                train, _, _ = reference_summary(corpus, "train", path, workers=1,
+                                                progress=False)
+                test, _, _ = reference_summary(corpus, "test", path, workers=1, progress=False)
                 self._reference[corpus, path] = (train, test, TrainingIndex(train.events))
             return self._reference[corpus, path]
 

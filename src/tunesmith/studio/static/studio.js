@@ -278,7 +278,8 @@ function bandCell(row) {
 
 async function evaluate(piece) {
   const seq = ++state.evalSeq;
-  $("eval-status").textContent = "(measuring against the corpus…)";
+  $("eval-status").textContent = "(measuring against the corpus; the first time, its "
+    + "pieces are summarised once, which takes minutes for a large corpus…)";
   const tbody = $("eval-table").querySelector("tbody");
   try {
     const result = await postJSON("/api/evaluate", { piece: piece.id });
