@@ -363,7 +363,8 @@ class Studio:
         with entry.lock:
             array = continue_array(entry.model, entry.meta, piece.array, steps,
                                    self.controls(params), self.key_condition(entry, params))
-        return self._store(entry.key, array, f"continued by {bars:g} bars")
+        return self._store(entry.key, array,
+                           f"continued by {bars:g} bar{'' if bars == 1 else 's'}")
 
     def regenerate(self, params: dict) -> dict:
         from tunesmith.models.music_vae import MusicVAE

@@ -232,10 +232,12 @@ function upload() {
   run("reading " + file.name, async () => {
     const query = "?model=" + encodeURIComponent($("model").value) + "&name="
       + encodeURIComponent(file.name);
-    const piece = await api("/api/upload" + query, { method: "POST", body: file,
-      headers: { "Content-Type": "application/octet-stream" } });
-    $("upload").value = "";
-    return piece;
+    try {
+      return await api("/api/upload" + query, { method: "POST", body: file,
+        headers: { "Content-Type": "application/octet-stream" } });
+    } finally {
+      $("upload").value = "";  // the same file can be chosen again
+    }
   });
 }
 
