@@ -289,14 +289,15 @@ def sampling_threads(n: int = 1):
         torch.set_num_threads(before)
 
 
-def _prime_tensor(array: np.ndarray, representation: str, n: int) -> torch.Tensor:
+def prime_tensor(array: np.ndarray, representation: str, n: int) -> torch.Tensor:
     """A primer array -> the batch-shaped prime the models take: (n, P, K) or (n, P)."""
     if representation == "pianoroll":
         return torch.as_tensor(array, dtype=torch.float32)[None].expand(n, -1, -1).clone()
     return torch.as_tensor(array, dtype=torch.long)[None].expand(n, -1).clone()
 
 
-def _condition(model, pitch_histogram, n: int) -> dict | None:
+def condition_tensors(model, pitch_histogram, n: int) -> dict | None:
+    """The ``condition`` dict of a pitch-histogram request for ``n`` pieces (None: none)."""
     if pitch_histogram is None:
         return None
     if not getattr(model.config, "pitch_histogram_cond", False):
@@ -324,18 +325,18 @@ def sample_arrays(
     Returns the arrays (primer + continuation) and the primer's length in steps.
     """
     representation = meta.get("representation") or type(model).representation
-    prime_tensor, n_prime = None, 0
+    primed, n_prime = None, 0
     if prime is not None:
         array = file_to_array(prime, meta)
         n_prime = int(array.shape[0])
         if n_prime == 0:
             raise MusicFileError(prime, "holds no notes in the model's range")
-        prime_tensor = _prime_tensor(array, representation, n)
-    condition = _condition(model, pitch_histogram, n)
+        primed = prime_tensor(array, representation, n)
+    condition = condition_tensors(model, pitch_histogram, n)
     if controls.seed is not None:
         torch.manual_seed(int(controls.seed))  # families drawing from the global RNG too
     with sampling_threads(1), torch.no_grad():
-        out = model.generate(n, n_prime + steps, controls, prime=prime_tensor,
+        out = model.generate(n, n_prime + steps, controls, prime=primed,
                              condition=condition)
     out = out.detach().cpu().numpy()
     return [out[i] for i in range(out.shape[0])], n_prime
@@ -411,11 +412,13 @@ __all__: Sequence[str] = [
     "array_to_score",
     "check_length",
     "check_sample_size",
+    "condition_tensors",
     "empty_piece_cause",
     "file_to_array",
     "generate_from_checkpoint",
     "grid_facts",
     "length_in_steps",
+    "prime_tensor",
     "sample_arrays",
     "warn_if_empty",
     "write_outputs",
