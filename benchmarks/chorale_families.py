@@ -19,7 +19,7 @@ thread, seed 0. Its best checkpoint then gives:
   bar, each voice's mean pitch and 5th-95th percentile range, the share of adjacent voice
   pairs that cross (the upper voice below the lower one, both sounding), and the share of
   dissonant vertical intervals (interval classes 1, 2, 6, 10, 11 between sounding voices);
-  samples are drawn as the demo draws them (temperature 1, one note per voice, no note
+  samples are drawn as the demo draws them (temperature 0.9, one note per voice, no note
   held past 16 steps), and again without that cap on held notes
   (``samples_no_sustain_cap``);
 * piano-roll PNGs of two samples per family and of the first 12 bars of a real test

@@ -8,7 +8,7 @@ For every ``--model LABEL=CHECKPOINT`` (a run folder or ``pretrained:NAME``) thi
   computes it), and beside it the whole-piece figure of benchmarks/heldout_nll.py
   (first frame included, what a shipped model's card holds);
 * generates ``--samples`` pieces of ``--bars`` bars the way the demo draws them
-  (:data:`tunesmith.cli.demo.DEMO_SAMPLING`: temperature 1, one note per voice, no note
+  (:data:`tunesmith.cli.demo.DEMO_SAMPLING`: temperature 0.9, one note per voice, no note
   held past 16 steps) and runs ``tunesmith evaluate``'s machinery on them against
   ``bach-chorales:train`` with the held-out band (the test split): **per-voice activity**
   (fraction of steps each voice sounds), **metrics within band** (count / judged) and the
