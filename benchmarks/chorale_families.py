@@ -138,7 +138,7 @@ def run_family(label: str, spec: dict, prepared, minutes: float, runs: Path, thr
         sample_arrays,
         write_score,
     )
-    from tunesmith.generation.sampling import SamplingControls
+    from tunesmith.models.sampling import SamplingControls
     from tunesmith.training.checkpoint import load_checkpoint, read_json
     from tunesmith.training.trainer import train
 

@@ -9,8 +9,8 @@ import torch
 
 from tiny_model import roll_info
 from tunesmith.errors import ConfigError
-from tunesmith.generation.sampling import SamplingControls
 from tunesmith.models.biaxial import BiaxialConfig, BiaxialRNN
+from tunesmith.models.sampling import SamplingControls
 
 KEYS = 5
 

@@ -19,7 +19,7 @@ from tunesmith.generation.generate import (
     generate_from_checkpoint,
     length_in_steps,
 )
-from tunesmith.generation.sampling import SamplingControls
+from tunesmith.models.sampling import SamplingControls
 from tunesmith.music import load, save_midi
 from tunesmith.training.checkpoint import save_checkpoint
 

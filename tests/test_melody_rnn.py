@@ -6,9 +6,9 @@ import torch.nn.functional as F
 
 from tiny_model import roll_info
 from tunesmith.errors import ConfigError
-from tunesmith.generation.sampling import SamplingControls, sample_categorical
 from tunesmith.models import registry
 from tunesmith.models.melody_rnn import Config, MelodyRNN
+from tunesmith.models.sampling import SamplingControls, sample_categorical
 
 MODES = ["basic", "lookback", "attention"]
 V, BAR = 7, 4  # tiny vocabulary and bar for fast tests

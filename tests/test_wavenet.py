@@ -11,8 +11,8 @@ from symusic import Note, Score, Track
 
 from tiny_model import roll_info
 from tunesmith.errors import ConfigError
-from tunesmith.generation.sampling import SamplingControls
 from tunesmith.models import registry
+from tunesmith.models.sampling import SamplingControls
 from tunesmith.models.wavenet import (
     Config,
     WaveNet,

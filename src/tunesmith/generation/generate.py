@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from tunesmith.errors import ConfigError, MusicFileError
-from tunesmith.generation.sampling import SamplingControls
+from tunesmith.models.sampling import SamplingControls
 
 #: tempo (quarter notes per minute) of representations that store none
 DEFAULT_QPM = 120.0

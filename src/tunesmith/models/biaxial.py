@@ -197,7 +197,7 @@ class BiaxialRNN(GenerativeModel):
 
     @torch.no_grad()
     def generate(self, n, steps, controls=None, prime=None, condition=None):
-        from tunesmith.generation.sampling import SamplingControls, limit_sustain
+        from tunesmith.models.sampling import SamplingControls, limit_sustain
 
         controls = controls or SamplingControls()
         generator = controls.generator()

@@ -183,7 +183,7 @@ class GANModel(GenerativeModel):
         ``allowed`` ((K,) bool, default the output mask: pitches the training data never
         sounds) are zeroed before either.
         """
-        from tunesmith.generation.sampling import sample_bernoulli
+        from tunesmith.models.sampling import sample_bernoulli
 
         if allowed is None:
             allowed = self.allowed_outputs()
@@ -301,8 +301,8 @@ def interpolate_latents(
     Returns ``n_steps`` piano-rolls (n_steps, T, K) 0/1; the first and last are the
     generator's outputs for the two draws.
     """
-    from tunesmith.generation.sampling import SamplingControls
     from tunesmith.models.music_vae import slerp
+    from tunesmith.models.sampling import SamplingControls
 
     if n_steps < 2:
         raise ConfigError(f"interpolation needs at least 2 steps, got {n_steps}")

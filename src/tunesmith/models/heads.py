@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tunesmith.errors import ConfigError
-from tunesmith.generation.sampling import (
+from tunesmith.models.sampling import (
     draw_notes,
     mask_logits,
     sample_bernoulli,

@@ -40,8 +40,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from tunesmith.errors import ConfigError
-from tunesmith.generation.sampling import SamplingControls, sample_categorical
 from tunesmith.models.base import GenerativeModel, ModelConfig
+from tunesmith.models.sampling import SamplingControls, sample_categorical
 from tunesmith.representations.info import DataInfo
 
 NO_EVENT = 0  # melody representation: hold / silence goes on

@@ -363,7 +363,7 @@ class MidiNet(GANModel):
         whole bars and conditions the next bar on its last one. -> (n, steps, tracks·P) 0/1
         with only the melody track sounding.
         """
-        from tunesmith.generation.sampling import SamplingControls
+        from tunesmith.models.sampling import SamplingControls
 
         c = self.config
         controls = controls or SamplingControls(threshold=0.0)

@@ -271,7 +271,7 @@ class MuseGAN(GANModel):
         models phrases, not their succession); the last is cut to length. By default
         notes are on where the generator's output exceeds 0.5 (hard thresholding).
         """
-        from tunesmith.generation.sampling import SamplingControls
+        from tunesmith.models.sampling import SamplingControls
 
         if prime is not None:
             raise ConfigError("MuseGAN does not continue a prime")

@@ -249,7 +249,7 @@ class MusicVAE(GenerativeModel):
     def _draw(self, outputs: torch.Tensor, controls, generator, greedy: bool) -> torch.Tensor:
         """One output per row: logits (B, V) -> (B,) long, among the events the training
         data holds (the output mask)."""
-        from tunesmith.generation.sampling import mask_logits, sample_categorical
+        from tunesmith.models.sampling import mask_logits, sample_categorical
 
         if greedy:
             return mask_logits(outputs, self.allowed_outputs()).argmax(-1)
@@ -316,7 +316,7 @@ class MusicVAE(GenerativeModel):
         ``greedy`` takes the most likely output at each step (argmax / p > 0.5);
         otherwise outputs are drawn with ``controls``. -> (B, T) tokens or (B, T, K).
         """
-        from tunesmith.generation.sampling import SamplingControls
+        from tunesmith.models.sampling import SamplingControls
 
         c = self.config
         controls = controls or SamplingControls()
@@ -392,7 +392,7 @@ class MusicVAE(GenerativeModel):
         decodes given codes instead. -> (n, steps) tokens / (n, steps, K) frames."""
         if prime is not None:
             raise ConfigError("MusicVAE does not continue a prime; use reconstruct or interpolate")
-        from tunesmith.generation.sampling import SamplingControls
+        from tunesmith.models.sampling import SamplingControls
 
         controls = controls or SamplingControls()
         device = next(self.parameters()).device
@@ -443,7 +443,7 @@ class MusicVAEPianoroll(MusicVAE):
         if greedy:
             notes = (outputs > 0).float()
             return notes if allowed is None else notes * allowed.float()
-        from tunesmith.generation.sampling import sample_bernoulli
+        from tunesmith.models.sampling import sample_bernoulli
 
         group = self.config.n_keys // max(self.config.n_tracks, 1)
         return sample_bernoulli(outputs, controls, generator, group_size=group, allowed=allowed)

@@ -368,7 +368,7 @@ class WaveNet(GenerativeModel):
         return self._generate(n, steps, controls, prime, condition, cached=False, window=window)
 
     def _generate(self, n, steps, controls, prime, condition, cached, window=None):
-        from tunesmith.generation.sampling import SamplingControls, limit_sustain
+        from tunesmith.models.sampling import SamplingControls, limit_sustain
 
         controls = controls or SamplingControls()
         device = next(self.parameters()).device

@@ -12,7 +12,7 @@ chorales, a piano-roll model a key no voice ever sang. The mask records, from th
   training piece holds, so a sample never has more tracks than a piece of the data.
 
 Samplers apply it before temperature, top-k and top-p (token logits set to -inf, key
-probabilities to 0): see :mod:`tunesmith.generation.sampling`. Every checkpoint stores it
+probabilities to 0): see :mod:`tunesmith.models.sampling`. Every checkpoint stores it
 as JSON beside its DataInfo (``output_mask`` in ``config.json``); checkpoints written
 before it hold none, and their models may emit everything, as they always did.
 """
