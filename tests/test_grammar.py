@@ -6,7 +6,7 @@ import miditok
 import pytest
 import torch
 
-from tunesmith.generation.grammar import BatchGrammar, TokenGrammar, TokenVocabulary
+from tunesmith.representations.grammar import BatchGrammar, TokenGrammar, TokenVocabulary
 from tunesmith.representations.events import EventsConfig, build_tokenizer
 
 

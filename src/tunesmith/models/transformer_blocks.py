@@ -33,6 +33,8 @@ from torch import nn
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel, ModelConfig
 from tunesmith.models.sampling import SamplingControls, sample_categorical
+from tunesmith.representations.events import BOS_ID, EventsConfig, build_tokenizer
+from tunesmith.representations.grammar import BatchGrammar, TokenGrammar
 from tunesmith.representations.info import DataInfo
 
 
@@ -162,15 +164,11 @@ class TokenTransformer(GenerativeModel):
         """The miditok tokenizer of ``config.events`` (None when not known)."""
         if self.config.events is None:
             return None
-        from tunesmith.representations.events import EventsConfig, build_tokenizer
-
         return build_tokenizer(EventsConfig.from_dict(self.config.events))
 
     def vocabulary(self):
         """:class:`TokenVocabulary` of the tokenizer (None when not known)."""
         if self._vocabulary is None and self.config.events is not None:
-            from tunesmith.generation.grammar import TokenGrammar
-
             self._grammar = TokenGrammar(self.tokenizer())
             self._vocabulary = self._grammar.vocab
             if self._vocabulary.size != self.config.vocab_size:
@@ -189,8 +187,6 @@ class TokenTransformer(GenerativeModel):
         events = self.config.events or {}
         if not events.get("add_bos_eos", False):
             return None
-        from tunesmith.representations.events import BOS_ID
-
         return BOS_ID
 
     # ---- training ------------------------------------------------------------------
@@ -238,7 +234,7 @@ class TokenTransformer(GenerativeModel):
         BOS when the data wraps pieces in BOS/EOS); ``condition`` is read by the family
         (the GPT's conditioning tokens). With ``config.constrained`` and a known
         tokenizer, tokens the grammar forbids are never drawn
-        (:mod:`tunesmith.generation.grammar`).
+        (:mod:`tunesmith.representations.grammar`).
         """
         return self._sample(n, steps, controls, prime, condition, use_cache=True)
 
@@ -305,8 +301,6 @@ class TokenTransformer(GenerativeModel):
         keep = body - shift  # tokens a slide keeps
         grammar = None
         if self.config.constrained and self.grammar() is not None:
-            from tunesmith.generation.grammar import BatchGrammar
-
             grammar = BatchGrammar(self.grammar(), n)
             grammar.advance(out[:, :t].cpu())
         allowed = self.allowed_outputs()  # (V,) ids of the training data, None = all

@@ -15,7 +15,7 @@ Three tokenizations, all one token stream per piece (every track interleaved, a
 BOS, EOS: :func:`tunesmith.data.batching.collate_tokens` pads with 0 = PAD.
 
 Constrained decoding (which token may follow a prefix) lives in
-:mod:`tunesmith.generation.grammar`.
+:mod:`tunesmith.representations.grammar`.
 """
 
 from __future__ import annotations
