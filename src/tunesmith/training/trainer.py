@@ -82,8 +82,6 @@ from tunesmith.training.checkpoint import (
 from tunesmith.training.settings import (  # noqa: F401 (re-exported: the trainer's API)
     LR_SCHEDULES,
     TrainSettings,
-    apply_overrides,
-    load_config_file,
     validate_lightning_flags,
 )
 from tunesmith.training.task import TrainingTask
