@@ -30,6 +30,7 @@ import torch
 
 from tunesmith.errors import ConfigError, MusicFileError
 from tunesmith.models.sampling import SamplingControls
+from tunesmith.music import keys, load
 
 #: tempo (quarter notes per minute) of representations that store none
 DEFAULT_QPM = 120.0
@@ -130,7 +131,6 @@ def file_to_array(path: str | Path, meta: dict) -> np.ndarray:
     -> melody ``(T,)`` events, piano-roll ``(T, K)`` frames (K = tracks × pitches,
     track-major) or event ``(n,)`` tokens (without the closing EOS, ready to continue).
     """
-    from tunesmith.music import load
     from tunesmith.music.transforms import merge_tracks, select_tracks
 
     path = Path(path)
@@ -296,6 +296,19 @@ def _prime_tensor(array: np.ndarray, representation: str, n: int) -> torch.Tenso
     return torch.as_tensor(array, dtype=torch.long)[None].expand(n, -1).clone()
 
 
+def pitch_histogram_from_spec(spec: str) -> torch.Tensor:
+    """For ``--pitch-histogram``: a key name ("C major": its Aarden profile,
+    :func:`tunesmith.music.keys.key_profile`) or a music file's path (its duration-weighted
+    pitch-class histogram, each note at least one tick; uniform without pitched notes)
+    -> (12,) float32."""
+    if Path(spec).suffix and Path(spec).exists():
+        histogram = keys.pitch_class_histogram(load(spec), min_duration=1)
+        if not histogram.any():
+            return torch.full((12,), 1 / 12)
+        return torch.tensor(histogram, dtype=torch.float32)
+    return torch.tensor(keys.key_profile(spec), dtype=torch.float32)
+
+
 def _condition(model, pitch_histogram, n: int) -> dict | None:
     if pitch_histogram is None:
         return None
@@ -305,8 +318,6 @@ def _condition(model, pitch_histogram, n: int) -> dict | None:
             "(model option pitch_histogram_cond=true); drop --pitch-histogram"
         )
     if isinstance(pitch_histogram, (str, Path)):
-        from tunesmith.models.wavenet import pitch_histogram_from_spec
-
         histogram = pitch_histogram_from_spec(str(pitch_histogram))
     else:
         histogram = torch.as_tensor(pitch_histogram, dtype=torch.float32)

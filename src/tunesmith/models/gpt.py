@@ -39,6 +39,7 @@ from tunesmith.models.transformer_blocks import (
     merge_heads,
     split_heads,
 )
+from tunesmith.music.keys import MAJOR_PROFILE, MINOR_PROFILE
 
 #: conditioning slots, in the order of the prefix and of ``condition_tokens`` columns
 CONDITION_SLOTS = ("corpus", "key", "tempo", "density")
@@ -259,8 +260,6 @@ def estimate_key(pitch_class: torch.Tensor) -> torch.Tensor:
     classes (B, T) (-1 = not a note), by the Krumhansl–Schmuckler algorithm: the major or
     minor Krumhansl–Kessler profile, rotated to each tonic, best correlated with the
     pitch-class histogram (Krumhansl, *Cognitive Foundations of Musical Pitch*, 1990)."""
-    from tunesmith.music.keys import MAJOR_PROFILE, MINOR_PROFILE
-
     valid = pitch_class >= 0
     histogram = torch.zeros(pitch_class.shape[0], 12, device=pitch_class.device)
     histogram.scatter_add_(1, pitch_class.clamp(min=0), valid.float())  # (B, 12)

@@ -13,12 +13,13 @@ on key-normalised Nottingham and JSB).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
 from symusic import Score
 
-from tunesmith.errors import RepresentationError
+from tunesmith.errors import ConfigError, RepresentationError
 from tunesmith.music.note_arrays import NoteArrays
 from tunesmith.music.transforms import transpose
 
@@ -54,6 +55,63 @@ class Key:
         return self.name
 
 
+#: 12-bin key profiles, tonic first. Aarden (2003) / Essen folk-song pitch-class
+#: frequencies (what duration histograms of real music look like); Krumhansl & Kessler
+#: (1982) probe-tone ratings. Values as in music21.analysis.discrete.
+KEY_PROFILES = {
+    "aarden": {
+        "major": [17.7661, 0.145624, 14.9265, 0.160186, 19.8049, 11.3587, 0.291248, 22.062,
+                  0.145624, 8.15494, 0.232998, 4.95122],
+        "minor": [18.2648, 0.737619, 14.0499, 16.8599, 0.702494, 14.4362, 0.702494, 18.6161,
+                  4.56621, 1.93186, 7.37619, 1.75623],
+    },
+    "krumhansl": {"major": MAJOR_PROFILE.tolist(), "minor": MINOR_PROFILE.tolist()},
+    "scale": {  # the scale's pitch classes, equally weighted (natural minor)
+        "major": [1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1],
+        "minor": [1, 0, 1, 1, 0, 1, 0, 1, 1, 0, 1, 0],
+    },
+}
+_TONICS = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
+_KEY_PATTERN = re.compile(
+    r"^\s*([a-gA-G])\s*(#|♯|b|♭|-|sharp|flat)?\s*(major|minor|maj|min|m)?\s*$"
+)
+
+
+def parse_key(name: str) -> Key:
+    """A key name -> :class:`Key`: "C major", "F# minor", "Bb major", "E♭ minor",
+    "a minor", "G" (major), "Dm".
+
+    Raises:
+        ConfigError: the name is not a key.
+    """
+    match = _KEY_PATTERN.match(name)
+    if match is None:
+        raise ConfigError(f"cannot read key {name!r}; expected e.g. 'C major', 'F# minor'")
+    letter, accidental, mode = match.groups()
+    tonic = _TONICS[letter.lower()]
+    if accidental in ("#", "♯", "sharp"):
+        tonic += 1
+    elif accidental in ("b", "♭", "-", "flat"):
+        tonic -= 1
+    return Key(tonic % 12, "minor" if mode in ("minor", "min", "m") else "major")
+
+
+def key_profile(name: str, profile: str = "aarden") -> np.ndarray:
+    """(12,) the key's pitch-class profile (C = bin 0), normalised to sum 1.
+
+    ``name`` as :func:`parse_key` reads it. ``profile``: "aarden" (default; Aarden-Essen
+    pitch-class frequencies, closest to the duration histograms models are trained on),
+    "krumhansl" (Krumhansl-Kessler 1982 ratings) or "scale" (uniform over the scale's
+    seven notes).
+    """
+    key = parse_key(name)
+    if profile not in KEY_PROFILES:
+        raise ConfigError(f"unknown key profile {profile!r}; available: {', '.join(KEY_PROFILES)}")
+    histogram = np.roll(np.asarray(KEY_PROFILES[profile][key.mode], dtype=np.float64),
+                        key.tonic)  # the tonic's weight moves to bin `tonic`
+    return histogram / histogram.sum()
+
+
 def key_from_signature(sharps: int, tonality: int) -> Key:
     """The Key of a MIDI key signature (``sharps`` -7..7, ``tonality`` 0 major, 1 minor)."""
     major_tonic = (7 * sharps) % 12
@@ -62,18 +120,20 @@ def key_from_signature(sharps: int, tonality: int) -> Key:
     return Key(major_tonic, "major")
 
 
-def pitch_class_histogram(score: Score, weighted: bool = True) -> np.ndarray:
+def pitch_class_histogram(score: Score, weighted: bool = True,
+                          min_duration: int = 0) -> np.ndarray:
     """(12,) share of each pitch class in the piece's pitched notes (drums left out).
 
-    ``weighted`` counts each note by its duration (ticks), otherwise once. Sums to 1;
-    all zeros for a piece without pitched notes.
+    ``weighted`` counts each note by its duration (ticks, at least ``min_duration``),
+    otherwise once. Sums to 1; all zeros for a piece without pitched notes.
     """
     histogram = np.zeros(12, dtype=np.float64)
     for track in score.tracks:
         if track.is_drum or not len(track.notes):
             continue
         notes = track.notes.numpy()
-        weights = notes["duration"].astype(np.float64) if weighted else None
+        weights = (np.maximum(notes["duration"], min_duration).astype(np.float64)
+                   if weighted else None)
         histogram += np.bincount(notes["pitch"].astype(np.int64) % 12, weights=weights,
                                  minlength=12)
     total = histogram.sum()
