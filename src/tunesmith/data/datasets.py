@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tunesmith.data.batching import collate_frames, collate_tokens, length_batches, pad_sequences
 from tunesmith.data.prepare import PreparedData
 from tunesmith.errors import ConfigError
+from tunesmith.representations.melody import FIRST_PITCH_EVENT
 
 
 class SequenceDataset(Dataset):
@@ -160,8 +161,6 @@ class SequenceDataset(Dataset):
 def _melody_transposer(prepared: PreparedData):
     """Transposition of encoded melody events: NOTE_ON events (>= 2) move by the shift,
     NO_EVENT and NOTE_OFF stay (the encoding of :mod:`tunesmith.representations.melody`)."""
-    from tunesmith.representations.melody import FIRST_PITCH_EVENT
-
     vocab_size = prepared.info.vocab_size
 
     def transpose(events: np.ndarray, shifts: tuple[int, int], rng: np.random.Generator):

@@ -24,6 +24,7 @@ from torch import nn
 
 from tunesmith.config import DictConfig
 from tunesmith.errors import ConfigError
+from tunesmith.models.heads import FrameHead
 from tunesmith.representations.info import DataInfo
 from tunesmith.representations.output_mask import OutputMask
 
@@ -62,8 +63,6 @@ class GenerativeModel(nn.Module):
     def set_output_mask(self, mask: OutputMask | None) -> None:
         """Keep ``mask`` (stored in checkpoints beside the weights) and hand its keys to
         every output head; None lets the sampler emit everything."""
-        from tunesmith.models.heads import FrameHead
-
         if mask is not None and mask.representation != type(self).representation:
             raise ConfigError(f"a {mask.representation} output mask does not fit a "
                               f"{type(self).representation} model")

@@ -24,6 +24,8 @@ import torch.nn.functional as F
 
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel
+from tunesmith.models.music_vae import slerp
+from tunesmith.models.sampling import SamplingControls, sample_bernoulli
 
 LOSSES = ("standard", "wgan-gp")
 
@@ -183,8 +185,6 @@ class GANModel(GenerativeModel):
         ``allowed`` ((K,) bool, default the output mask: pitches the training data never
         sounds) are zeroed before either.
         """
-        from tunesmith.models.sampling import sample_bernoulli
-
         if allowed is None:
             allowed = self.allowed_outputs()
         logits = torch.logit(probs.clamp(1e-6, 1 - 1e-6))
@@ -301,9 +301,6 @@ def interpolate_latents(
     Returns ``n_steps`` piano-rolls (n_steps, T, K) 0/1; the first and last are the
     generator's outputs for the two draws.
     """
-    from tunesmith.models.music_vae import slerp
-    from tunesmith.models.sampling import SamplingControls
-
     if n_steps < 2:
         raise ConfigError(f"interpolation needs at least 2 steps, got {n_steps}")
     controls = controls or SamplingControls(threshold=0.5)

@@ -33,8 +33,9 @@ from torch import nn
 
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import ModelConfig
-from tunesmith.models.gan import GANModel
+from tunesmith.models.gan import GANModel, pitch_class_histograms
 from tunesmith.models.music_vae import bar_windows
+from tunesmith.models.sampling import SamplingControls
 
 CHORD_DIM = 13  # 12 root pitch classes + 1 minor flag
 DEFAULT_PROGRESSION = "C G Am F"  # used when generation is asked for without chords
@@ -134,8 +135,6 @@ def chords_from_frames(
     sounding cells of all tracks; ties go to the lowest root, major before minor. A
     silent bar gets all zeros.
     """
-    from tunesmith.models.gan import pitch_class_histograms
-
     histograms = pitch_class_histograms(frames, n_pitches, pitch_low)  # (B, 12)
     templates = torch.zeros(24, 12)
     for root in range(12):
@@ -363,8 +362,6 @@ class MidiNet(GANModel):
         whole bars and conditions the next bar on its last one. -> (n, steps, tracks·P) 0/1
         with only the melody track sounding.
         """
-        from tunesmith.models.sampling import SamplingControls
-
         c = self.config
         controls = controls or SamplingControls(threshold=0.0)
         if steps % c.steps_per_bar:

@@ -39,6 +39,7 @@ from tunesmith.errors import ConfigError
 from tunesmith.models.base import ModelConfig
 from tunesmith.models.gan import GANModel
 from tunesmith.models.music_vae import bar_windows
+from tunesmith.models.sampling import SamplingControls
 
 MODES = ("jamming", "composer", "hybrid")
 
@@ -271,8 +272,6 @@ class MuseGAN(GANModel):
         models phrases, not their succession); the last is cut to length. By default
         notes are on where the generator's output exceeds 0.5 (hard thresholding).
         """
-        from tunesmith.models.sampling import SamplingControls
-
         if prime is not None:
             raise ConfigError("MuseGAN does not continue a prime")
         c = self.config

@@ -31,8 +31,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tunesmith.data.batching import pad_sequences
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel, ModelConfig
+from tunesmith.models.sampling import (
+    SamplingControls,
+    mask_logits,
+    sample_bernoulli,
+    sample_categorical,
+)
 from tunesmith.representations.info import DataInfo
 
 BETA_SCHEDULES = ("constant", "linear", "sigmoid")
@@ -249,8 +256,6 @@ class MusicVAE(GenerativeModel):
     def _draw(self, outputs: torch.Tensor, controls, generator, greedy: bool) -> torch.Tensor:
         """One output per row: logits (B, V) -> (B,) long, among the events the training
         data holds (the output mask)."""
-        from tunesmith.models.sampling import mask_logits, sample_categorical
-
         if greedy:
             return mask_logits(outputs, self.allowed_outputs()).argmax(-1)
         return sample_categorical(outputs, controls, generator, self.allowed_outputs())
@@ -316,8 +321,6 @@ class MusicVAE(GenerativeModel):
         ``greedy`` takes the most likely output at each step (argmax / p > 0.5);
         otherwise outputs are drawn with ``controls``. -> (B, T) tokens or (B, T, K).
         """
-        from tunesmith.models.sampling import SamplingControls
-
         c = self.config
         controls = controls or SamplingControls()
         generator = controls.generator(z.device)
@@ -392,7 +395,6 @@ class MusicVAE(GenerativeModel):
         decodes given codes instead. -> (n, steps) tokens / (n, steps, K) frames."""
         if prime is not None:
             raise ConfigError("MusicVAE does not continue a prime; use reconstruct or interpolate")
-        from tunesmith.models.sampling import SamplingControls
 
         controls = controls or SamplingControls()
         device = next(self.parameters()).device
@@ -443,7 +445,6 @@ class MusicVAEPianoroll(MusicVAE):
         if greedy:
             notes = (outputs > 0).float()
             return notes if allowed is None else notes * allowed.float()
-        from tunesmith.models.sampling import sample_bernoulli
 
         group = self.config.n_keys // max(self.config.n_tracks, 1)
         return sample_bernoulli(outputs, controls, generator, group_size=group, allowed=allowed)
@@ -463,8 +464,6 @@ class MusicVAEPianoroll(MusicVAE):
 
 def _as_batch(model: MusicVAE, sequences) -> tuple[torch.Tensor, torch.Tensor]:
     """A list of (T_i,) token / (T_i, K) frame arrays -> the model's fixed-length window."""
-    from tunesmith.data.batching import pad_sequences
-
     x, mask = pad_sequences(sequences)
     x = x.long() if model.batch_key == "events" else x.float()
     device = next(model.parameters()).device

@@ -20,6 +20,7 @@ from torch import nn
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel, ModelConfig
 from tunesmith.models.heads import make_head
+from tunesmith.models.sampling import SamplingControls, limit_sustain
 
 
 @dataclasses.dataclass
@@ -98,8 +99,6 @@ class FrameRNN(GenerativeModel):
 
     @torch.no_grad()
     def generate(self, n, steps, controls=None, prime=None, condition=None):
-        from tunesmith.models.sampling import SamplingControls, limit_sustain
-
         controls = controls or SamplingControls()
         generator = controls.generator()
         device = next(self.parameters()).device

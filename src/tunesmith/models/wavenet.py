@@ -51,6 +51,7 @@ from torch.nn.utils.parametrizations import weight_norm
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel, ModelConfig
 from tunesmith.models.heads import make_head
+from tunesmith.models.sampling import SamplingControls, limit_sustain
 from tunesmith.representations.info import DataInfo
 
 
@@ -365,8 +366,6 @@ class WaveNet(GenerativeModel):
         return self._generate(n, steps, controls, prime, condition, cached=False, window=window)
 
     def _generate(self, n, steps, controls, prime, condition, cached, window=None):
-        from tunesmith.models.sampling import SamplingControls, limit_sustain
-
         controls = controls or SamplingControls()
         device = next(self.parameters()).device
         generator = controls.generator(device)

@@ -27,6 +27,7 @@ import numpy as np
 
 from tunesmith.config import check_json_keys
 from tunesmith.errors import ConfigError
+from tunesmith.representations import events
 from tunesmith.representations.info import REPRESENTATIONS, DataInfo
 
 #: version of the JSON form written by :meth:`OutputMask.to_dict`
@@ -138,8 +139,6 @@ class OutputMask:
 def program_of_ids(info: DataInfo) -> np.ndarray:
     """(vocab_size,) int: the program of each ``Program`` token id of event data (-1 for
     drums, as miditok writes them), -2 for every other id."""
-    from tunesmith.representations import events
-
     tokenizer = events.build_tokenizer(events.EventsConfig.from_dict(info.repr_config))
     programs = np.full(info.vocab_size, -2, dtype=np.int64)
     for name, idx in tokenizer.vocab.items():
