@@ -77,6 +77,14 @@ _KEY_PATTERN = re.compile(
 )
 
 
+def pitch_class_of(letter: str, accidental: str | None = None) -> int:
+    """The pitch class (0 = C ... 11 = B) of a note name: a letter A-G (either case) and
+    an optional accidental: ``#``, ``♯``, ``sharp`` raise it; ``b``, ``♭``, ``-``,
+    ``flat`` lower it."""
+    shift = {"#": 1, "♯": 1, "sharp": 1, "b": -1, "♭": -1, "-": -1, "flat": -1}
+    return (_TONICS[letter.lower()] + shift.get(accidental or "", 0)) % 12
+
+
 def parse_key(name: str) -> Key:
     """A key name -> :class:`Key`: "C major", "F# minor", "Bb major", "E♭ minor",
     "a minor", "G" (major), "Dm".
@@ -88,12 +96,8 @@ def parse_key(name: str) -> Key:
     if match is None:
         raise ConfigError(f"cannot read key {name!r}; expected e.g. 'C major', 'F# minor'")
     letter, accidental, mode = match.groups()
-    tonic = _TONICS[letter.lower()]
-    if accidental in ("#", "♯", "sharp"):
-        tonic += 1
-    elif accidental in ("b", "♭", "-", "flat"):
-        tonic -= 1
-    return Key(tonic % 12, "minor" if mode in ("minor", "min", "m") else "major")
+    tonic = pitch_class_of(letter, accidental)
+    return Key(tonic, "minor" if mode in ("minor", "min", "m") else "major")
 
 
 def key_profile(name: str, profile: str = "aarden") -> np.ndarray:
