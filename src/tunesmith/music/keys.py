@@ -20,7 +20,7 @@ import numpy as np
 from symusic import Score
 
 from tunesmith.errors import ConfigError, RepresentationError
-from tunesmith.music.note_arrays import NoteArrays
+from tunesmith.music.note_arrays import NoteArrays, note_arrays
 from tunesmith.music.transforms import transpose
 
 #: Krumhansl–Kessler probe-tone ratings, index 0 = tonic (1982, Table 1).
@@ -124,6 +124,36 @@ def key_from_signature(sharps: int, tonality: int) -> Key:
     return Key(major_tonic, "major")
 
 
+def pitch_class_counts(notes: NoteArrays, weighted: bool = True,
+                       min_duration: int = 0) -> np.ndarray:
+    """(pieces, 12) float64 pitch-class weights of the pitched notes (drums left out) of
+    every piece of a batch: each note's duration in ticks (at least ``min_duration``)
+    when ``weighted``, else 1."""
+    pitched = ~notes.drum
+    bins = notes.piece[pitched] * 12 + notes.pitch[pitched] % 12
+    weights = None
+    if weighted:
+        duration = notes.duration[pitched]
+        if min_duration > 0:
+            duration = np.maximum(duration, min_duration)
+        weights = duration.astype(np.float64)
+    counts = np.bincount(bins, weights=weights, minlength=12 * notes.n_pieces)
+    return counts.astype(np.float64).reshape(notes.n_pieces, 12)  # (pieces, 12)
+
+
+def pitch_class_histograms(notes: NoteArrays, weighted: bool = True,
+                           min_duration: int = 0) -> np.ndarray:
+    """(pieces, 12) :func:`pitch_class_counts` normalised: each row sums to 1, or is all
+    zeros for a piece without pitched notes.
+
+    Row ``i`` equals ``pitch_class_histogram(scores[i])`` exactly: the bins sum whole
+    ticks (or counts), so adding them track by track or all at once gives the same floats.
+    """
+    histograms = pitch_class_counts(notes, weighted, min_duration)
+    totals = histograms.sum(axis=1, keepdims=True)  # (pieces, 1)
+    return np.divide(histograms, totals, out=histograms, where=totals > 0)
+
+
 def pitch_class_histogram(score: Score, weighted: bool = True,
                           min_duration: int = 0) -> np.ndarray:
     """(12,) share of each pitch class in the piece's pitched notes (drums left out).
@@ -131,32 +161,7 @@ def pitch_class_histogram(score: Score, weighted: bool = True,
     ``weighted`` counts each note by its duration (ticks, at least ``min_duration``),
     otherwise once. Sums to 1; all zeros for a piece without pitched notes.
     """
-    histogram = np.zeros(12, dtype=np.float64)
-    for track in score.tracks:
-        if track.is_drum or not len(track.notes):
-            continue
-        notes = track.notes.numpy()
-        weights = (np.maximum(notes["duration"], min_duration).astype(np.float64)
-                   if weighted else None)
-        histogram += np.bincount(notes["pitch"].astype(np.int64) % 12, weights=weights,
-                                 minlength=12)
-    total = histogram.sum()
-    return histogram / total if total > 0 else histogram
-
-
-def pitch_class_histograms(notes: NoteArrays, weighted: bool = True) -> np.ndarray:
-    """(pieces, 12) :func:`pitch_class_histogram` of every piece of a batch, at once.
-
-    Row ``i`` equals ``pitch_class_histogram(scores[i])`` exactly: the bins sum whole
-    ticks (or counts), so adding them track by track or all at once gives the same floats.
-    """
-    pitched = ~notes.drum
-    bins = notes.piece[pitched] * 12 + notes.pitch[pitched] % 12
-    weights = notes.duration[pitched].astype(np.float64) if weighted else None
-    histograms = np.bincount(bins, weights=weights, minlength=12 * notes.n_pieces)
-    histograms = histograms.astype(np.float64).reshape(notes.n_pieces, 12)  # (pieces, 12)
-    totals = histograms.sum(axis=1, keepdims=True)  # (pieces, 1)
-    return np.divide(histograms, totals, out=histograms, where=totals > 0)
+    return pitch_class_histograms(note_arrays([score]), weighted, min_duration)[0]
 
 
 def key_correlations(histogram: np.ndarray) -> np.ndarray:
