@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel
 from tunesmith.models.music_vae import slerp
+from tunesmith.models.rolls import pitch_class_histograms
 from tunesmith.models.sampling import SamplingControls, sample_bernoulli
 
 LOSSES = ("standard", "wgan-gp")
@@ -85,21 +86,6 @@ def gradient_penalty(
 
 
 # --------------------------------------------------------------------------- diversity
-
-
-def pitch_class_histograms(
-    samples: torch.Tensor, n_pitches: int, pitch_low: int
-) -> torch.Tensor:
-    """Normalised pitch-class histograms of piano-rolls (N, T, tracks·P) -> (N, 12).
-
-    A roll without notes gets an all-zero histogram.
-    """
-    n, steps, keys = samples.shape
-    per_pitch = samples.float().reshape(n, steps, keys // n_pitches, n_pitches).sum((1, 2))
-    classes = (torch.arange(n_pitches, device=samples.device) + pitch_low) % 12  # (P,)
-    histogram = torch.zeros(n, 12, device=samples.device).index_add_(1, classes, per_pitch)
-    total = histogram.sum(1, keepdim=True)
-    return torch.where(total > 0, histogram / total.clamp_min(1e-12), histogram)
 
 
 def diversity(samples: torch.Tensor, n_pitches: int | None = None, pitch_low: int = 0):

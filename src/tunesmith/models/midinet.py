@@ -32,8 +32,9 @@ from torch import nn
 
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import ModelConfig
-from tunesmith.models.gan import GANModel, pitch_class_histograms
+from tunesmith.models.gan import GANModel
 from tunesmith.models.music_vae import bar_windows
+from tunesmith.models.rolls import pitch_class_histograms
 from tunesmith.models.sampling import SamplingControls
 from tunesmith.music.chords import TRIADS, Chord, parse_progression
 from tunesmith.music.chords import parse_chord as parse_chord_symbol

@@ -51,6 +51,7 @@ from torch.nn.utils.parametrizations import weight_norm
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel, ModelConfig
 from tunesmith.models.heads import make_head
+from tunesmith.models.rolls import pitch_class_histograms
 from tunesmith.models.sampling import SamplingControls, limit_sustain
 from tunesmith.representations.info import DataInfo
 
@@ -570,20 +571,12 @@ def _batched(value, batch: int, name: str, device) -> torch.Tensor:
 # ---- pitch-class histograms for conditioning ------------------------------------------
 def pitch_histogram_from_frames(frames: torch.Tensor, n_pitches: int, pitch_low: int,
                                 mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Pitch-class histogram of piano-roll frames (B, T, K = tracks × pitches) -> (B, 12).
-
-    Each sounding cell counts once (duration-weighted, as a score's histogram);
-    a piece without notes gets the uniform histogram.
-    """
-    frames = frames.float()
-    if mask is not None:
-        frames = frames * mask[..., None].float()
-    per_pitch = frames.sum(1).reshape(frames.shape[0], -1, n_pitches).sum(1)  # (B, P)
-    pitch_class = (torch.arange(n_pitches, device=frames.device) + pitch_low) % 12  # (P,)
-    counts = torch.zeros(frames.shape[0], 12, device=frames.device)
-    counts.index_add_(1, pitch_class, per_pitch)  # (B, 12)
-    total = counts.sum(1, keepdim=True)
-    return torch.where(total > 0, counts / total.clamp(min=1e-12), torch.full_like(counts, 1 / 12))
+    """Pitch-class histogram of piano-roll frames (B, T, K = tracks × pitches) -> (B, 12)
+    (:func:`tunesmith.models.rolls.pitch_class_histograms`); a piece without notes gets
+    the uniform histogram."""
+    histogram = pitch_class_histograms(frames, n_pitches, pitch_low, mask)  # (B, 12)
+    empty = histogram.sum(1, keepdim=True) == 0
+    return torch.where(empty, torch.full_like(histogram, 1 / 12), histogram)
 
 
 def music_seconds(steps: int, steps_per_quarter: int, qpm: float) -> float:
