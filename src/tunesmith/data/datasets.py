@@ -32,6 +32,7 @@ from tunesmith.data.batching import collate_frames, collate_tokens, length_batch
 from tunesmith.data.prepare import PreparedData
 from tunesmith.errors import ConfigError
 from tunesmith.representations.melody import FIRST_PITCH_EVENT
+from tunesmith.representations.pianoroll import pitch_class_counts
 
 
 class SequenceDataset(Dataset):
@@ -150,10 +151,7 @@ class SequenceDataset(Dataset):
 
     def _histogram(self, index: int) -> np.ndarray:
         """(12,) float32 pitch-class distribution of the whole piece (before cropping)."""
-        data = self.pieces[index]
-        per_pitch = data.reshape(len(data), self.n_tracks, self.n_pitches).sum(axis=(0, 1))
-        classes = (np.arange(self.n_pitches) + self.pitch_low) % 12
-        hist = np.bincount(classes, weights=per_pitch.astype(np.float64), minlength=12)
+        hist = pitch_class_counts(self.pieces[index], self.n_pitches, self.pitch_low)
         total = hist.sum()
         return (hist / total if total > 0 else hist).astype(np.float32)
 

@@ -425,9 +425,7 @@ def _key_name(key) -> str | None:
 
 def _roll_key(roll: np.ndarray):
     """Key of a benchmark roll (MIDI 21-108), each sounding cell weighing one frame."""
-    per_pitch = roll.sum(axis=0).astype(np.float64)  # (88,)
-    classes = (np.arange(roll.shape[1]) + LOWEST_PITCH) % 12
-    return key_from_histogram(np.bincount(classes, weights=per_pitch, minlength=12))
+    return key_from_histogram(pianoroll.pitch_class_counts(roll, roll.shape[1], LOWEST_PITCH))
 
 
 def _piece_facts(score) -> dict[str, Any]:
