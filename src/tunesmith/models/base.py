@@ -117,7 +117,7 @@ class GenerativeModel(nn.Module):
     ) -> torch.Tensor:
         """Sample ``n`` sequences of ``steps`` steps (or tokens).
 
-        ``controls`` is a :class:`tunesmith.generation.SamplingControls`; ``prime`` is a
+        ``controls`` is a :class:`tunesmith.models.sampling.SamplingControls`; ``prime`` is a
         batch-shaped beginning (its steps are kept unchanged at the start of the
         output); ``condition`` holds conditioning inputs by batch key. Returns the
         representation's tensor: (n, steps, K) 0/1 for piano-rolls, (n, steps) long
