@@ -15,8 +15,8 @@ from tunesmith.generation.generate import pitch_histogram_from_spec
 from tunesmith.models import registry
 from tunesmith.models.sampling import SamplingControls
 from tunesmith.models.wavenet import (
-    Config,
     WaveNet,
+    WaveNetConfig,
     _CachedSteps,
     pitch_histogram_from_frames,
 )
@@ -44,7 +44,7 @@ def tiny(block: str = "gated", seed: int = 0, **options) -> WaveNet:
     sizes = {"channels": 8, "skip_channels": 6, "kernel_size": 2, "levels": 3, "blocks": 1}
     if block == "relu":
         sizes.update(kernel_size=3, levels=2)
-    config = Config(keys=KEYS, n_tracks=TRACKS, n_pitches=PITCHES, pitch_low=60, block=block,
+    config = WaveNetConfig(keys=KEYS, n_tracks=TRACKS, n_pitches=PITCHES, pitch_low=60, block=block,
                     **{**sizes, **options})
     return WaveNet(config)
 
@@ -317,11 +317,11 @@ def test_registry_presets_and_data_sizes():
     assert (c.keys, c.n_tracks, c.n_pitches, c.pitch_low) == (196, 4, 49, 36)
     wavenet = registry.build("wavenet", {"head": "bernoulli"}, roll_info(["Piano"], 21, 108))
     assert wavenet.config.block == "gated" and wavenet.config.n_pitches == 88
-    assert Config.from_dict(c.to_dict()) == c
+    assert WaveNetConfig.from_dict(c.to_dict()) == c
     with pytest.raises(ConfigError, match="n_tracks"):
-        Config(keys=10, n_tracks=3, n_pitches=3)
+        WaveNetConfig(keys=10, n_tracks=3, n_pitches=3)
     with pytest.raises(ConfigError, match="block"):
-        Config(block="lstm")
+        WaveNetConfig(block="lstm")
 
 
 # ---- the voices head through the WaveNet --------------------------------------------------

@@ -1,6 +1,6 @@
 """The contract every model family keeps.
 
-A family is one file under ``models/``: a ``Config`` dataclass (JSON-serialisable), a
+A family is one file under ``models/``: a ``<Family>Config`` dataclass (JSON-serialisable), a
 :class:`GenerativeModel` subclass, its loss and its sampler. The generic trainer, the
 checkpoint code, the CLI, the tests and the benchmarks only ever talk to this
 interface, never to a family by name.
@@ -31,7 +31,7 @@ from tunesmith.representations.output_mask import OutputMask
 
 @dataclasses.dataclass
 class ModelConfig(DictConfig):
-    """Base of every family's ``Config``: JSON round trip with a clear error on typos."""
+    """Base of every family's ``<Family>Config``: JSON round trip with a clear error on typos."""
 
     config_name: ClassVar[str] = "model"
 

@@ -12,7 +12,7 @@ token before each note). Each input token's embedding is the sum of
 
 Every window starts with conditioning tokens, one per slot — corpus, key, tempo bucket,
 density bucket — then a window-start token. They are extra ids after the tokenizer's
-vocabulary (``Config.condition_sizes()`` says how many per slot; value 0 of each slot is
+vocabulary (``EventGPTConfig.condition_sizes()`` says how many per slot; value 0 of each slot is
 "unknown"). In training they come from the batch key ``condition_tokens`` (B, 4) long
 (slot values) when the data provides it, else they are computed from the batch:
 corpus from ``corpus_id`` (B,), key by Krumhansl–Schmuckler from the pitch tokens, tempo
@@ -48,7 +48,7 @@ N_PROGRAM_TRACKS = 130  # track ids: 0 none, 1 + (program + 1) for programs -1 (
 
 
 @dataclasses.dataclass
-class Config(TokenModelConfig):
+class EventGPTConfig(TokenModelConfig):
     """GPT options on top of the shared ones (:class:`TokenModelConfig`)."""
 
     positions: str = "rotary"  # "rotary" (RoPE) or "learned" (absolute, as GPT-2)
@@ -82,7 +82,7 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention, optionally with rotary positions."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: EventGPTConfig):
         super().__init__()
         c = config
         self.n_heads = c.n_heads
@@ -121,9 +121,9 @@ class EventGPT(TokenTransformer):
     """GPT over multi-track event tokens with track embeddings and conditioning tokens."""
 
     family = "gpt-events"
-    config_class = Config
+    config_class = EventGPTConfig
 
-    def __init__(self, config: Config):
+    def __init__(self, config: EventGPTConfig):
         super().__init__(config)
         c = config
         self.n_extra_tokens = 1 + sum(c.condition_sizes())  # start token, then conditions

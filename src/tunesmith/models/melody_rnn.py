@@ -49,7 +49,7 @@ MODES = ("basic", "lookback", "attention")
 
 
 @dataclass
-class Config(ModelConfig):
+class MelodyRNNConfig(ModelConfig):
     """Melody RNN options. Defaults follow Magenta's ``basic_rnn``, ``lookback_rnn`` and
     ``attention_rnn`` configs: two LSTM layers of 128 units, dropout 0.5, window 40."""
 
@@ -82,9 +82,9 @@ class MelodyRNN(GenerativeModel):
 
     family = "melody-rnn"
     representation = "melody"
-    config_class = Config
+    config_class = MelodyRNNConfig
 
-    def __init__(self, config: Config):
+    def __init__(self, config: MelodyRNNConfig):
         super().__init__(config)
         c = config
         self.vocab_size = c.vocab_size
@@ -109,7 +109,7 @@ class MelodyRNN(GenerativeModel):
         self.head = nn.Linear(head_in, self.n_classes)
 
     @classmethod
-    def config_for_data(cls, config: Config, info: DataInfo) -> Config:
+    def config_for_data(cls, config: MelodyRNNConfig, info: DataInfo) -> MelodyRNNConfig:
         return config.updated(vocab_size=info.vocab_size, steps_per_bar=info.steps_per_bar)
 
     # ---- inputs ---------------------------------------------------------------------

@@ -20,7 +20,7 @@ predict frame t; the output distribution comes from a swappable head
 per voice...).
 
 **First frame.** Frame 0 is predicted from the zero frame alone. It is scored by
-:meth:`WaveNet.loss` unless ``Config.score_first_frame`` is False; the published
+:meth:`WaveNet.loss` unless ``WaveNetConfig.score_first_frame`` is False; the published
 polyphonic benchmark protocol (Boulanger-Lewandowski et al. 2012; Bai et al. 2018) does
 not score it — use ``score_first_frame=False`` or :meth:`WaveNet.frame_log_prob` (all
 frames, (B, T)) and drop column 0 yourself.
@@ -57,7 +57,7 @@ from tunesmith.representations.info import DataInfo
 
 
 @dataclasses.dataclass
-class Config(ModelConfig):
+class WaveNetConfig(ModelConfig):
     """Options of the WaveNet/TCN family. Sizes marked (data) are set by ``config_for_data``."""
 
     keys: int = 88  # (data) keys per frame K = n_tracks × n_pitches, track-major
@@ -183,9 +183,9 @@ class WaveNet(GenerativeModel):
 
     family = "wavenet"
     representation = "pianoroll"
-    config_class = Config
+    config_class = WaveNetConfig
 
-    def __init__(self, config: Config):
+    def __init__(self, config: WaveNetConfig):
         super().__init__(config)
         c = config
         cond_channels = c.cond_channels
@@ -220,7 +220,7 @@ class WaveNet(GenerativeModel):
                               nade_hidden=c.nade_hidden)
 
     @classmethod
-    def config_for_data(cls, config: Config, info: DataInfo) -> Config:
+    def config_for_data(cls, config: WaveNetConfig, info: DataInfo) -> WaveNetConfig:
         """Take K, tracks, pitches and the lowest pitch from the prepared data's info."""
         return config.updated(keys=info.keys, n_tracks=info.n_tracks, n_pitches=info.n_pitches,
                               pitch_low=info.pitch_low)
