@@ -51,6 +51,7 @@ class GenerativeModel(nn.Module):
     family: ClassVar[str] = ""  # registry name, e.g. "wavenet"
     representation: ClassVar[str] = ""  # "pianoroll" | "melody" | "events"
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    config: ModelConfig
     automatic_optimization: ClassVar[bool] = True
 
     def __init__(self, config: ModelConfig):

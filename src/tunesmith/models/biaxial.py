@@ -57,6 +57,7 @@ class BiaxialRNN(GenerativeModel):
     family = "biaxial"
     representation = "pianoroll"
     config_class = BiaxialConfig
+    config: BiaxialConfig
 
     def __init__(self, config: BiaxialConfig):
         super().__init__(config)
@@ -164,7 +165,8 @@ class BiaxialRNN(GenerativeModel):
         return {"loss": nll, "nll_per_frame": nll.detach()}
 
     # ---- sampling ---------------------------------------------------------------------
-    def sample_frame(self, time_out: torch.Tensor, controls, generator=None) -> torch.Tensor:
+    def sample_frame(self, time_out: torch.Tensor, controls: SamplingControls,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
         """One frame, pitch by pitch from low to high, track after track: time_out
         (n, Ka, Ht) -> (n, K). ``max_notes_per_step`` applies to each track; keys the
         training data never sounds (the output mask) are never drawn."""
@@ -197,7 +199,9 @@ class BiaxialRNN(GenerativeModel):
         return frame
 
     @torch.no_grad()
-    def generate(self, n, steps, controls=None, prime=None, condition=None):
+    def generate(self, n: int, steps: int, controls: SamplingControls | None = None,
+                 prime: torch.Tensor | None = None, condition: dict | None = None
+                 ) -> torch.Tensor:
         controls = controls or SamplingControls()
         generator = controls.generator()
         device = next(self.parameters()).device

@@ -162,7 +162,8 @@ class GANModel(GenerativeModel):
         """The condition for ``n`` examples at generation time (default: as given)."""
         return dict(condition or {})
 
-    def binarize(self, probs: torch.Tensor, controls, allowed: torch.Tensor | None = None
+    def binarize(self, probs: torch.Tensor, controls: SamplingControls,
+                 allowed: torch.Tensor | None = None
                  ) -> torch.Tensor:
         """Generator outputs in [0, 1] (B, T, K) -> 0/1 notes with the sampling controls.
 
@@ -178,7 +179,7 @@ class GANModel(GenerativeModel):
         return sample_bernoulli(logits, controls, generator, group_size=self.config.n_pitches,
                                 allowed=allowed)
 
-    def sample_notes(self, probs: torch.Tensor, controls) -> torch.Tensor:
+    def sample_notes(self, probs: torch.Tensor, controls: SamplingControls) -> torch.Tensor:
         """Generator outputs (examples' shape) -> 0/1 piano-rolls (B, T, K)."""
         return self.binarize(self.as_pianoroll(probs), controls)
 

@@ -122,6 +122,7 @@ class EventGPT(TokenTransformer):
 
     family = "gpt-events"
     config_class = EventGPTConfig
+    config: EventGPTConfig
 
     def __init__(self, config: EventGPTConfig):
         super().__init__(config)

@@ -83,6 +83,7 @@ class MelodyRNN(GenerativeModel):
     family = "melody-rnn"
     representation = "melody"
     config_class = MelodyRNNConfig
+    config: MelodyRNNConfig
 
     def __init__(self, config: MelodyRNNConfig):
         super().__init__(config)
@@ -230,7 +231,9 @@ class MelodyRNN(GenerativeModel):
         return torch.cat([allowed, allowed.new_ones(2)])
 
     @torch.no_grad()
-    def generate(self, n, steps, controls=None, prime=None, condition=None) -> torch.Tensor:
+    def generate(self, n: int, steps: int, controls: SamplingControls | None = None,
+                 prime: torch.Tensor | None = None, condition: dict | None = None
+                 ) -> torch.Tensor:
         """Sample ``n`` melodies of ``steps`` events -> (n, steps) long.
 
         The LSTM state (and attention window) is carried from step to step; ``prime``

@@ -228,6 +228,7 @@ class MidiNet(GANModel):
     family = "midinet"
     representation = "pianoroll"
     config_class = MidiNetConfig
+    config: MidiNetConfig
 
     def __init__(self, config: MidiNetConfig):
         super().__init__(config)
@@ -308,7 +309,7 @@ class MidiNet(GANModel):
         out[:, :, c.track] = x[:, 0]
         return out.reshape(x.shape[0], c.steps_per_bar, -1)
 
-    def sample_notes(self, probs, controls):
+    def sample_notes(self, probs, controls: SamplingControls):
         """Monophonic: at most one note per step (the most likely), as in the paper.
 
         Bars (B, 1, S, P) in [0, 1] -> (B, S, tracks·P) 0/1, the other tracks silent.
@@ -334,7 +335,9 @@ class MidiNet(GANModel):
 
     # ---- generation -------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, n, steps, controls=None, prime=None, condition=None):
+    def generate(self, n: int, steps: int, controls: SamplingControls | None = None,
+                 prime: torch.Tensor | None = None, condition: dict | None = None
+                 ) -> torch.Tensor:
         """``n`` melodies of ``steps`` steps (a whole number of bars), bar by bar.
 
         By default each step sounds the pitch of highest activation, as in the paper

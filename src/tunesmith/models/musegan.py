@@ -159,6 +159,7 @@ class MuseGAN(GANModel):
     family = "musegan"
     representation = "pianoroll"
     config_class = MuseGANConfig
+    config: MuseGANConfig
 
     def __init__(self, config: MuseGANConfig):
         super().__init__(config)
@@ -265,7 +266,9 @@ class MuseGAN(GANModel):
 
     # ---- generation -------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, n, steps, controls=None, prime=None, condition=None):
+    def generate(self, n: int, steps: int, controls: SamplingControls | None = None,
+                 prime: torch.Tensor | None = None, condition: dict | None = None
+                 ) -> torch.Tensor:
         """``n`` multi-track pieces of ``steps`` steps -> (n, steps, tracks·P) 0/1.
 
         Longer pieces are independent ``n_bars`` phrases one after another (MuseGAN

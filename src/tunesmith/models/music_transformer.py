@@ -147,6 +147,7 @@ class MusicTransformer(TokenTransformer):
 
     family = "music-transformer"
     config_class = MusicTransformerConfig
+    config: MusicTransformerConfig
     n_extra_tokens = 1  # the window-start token
 
     def __init__(self, config: MusicTransformerConfig):

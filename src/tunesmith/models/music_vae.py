@@ -189,6 +189,7 @@ class MusicVAE(GenerativeModel):
     family = "music-vae"
     representation = "melody"
     config_class = MusicVAEConfig
+    config: MusicVAEConfig
 
     def __init__(self, config: MusicVAEConfig):
         super().__init__(config)
@@ -253,7 +254,8 @@ class MusicVAE(GenerativeModel):
         """1 where the most likely output equals the target, per step. -> (B, T) bool."""
         return outputs.argmax(-1) == x
 
-    def _draw(self, outputs: torch.Tensor, controls, generator, greedy: bool) -> torch.Tensor:
+    def _draw(self, outputs: torch.Tensor, controls: SamplingControls, generator,
+              greedy: bool) -> torch.Tensor:
         """One output per row: logits (B, V) -> (B,) long, among the events the training
         data holds (the output mask)."""
         if greedy:
@@ -390,7 +392,9 @@ class MusicVAE(GenerativeModel):
 
     # ---- sampling -----------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, n, steps=None, controls=None, prime=None, condition=None):
+    def generate(self, n: int, steps: int | None = None,
+                 controls: SamplingControls | None = None, prime: torch.Tensor | None = None,
+                 condition: dict | None = None) -> torch.Tensor:
         """Sample from the prior: z ~ N(0, I), then decode. ``condition={"z": (n, Z)}``
         decodes given codes instead. -> (n, steps) tokens / (n, steps, K) frames."""
         if prime is not None:
@@ -439,7 +443,7 @@ class MusicVAEPianoroll(MusicVAE):
         """A step is right when every key of the frame is right."""
         return ((outputs > 0) == (x > 0.5)).all(-1)
 
-    def _draw(self, outputs, controls, generator, greedy):
+    def _draw(self, outputs, controls: SamplingControls, generator, greedy):
         """Keys the training data never sounds (the output mask) stay silent."""
         allowed = self.allowed_outputs()
         if greedy:
@@ -482,14 +486,15 @@ def encode_sequences(model: MusicVAE, sequences) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sample_prior(model: MusicVAE, n: int, controls=None) -> torch.Tensor:
+def sample_prior(model: MusicVAE, n: int, controls: SamplingControls | None = None) -> torch.Tensor:
     """n phrases decoded from z ~ N(0, I)."""
     model.eval()
     return model.generate(n, model.config.steps, controls)
 
 
 @torch.no_grad()
-def reconstruct(model: MusicVAE, sequences, controls=None, greedy: bool = True) -> torch.Tensor:
+def reconstruct(model: MusicVAE, sequences, controls: SamplingControls | None = None,
+                greedy: bool = True) -> torch.Tensor:
     """Encode to μ and decode again (argmax decoding by default)."""
     model.eval()
     return model.decode(encode_sequences(model, sequences), controls, greedy=greedy)

@@ -53,6 +53,7 @@ class FrameRNN(GenerativeModel):
     family = "lstm"
     representation = "pianoroll"
     config_class = RNNConfig
+    config: RNNConfig
 
     def __init__(self, config: RNNConfig):
         super().__init__(config)
@@ -98,7 +99,9 @@ class FrameRNN(GenerativeModel):
         return None
 
     @torch.no_grad()
-    def generate(self, n, steps, controls=None, prime=None, condition=None):
+    def generate(self, n: int, steps: int, controls: SamplingControls | None = None,
+                 prime: torch.Tensor | None = None, condition: dict | None = None
+                 ) -> torch.Tensor:
         controls = controls or SamplingControls()
         generator = controls.generator()
         device = next(self.parameters()).device

@@ -113,6 +113,7 @@ class TokenTransformer(GenerativeModel):
 
     representation = "events"
     config_class = TokenModelConfig
+    config: TokenModelConfig
 
     def __init__(self, config: TokenModelConfig):
         config.check()
@@ -227,7 +228,9 @@ class TokenTransformer(GenerativeModel):
 
     # ---- sampling ------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, n, steps, controls=None, prime=None, condition=None) -> torch.Tensor:
+    def generate(self, n: int, steps: int, controls: SamplingControls | None = None,
+                 prime: torch.Tensor | None = None, condition: dict | None = None
+                 ) -> torch.Tensor:
         """Sample (n, steps) token ids with the key/value cache (see module docstring).
 
         ``prime`` (T0,) or (n, T0) ids are kept unchanged as the first T0 tokens (default:
@@ -239,7 +242,9 @@ class TokenTransformer(GenerativeModel):
         return self._sample(n, steps, controls, prime, condition, use_cache=True)
 
     @torch.no_grad()
-    def generate_naive(self, n, steps, controls=None, prime=None, condition=None):
+    def generate_naive(self, n: int, steps: int, controls: SamplingControls | None = None,
+                       prime: torch.Tensor | None = None, condition: dict | None = None
+                       ) -> torch.Tensor:
         """Same as :meth:`generate` without a cache: every token recomputes its window."""
         return self._sample(n, steps, controls, prime, condition, use_cache=False)
 
@@ -275,7 +280,9 @@ class TokenTransformer(GenerativeModel):
         """Start (in the output) of the window that predicts token t."""
         return t - keep if t - start > body else start
 
-    def _sample(self, n, steps, controls, prime, condition, use_cache: bool) -> torch.Tensor:
+    def _sample(self, n: int, steps: int, controls: SamplingControls | None,
+                prime: torch.Tensor | None, condition: dict | None,
+                use_cache: bool) -> torch.Tensor:
         controls = controls or SamplingControls()
         device = self._device()
         generator = controls.generator(device)

@@ -184,6 +184,7 @@ class WaveNet(GenerativeModel):
     family = "wavenet"
     representation = "pianoroll"
     config_class = WaveNetConfig
+    config: WaveNetConfig
 
     def __init__(self, config: WaveNetConfig):
         super().__init__(config)
@@ -340,7 +341,8 @@ class WaveNet(GenerativeModel):
         return {"loss": nll, "nll_per_frame": nll.detach()}
 
     # ---- sampling -------------------------------------------------------------------
-    def generate(self, n: int, steps: int, controls=None, prime: torch.Tensor | None = None,
+    def generate(self, n: int, steps: int, controls: SamplingControls | None = None,
+                 prime: torch.Tensor | None = None,
                  condition: dict | None = None) -> torch.Tensor:
         """Sample (n, steps, K) 0/1 frames with per-layer activation queues (Fast WaveNet).
 
@@ -353,7 +355,7 @@ class WaveNet(GenerativeModel):
         """
         return self._generate(n, steps, controls, prime, condition, cached=True)
 
-    def generate_naive(self, n: int, steps: int, controls=None,
+    def generate_naive(self, n: int, steps: int, controls: SamplingControls | None = None,
                        prime: torch.Tensor | None = None, condition: dict | None = None,
                        window: int | None = None) -> torch.Tensor:
         """Reference sampler: recompute the features of the whole prefix at every step.
@@ -366,7 +368,9 @@ class WaveNet(GenerativeModel):
             raise ConfigError(f"window {window} < receptive field {self.receptive_field}")
         return self._generate(n, steps, controls, prime, condition, cached=False, window=window)
 
-    def _generate(self, n, steps, controls, prime, condition, cached, window=None):
+    def _generate(self, n: int, steps: int, controls: SamplingControls | None,
+                  prime: torch.Tensor | None, condition: dict | None, cached: bool,
+                  window: int | None = None) -> torch.Tensor:
         controls = controls or SamplingControls()
         device = next(self.parameters()).device
         generator = controls.generator(device)
