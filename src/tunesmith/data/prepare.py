@@ -210,7 +210,21 @@ def _drop_drums(score):
     return select_tracks(score, drums=False)
 
 
-class PianorollEncoder:
+class _ScoreEncoder:
+    """What an encoder does unless it knows better: encode a batch one Score at a time,
+    and store its arrays as they are (no bit packing)."""
+
+    def encode(self, score) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def encode_many(self, scores: list, notes: NoteArrays) -> list[dict | Exception]:
+        return _one_by_one(self.encode, scores)
+
+    def packs_bits(self) -> bool:
+        return False
+
+
+class PianorollEncoder(_ScoreEncoder):
     """Score -> ``(steps, tracks * pitches)`` grid. Options: PianorollConfig's fields,
     plus ``merge_tracks`` (default: True unless the corpus has a fixed track layout)."""
 
@@ -312,7 +326,7 @@ def _flatten_tracks(grid: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(grid.transpose(1, 0, 2)).reshape(steps, tracks * pitches)
 
 
-class MelodyEncoder:
+class MelodyEncoder(_ScoreEncoder):
     """Score -> ``(steps,)`` int16 melody events (:mod:`tunesmith.representations.melody`).
 
     Option ``track``: the name of the track holding the melody (chorales: Soprano);
@@ -342,12 +356,6 @@ class MelodyEncoder:
         events = np.asarray(self.module.encode(score, self.cfg), dtype=np.int16)  # (steps,)
         return {"data": events}
 
-    def encode_many(self, scores: list, notes: NoteArrays) -> list[dict | Exception]:
-        return _one_by_one(self.encode, scores)
-
-    def packs_bits(self) -> bool:
-        return False
-
     def info(self, facts: list[dict] | None = None) -> DataInfo:
         """Vocabulary and grid; ``steps_per_bar`` is the most common bar of the pieces."""
         from collections import Counter
@@ -358,7 +366,7 @@ class MelodyEncoder:
         return dataclasses.replace(info, repr_config=self.options())
 
 
-class EventsEncoder:
+class EventsEncoder(_ScoreEncoder):
     """Score -> ``(n,)`` int32 tokens (:mod:`tunesmith.representations.events`)."""
 
     name = "events"
@@ -374,12 +382,6 @@ class EventsEncoder:
     def encode(self, score) -> dict[str, np.ndarray]:
         tokens = np.asarray(self.module.encode(_drop_drums(score), self.cfg), dtype=np.int32)
         return {"data": tokens}
-
-    def encode_many(self, scores: list, notes: NoteArrays) -> list[dict | Exception]:
-        return _one_by_one(self.encode, scores)
-
-    def packs_bits(self) -> bool:
-        return False
 
     def info(self, facts: list[dict] | None = None) -> DataInfo:
         return dataclasses.replace(self.module.info(self.cfg), repr_config=self.options())
