@@ -131,14 +131,14 @@ def run_family(label: str, spec: dict, prepared, minutes: float, runs: Path, thr
                train_overrides: dict, model_overrides: dict, samples_dir: Path,
                seed: int, evaluate_only: bool = False) -> dict:
     from tunesmith.cli.demo import DEMO_SAMPLING, DEMO_TRAIN
-    from tunesmith.models.likelihood import score_split
     from tunesmith.generation.generate import (
         array_to_score,
         length_in_steps,
         sample_arrays,
         write_score,
     )
-    from tunesmith.generation.sampling import SamplingControls
+    from tunesmith.models.likelihood import score_split
+    from tunesmith.models.sampling import SamplingControls
     from tunesmith.training.checkpoint import load_checkpoint, read_json
     from tunesmith.training.trainer import train
 

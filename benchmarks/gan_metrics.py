@@ -42,10 +42,10 @@ import numpy as np
 import torch
 
 from tunesmith.evaluation import metrics
-from tunesmith.generation.sampling import SamplingControls
 from tunesmith.models import registry
 from tunesmith.models.gan import diversity
 from tunesmith.models.midinet import chords_from_frames
+from tunesmith.models.sampling import SamplingControls
 from tunesmith.representations import pianoroll
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gan_metrics.json"

@@ -31,8 +31,8 @@ import time
 
 import torch
 
-from tunesmith.generation.sampling import SamplingControls
 from tunesmith.models import registry
+from tunesmith.models.sampling import SamplingControls
 from tunesmith.models.wavenet import music_seconds, steps_for_minutes
 from tunesmith.representations import pianoroll
 

@@ -54,10 +54,10 @@ def score_model(label: str, checkpoint: str, samples: int, bars: int, seed: int,
 
     from tunesmith.cli.demo import DEMO_SAMPLING
     from tunesmith.data.prepare import prepare
-    from tunesmith.models.likelihood import score_split
     from tunesmith.evaluation.report import run_evaluation
     from tunesmith.generation.generate import generate_from_checkpoint
-    from tunesmith.generation.sampling import SamplingControls
+    from tunesmith.models.likelihood import score_split
+    from tunesmith.models.sampling import SamplingControls
     from tunesmith.training.checkpoint import load_checkpoint, read_json, resolve_checkpoint
 
     torch.set_num_threads(threads)

@@ -100,7 +100,7 @@ def reference(model, meta, out: Path, seed: int) -> float:
         sample_arrays,
         write_score,
     )
-    from tunesmith.generation.sampling import SamplingControls
+    from tunesmith.models.sampling import SamplingControls
 
     start = time.perf_counter()
     arrays, _ = sample_arrays(model, meta, 1, length_in_steps(meta, bars=8),

@@ -29,8 +29,8 @@ import time
 
 import torch
 
-from tunesmith.generation.sampling import SamplingControls
 from tunesmith.models import registry
+from tunesmith.models.sampling import SamplingControls
 from tunesmith.representations.events import EventsConfig
 from tunesmith.representations.events import info as events_info
 

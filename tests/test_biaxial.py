@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 import torch
 
 from tiny_model import roll_info
 from tunesmith.errors import ConfigError
-from tunesmith.generation.sampling import SamplingControls
 from tunesmith.models.biaxial import BiaxialConfig, BiaxialRNN
+from tunesmith.models.sampling import SamplingControls
+from tunesmith.training.checkpoint import load_checkpoint, save_checkpoint
 
 KEYS = 5
 
@@ -19,7 +21,7 @@ def tiny(**changes) -> BiaxialRNN:
     torch.manual_seed(0)
     config = BiaxialConfig(
         keys=KEYS, window=2, beat_bits=2, time_hidden=6, time_layers=2, note_hidden=5,
-        note_layers=1, note_window=2, lowest_pitch=60,
+        note_layers=1, note_window=2, pitch_low=60,
     ).updated(**changes)
     model = BiaxialRNN(config).eval()
     with torch.no_grad():  # larger weights than the init, so that the tests are not trivial
@@ -97,7 +99,7 @@ def test_the_data_decides_tracks_and_pitches():
     info = roll_info(["Soprano", "Alto", "Tenor", "Bass"], 36, 84)  # 4 × 49 keys from C2
     model = BiaxialRNN(BiaxialRNN.config_for_data(BiaxialConfig(time_hidden=4, note_hidden=4),
                                                   info))
-    assert (model.config.keys, model.config.n_tracks, model.config.lowest_pitch) == (196, 4, 36)
+    assert (model.config.keys, model.config.n_tracks, model.config.pitch_low) == (196, 4, 36)
     classes = model.pitch_class_onehot.argmax(-1).reshape(4, 49)  # (tracks, pitches)
     assert classes[:, 0].tolist() == [0] * 4  # each track starts on a C
     assert classes[:, 1].tolist() == [1] * 4
@@ -126,3 +128,21 @@ def test_note_limits_apply_per_track():
     controls = SamplingControls(threshold=0.0, max_notes_per_step=1)  # every key wants a note
     out = model.generate(2, 3, controls)
     assert out.reshape(2, 3, 2, 3).sum(-1).eq(1).all()  # one note in each track
+
+
+def test_a_checkpoint_saved_with_the_old_lowest_pitch_name_still_loads(tmp_path):
+    info = roll_info(["Soprano", "Alto"], 60, 65)  # 2 tracks × 6 keys from C4
+    model = BiaxialRNN(BiaxialRNN.config_for_data(
+        BiaxialConfig(time_hidden=4, note_hidden=4, time_layers=1, note_layers=1), info))
+    folder = save_checkpoint(tmp_path / "old", model, model_name="biaxial", data_info=info)
+    meta = json.loads((folder / "config.json").read_text())
+    meta["model_config"]["lowest_pitch"] = meta["model_config"].pop("pitch_low")  # as saved
+    (folder / "config.json").write_text(json.dumps(meta))
+    with pytest.warns(DeprecationWarning, match="lowest_pitch is now called pitch_low"):
+        loaded, _ = load_checkpoint(folder)
+    assert loaded.config == model.config and loaded.config.pitch_low == 60
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(),
+                                 strict=True):
+        assert torch.equal(a, b), name
+    with pytest.raises(ConfigError, match="give only pitch_low"):
+        BiaxialConfig.from_dict({"lowest_pitch": 21, "pitch_low": 21})

@@ -10,8 +10,8 @@ import pytest
 from cli_helpers import run_cli
 from test_families import TINY_OPTIONS
 from tunesmith.generation.generate import EmptyPieceWarning, generate_from_checkpoint
-from tunesmith.generation.sampling import SamplingControls
 from tunesmith.models import registry
+from tunesmith.models.sampling import SamplingControls
 from tunesmith.training.checkpoint import save_checkpoint
 
 

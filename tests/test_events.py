@@ -47,7 +47,7 @@ def _coarse_durations_fit(score: Score) -> bool:
 
 @pytest.mark.parametrize("tokenizer", ["REMI", "MIDILike", "TSD"])
 def test_round_trip_on_real_chorales(chorales, tokenizer):
-    from tunesmith.generation.grammar import TokenGrammar
+    from tunesmith.representations.grammar import TokenGrammar
 
     cfg = EventsConfig(tokenizer=tokenizer)
     grammar = TokenGrammar(ev.build_tokenizer(cfg))

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from tiny_model import roll_info
-from tunesmith.generation.sampling import SamplingControls
 from tunesmith.models import registry
+from tunesmith.models.sampling import SamplingControls
 from tunesmith.representations import events, melody
 from tunesmith.training.checkpoint import load_checkpoint, save_checkpoint
 

@@ -27,7 +27,7 @@ LIMIT = 5  # chorales per data set (4 of them in the train split)
 REFUSALS: dict[tuple[str, str], str] = {}
 #: config sizes of a model built on 4 tracks × MIDI 36-84, by config field
 SATB_SIZES = {"keys": 196, "n_keys": 196, "n_tracks": 4, "n_pitches": 49, "pitch_low": 36,
-              "lowest_pitch": 36, "pitches_per_track": 49}
+              "pitches_per_track": 49}
 
 CASES = [(name, data) for name in registry.family_names() for data in DATA]
 

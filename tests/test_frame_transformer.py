@@ -8,10 +8,10 @@ import itertools
 import torch
 
 from tiny_model import roll_info
-from tunesmith.generation.sampling import SamplingControls
 from tunesmith.models import registry
 from tunesmith.models.likelihood import frame_nll, sequence_log_probs
 from tunesmith.models.music_transformer import RelativeSelfAttention, relative_attention_naive
+from tunesmith.models.sampling import SamplingControls
 from tunesmith.models.transformer_blocks import merge_heads, split_heads
 
 TINY = dict(d_model=16, n_heads=2, n_layers=2, d_ff=32, context=5, dropout=0.0)

@@ -10,7 +10,6 @@ import torch
 from cli_helpers import run_cli
 from tiny_model import roll_info
 from tunesmith.errors import ConfigError
-from tunesmith.generation.sampling import SamplingControls
 from tunesmith.models import registry
 from tunesmith.models.gan import (
     discriminator_loss,
@@ -28,6 +27,7 @@ from tunesmith.models.midinet import (
     parse_chord_progression,
 )
 from tunesmith.models.musegan import MODES, MuseGAN, MuseGANConfig
+from tunesmith.models.sampling import SamplingControls
 
 TRACKS, PITCHES, LOW = 2, 14, 55
 

@@ -19,7 +19,7 @@ from tunesmith.generation.generate import (
     generate_from_checkpoint,
     length_in_steps,
 )
-from tunesmith.generation.sampling import SamplingControls
+from tunesmith.models.sampling import SamplingControls
 from tunesmith.music import load, save_midi
 from tunesmith.training.checkpoint import save_checkpoint
 
@@ -104,7 +104,8 @@ def test_pitch_histogram_needs_a_conditioned_model(checkpoint, tmp_path):
 
 def test_pitch_histogram_conditions_a_wavenet(tmp_path, monkeypatch):
     from tunesmith.models import registry
-    from tunesmith.models.wavenet import WaveNet, pitch_histogram_from_key
+    from tunesmith.models.wavenet import WaveNet
+    from tunesmith.music.keys import key_profile
 
     torch.manual_seed(0)
     model = registry.build("wavenet", {"levels": 2, "channels": 4, "skip_channels": 4,
@@ -122,7 +123,7 @@ def test_pitch_histogram_conditions_a_wavenet(tmp_path, monkeypatch):
                                      controls=SamplingControls(seed=0), out_dir=tmp_path / "o",
                                      wav=False, png=False)
     assert len(paths) == 2 and load(paths[0]).tracks[0].name == "Upper"
-    expected = pitch_histogram_from_key("F# major")
+    expected = torch.tensor(key_profile("F# major"), dtype=torch.float32)
     assert seen[0].shape == (2, 12) and torch.equal(seen[0][1], expected)
     with pytest.raises(ConfigError, match="cannot read key"):
         generate_from_checkpoint(folder, n=1, bars=1, pitch_histogram="H major",

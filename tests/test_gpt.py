@@ -7,9 +7,9 @@ import miditok
 import pytest
 import torch
 
-from tunesmith.generation.sampling import SamplingControls
 from tunesmith.models import registry
 from tunesmith.models.gpt import estimate_key
+from tunesmith.models.sampling import SamplingControls
 from tunesmith.representations.events import EventsConfig, build_tokenizer
 from tunesmith.representations.events import info as events_info
 

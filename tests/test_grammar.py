@@ -6,8 +6,8 @@ import miditok
 import pytest
 import torch
 
-from tunesmith.generation.grammar import BatchGrammar, TokenGrammar, TokenVocabulary
 from tunesmith.representations.events import EventsConfig, build_tokenizer
+from tunesmith.representations.grammar import BatchGrammar, TokenGrammar, TokenVocabulary
 
 
 def _random_walk(grammar: TokenGrammar, n: int, length: int, seed: int) -> list[list[int]]:

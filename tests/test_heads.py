@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from tunesmith.errors import ConfigError
-from tunesmith.generation.sampling import SamplingControls
 from tunesmith.models.heads import HEADS, BernoulliHead, NADEHead, VoiceHead, make_head
+from tunesmith.models.sampling import SamplingControls
 
 
 def all_frames(keys: int) -> torch.Tensor:
@@ -241,8 +241,8 @@ def test_voices_samples_follow_log_prob_and_honour_the_controls():
 def test_voices_head_draws_only_allowed_pitches_or_rest():
     """With an output mask, each voice draws a pitch its training data sounds, or rests:
     a masked pitch is never drawn (and never silently turned into a rest by draw())."""
-    from tunesmith.generation.sampling import SamplingControls
     from tunesmith.models.heads import VoiceHead
+    from tunesmith.models.sampling import SamplingControls
 
     torch.manual_seed(0)
     head = VoiceHead(hidden=5, keys=6, n_tracks=2, nade_hidden=4)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from symusic import Note, Score, Track
 
-from tunesmith.errors import RepresentationError
+from tunesmith.errors import ConfigError, RepresentationError
 from tunesmith.music import load
 from tunesmith.music.keys import (
     MAJOR_PROFILE,
@@ -126,3 +126,21 @@ def test_correlations_equal_numpy_pearson():
             expected = np.corrcoef(histogram, np.roll(profile, tonic))[0, 1]
             assert correlations[mode, tonic] == pytest.approx(expected, abs=1e-12)
     assert np.isnan(key_correlations(np.ones(12))).all()
+
+
+def test_note_key_and_chord_names_share_one_reading():
+    from tunesmith.music.chords import TRIADS, Chord, parse_chord, parse_progression
+    from tunesmith.music.keys import parse_key, pitch_class_of
+
+    assert [pitch_class_of(n, a) for n, a in [("C", None), ("c", "#"), ("B", "♯"), ("C", "b"),
+                                              ("e", "-"), ("G", "flat")]] == [0, 1, 0, 11, 3, 6]
+    assert parse_key("Cb major") == Key(11, "major") and parse_key("d#m") == Key(3, "minor")
+    assert parse_chord("F#m") == Chord(6, True) and parse_chord("Bb7") == Chord(10, False)
+    assert parse_chord("G/B") == Chord(7, False) and parse_chord("N") is None
+    assert parse_progression("C | Dm,E") == [Chord(0, False), Chord(2, True), Chord(4, False)]
+    with pytest.raises(ConfigError, match="H7"):
+        parse_chord("H7")
+    with pytest.raises(ConfigError, match="empty"):
+        parse_progression(" | ")
+    assert TRIADS.shape == (24, 12) and (TRIADS.sum(1) == 3).all()
+    assert np.flatnonzero(TRIADS[2 * 9 + 1]).tolist() == [0, 4, 9]  # A minor: A C E

@@ -6,9 +6,9 @@ import torch.nn.functional as F
 
 from tiny_model import roll_info
 from tunesmith.errors import ConfigError
-from tunesmith.generation.sampling import SamplingControls, sample_categorical
 from tunesmith.models import registry
-from tunesmith.models.melody_rnn import Config, MelodyRNN
+from tunesmith.models.melody_rnn import MelodyRNN, MelodyRNNConfig
+from tunesmith.models.sampling import SamplingControls, sample_categorical
 
 MODES = ["basic", "lookback", "attention"]
 V, BAR = 7, 4  # tiny vocabulary and bar for fast tests
@@ -16,8 +16,8 @@ V, BAR = 7, 4  # tiny vocabulary and bar for fast tests
 
 def _model(mode: str, **options) -> MelodyRNN:
     torch.manual_seed(0)
-    config = Config(mode=mode, vocab_size=V, steps_per_bar=BAR, hidden_size=12, num_layers=2,
-                    dropout=0.0, attn_length=3, **options)
+    config = MelodyRNNConfig(mode=mode, vocab_size=V, steps_per_bar=BAR, hidden_size=12,
+                             num_layers=2, dropout=0.0, attn_length=3, **options)
     return MelodyRNN(config).eval()
 
 
@@ -38,11 +38,11 @@ def test_registry_builds_each_mode_with_the_data_sizes():
         assert model.family == "melody-rnn" and model.representation == "melody"
     assert registry.get_family("melody-rnn-basic") is MelodyRNN
     with pytest.raises(ConfigError, match="mode"):
-        Config(mode="transformer")
+        MelodyRNNConfig(mode="transformer")
     with pytest.raises(ConfigError, match="pianoroll"):
         registry.build("melody-rnn-basic", data_info=roll_info())
-    config = Config(mode="attention", attn_length=7)
-    assert Config.from_dict(config.to_dict()) == config
+    config = MelodyRNNConfig(mode="attention", attn_length=7)
+    assert MelodyRNNConfig.from_dict(config.to_dict()) == config
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -195,7 +195,7 @@ def test_a_tiny_model_learns_a_repeating_melody():
     melody = torch.tensor([[2, 0, 3, 0, 4, 1, 4, 0] * 4])
     batch = {"events": melody, "mask": torch.ones_like(melody, dtype=torch.bool)}
     for mode in MODES:
-        model = MelodyRNN(Config(mode=mode, vocab_size=V, steps_per_bar=8, hidden_size=16,
+        model = MelodyRNN(MelodyRNNConfig(mode=mode, vocab_size=V, steps_per_bar=8, hidden_size=16,
                                  num_layers=1, dropout=0.0, attn_length=4))
         optimizer = model.configure_optimizers(lr=0.05)
         first = model.loss(batch)["loss"].item()

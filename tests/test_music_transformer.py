@@ -6,13 +6,13 @@ import miditok
 import pytest
 import torch
 
-from tunesmith.generation.sampling import SamplingControls
 from tunesmith.models import registry
 from tunesmith.models.music_transformer import (
     RelativeSelfAttention,
     relative_attention_naive,
     relative_logits_skewed,
 )
+from tunesmith.models.sampling import SamplingControls
 from tunesmith.models.transformer_blocks import merge_heads, split_heads
 from tunesmith.representations.events import EventsConfig, build_tokenizer
 from tunesmith.representations.events import info as events_info

@@ -193,7 +193,7 @@ def test_step_by_step_greedy_decoding_equals_teacher_forcing_on_its_output(make)
 
 
 def test_sampling_is_reproducible_with_a_seed():
-    from tunesmith.generation.sampling import SamplingControls
+    from tunesmith.models.sampling import SamplingControls
 
     model = tiny().eval()
     a = model.generate(2, 12, SamplingControls(seed=7))

@@ -13,9 +13,9 @@ import torch
 from test_families import INFOS, STEPS, TINY_OPTIONS
 from tunesmith.data.prepare import prepare
 from tunesmith.errors import CheckpointError, ConfigError
-from tunesmith.generation.sampling import SamplingControls, mask_logits, sample_categorical
 from tunesmith.models import registry
 from tunesmith.models.heads import FrameHead
+from tunesmith.models.sampling import SamplingControls, mask_logits, sample_categorical
 from tunesmith.representations import events
 from tunesmith.representations.output_mask import OutputMask, program_of_ids
 from tunesmith.training.checkpoint import CONFIG_FILE, load_checkpoint, save_checkpoint

@@ -7,9 +7,9 @@ import torch
 
 from tiny_model import roll_info
 from tunesmith.errors import ConfigError
-from tunesmith.generation.sampling import SamplingControls
 from tunesmith.models import registry
 from tunesmith.models.rnn import FrameRNN, RNNConfig
+from tunesmith.models.sampling import SamplingControls
 
 KEYS = 6
 

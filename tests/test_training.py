@@ -27,16 +27,11 @@ from tiny_model import (
     tiny_pieces,
     tiny_prepared,
 )
+from tunesmith.cli.run_config import apply_overrides, load_config_file
 from tunesmith.data.datasets import make_dataloader
 from tunesmith.errors import CheckpointError, ConfigError
 from tunesmith.training.checkpoint import load_checkpoint, read_json
-from tunesmith.training.trainer import (
-    TrainSettings,
-    apply_overrides,
-    fit,
-    load_config_file,
-    train,
-)
+from tunesmith.training.trainer import TrainSettings, fit, train
 
 FAST = dict(accelerator="cpu", devices=1, progress_bar=False, loggers=False, batch_size=2,
             early_stopping_patience=0, log_every=1, threads=1)

@@ -60,7 +60,7 @@ class TinyFrameModel(GenerativeModel):
 
     @torch.no_grad()
     def generate(self, n, steps, controls=None, prime=None, condition=None):
-        from tunesmith.generation.sampling import SamplingControls
+        from tunesmith.models.sampling import SamplingControls
 
         controls = controls or SamplingControls()
         generator = controls.generator()

@@ -14,6 +14,7 @@ import math
 import numbers
 import types
 import typing
+import warnings
 from typing import Any, ClassVar
 
 from tunesmith.errors import ConfigError
@@ -75,7 +76,21 @@ def value_fits(value: Any, hint: Any) -> bool:
 
 def config_from_dict(cls, data: dict[str, Any], what: str = "config"):
     """Build dataclass ``cls`` from ``data``; unknown keys and values of the wrong type
-    raise ConfigError."""
+    raise ConfigError.
+
+    An option renamed since (``cls.renamed``: old name -> new name, as saved checkpoints
+    and older command lines spell it) is read under its new name with a
+    DeprecationWarning; giving both names is an error.
+    """
+    data = dict(data)
+    for old, new in getattr(cls, "renamed", {}).items():
+        if old in data:
+            if new in data:
+                raise ConfigError(f"{what} options {old} and {new} are one option "
+                                  f"({old} is its old name); give only {new}")
+            warnings.warn(f"{what} option {old} is now called {new}", DeprecationWarning,
+                          stacklevel=3)
+            data[new] = data.pop(old)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -95,6 +110,7 @@ class DictConfig:
     """Mixin for dataclass configs: ``to_dict()`` and a checked ``from_dict()``."""
 
     config_name: ClassVar[str] = "config"  # how errors name this kind of option
+    renamed: ClassVar[dict[str, str]] = {}  # old option name -> its name now (still read)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]

@@ -179,7 +179,7 @@ def start_reference_summary():
 def compose(checkpoint: Path, out_dir: Path, *, n: int, bars: int, seed: int) -> dict:
     """Four chorales (MIDI, WAV, PNG) in ``out_dir``, drawn the demo's way."""
     from tunesmith.generation.generate import generate_from_checkpoint
-    from tunesmith.generation.sampling import SamplingControls
+    from tunesmith.models.sampling import SamplingControls
 
     controls = SamplingControls(seed=seed, **DEMO_SAMPLING)
     start = time.perf_counter()
@@ -194,7 +194,7 @@ def evaluate_set(composed: dict, *, bars: int, seed: int, eval_samples: int) -> 
     bach-chorales:train (band: its test split) in ``out_dir/evaluate``."""
     from tunesmith.evaluation.report import run_evaluation
     from tunesmith.generation.generate import generate_from_checkpoint
-    from tunesmith.generation.sampling import SamplingControls
+    from tunesmith.models.sampling import SamplingControls
 
     start = time.perf_counter()
     out_dir = composed["out_dir"]

@@ -112,7 +112,7 @@ def register(app: typer.Typer) -> None:
             check_soundfont(soundfont)
 
         from tunesmith.generation.generate import generate_from_checkpoint
-        from tunesmith.generation.sampling import SamplingControls
+        from tunesmith.models.sampling import SamplingControls
 
         controls = SamplingControls(
             temperature=temperature, top_k=top_k, top_p=top_p, threshold=threshold,

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from tunesmith.cli.options import check_out_folder, parse_assignments, parse_value
+from tunesmith.cli.run_config import apply_overrides, load_config_file
 from tunesmith.errors import ConfigError
 
 
@@ -23,8 +24,6 @@ def build_run(
 ) -> tuple[str | None, dict | None, dict, dict]:
     """(model name, data spec, model options, train settings) from a config file,
     ``--set`` overrides and the command-line flags (flags win)."""
-    from tunesmith.training.settings import apply_overrides, load_config_file
-
     config = load_config_file(config_file) if config_file else {"model": {}, "data": {},
                                                                  "train": {}}
     config = apply_overrides(config, overrides or [])

@@ -43,7 +43,7 @@ def load_model(checkpoint: Path, family_check=None):
 
 
 def controls_from(temperature: float, seed: int | None, threshold: float | None = None):
-    from tunesmith.generation.sampling import SamplingControls
+    from tunesmith.models.sampling import SamplingControls
 
     return SamplingControls(temperature=temperature, seed=seed, threshold=threshold)
 

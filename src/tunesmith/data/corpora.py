@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 from symusic import Score
 
+from tunesmith.data.polyphonic import LOWEST_PITCH, N_KEYS, STEPS_PER_QUARTER, load_polyphonic_mat
 from tunesmith.errors import ConfigError, MusicFileError
 from tunesmith.music.io import (
     LOADER_VERSION,
@@ -50,6 +51,7 @@ from tunesmith.music.io import (
     parse_within,
     read_text,
 )
+from tunesmith.representations.pianoroll import PianorollConfig, decode
 
 SPLITS = ("train", "valid", "test")
 #: fractions of the hash split, in the order of SPLITS
@@ -599,8 +601,6 @@ class PolyphonicBenchmark(Corpus):
 
     def rolls(self) -> dict[str, list[np.ndarray]]:
         if self._rolls is None:
-            from tunesmith.data.polyphonic import load_polyphonic_mat
-
             self._rolls = load_polyphonic_mat(self.file)
         return self._rolls
 
@@ -619,9 +619,6 @@ class PolyphonicBenchmark(Corpus):
              time_limit: float = TIME_LIMIT) -> Score:
         """The roll as a one-track Score (held notes; repeated notes merge, as in the
         benchmark)."""
-        from tunesmith.data.polyphonic import LOWEST_PITCH, N_KEYS
-        from tunesmith.representations.pianoroll import PianorollConfig, decode
-
         cfg = PianorollConfig(resolution=self.steps_per_quarter, pitch_low=LOWEST_PITCH,
                               pitch_high=LOWEST_PITCH + N_KEYS - 1, track_names=["Piano"])
         return decode(self.roll(source), cfg)
@@ -677,8 +674,6 @@ def get_corpus(spec: str, path: str | Path | None = None) -> Corpus:
     if spec == "nottingham":
         return PolyphonicBenchmark("nottingham", "Nottingham.mat", 2, CORPORA["nottingham"], path)
     if spec.startswith("mat:"):
-        from tunesmith.data.polyphonic import STEPS_PER_QUARTER
-
         file = Path(spec[len("mat:"):]).expanduser()
         if file.suffix.lower() != ".mat":
             raise ConfigError(f"{spec}: a mat: corpus names a .mat file")

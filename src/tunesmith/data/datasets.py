@@ -31,6 +31,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tunesmith.data.batching import collate_frames, collate_tokens, length_batches, pad_sequences
 from tunesmith.data.prepare import PreparedData
 from tunesmith.errors import ConfigError
+from tunesmith.representations.melody import FIRST_PITCH_EVENT
+from tunesmith.representations.pianoroll import pitch_class_counts
 
 
 class SequenceDataset(Dataset):
@@ -149,10 +151,7 @@ class SequenceDataset(Dataset):
 
     def _histogram(self, index: int) -> np.ndarray:
         """(12,) float32 pitch-class distribution of the whole piece (before cropping)."""
-        data = self.pieces[index]
-        per_pitch = data.reshape(len(data), self.n_tracks, self.n_pitches).sum(axis=(0, 1))
-        classes = (np.arange(self.n_pitches) + self.pitch_low) % 12
-        hist = np.bincount(classes, weights=per_pitch.astype(np.float64), minlength=12)
+        hist = pitch_class_counts(self.pieces[index], self.n_pitches, self.pitch_low)
         total = hist.sum()
         return (hist / total if total > 0 else hist).astype(np.float32)
 
@@ -160,8 +159,6 @@ class SequenceDataset(Dataset):
 def _melody_transposer(prepared: PreparedData):
     """Transposition of encoded melody events: NOTE_ON events (>= 2) move by the shift,
     NO_EVENT and NOTE_OFF stay (the encoding of :mod:`tunesmith.representations.melody`)."""
-    from tunesmith.representations.melody import FIRST_PITCH_EVENT
-
     vocab_size = prepared.info.vocab_size
 
     def transpose(events: np.ndarray, shifts: tuple[int, int], rng: np.random.Generator):

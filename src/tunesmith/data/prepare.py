@@ -49,11 +49,18 @@ from typing import Any, Protocol
 import numpy as np
 
 from tunesmith import __version__
+from tunesmith.config import config_from_dict
 from tunesmith.data.corpora import SPLITS, Corpus, PieceSource, get_corpus
+from tunesmith.data.polyphonic import LOWEST_PITCH
 from tunesmith.errors import ConfigError, MusicFileError, TunesmithError
+from tunesmith.music import keys
 from tunesmith.music.io import MIDI_SUFFIXES, TIME_LIMIT, max_piece_seconds
-from tunesmith.music.note_arrays import NoteArrays
+from tunesmith.music.keys import key_from_histogram
+from tunesmith.music.note_arrays import NoteArrays, note_arrays
+from tunesmith.music.transforms import merge_tracks, select_tracks, steps_per_bar
+from tunesmith.representations import events, melody, pianoroll
 from tunesmith.representations.info import DataInfo
+from tunesmith.representations.pianoroll import PianorollConfig
 
 REPRESENTATIONS = ("pianoroll", "melody", "events")
 #: bump when the cache layout or the encoding pipeline changes (4: ``info`` is a DataInfo)
@@ -194,20 +201,30 @@ def unpack_rows(packed: np.ndarray, columns: int) -> np.ndarray:
 
 
 def _config_from(cls, options: dict, what: str):
-    from tunesmith.config import config_from_dict
-
     return config_from_dict(cls, options, what)
 
 
 def _drop_drums(score):
-    from tunesmith.music.transforms import select_tracks
-
     if not any(track.is_drum for track in score.tracks):
         return score  # most files: nothing to drop, no copy
     return select_tracks(score, drums=False)
 
 
-class PianorollEncoder:
+class _ScoreEncoder:
+    """What an encoder does unless it knows better: encode a batch one Score at a time,
+    and store its arrays as they are (no bit packing)."""
+
+    def encode(self, score) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def encode_many(self, scores: list, notes: NoteArrays) -> list[dict | Exception]:
+        return _one_by_one(self.encode, scores)
+
+    def packs_bits(self) -> bool:
+        return False
+
+
+class PianorollEncoder(_ScoreEncoder):
     """Score -> ``(steps, tracks * pitches)`` grid. Options: PianorollConfig's fields,
     plus ``merge_tracks`` (default: True unless the corpus has a fixed track layout)."""
 
@@ -215,8 +232,6 @@ class PianorollEncoder:
     data_options = ("merge_tracks",)
 
     def __init__(self, options: dict, corpus: Corpus):
-        from tunesmith.representations.pianoroll import PianorollConfig
-
         options = dict(options)
         self.merge = options.pop("merge_tracks", corpus.track_layout is None)
         if not isinstance(self.merge, bool):  # "False" or "maybe" would be truthy
@@ -247,8 +262,6 @@ class PianorollEncoder:
         return {**self.cfg.to_dict(), "merge_tracks": self.merge}
 
     def _tracks(self, score):
-        from tunesmith.music.transforms import merge_tracks
-
         score = _drop_drums(score)
         if self.merge:
             score = merge_tracks(score, name=self.cfg.track_names[0], program=self.cfg.programs[0])
@@ -258,8 +271,6 @@ class PianorollEncoder:
 
     def encode(self, score) -> dict[str, np.ndarray]:
         """``{"data": (steps, tracks * pitches)}`` (+ ``"onsets"``) of the selected tracks."""
-        from tunesmith.representations import pianoroll
-
         score = _drop_drums(score)
         if not self.merge and len(score.tracks) != self.n_tracks:
             raise MusicFileError("", f"has {len(score.tracks)} tracks, expected {self.n_tracks}")
@@ -271,8 +282,6 @@ class PianorollEncoder:
 
     def encode_many(self, scores: list, notes: NoteArrays) -> list[dict | Exception]:
         """:meth:`encode` of each score (``notes``: theirs); merged tracks in one pass."""
-        from tunesmith.representations import pianoroll
-
         if not self.merge:
             return _one_by_one(self.encode, scores)
         frames, onsets, steps = pianoroll.encode_merged_many(
@@ -292,8 +301,6 @@ class PianorollEncoder:
 
     def encode_roll(self, roll: np.ndarray, steps_per_quarter: int) -> dict[str, np.ndarray]:
         """A benchmark ``(frames, 88)`` roll (MIDI 21-108) on this grid, without a Score."""
-        from tunesmith.data.polyphonic import LOWEST_PITCH
-
         repeat = self.cfg.resolution // steps_per_quarter
         roll = np.repeat(roll, repeat, axis=0) if repeat > 1 else roll
         grid = np.zeros((roll.shape[0], self.cfg.n_pitches), np.uint8)  # (steps, pitches)
@@ -310,8 +317,6 @@ class PianorollEncoder:
         return out
 
     def info(self, facts: list[dict] | None = None) -> DataInfo:
-        from tunesmith.representations import pianoroll
-
         return dataclasses.replace(pianoroll.info(self.cfg), repr_config=self.options())
 
 
@@ -321,7 +326,7 @@ def _flatten_tracks(grid: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(grid.transpose(1, 0, 2)).reshape(steps, tracks * pitches)
 
 
-class MelodyEncoder:
+class MelodyEncoder(_ScoreEncoder):
     """Score -> ``(steps,)`` int16 melody events (:mod:`tunesmith.representations.melody`).
 
     Option ``track``: the name of the track holding the melody (chorales: Soprano);
@@ -332,8 +337,6 @@ class MelodyEncoder:
     data_options = ("track",)
 
     def __init__(self, options: dict, corpus: Corpus):
-        from tunesmith.representations import melody
-
         options = dict(options)
         default_track = "Soprano" if corpus.track_layout and "Soprano" in corpus.track_layout \
             else None
@@ -347,19 +350,11 @@ class MelodyEncoder:
     def encode(self, score) -> dict[str, np.ndarray]:
         score = _drop_drums(score)
         if self.track is not None:
-            from tunesmith.music.transforms import select_tracks
-
             score = select_tracks(score, names=[self.track])
             if not len(score.tracks):
                 raise MusicFileError("", f"has no track named {self.track!r}")
         events = np.asarray(self.module.encode(score, self.cfg), dtype=np.int16)  # (steps,)
         return {"data": events}
-
-    def encode_many(self, scores: list, notes: NoteArrays) -> list[dict | Exception]:
-        return _one_by_one(self.encode, scores)
-
-    def packs_bits(self) -> bool:
-        return False
 
     def info(self, facts: list[dict] | None = None) -> DataInfo:
         """Vocabulary and grid; ``steps_per_bar`` is the most common bar of the pieces."""
@@ -371,15 +366,13 @@ class MelodyEncoder:
         return dataclasses.replace(info, repr_config=self.options())
 
 
-class EventsEncoder:
+class EventsEncoder(_ScoreEncoder):
     """Score -> ``(n,)`` int32 tokens (:mod:`tunesmith.representations.events`)."""
 
     name = "events"
     data_options = ()
 
     def __init__(self, options: dict, corpus: Corpus):
-        from tunesmith.representations import events
-
         self.cfg = _config_from(events.EventsConfig, dict(options), "events")
         self.module = events
 
@@ -389,12 +382,6 @@ class EventsEncoder:
     def encode(self, score) -> dict[str, np.ndarray]:
         tokens = np.asarray(self.module.encode(_drop_drums(score), self.cfg), dtype=np.int32)
         return {"data": tokens}
-
-    def encode_many(self, scores: list, notes: NoteArrays) -> list[dict | Exception]:
-        return _one_by_one(self.encode, scores)
-
-    def packs_bits(self) -> bool:
-        return False
 
     def info(self, facts: list[dict] | None = None) -> DataInfo:
         return dataclasses.replace(self.module.info(self.cfg), repr_config=self.options())
@@ -440,12 +427,7 @@ def _key_name(key) -> str | None:
 
 def _roll_key(roll: np.ndarray):
     """Key of a benchmark roll (MIDI 21-108), each sounding cell weighing one frame."""
-    from tunesmith.data.polyphonic import LOWEST_PITCH
-    from tunesmith.music.keys import key_from_histogram
-
-    per_pitch = roll.sum(axis=0).astype(np.float64)  # (88,)
-    classes = (np.arange(roll.shape[1]) + LOWEST_PITCH) % 12
-    return key_from_histogram(np.bincount(classes, weights=per_pitch, minlength=12))
+    return key_from_histogram(pianoroll.pitch_class_counts(roll, roll.shape[1], LOWEST_PITCH))
 
 
 def _piece_facts(score) -> dict[str, Any]:
@@ -489,9 +471,6 @@ def _encode_scores(corpus: Corpus, encoder, sources: Sequence[PieceSource],
     ``at``, when given, is told the index of each piece before it is loaded, then
     ``len(sources)`` before the chunk is encoded (the driver's time limit watches it).
     """
-    from tunesmith.music import keys
-    from tunesmith.music.note_arrays import note_arrays
-
     def load(index: int):
         if at is not None:
             at.value = index
@@ -555,8 +534,6 @@ def _encode_scores(corpus: Corpus, encoder, sources: Sequence[PieceSource],
 
 
 def _steps_per_bar(score, steps_per_quarter: int) -> int | None:
-    from tunesmith.music.transforms import steps_per_bar
-
     try:
         return steps_per_bar(score, steps_per_quarter)
     except TunesmithError:  # a bar that is not a whole number of steps
@@ -922,7 +899,6 @@ def prepare(
     in_process = _reads_no_files(corpus, encoder, transpose_to_c)
     # forked workers inherit the corpus (its file listing), the encoder and the modules
     # they use, instead of building and importing them again each
-    from tunesmith.music import keys  # noqa: F401
 
     _worker_state.update(key=json.dumps(job, sort_keys=True), corpus=corpus, encoder=encoder)
     chunks = _run_chunks(job, sources, min(workers, max(1, len(sources))), progress,

@@ -26,6 +26,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy.special import logsumexp
 
+from tunesmith.evaluation import plagiarism
+from tunesmith.evaluation.metrics import FEATURE_NAMES
+from tunesmith.evaluation.two_sample import c2st, null_upper
+
 # ----------------------------------------------------------------------------- pitch classes
 
 
@@ -407,8 +411,6 @@ def accuracy_band(samples: dict, held_out: dict, level: float = BAND_LEVEL) -> d
     the one-sided ``level`` noise of a guessing classifier on the ``n`` pieces the
     samples' test classified (:func:`~tunesmith.evaluation.two_sample.null_upper`).
     """
-    from tunesmith.evaluation.two_sample import null_upper
-
     accuracy = float(samples.get("accuracy", math.nan))
     test = float(held_out.get("accuracy", math.nan))
     n_pieces = int(sum(samples.get("pieces", [0, 0])))
@@ -456,8 +458,6 @@ def held_out_band(generated, reference, held_out, two_sample: dict | None = None
     (:func:`accuracy_band`). Returns ``{"rows": {name: row}, "n_within", "n_judged",
     "level", "track_matching"}``; a row's ``within`` is None when undefined.
     """
-    from tunesmith.evaluation.metrics import FEATURE_NAMES
-
     rows = {}
     for name in FEATURE_NAMES:
         rows[name] = mean_band(generated.column(name), reference.column(name),
@@ -515,9 +515,6 @@ def compare_sets(
     """
     import time
 
-    from tunesmith.evaluation import plagiarism
-    from tunesmith.evaluation.metrics import FEATURE_NAMES
-
     timings = {}
     start = time.perf_counter()
     metric_stats = {
@@ -560,8 +557,6 @@ def compare_sets(
 
     c2st_results = None
     if two_sample:
-        from tunesmith.evaluation.two_sample import c2st
-
         start = time.perf_counter()
         real = held_out if held_out is not None else reference
         c2st_results = {

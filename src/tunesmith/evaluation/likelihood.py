@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tunesmith.data.prepare import prepare
 from tunesmith.errors import ConfigError
+from tunesmith.models.likelihood import score_split
+from tunesmith.training.checkpoint import load_checkpoint
 
 
 def checkpoint_nll(
@@ -30,10 +33,6 @@ def checkpoint_nll(
     The data is prepared with the checkpoint's representation options. Returns
     ``{"value", "split", "pieces", "frames", "corpus"}`` (``frames``: Σ(T_i − 1)).
     """
-    from tunesmith.data.prepare import prepare
-    from tunesmith.models.likelihood import score_split
-    from tunesmith.training.checkpoint import load_checkpoint
-
     model, meta = load_checkpoint(checkpoint)
     if meta.get("representation") != "pianoroll":
         raise ConfigError(f"{checkpoint}: frame-level NLL needs a piano-roll model, this one "

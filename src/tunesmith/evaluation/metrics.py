@@ -33,6 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 from symusic import Score
 
+from tunesmith.music.keys import pitch_class_counts, pitch_class_histograms
+from tunesmith.music.note_arrays import NoteArrays, note_arrays
+
 #: MusPy's C-major / C-natural-minor scale masks (``_get_scale``).
 MAJOR_SCALE = np.array([1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1], bool)
 MINOR_SCALE = np.array([1, 0, 1, 1, 0, 1, 0, 1, 1, 0, 1, 0], bool)
@@ -54,23 +57,45 @@ TONAL_RADII = (1.0, 1.0, 0.5)
 class NoteTable:
     """Every note of a Score as flat arrays (ticks), built once and shared by metrics.
 
-    All arrays have one entry per note, in track order; ``track`` is the index of the
-    note's track in ``score.tracks``.
+    The notes are :class:`~tunesmith.music.note_arrays.NoteArrays` of the one piece
+    (track order; ``track`` is the index of the note's track in ``score.tracks``), with
+    the score's facts the metrics read beside them.
     """
 
     tpq: int  # ticks per quarter note (MusPy's ``resolution``)
-    time: np.ndarray  # (N,) int64 onset tick
+    notes: NoteArrays  # the piece's notes: time, duration, pitch, velocity, track, drum
     end: np.ndarray  # (N,) int64 offset tick
-    pitch: np.ndarray  # (N,) int64 MIDI pitch
-    velocity: np.ndarray  # (N,) int64
-    track: np.ndarray  # (N,) int64 track index
-    drum: np.ndarray  # (N,) bool, the note's track is a drum track
     n_tracks: int
     track_is_drum: tuple[bool, ...]
     track_names: tuple[str, ...]
     length: int  # max note end over all tracks (MusPy also counts controllers: not us)
     bar_ticks: int  # ticks per measure from the first time signature (4/4 if none)
     tempos: tuple[tuple[int, float], ...]  # (tick, quarter notes per minute)
+
+    @property
+    def time(self) -> np.ndarray:
+        """(N,) int64 onset tick."""
+        return self.notes.time
+
+    @property
+    def pitch(self) -> np.ndarray:
+        """(N,) int64 MIDI pitch."""
+        return self.notes.pitch
+
+    @property
+    def velocity(self) -> np.ndarray:
+        """(N,) int64 velocity."""
+        return self.notes.velocity
+
+    @property
+    def track(self) -> np.ndarray:
+        """(N,) int64 track index."""
+        return self.notes.track
+
+    @property
+    def drum(self) -> np.ndarray:
+        """(N,) bool, the note's track is a drum track."""
+        return self.notes.drum
 
     @classmethod
     def of(cls, score: Score | NoteTable) -> NoteTable:
@@ -80,22 +105,8 @@ class NoteTable:
             "quarter"
         ):
             score = score.to("tick")
-        columns: dict[str, list[np.ndarray]] = {
-            k: [] for k in ("time", "end", "pitch", "velocity", "track", "drum")
-        }
-        for index, trk in enumerate(score.tracks):
-            arr = trk.notes.numpy()
-            time = arr["time"].astype(np.int64)
-            columns["time"].append(time)
-            columns["end"].append(time + arr["duration"].astype(np.int64))
-            columns["pitch"].append(arr["pitch"].astype(np.int64))
-            columns["velocity"].append(arr["velocity"].astype(np.int64))
-            columns["track"].append(np.full(len(time), index, np.int64))
-            columns["drum"].append(np.full(len(time), bool(trk.is_drum)))
-        flat = {
-            k: (np.concatenate(v) if v else np.zeros(0, bool if k == "drum" else np.int64))
-            for k, v in columns.items()
-        }
+        notes = note_arrays([score])
+        end = notes.time + notes.duration
         tpq = int(score.ticks_per_quarter)
         if len(score.time_signatures):
             ts = score.time_signatures[0]
@@ -105,13 +116,14 @@ class NoteTable:
         tempos = tuple((int(t.time), float(t.qpm)) for t in score.tempos) or ((0, 120.0),)
         return cls(
             tpq=tpq,
+            notes=notes,
+            end=end,
             n_tracks=len(score.tracks),
             track_is_drum=tuple(bool(t.is_drum) for t in score.tracks),
             track_names=tuple(str(t.name) for t in score.tracks),
-            length=int(flat["end"].max()) if len(flat["end"]) else 0,
+            length=int(end.max()) if len(end) else 0,
             bar_ticks=max(1, bar_ticks),
             tempos=tempos,
-            **flat,
         )
 
     def pitched(self) -> np.ndarray:
@@ -185,11 +197,10 @@ def pitch_class_histogram(score: Score | NoteTable, normalize: bool = True) -> n
 
     All zeros when the piece has no pitched note.
     """
-    t = NoteTable.of(score)
-    counts = np.bincount(t.pitch[t.pitched()] % 12, minlength=12).astype(np.float64)
-    if normalize and counts.sum() > 0:
-        counts /= counts.sum()
-    return counts
+    notes = NoteTable.of(score).notes
+    if normalize:
+        return pitch_class_histograms(notes, weighted=False)[0]
+    return pitch_class_counts(notes, weighted=False)[0]
 
 
 def pitch_class_entropy(score: Score | NoteTable) -> float:

@@ -33,7 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tunesmith.data import cache_root, get_corpus
 from tunesmith.errors import ConfigError, TunesmithError
+from tunesmith.evaluation import metrics, plagiarism, two_sample
 
 #: bump when a metric or the event coding changes (invalidates cached summaries)
 SUMMARY_FORMAT = 2
@@ -128,8 +130,6 @@ def _offsets(arrays: list[np.ndarray]) -> np.ndarray:
 def summarise(score) -> tuple:
     """One Score's summary: ``(feature dict, (12,) pitch-class counts, event sequence,
     track labels, per-track voice activity, (K, 3) grid notes)``."""
-    from tunesmith.evaluation import metrics, plagiarism, two_sample
-
     table = metrics.NoteTable.of(score)
     if len(table.pitch) and (table.pitch.min() < 0 or table.pitch.max() > 127):
         raise ValueError(f"pitches outside MIDI's 0-127 "
@@ -201,8 +201,6 @@ def held_out_split(split: str) -> str | None:
 
 
 def reference_cache_dir(corpus, split: str) -> Path:
-    from tunesmith.data import cache_root
-
     payload = {"format": SUMMARY_FORMAT, "corpus": corpus.name,
                "content": corpus.fingerprint(), "split": split}
     key = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
@@ -212,8 +210,6 @@ def reference_cache_dir(corpus, split: str) -> Path:
 
 def _summarise_sources(corpus_spec: str, path: str | None, sources: list) -> list[tuple]:
     """Worker: ``(id, summary tuple)`` or ``(id, None, reason)`` per source."""
-    from tunesmith.data import get_corpus
-
     corpus = get_corpus(corpus_spec, path)
     out = []
     for source in sources:
@@ -239,8 +235,6 @@ def reference_summary(
     Computed once in ``workers`` processes (default: CPU count), then read from the cache.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    from tunesmith.data import get_corpus
 
     if split not in SPLIT_CHOICES:
         raise ConfigError(f"unknown split {split!r}; expected one of {', '.join(SPLIT_CHOICES)}")

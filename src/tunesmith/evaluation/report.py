@@ -13,6 +13,16 @@ from pathlib import Path
 
 import numpy as np
 
+from tunesmith.errors import MusicFileError, TunesmithError
+from tunesmith.evaluation.metrics import FEATURE_NAMES
+from tunesmith.evaluation.reference import (
+    held_out_split,
+    parse_reference,
+    reference_summary,
+    summarise_scores,
+)
+from tunesmith.music import is_music_file, load_all
+
 PITCH_CLASS_NAMES = ("C", "C♯", "D", "E♭", "E", "F", "F♯", "G", "A♭", "A", "B♭", "B")
 
 
@@ -68,8 +78,6 @@ def _pyplot():
 def plot_metric_distributions(generated, reference, path: Path) -> Path:
     """Violins of every metric, generated vs reference, one panel per metric."""
     plt = _pyplot()
-
-    from tunesmith.evaluation.metrics import FEATURE_NAMES
 
     def varies(name: str) -> bool:
         values = np.concatenate([generated.column(name), reference.column(name)])
@@ -508,10 +516,6 @@ def load_generated(path: str | Path):
 
     Unreadable files are skipped with their reason (``summary.skipped``), never fatal.
     """
-    from tunesmith.errors import MusicFileError, TunesmithError
-    from tunesmith.evaluation.reference import summarise_scores
-    from tunesmith.music import is_music_file, load_all
-
     path = Path(path)
     if path.is_file():
         files, root = [path], path.parent
@@ -545,6 +549,8 @@ def load_generated(path: str | Path):
 def generate_samples(checkpoint: Path, n: int, out_dir: Path, seed: int = 0) -> Path:
     """Generate ``n`` pieces (MIDI only: only they are evaluated) from a checkpoint into
     ``out_dir``; returns the folder."""
+    # torch and the models load only when samples are generated: evaluating a folder of
+    # MIDI files needs neither
     from tunesmith.generation.generate import generate_from_checkpoint
 
     generate_from_checkpoint(checkpoint, n=n, seed=seed, out_dir=out_dir, wav=False, png=False)
@@ -558,7 +564,7 @@ def held_out_nll(checkpoint: Path, corpus: str, path=None, batch_size: int = 16)
     (:func:`~tunesmith.evaluation.likelihood.checkpoint_nll`), the figure ``bench nll``
     reports. Returns ``{"value": float|None, "note": str}``."""
     try:
-        import torch
+        import torch  # torch and the checkpoint load only when a checkpoint is scored
 
         from tunesmith.data import make_dataloader, prepare
         from tunesmith.data.corpora import get_corpus
@@ -616,14 +622,8 @@ def run_evaluation(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from tunesmith.errors import TunesmithError
-    from tunesmith.evaluation.compare import compare_sets
-    from tunesmith.evaluation.reference import (
-        held_out_split,
-        parse_reference,
-        reference_summary,
-    )
-    from tunesmith.training.checkpoint import resolve_checkpoint
+    from tunesmith.evaluation.compare import compare_sets  # scipy
+    from tunesmith.training.checkpoint import resolve_checkpoint  # torch
 
     out = Path(out_dir)
     generated = resolve_checkpoint(generated)  # pretrained:NAME -> its folder

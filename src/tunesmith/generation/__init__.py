@@ -1,28 +1,10 @@
-"""Sampling controls and generation from checkpoints."""
+"""Generation from checkpoints: :func:`generate_from_checkpoint`.
 
-from tunesmith.generation.sampling import (
-    FILTER_LOGITS_FN,
-    SamplingControls,
-    filter_top_k,
-    filter_top_p,
-    sample_bernoulli,
-    sample_categorical,
-)
+The sampling controls a call takes (:class:`SamplingControls`) and the filters behind them
+live with the models that draw (:mod:`tunesmith.models.sampling`).
+"""
 
-__all__ = [
-    "FILTER_LOGITS_FN",
-    "SamplingControls",
-    "filter_top_k",
-    "filter_top_p",
-    "generate_from_checkpoint",
-    "sample_bernoulli",
-    "sample_categorical",
-]
+from tunesmith.generation.generate import generate_from_checkpoint
+from tunesmith.models.sampling import SamplingControls
 
-
-def __getattr__(name: str):
-    if name == "generate_from_checkpoint":  # imported on first use (it pulls in the models)
-        from tunesmith.generation.generate import generate_from_checkpoint
-
-        return generate_from_checkpoint
-    raise AttributeError(f"module 'tunesmith.generation' has no attribute {name!r}")
+__all__ = ["SamplingControls", "generate_from_checkpoint"]

@@ -29,7 +29,12 @@ import numpy as np
 import torch
 
 from tunesmith.errors import ConfigError, MusicFileError
-from tunesmith.generation.sampling import SamplingControls
+from tunesmith.models.sampling import SamplingControls
+from tunesmith.music import keys, load, save_midi
+from tunesmith.music.transforms import merge_tracks, select_tracks
+from tunesmith.render import render_png, render_wav
+from tunesmith.representations import events, melody, pianoroll
+from tunesmith.training.checkpoint import checkpoint_data_info, load_checkpoint
 
 #: tempo (quarter notes per minute) of representations that store none
 DEFAULT_QPM = 120.0
@@ -52,7 +57,6 @@ def repr_options(meta: dict) -> dict:
     """The representation options a checkpoint's data was prepared with (a copy)."""
     if meta.get("repr_config"):
         return dict(meta["repr_config"])
-    from tunesmith.training.checkpoint import checkpoint_data_info
 
     info = checkpoint_data_info(meta)
     return dict(info.repr_config) if info else {}
@@ -64,8 +68,6 @@ def grid_facts(meta: dict) -> dict:
     Piano-roll and melody grids come from the data info (4/4 unless the data recorded its
     most common bar); event tokens have no grid (``steps_per_quarter`` is None).
     """
-    from tunesmith.training.checkpoint import checkpoint_data_info
-
     info = checkpoint_data_info(meta)
     options = repr_options(meta)
     representation = meta.get("representation")
@@ -130,16 +132,11 @@ def file_to_array(path: str | Path, meta: dict) -> np.ndarray:
     -> melody ``(T,)`` events, piano-roll ``(T, K)`` frames (K = tracks × pitches,
     track-major) or event ``(n,)`` tokens (without the closing EOS, ready to continue).
     """
-    from tunesmith.music import load
-    from tunesmith.music.transforms import merge_tracks, select_tracks
-
     path = Path(path)
     score = select_tracks(load(path), drums=False)
     options = repr_options(meta)
     representation = meta.get("representation")
     if representation == "melody":
-        from tunesmith.representations import melody
-
         track = options.pop("track", None)
         if track is not None:
             named = select_tracks(score, names=[track])
@@ -147,8 +144,6 @@ def file_to_array(path: str | Path, meta: dict) -> np.ndarray:
         cfg = melody.MelodyConfig(**options)
         return np.asarray(melody.encode(score, cfg), dtype=np.int64)
     if representation == "pianoroll":
-        from tunesmith.representations import pianoroll
-
         merge = options.pop("merge_tracks", True)
         cfg = pianoroll.PianorollConfig(**options)
         n_tracks = len(cfg.track_names) or 1
@@ -160,8 +155,6 @@ def file_to_array(path: str | Path, meta: dict) -> np.ndarray:
         grid = pianoroll.encode(score, cfg)  # (tracks, steps, pitches)
         return grid.transpose(1, 0, 2).reshape(grid.shape[1], -1)  # (steps, tracks·pitches)
     if representation == "events":
-        from tunesmith.representations import events
-
         cfg = events.EventsConfig.from_dict(options)
         tokens = np.asarray(events.encode(score, cfg), dtype=np.int64)  # (n,)
         if cfg.add_bos_eos and len(tokens) and tokens[-1] == events.EOS_ID:
@@ -177,15 +170,10 @@ def array_to_score(array, meta: dict):
     options = repr_options(meta)
     representation = meta.get("representation")
     if representation == "melody":
-        from tunesmith.representations import melody
-
         options.pop("track", None)
         return melody.decode(array.astype(np.int64), melody.MelodyConfig(**options))
     if representation == "events":
-        from tunesmith.representations import events
-
         return events.decode(array.astype(np.int64), events.EventsConfig.from_dict(options))
-    from tunesmith.representations import pianoroll
 
     options.pop("merge_tracks", None)
     cfg = pianoroll.PianorollConfig(**options)
@@ -198,17 +186,11 @@ def array_to_score(array, meta: dict):
 def write_score(score, path: Path, wav: bool = False, png: bool = False,
                 soundfont: str | Path | None = None, title: str | None = None) -> list[Path]:
     """Write ``score`` as MIDI at ``path`` (+ ``.wav``, ``.png`` beside it); returns the paths."""
-    from tunesmith.music import save_midi
-
     path.parent.mkdir(parents=True, exist_ok=True)
     written = [save_midi(score, path)]
     if wav:
-        from tunesmith.render import render_wav
-
         written.append(render_wav(score, path.with_suffix(".wav"), soundfont))
     if png:
-        from tunesmith.render import render_png
-
         written.append(render_png(score, path.with_suffix(".png"), title=title or path.stem))
     return written
 
@@ -296,6 +278,19 @@ def prime_tensor(array: np.ndarray, representation: str, n: int) -> torch.Tensor
     return torch.as_tensor(array, dtype=torch.long)[None].expand(n, -1).clone()
 
 
+def pitch_histogram_from_spec(spec: str) -> torch.Tensor:
+    """For ``--pitch-histogram``: a key name ("C major": its Aarden profile,
+    :func:`tunesmith.music.keys.key_profile`) or a music file's path (its duration-weighted
+    pitch-class histogram, each note at least one tick; uniform without pitched notes)
+    -> (12,) float32."""
+    if Path(spec).suffix and Path(spec).exists():
+        histogram = keys.pitch_class_histogram(load(spec), min_duration=1)
+        if not histogram.any():
+            return torch.full((12,), 1 / 12)
+        return torch.tensor(histogram, dtype=torch.float32)
+    return torch.tensor(keys.key_profile(spec), dtype=torch.float32)
+
+
 def condition_tensors(model, pitch_histogram, n: int) -> dict | None:
     """The ``condition`` dict of a pitch-histogram request for ``n`` pieces (None: none)."""
     if pitch_histogram is None:
@@ -306,8 +301,6 @@ def condition_tensors(model, pitch_histogram, n: int) -> dict | None:
             "(model option pitch_histogram_cond=true); drop --pitch-histogram"
         )
     if isinstance(pitch_histogram, (str, Path)):
-        from tunesmith.models.wavenet import pitch_histogram_from_spec
-
         histogram = pitch_histogram_from_spec(str(pitch_histogram))
     else:
         histogram = torch.as_tensor(pitch_histogram, dtype=torch.float32)
@@ -377,8 +370,6 @@ def generate_from_checkpoint(
 
     A piece that holds no notes is written too, with an :class:`EmptyPieceWarning`.
     """
-    from tunesmith.training.checkpoint import load_checkpoint
-
     check_length(bars, seconds, n)
     controls = controls or SamplingControls()
     if seed is not None:

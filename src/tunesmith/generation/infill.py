@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from tunesmith.errors import ConfigError
 from tunesmith.generation.generate import condition_tensors, prime_tensor, sampling_threads
-from tunesmith.generation.sampling import SamplingControls
+from tunesmith.models.sampling import SamplingControls
 
 #: proposals drawn per regeneration by default (a batch of 8 costs little more than 1)
 DEFAULT_CANDIDATES = 8
@@ -219,7 +219,9 @@ def resample_token_range(model, meta: dict, tokens: np.ndarray, start_q: float, 
     with sampling_threads(1), torch.no_grad():
         prime_t = torch.as_tensor(prime, dtype=torch.long) if len(prime) else None
         proposals = model.generate(candidates, len(prime) + budget, controls, prime=prime_t)
-        spliced, log_weight = [], torch.zeros(candidates, dtype=torch.float64)
+        spliced = []
+        log_weight = torch.zeros(candidates, dtype=torch.float64)
+        weighted = candidates > 1  # False once the kept side cannot be scored
         for i, row in enumerate(proposals.cpu().numpy()):
             joined = splice_scores(piece, events.decode(row, cfg), start, end)
             whole = events.encode(joined, cfg)
@@ -230,10 +232,10 @@ def resample_token_range(model, meta: dict, tokens: np.ndarray, start_q: float, 
             head = open_tokens(events.encode(crop_score(joined.copy(), end_q), cfg))
             log_probs = token_log_probs(model, whole)
             if log_probs is None or not np.array_equal(whole[: len(head)], head):
-                log_weight = None  # the kept side cannot be scored: no weighting
+                weighted = False  # the kept side cannot be scored: no weighting
                 break
             log_weight[i] = float(log_probs[len(head):].sum())
-    if log_weight is None or candidates == 1:
+    if not weighted:
         weights_used, probs = 1, torch.ones(1, dtype=torch.float64)
         choice = 0
     else:

@@ -1,6 +1,6 @@
 """The contract every model family keeps.
 
-A family is one file under ``models/``: a ``Config`` dataclass (JSON-serialisable), a
+A family is one file under ``models/``: a ``<Family>Config`` dataclass (JSON-serialisable), a
 :class:`GenerativeModel` subclass, its loss and its sampler. The generic trainer, the
 checkpoint code, the CLI, the tests and the benchmarks only ever talk to this
 interface, never to a family by name.
@@ -24,13 +24,14 @@ from torch import nn
 
 from tunesmith.config import DictConfig
 from tunesmith.errors import ConfigError
+from tunesmith.models.heads import FrameHead
 from tunesmith.representations.info import DataInfo
 from tunesmith.representations.output_mask import OutputMask
 
 
 @dataclasses.dataclass
 class ModelConfig(DictConfig):
-    """Base of every family's ``Config``: JSON round trip with a clear error on typos."""
+    """Base of every family's ``<Family>Config``: JSON round trip with a clear error on typos."""
 
     config_name: ClassVar[str] = "model"
 
@@ -50,6 +51,7 @@ class GenerativeModel(nn.Module):
     family: ClassVar[str] = ""  # registry name, e.g. "wavenet"
     representation: ClassVar[str] = ""  # "pianoroll" | "melody" | "events"
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    config: ModelConfig
     automatic_optimization: ClassVar[bool] = True
 
     def __init__(self, config: ModelConfig):
@@ -62,8 +64,6 @@ class GenerativeModel(nn.Module):
     def set_output_mask(self, mask: OutputMask | None) -> None:
         """Keep ``mask`` (stored in checkpoints beside the weights) and hand its keys to
         every output head; None lets the sampler emit everything."""
-        from tunesmith.models.heads import FrameHead
-
         if mask is not None and mask.representation != type(self).representation:
             raise ConfigError(f"a {mask.representation} output mask does not fit a "
                               f"{type(self).representation} model")
@@ -118,7 +118,7 @@ class GenerativeModel(nn.Module):
     ) -> torch.Tensor:
         """Sample ``n`` sequences of ``steps`` steps (or tokens).
 
-        ``controls`` is a :class:`tunesmith.generation.SamplingControls`; ``prime`` is a
+        ``controls`` is a :class:`tunesmith.models.sampling.SamplingControls`; ``prime`` is a
         batch-shaped beginning (its steps are kept unchanged at the start of the
         output); ``condition`` holds conditioning inputs by batch key. Returns the
         representation's tensor: (n, steps, K) 0/1 for piano-rolls, (n, steps) long

@@ -23,6 +23,7 @@ conditionals). Note limits in sampling apply per track.
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -30,12 +31,16 @@ from torch import nn
 
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel, ModelConfig
+from tunesmith.models.sampling import SamplingControls, limit_sustain
 
 
 @dataclasses.dataclass
 class BiaxialConfig(ModelConfig):
+    #: older checkpoints and command lines spell pitch_low "lowest_pitch"; still read
+    renamed: ClassVar[dict[str, str]] = {"lowest_pitch": "pitch_low"}
+
     keys: int = 88  # keys of a frame: n_tracks × pitches per track, track-major
-    lowest_pitch: int = 21  # MIDI pitch of key 0 of every track (pitch classes depend on it)
+    pitch_low: int = 21  # MIDI pitch of key 0 of every track (pitch classes depend on it)
     n_tracks: int = 1  # tracks of a frame (set from the data)
     window: int = 12  # time axis sees the previous frame within ±window semitones
     beat_bits: int = 4  # binary clock of the step (period 2**beat_bits)
@@ -56,6 +61,7 @@ class BiaxialRNN(GenerativeModel):
     family = "biaxial"
     representation = "pianoroll"
     config_class = BiaxialConfig
+    config: BiaxialConfig
 
     def __init__(self, config: BiaxialConfig):
         super().__init__(config)
@@ -64,7 +70,7 @@ class BiaxialRNN(GenerativeModel):
             raise ConfigError(f"{keys} keys do not split into {tracks} tracks")
         self.pitches = keys // tracks  # P, keys of one track
         pitch = torch.arange(keys) % self.pitches  # (K,) index of each key within its track
-        pitch_class = (pitch + config.lowest_pitch) % 12  # (K,)
+        pitch_class = (pitch + config.pitch_low) % 12  # (K,)
         self.register_buffer("pitch_class_onehot", F.one_hot(pitch_class, 12).float(), False)
         # relative pitch-class context: entry i of pitch p counts notes of class (pc(p)+i) % 12
         relative = (pitch_class.unsqueeze(1) + torch.arange(12)) % 12  # (K, 12)
@@ -93,7 +99,7 @@ class BiaxialRNN(GenerativeModel):
 
     @classmethod
     def config_for_data(cls, config, info):
-        return config.updated(keys=info.keys, lowest_pitch=info.pitch_low,
+        return config.updated(keys=info.keys, pitch_low=info.pitch_low,
                               n_tracks=info.n_tracks)
 
     def _by_track(self, x: torch.Tensor) -> torch.Tensor:
@@ -163,7 +169,8 @@ class BiaxialRNN(GenerativeModel):
         return {"loss": nll, "nll_per_frame": nll.detach()}
 
     # ---- sampling ---------------------------------------------------------------------
-    def sample_frame(self, time_out: torch.Tensor, controls, generator=None) -> torch.Tensor:
+    def sample_frame(self, time_out: torch.Tensor, controls: SamplingControls,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
         """One frame, pitch by pitch from low to high, track after track: time_out
         (n, Ka, Ht) -> (n, K). ``max_notes_per_step`` applies to each track; keys the
         training data never sounds (the output mask) are never drawn."""
@@ -196,9 +203,9 @@ class BiaxialRNN(GenerativeModel):
         return frame
 
     @torch.no_grad()
-    def generate(self, n, steps, controls=None, prime=None, condition=None):
-        from tunesmith.generation.sampling import SamplingControls, limit_sustain
-
+    def generate(self, n: int, steps: int, controls: SamplingControls | None = None,
+                 prime: torch.Tensor | None = None, condition: dict | None = None
+                 ) -> torch.Tensor:
         controls = controls or SamplingControls()
         generator = controls.generator()
         device = next(self.parameters()).device

@@ -63,6 +63,7 @@ class FrameTransformer(FrameRNN):
 
     family = "frame-transformer"
     config_class = FrameTransformerConfig
+    config: FrameTransformerConfig
 
     def __init__(self, config: FrameTransformerConfig):
         config.check()

@@ -24,6 +24,9 @@ import torch.nn.functional as F
 
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel
+from tunesmith.models.music_vae import slerp
+from tunesmith.models.rolls import pitch_class_histograms
+from tunesmith.models.sampling import SamplingControls, sample_bernoulli
 
 LOSSES = ("standard", "wgan-gp")
 
@@ -83,21 +86,6 @@ def gradient_penalty(
 
 
 # --------------------------------------------------------------------------- diversity
-
-
-def pitch_class_histograms(
-    samples: torch.Tensor, n_pitches: int, pitch_low: int
-) -> torch.Tensor:
-    """Normalised pitch-class histograms of piano-rolls (N, T, tracks·P) -> (N, 12).
-
-    A roll without notes gets an all-zero histogram.
-    """
-    n, steps, keys = samples.shape
-    per_pitch = samples.float().reshape(n, steps, keys // n_pitches, n_pitches).sum((1, 2))
-    classes = (torch.arange(n_pitches, device=samples.device) + pitch_low) % 12  # (P,)
-    histogram = torch.zeros(n, 12, device=samples.device).index_add_(1, classes, per_pitch)
-    total = histogram.sum(1, keepdim=True)
-    return torch.where(total > 0, histogram / total.clamp_min(1e-12), histogram)
 
 
 def diversity(samples: torch.Tensor, n_pitches: int | None = None, pitch_low: int = 0):
@@ -174,7 +162,8 @@ class GANModel(GenerativeModel):
         """The condition for ``n`` examples at generation time (default: as given)."""
         return dict(condition or {})
 
-    def binarize(self, probs: torch.Tensor, controls, allowed: torch.Tensor | None = None
+    def binarize(self, probs: torch.Tensor, controls: SamplingControls,
+                 allowed: torch.Tensor | None = None
                  ) -> torch.Tensor:
         """Generator outputs in [0, 1] (B, T, K) -> 0/1 notes with the sampling controls.
 
@@ -183,8 +172,6 @@ class GANModel(GenerativeModel):
         ``allowed`` ((K,) bool, default the output mask: pitches the training data never
         sounds) are zeroed before either.
         """
-        from tunesmith.generation.sampling import sample_bernoulli
-
         if allowed is None:
             allowed = self.allowed_outputs()
         logits = torch.logit(probs.clamp(1e-6, 1 - 1e-6))
@@ -192,7 +179,7 @@ class GANModel(GenerativeModel):
         return sample_bernoulli(logits, controls, generator, group_size=self.config.n_pitches,
                                 allowed=allowed)
 
-    def sample_notes(self, probs: torch.Tensor, controls) -> torch.Tensor:
+    def sample_notes(self, probs: torch.Tensor, controls: SamplingControls) -> torch.Tensor:
         """Generator outputs (examples' shape) -> 0/1 piano-rolls (B, T, K)."""
         return self.binarize(self.as_pianoroll(probs), controls)
 
@@ -301,9 +288,6 @@ def interpolate_latents(
     Returns ``n_steps`` piano-rolls (n_steps, T, K) 0/1; the first and last are the
     generator's outputs for the two draws.
     """
-    from tunesmith.generation.sampling import SamplingControls
-    from tunesmith.models.music_vae import slerp
-
     if n_steps < 2:
         raise ConfigError(f"interpolation needs at least 2 steps, got {n_steps}")
     controls = controls or SamplingControls(threshold=0.5)

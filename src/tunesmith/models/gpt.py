@@ -12,7 +12,7 @@ token before each note). Each input token's embedding is the sum of
 
 Every window starts with conditioning tokens, one per slot — corpus, key, tempo bucket,
 density bucket — then a window-start token. They are extra ids after the tokenizer's
-vocabulary (``Config.condition_sizes()`` says how many per slot; value 0 of each slot is
+vocabulary (``EventGPTConfig.condition_sizes()`` says how many per slot; value 0 of each slot is
 "unknown"). In training they come from the batch key ``condition_tokens`` (B, 4) long
 (slot values) when the data provides it, else they are computed from the batch:
 corpus from ``corpus_id`` (B,), key by Krumhansl–Schmuckler from the pitch tokens, tempo
@@ -39,6 +39,7 @@ from tunesmith.models.transformer_blocks import (
     merge_heads,
     split_heads,
 )
+from tunesmith.music.keys import MAJOR_PROFILE, MINOR_PROFILE
 
 #: conditioning slots, in the order of the prefix and of ``condition_tokens`` columns
 CONDITION_SLOTS = ("corpus", "key", "tempo", "density")
@@ -47,7 +48,7 @@ N_PROGRAM_TRACKS = 130  # track ids: 0 none, 1 + (program + 1) for programs -1 (
 
 
 @dataclasses.dataclass
-class Config(TokenModelConfig):
+class EventGPTConfig(TokenModelConfig):
     """GPT options on top of the shared ones (:class:`TokenModelConfig`)."""
 
     positions: str = "rotary"  # "rotary" (RoPE) or "learned" (absolute, as GPT-2)
@@ -81,7 +82,7 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention, optionally with rotary positions."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: EventGPTConfig):
         super().__init__()
         c = config
         self.n_heads = c.n_heads
@@ -120,9 +121,10 @@ class EventGPT(TokenTransformer):
     """GPT over multi-track event tokens with track embeddings and conditioning tokens."""
 
     family = "gpt-events"
-    config_class = Config
+    config_class = EventGPTConfig
+    config: EventGPTConfig
 
-    def __init__(self, config: Config):
+    def __init__(self, config: EventGPTConfig):
         super().__init__(config)
         c = config
         self.n_extra_tokens = 1 + sum(c.condition_sizes())  # start token, then conditions
@@ -259,8 +261,6 @@ def estimate_key(pitch_class: torch.Tensor) -> torch.Tensor:
     classes (B, T) (-1 = not a note), by the Krumhansl–Schmuckler algorithm: the major or
     minor Krumhansl–Kessler profile, rotated to each tonic, best correlated with the
     pitch-class histogram (Krumhansl, *Cognitive Foundations of Musical Pitch*, 1990)."""
-    from tunesmith.music.keys import MAJOR_PROFILE, MINOR_PROFILE
-
     valid = pitch_class >= 0
     histogram = torch.zeros(pitch_class.shape[0], 12, device=pitch_class.device)
     histogram.scatter_add_(1, pitch_class.clamp(min=0), valid.float())  # (B, 12)

@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from tunesmith.errors import ConfigError
-from tunesmith.generation.sampling import (
+from tunesmith.models.sampling import (
+    SamplingControls,
     draw_notes,
     mask_logits,
     sample_bernoulli,
@@ -37,7 +38,9 @@ class FrameHead(nn.Module):
         # (K,) bool keys the data sounds, None = all; not a weight (never in safetensors)
         self.register_buffer("allowed_keys", None, persistent=False)
 
-    def draw(self, h: torch.Tensor, controls, generator=None, group_size=None) -> torch.Tensor:
+    def draw(self, h: torch.Tensor, controls: SamplingControls,
+             generator: torch.Generator | None = None,
+             group_size: int | None = None) -> torch.Tensor:
         """:meth:`sample`, with the keys outside ``allowed_keys`` silenced: what families call."""
         frame = self.sample(h, controls, generator, group_size)
         if self.allowed_keys is None:
@@ -48,7 +51,9 @@ class FrameHead(nn.Module):
         """Log-probability in nats of frames x (B, T, K) given features h (B, T, H) -> (B, T)."""
         raise NotImplementedError
 
-    def sample(self, h: torch.Tensor, controls, generator=None, group_size=None) -> torch.Tensor:
+    def sample(self, h: torch.Tensor, controls: SamplingControls,
+               generator: torch.Generator | None = None,
+               group_size: int | None = None) -> torch.Tensor:
         """Draw a frame for each feature vector h (B, H) -> (B, K) float 0/1."""
         raise NotImplementedError
 
@@ -67,7 +72,7 @@ class BernoulliHead(FrameHead):
         logits = self.logits(h)
         return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
 
-    def sample(self, h, controls, generator=None, group_size=None):
+    def sample(self, h, controls: SamplingControls, generator=None, group_size=None):
         return sample_bernoulli(self.logits(h), controls, generator, group_size,
                                 self.allowed_keys)
 
@@ -141,7 +146,7 @@ class NADEHead(FrameHead):
         logits = self.logits(h, x)
         return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
 
-    def sample(self, h, controls, generator=None, group_size=None):
+    def sample(self, h, controls: SamplingControls, generator=None, group_size=None):
         """Key by key, low to high; temperature, threshold and max notes per group apply."""
         size = group_size or self.keys
         if self.keys % size:
@@ -234,7 +239,7 @@ class VoiceHead(FrameHead):
             return total
         return total.masked_fill(self.chords(x), float("-inf"))
 
-    def sample(self, h, controls, generator=None, group_size=None):
+    def sample(self, h, controls: SamplingControls, generator=None, group_size=None):
         """Voice by voice in track order; each voice's categorical is filtered and drawn."""
         if group_size not in (None, self.pitches):
             raise ConfigError(f"voices head has {self.pitches} pitches per track, "

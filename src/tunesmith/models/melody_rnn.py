@@ -40,8 +40,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from tunesmith.errors import ConfigError
-from tunesmith.generation.sampling import SamplingControls, sample_categorical
 from tunesmith.models.base import GenerativeModel, ModelConfig
+from tunesmith.models.sampling import SamplingControls, sample_categorical
 from tunesmith.representations.info import DataInfo
 
 NO_EVENT = 0  # melody representation: hold / silence goes on
@@ -49,7 +49,7 @@ MODES = ("basic", "lookback", "attention")
 
 
 @dataclass
-class Config(ModelConfig):
+class MelodyRNNConfig(ModelConfig):
     """Melody RNN options. Defaults follow Magenta's ``basic_rnn``, ``lookback_rnn`` and
     ``attention_rnn`` configs: two LSTM layers of 128 units, dropout 0.5, window 40."""
 
@@ -82,9 +82,10 @@ class MelodyRNN(GenerativeModel):
 
     family = "melody-rnn"
     representation = "melody"
-    config_class = Config
+    config_class = MelodyRNNConfig
+    config: MelodyRNNConfig
 
-    def __init__(self, config: Config):
+    def __init__(self, config: MelodyRNNConfig):
         super().__init__(config)
         c = config
         self.vocab_size = c.vocab_size
@@ -109,7 +110,7 @@ class MelodyRNN(GenerativeModel):
         self.head = nn.Linear(head_in, self.n_classes)
 
     @classmethod
-    def config_for_data(cls, config: Config, info: DataInfo) -> Config:
+    def config_for_data(cls, config: MelodyRNNConfig, info: DataInfo) -> MelodyRNNConfig:
         return config.updated(vocab_size=info.vocab_size, steps_per_bar=info.steps_per_bar)
 
     # ---- inputs ---------------------------------------------------------------------
@@ -230,7 +231,9 @@ class MelodyRNN(GenerativeModel):
         return torch.cat([allowed, allowed.new_ones(2)])
 
     @torch.no_grad()
-    def generate(self, n, steps, controls=None, prime=None, condition=None) -> torch.Tensor:
+    def generate(self, n: int, steps: int, controls: SamplingControls | None = None,
+                 prime: torch.Tensor | None = None, condition: dict | None = None
+                 ) -> torch.Tensor:
         """Sample ``n`` melodies of ``steps`` events -> (n, steps) long.
 
         The LSTM state (and attention window) is carried from step to step; ``prime``

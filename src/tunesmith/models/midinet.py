@@ -24,7 +24,6 @@ Symbolic-domain Music Generation", ISMIR 2017.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import torch
@@ -35,15 +34,14 @@ from tunesmith.errors import ConfigError
 from tunesmith.models.base import ModelConfig
 from tunesmith.models.gan import GANModel
 from tunesmith.models.music_vae import bar_windows
+from tunesmith.models.rolls import pitch_class_histograms
+from tunesmith.models.sampling import SamplingControls
+from tunesmith.music.chords import TRIADS, Chord, parse_progression
+from tunesmith.music.chords import parse_chord as parse_chord_symbol
 
 CHORD_DIM = 13  # 12 root pitch classes + 1 minor flag
 DEFAULT_PROGRESSION = "C G Am F"  # used when generation is asked for without chords
 
-_NOTE_CLASSES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-_CHORD_RE = re.compile(
-    r"^(?P<root>[A-G])(?P<accidental>[#b♯♭]?)(?P<quality>maj|min|m|-|dim|aug|sus[24]?|\+)?"
-    r"(?P<extension>[0-9]*)(?:/[A-G][#b♯♭]?)?$"
-)
 
 
 @dataclass
@@ -87,25 +85,17 @@ class MidiNetConfig(ModelConfig):
 def parse_chord(symbol: str) -> torch.Tensor:
     """A chord symbol -> its 13-dim MidiNet condition (root one-hot, minor flag).
 
-    Roots C..B with ♯/♭ (``#``/``b``); ``m``, ``min``, ``-`` and ``dim`` count as minor
-    (MidiNet models only major and minor triads); extensions (7, maj7, sus4, a /bass)
-    keep the triad's quality. ``N`` (or ``-`` alone) is no chord: all zeros.
+    Symbols as :func:`tunesmith.music.chords.parse_chord` reads them (MidiNet models only
+    major and minor triads); ``N`` (or ``-`` alone) is no chord: all zeros.
     """
-    text = symbol.strip()
+    return _condition(parse_chord_symbol(symbol))
+
+
+def _condition(chord: Chord | None) -> torch.Tensor:
     vector = torch.zeros(CHORD_DIM)
-    if text in ("N", "-", "N.C.", "NC"):
-        return vector
-    match = _CHORD_RE.match(text)
-    if match is None:
-        raise ConfigError(
-            f"cannot read chord {symbol!r}; write a root A-G with optional #/b and quality, "
-            "e.g. C, F#m, Bb7, Am"
-        )
-    root = _NOTE_CLASSES[match["root"]]
-    root += {"#": 1, "♯": 1, "b": -1, "♭": -1}.get(match["accidental"], 0)
-    vector[root % 12] = 1.0
-    if match["quality"] in ("m", "min", "-", "dim"):
-        vector[12] = 1.0
+    if chord is not None:
+        vector[chord.root] = 1.0
+        vector[12] = float(chord.minor)
     return vector
 
 
@@ -114,15 +104,13 @@ def parse_chord_progression(text: str, bars: int | None = None) -> torch.Tensor:
 
     With ``bars`` the progression is repeated or cut to that many bars.
     """
-    symbols = [s for s in re.split(r"[\s|,]+", text.strip()) if s]
-    if not symbols:
-        raise ConfigError("the chord progression is empty")
-    chords = torch.stack([parse_chord(s) for s in symbols])  # (n, 13)
+    progression = torch.stack([_condition(c) for c in parse_progression(text)])  # (n, 13)
     if bars is not None:
         if bars < 1:
             raise ConfigError(f"bars must be >= 1, got {bars}")
-        chords = chords.repeat((bars + len(chords) - 1) // len(chords), 1)[:bars]
-    return chords
+        progression = progression.repeat((bars + len(progression) - 1) // len(progression),
+                                         1)[:bars]
+    return progression
 
 
 def chords_from_frames(
@@ -134,14 +122,9 @@ def chords_from_frames(
     sounding cells of all tracks; ties go to the lowest root, major before minor. A
     silent bar gets all zeros.
     """
-    from tunesmith.models.gan import pitch_class_histograms
-
     histograms = pitch_class_histograms(frames, n_pitches, pitch_low)  # (B, 12)
-    templates = torch.zeros(24, 12)
-    for root in range(12):
-        for quality, third in ((0, 4), (1, 3)):
-            templates[2 * root + quality, [root, (root + third) % 12, (root + 7) % 12]] = 1.0
-    scores = histograms @ templates.T.to(histograms)  # (B, 24)
+    templates = torch.as_tensor(TRIADS, dtype=histograms.dtype)  # (24, 12)
+    scores = histograms @ templates.T.to(histograms.device)  # (B, 24)
     best = scores.argmax(-1)  # (B,) first maximum
     out = torch.zeros(frames.shape[0], CHORD_DIM, device=frames.device)
     out[torch.arange(len(best)), best // 2] = 1.0
@@ -245,6 +228,7 @@ class MidiNet(GANModel):
     family = "midinet"
     representation = "pianoroll"
     config_class = MidiNetConfig
+    config: MidiNetConfig
 
     def __init__(self, config: MidiNetConfig):
         super().__init__(config)
@@ -325,7 +309,7 @@ class MidiNet(GANModel):
         out[:, :, c.track] = x[:, 0]
         return out.reshape(x.shape[0], c.steps_per_bar, -1)
 
-    def sample_notes(self, probs, controls):
+    def sample_notes(self, probs, controls: SamplingControls):
         """Monophonic: at most one note per step (the most likely), as in the paper.
 
         Bars (B, 1, S, P) in [0, 1] -> (B, S, tracks·P) 0/1, the other tracks silent.
@@ -351,7 +335,9 @@ class MidiNet(GANModel):
 
     # ---- generation -------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, n, steps, controls=None, prime=None, condition=None):
+    def generate(self, n: int, steps: int, controls: SamplingControls | None = None,
+                 prime: torch.Tensor | None = None, condition: dict | None = None
+                 ) -> torch.Tensor:
         """``n`` melodies of ``steps`` steps (a whole number of bars), bar by bar.
 
         By default each step sounds the pitch of highest activation, as in the paper
@@ -363,8 +349,6 @@ class MidiNet(GANModel):
         whole bars and conditions the next bar on its last one. -> (n, steps, tracks·P) 0/1
         with only the melody track sounding.
         """
-        from tunesmith.generation.sampling import SamplingControls
-
         c = self.config
         controls = controls or SamplingControls(threshold=0.0)
         if steps % c.steps_per_bar:

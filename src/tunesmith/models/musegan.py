@@ -39,6 +39,7 @@ from tunesmith.errors import ConfigError
 from tunesmith.models.base import ModelConfig
 from tunesmith.models.gan import GANModel
 from tunesmith.models.music_vae import bar_windows
+from tunesmith.models.sampling import SamplingControls
 
 MODES = ("jamming", "composer", "hybrid")
 
@@ -158,6 +159,7 @@ class MuseGAN(GANModel):
     family = "musegan"
     representation = "pianoroll"
     config_class = MuseGANConfig
+    config: MuseGANConfig
 
     def __init__(self, config: MuseGANConfig):
         super().__init__(config)
@@ -264,15 +266,15 @@ class MuseGAN(GANModel):
 
     # ---- generation -------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, n, steps, controls=None, prime=None, condition=None):
+    def generate(self, n: int, steps: int, controls: SamplingControls | None = None,
+                 prime: torch.Tensor | None = None, condition: dict | None = None
+                 ) -> torch.Tensor:
         """``n`` multi-track pieces of ``steps`` steps -> (n, steps, tracks·P) 0/1.
 
         Longer pieces are independent ``n_bars`` phrases one after another (MuseGAN
         models phrases, not their succession); the last is cut to length. By default
         notes are on where the generator's output exceeds 0.5 (hard thresholding).
         """
-        from tunesmith.generation.sampling import SamplingControls
-
         if prime is not None:
             raise ConfigError("MuseGAN does not continue a prime")
         c = self.config

@@ -34,7 +34,7 @@ from tunesmith.models.transformer_blocks import (
 
 
 @dataclasses.dataclass
-class Config(TokenModelConfig):
+class MusicTransformerConfig(TokenModelConfig):
     """Music Transformer options. The shared defaults (:class:`TokenModelConfig`) are a
     small model that trains on a CPU; the paper's models are larger."""
 
@@ -146,10 +146,11 @@ class MusicTransformer(TokenTransformer):
     """Decoder-only Transformer with relative self-attention over event tokens."""
 
     family = "music-transformer"
-    config_class = Config
+    config_class = MusicTransformerConfig
+    config: MusicTransformerConfig
     n_extra_tokens = 1  # the window-start token
 
-    def __init__(self, config: Config):
+    def __init__(self, config: MusicTransformerConfig):
         super().__init__(config)
         c = config
         self.embed = nn.Embedding(c.vocab_size + self.n_extra_tokens, c.d_model)

@@ -31,8 +31,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tunesmith.data.batching import pad_sequences
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel, ModelConfig
+from tunesmith.models.sampling import (
+    SamplingControls,
+    mask_logits,
+    sample_bernoulli,
+    sample_categorical,
+)
 from tunesmith.representations.info import DataInfo
 
 BETA_SCHEDULES = ("constant", "linear", "sigmoid")
@@ -182,6 +189,7 @@ class MusicVAE(GenerativeModel):
     family = "music-vae"
     representation = "melody"
     config_class = MusicVAEConfig
+    config: MusicVAEConfig
 
     def __init__(self, config: MusicVAEConfig):
         super().__init__(config)
@@ -246,11 +254,10 @@ class MusicVAE(GenerativeModel):
         """1 where the most likely output equals the target, per step. -> (B, T) bool."""
         return outputs.argmax(-1) == x
 
-    def _draw(self, outputs: torch.Tensor, controls, generator, greedy: bool) -> torch.Tensor:
+    def _draw(self, outputs: torch.Tensor, controls: SamplingControls, generator,
+              greedy: bool) -> torch.Tensor:
         """One output per row: logits (B, V) -> (B,) long, among the events the training
         data holds (the output mask)."""
-        from tunesmith.generation.sampling import mask_logits, sample_categorical
-
         if greedy:
             return mask_logits(outputs, self.allowed_outputs()).argmax(-1)
         return sample_categorical(outputs, controls, generator, self.allowed_outputs())
@@ -316,8 +323,6 @@ class MusicVAE(GenerativeModel):
         ``greedy`` takes the most likely output at each step (argmax / p > 0.5);
         otherwise outputs are drawn with ``controls``. -> (B, T) tokens or (B, T, K).
         """
-        from tunesmith.generation.sampling import SamplingControls
-
         c = self.config
         controls = controls or SamplingControls()
         generator = controls.generator(z.device)
@@ -387,12 +392,13 @@ class MusicVAE(GenerativeModel):
 
     # ---- sampling -----------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, n, steps=None, controls=None, prime=None, condition=None):
+    def generate(self, n: int, steps: int | None = None,
+                 controls: SamplingControls | None = None, prime: torch.Tensor | None = None,
+                 condition: dict | None = None) -> torch.Tensor:
         """Sample from the prior: z ~ N(0, I), then decode. ``condition={"z": (n, Z)}``
         decodes given codes instead. -> (n, steps) tokens / (n, steps, K) frames."""
         if prime is not None:
             raise ConfigError("MusicVAE does not continue a prime; use reconstruct or interpolate")
-        from tunesmith.generation.sampling import SamplingControls
 
         controls = controls or SamplingControls()
         device = next(self.parameters()).device
@@ -437,13 +443,12 @@ class MusicVAEPianoroll(MusicVAE):
         """A step is right when every key of the frame is right."""
         return ((outputs > 0) == (x > 0.5)).all(-1)
 
-    def _draw(self, outputs, controls, generator, greedy):
+    def _draw(self, outputs, controls: SamplingControls, generator, greedy):
         """Keys the training data never sounds (the output mask) stay silent."""
         allowed = self.allowed_outputs()
         if greedy:
             notes = (outputs > 0).float()
             return notes if allowed is None else notes * allowed.float()
-        from tunesmith.generation.sampling import sample_bernoulli
 
         group = self.config.n_keys // max(self.config.n_tracks, 1)
         return sample_bernoulli(outputs, controls, generator, group_size=group, allowed=allowed)
@@ -463,8 +468,6 @@ class MusicVAEPianoroll(MusicVAE):
 
 def _as_batch(model: MusicVAE, sequences) -> tuple[torch.Tensor, torch.Tensor]:
     """A list of (T_i,) token / (T_i, K) frame arrays -> the model's fixed-length window."""
-    from tunesmith.data.batching import pad_sequences
-
     x, mask = pad_sequences(sequences)
     x = x.long() if model.batch_key == "events" else x.float()
     device = next(model.parameters()).device
@@ -483,14 +486,15 @@ def encode_sequences(model: MusicVAE, sequences) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sample_prior(model: MusicVAE, n: int, controls=None) -> torch.Tensor:
+def sample_prior(model: MusicVAE, n: int, controls: SamplingControls | None = None) -> torch.Tensor:
     """n phrases decoded from z ~ N(0, I)."""
     model.eval()
     return model.generate(n, model.config.steps, controls)
 
 
 @torch.no_grad()
-def reconstruct(model: MusicVAE, sequences, controls=None, greedy: bool = True) -> torch.Tensor:
+def reconstruct(model: MusicVAE, sequences, controls: SamplingControls | None = None,
+                greedy: bool = True) -> torch.Tensor:
     """Encode to μ and decode again (argmax decoding by default)."""
     model.eval()
     return model.decode(encode_sequences(model, sequences), controls, greedy=greedy)

@@ -20,6 +20,7 @@ from torch import nn
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel, ModelConfig
 from tunesmith.models.heads import make_head
+from tunesmith.models.sampling import SamplingControls, limit_sustain
 
 
 @dataclasses.dataclass
@@ -52,6 +53,7 @@ class FrameRNN(GenerativeModel):
     family = "lstm"
     representation = "pianoroll"
     config_class = RNNConfig
+    config: RNNConfig
 
     def __init__(self, config: RNNConfig):
         super().__init__(config)
@@ -97,9 +99,9 @@ class FrameRNN(GenerativeModel):
         return None
 
     @torch.no_grad()
-    def generate(self, n, steps, controls=None, prime=None, condition=None):
-        from tunesmith.generation.sampling import SamplingControls, limit_sustain
-
+    def generate(self, n: int, steps: int, controls: SamplingControls | None = None,
+                 prime: torch.Tensor | None = None, condition: dict | None = None
+                 ) -> torch.Tensor:
         controls = controls or SamplingControls()
         generator = controls.generator()
         device = next(self.parameters()).device

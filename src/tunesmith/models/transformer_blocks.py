@@ -31,8 +31,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from tunesmith.errors import ConfigError
-from tunesmith.generation.sampling import SamplingControls, sample_categorical
 from tunesmith.models.base import GenerativeModel, ModelConfig
+from tunesmith.models.sampling import SamplingControls, sample_categorical
+from tunesmith.representations.events import BOS_ID, EventsConfig, build_tokenizer
+from tunesmith.representations.grammar import BatchGrammar, TokenGrammar
 from tunesmith.representations.info import DataInfo
 
 
@@ -111,6 +113,7 @@ class TokenTransformer(GenerativeModel):
 
     representation = "events"
     config_class = TokenModelConfig
+    config: TokenModelConfig
 
     def __init__(self, config: TokenModelConfig):
         config.check()
@@ -162,15 +165,11 @@ class TokenTransformer(GenerativeModel):
         """The miditok tokenizer of ``config.events`` (None when not known)."""
         if self.config.events is None:
             return None
-        from tunesmith.representations.events import EventsConfig, build_tokenizer
-
         return build_tokenizer(EventsConfig.from_dict(self.config.events))
 
     def vocabulary(self):
         """:class:`TokenVocabulary` of the tokenizer (None when not known)."""
         if self._vocabulary is None and self.config.events is not None:
-            from tunesmith.generation.grammar import TokenGrammar
-
             self._grammar = TokenGrammar(self.tokenizer())
             self._vocabulary = self._grammar.vocab
             if self._vocabulary.size != self.config.vocab_size:
@@ -189,8 +188,6 @@ class TokenTransformer(GenerativeModel):
         events = self.config.events or {}
         if not events.get("add_bos_eos", False):
             return None
-        from tunesmith.representations.events import BOS_ID
-
         return BOS_ID
 
     # ---- training ------------------------------------------------------------------
@@ -231,19 +228,23 @@ class TokenTransformer(GenerativeModel):
 
     # ---- sampling ------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, n, steps, controls=None, prime=None, condition=None) -> torch.Tensor:
+    def generate(self, n: int, steps: int, controls: SamplingControls | None = None,
+                 prime: torch.Tensor | None = None, condition: dict | None = None
+                 ) -> torch.Tensor:
         """Sample (n, steps) token ids with the key/value cache (see module docstring).
 
         ``prime`` (T0,) or (n, T0) ids are kept unchanged as the first T0 tokens (default:
         BOS when the data wraps pieces in BOS/EOS); ``condition`` is read by the family
         (the GPT's conditioning tokens). With ``config.constrained`` and a known
         tokenizer, tokens the grammar forbids are never drawn
-        (:mod:`tunesmith.generation.grammar`).
+        (:mod:`tunesmith.representations.grammar`).
         """
         return self._sample(n, steps, controls, prime, condition, use_cache=True)
 
     @torch.no_grad()
-    def generate_naive(self, n, steps, controls=None, prime=None, condition=None):
+    def generate_naive(self, n: int, steps: int, controls: SamplingControls | None = None,
+                       prime: torch.Tensor | None = None, condition: dict | None = None
+                       ) -> torch.Tensor:
         """Same as :meth:`generate` without a cache: every token recomputes its window."""
         return self._sample(n, steps, controls, prime, condition, use_cache=False)
 
@@ -279,7 +280,9 @@ class TokenTransformer(GenerativeModel):
         """Start (in the output) of the window that predicts token t."""
         return t - keep if t - start > body else start
 
-    def _sample(self, n, steps, controls, prime, condition, use_cache: bool) -> torch.Tensor:
+    def _sample(self, n: int, steps: int, controls: SamplingControls | None,
+                prime: torch.Tensor | None, condition: dict | None,
+                use_cache: bool) -> torch.Tensor:
         controls = controls or SamplingControls()
         device = self._device()
         generator = controls.generator(device)
@@ -305,8 +308,6 @@ class TokenTransformer(GenerativeModel):
         keep = body - shift  # tokens a slide keeps
         grammar = None
         if self.config.constrained and self.grammar() is not None:
-            from tunesmith.generation.grammar import BatchGrammar
-
             grammar = BatchGrammar(self.grammar(), n)
             grammar.advance(out[:, :t].cpu())
         allowed = self.allowed_outputs()  # (V,) ids of the training data, None = all

@@ -20,14 +20,14 @@ predict frame t; the output distribution comes from a swappable head
 per voice...).
 
 **First frame.** Frame 0 is predicted from the zero frame alone. It is scored by
-:meth:`WaveNet.loss` unless ``Config.score_first_frame`` is False; the published
+:meth:`WaveNet.loss` unless ``WaveNetConfig.score_first_frame`` is False; the published
 polyphonic benchmark protocol (Boulanger-Lewandowski et al. 2012; Bai et al. 2018) does
 not score it — use ``score_first_frame=False`` or :meth:`WaveNet.frame_log_prob` (all
 frames, (B, T)) and drop column 0 yourself.
 
 **Conditioning.** A per-step conditioning vector c (B, T, C_c) enters every layer through
 a 1×1 projection: a learned embedding of ``corpus_id`` (global), a 12-bin pitch-class
-histogram ``pitch_histogram`` (global, see :func:`pitch_histogram_from_key`) and a local
+histogram ``pitch_histogram`` (global, see :func:`tunesmith.music.keys.key_profile`) and a local
 sequence ``local_cond`` (B, T_c, C) at ``local_rate`` steps per conditioning frame,
 upsampled by repetition or a transposed convolution (e.g. chords, or a given melody).
 
@@ -41,10 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
-from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -54,11 +51,13 @@ from torch.nn.utils.parametrizations import weight_norm
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel, ModelConfig
 from tunesmith.models.heads import make_head
+from tunesmith.models.rolls import pitch_class_histograms
+from tunesmith.models.sampling import SamplingControls, limit_sustain
 from tunesmith.representations.info import DataInfo
 
 
 @dataclasses.dataclass
-class Config(ModelConfig):
+class WaveNetConfig(ModelConfig):
     """Options of the WaveNet/TCN family. Sizes marked (data) are set by ``config_for_data``."""
 
     keys: int = 88  # (data) keys per frame K = n_tracks × n_pitches, track-major
@@ -184,9 +183,10 @@ class WaveNet(GenerativeModel):
 
     family = "wavenet"
     representation = "pianoroll"
-    config_class = Config
+    config_class = WaveNetConfig
+    config: WaveNetConfig
 
-    def __init__(self, config: Config):
+    def __init__(self, config: WaveNetConfig):
         super().__init__(config)
         c = config
         cond_channels = c.cond_channels
@@ -221,7 +221,7 @@ class WaveNet(GenerativeModel):
                               nade_hidden=c.nade_hidden)
 
     @classmethod
-    def config_for_data(cls, config: Config, info: DataInfo) -> Config:
+    def config_for_data(cls, config: WaveNetConfig, info: DataInfo) -> WaveNetConfig:
         """Take K, tracks, pitches and the lowest pitch from the prepared data's info."""
         return config.updated(keys=info.keys, n_tracks=info.n_tracks, n_pitches=info.n_pitches,
                               pitch_low=info.pitch_low)
@@ -341,7 +341,8 @@ class WaveNet(GenerativeModel):
         return {"loss": nll, "nll_per_frame": nll.detach()}
 
     # ---- sampling -------------------------------------------------------------------
-    def generate(self, n: int, steps: int, controls=None, prime: torch.Tensor | None = None,
+    def generate(self, n: int, steps: int, controls: SamplingControls | None = None,
+                 prime: torch.Tensor | None = None,
                  condition: dict | None = None) -> torch.Tensor:
         """Sample (n, steps, K) 0/1 frames with per-layer activation queues (Fast WaveNet).
 
@@ -354,7 +355,7 @@ class WaveNet(GenerativeModel):
         """
         return self._generate(n, steps, controls, prime, condition, cached=True)
 
-    def generate_naive(self, n: int, steps: int, controls=None,
+    def generate_naive(self, n: int, steps: int, controls: SamplingControls | None = None,
                        prime: torch.Tensor | None = None, condition: dict | None = None,
                        window: int | None = None) -> torch.Tensor:
         """Reference sampler: recompute the features of the whole prefix at every step.
@@ -367,9 +368,9 @@ class WaveNet(GenerativeModel):
             raise ConfigError(f"window {window} < receptive field {self.receptive_field}")
         return self._generate(n, steps, controls, prime, condition, cached=False, window=window)
 
-    def _generate(self, n, steps, controls, prime, condition, cached, window=None):
-        from tunesmith.generation.sampling import SamplingControls, limit_sustain
-
+    def _generate(self, n: int, steps: int, controls: SamplingControls | None,
+                  prime: torch.Tensor | None, condition: dict | None, cached: bool,
+                  window: int | None = None) -> torch.Tensor:
         controls = controls or SamplingControls()
         device = next(self.parameters()).device
         generator = controls.generator(device)
@@ -572,97 +573,14 @@ def _batched(value, batch: int, name: str, device) -> torch.Tensor:
 
 
 # ---- pitch-class histograms for conditioning ------------------------------------------
-#: 12-bin key profiles, tonic first. Aarden (2003) / Essen folk-song pitch-class
-#: frequencies (what duration histograms of real music look like); Krumhansl & Kessler
-#: (1982) probe-tone ratings. Values as in music21.analysis.discrete.
-KEY_PROFILES = {
-    "aarden": {
-        "major": [17.7661, 0.145624, 14.9265, 0.160186, 19.8049, 11.3587, 0.291248, 22.062,
-                  0.145624, 8.15494, 0.232998, 4.95122],
-        "minor": [18.2648, 0.737619, 14.0499, 16.8599, 0.702494, 14.4362, 0.702494, 18.6161,
-                  4.56621, 1.93186, 7.37619, 1.75623],
-    },
-    "krumhansl": {
-        "major": [6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88],
-        "minor": [6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17],
-    },
-    "scale": {  # the scale's pitch classes, equally weighted (natural minor)
-        "major": [1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1],
-        "minor": [1, 0, 1, 1, 0, 1, 0, 1, 1, 0, 1, 0],
-    },
-}
-_TONICS = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
-_KEY_PATTERN = re.compile(
-    r"^\s*([a-gA-G])\s*(#|♯|b|♭|-|sharp|flat)?\s*(major|minor|maj|min|m)?\s*$"
-)
-
-
-def pitch_histogram_from_key(key: str, profile: str = "aarden") -> torch.Tensor:
-    """A normalised 12-bin pitch-class profile (C = bin 0) for a key name -> (12,).
-
-    ``key`` like "C major", "F# minor", "Bb major", "E♭ minor", "a minor", "G" (major).
-    ``profile``: "aarden" (default; Aarden-Essen pitch-class frequencies, closest to the
-    duration histograms models are trained on), "krumhansl" (Krumhansl-Kessler 1982
-    ratings) or "scale" (uniform over the scale's seven notes).
-    """
-    match = _KEY_PATTERN.match(key)
-    if match is None:
-        raise ConfigError(f"cannot read key {key!r}; expected e.g. 'C major', 'F# minor'")
-    if profile not in KEY_PROFILES:
-        raise ConfigError(f"unknown key profile {profile!r}; available: {', '.join(KEY_PROFILES)}")
-    letter, accidental, mode = match.groups()
-    tonic = _TONICS[letter.lower()]
-    if accidental in ("#", "♯", "sharp"):
-        tonic += 1
-    elif accidental in ("b", "♭", "-", "flat"):
-        tonic -= 1
-    mode = "minor" if mode in ("minor", "min", "m") else "major"
-    weights = torch.tensor(KEY_PROFILES[profile][mode], dtype=torch.float32)
-    histogram = torch.roll(weights, tonic % 12)  # tonic's weight moves to bin `tonic`
-    return histogram / histogram.sum()
-
-
-def pitch_histogram_from_score(score) -> torch.Tensor:
-    """Duration-weighted pitch-class histogram of a symusic Score's pitched notes -> (12,).
-
-    Drum tracks are skipped; a score without pitched notes gives the uniform histogram.
-    """
-    counts = np.zeros(12)
-    for track in score.tracks:
-        if track.is_drum or not len(track.notes):
-            continue
-        notes = track.notes.numpy()
-        np.add.at(counts, notes["pitch"] % 12, np.maximum(notes["duration"], 1))
-    if counts.sum() == 0:
-        return torch.full((12,), 1 / 12)
-    return torch.tensor(counts / counts.sum(), dtype=torch.float32)
-
-
 def pitch_histogram_from_frames(frames: torch.Tensor, n_pitches: int, pitch_low: int,
                                 mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Pitch-class histogram of piano-roll frames (B, T, K = tracks × pitches) -> (B, 12).
-
-    Each sounding cell counts once (duration-weighted, as :func:`pitch_histogram_from_score`);
-    a piece without notes gets the uniform histogram.
-    """
-    frames = frames.float()
-    if mask is not None:
-        frames = frames * mask[..., None].float()
-    per_pitch = frames.sum(1).reshape(frames.shape[0], -1, n_pitches).sum(1)  # (B, P)
-    pitch_class = (torch.arange(n_pitches, device=frames.device) + pitch_low) % 12  # (P,)
-    counts = torch.zeros(frames.shape[0], 12, device=frames.device)
-    counts.index_add_(1, pitch_class, per_pitch)  # (B, 12)
-    total = counts.sum(1, keepdim=True)
-    return torch.where(total > 0, counts / total.clamp(min=1e-12), torch.full_like(counts, 1 / 12))
-
-
-def pitch_histogram_from_spec(spec: str) -> torch.Tensor:
-    """For the CLI's ``--pitch-histogram``: a key name ("C major") or a music file's path."""
-    if Path(spec).suffix and Path(spec).exists():
-        from tunesmith.music.io import load
-
-        return pitch_histogram_from_score(load(spec))
-    return pitch_histogram_from_key(spec)
+    """Pitch-class histogram of piano-roll frames (B, T, K = tracks × pitches) -> (B, 12)
+    (:func:`tunesmith.models.rolls.pitch_class_histograms`); a piece without notes gets
+    the uniform histogram."""
+    histogram = pitch_class_histograms(frames, n_pitches, pitch_low, mask)  # (B, 12)
+    empty = histogram.sum(1, keepdim=True) == 0
+    return torch.where(empty, torch.full_like(histogram, 1 / 12), histogram)
 
 
 def music_seconds(steps: int, steps_per_quarter: int, qpm: float) -> float:

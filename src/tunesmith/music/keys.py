@@ -13,13 +13,14 @@ on key-normalised Nottingham and JSB).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
 from symusic import Score
 
-from tunesmith.errors import RepresentationError
-from tunesmith.music.note_arrays import NoteArrays
+from tunesmith.errors import ConfigError, RepresentationError
+from tunesmith.music.note_arrays import NoteArrays, note_arrays
 from tunesmith.music.transforms import transpose
 
 #: Krumhansl–Kessler probe-tone ratings, index 0 = tonic (1982, Table 1).
@@ -54,6 +55,67 @@ class Key:
         return self.name
 
 
+#: 12-bin key profiles, tonic first. Aarden (2003) / Essen folk-song pitch-class
+#: frequencies (what duration histograms of real music look like); Krumhansl & Kessler
+#: (1982) probe-tone ratings. Values as in music21.analysis.discrete.
+KEY_PROFILES = {
+    "aarden": {
+        "major": [17.7661, 0.145624, 14.9265, 0.160186, 19.8049, 11.3587, 0.291248, 22.062,
+                  0.145624, 8.15494, 0.232998, 4.95122],
+        "minor": [18.2648, 0.737619, 14.0499, 16.8599, 0.702494, 14.4362, 0.702494, 18.6161,
+                  4.56621, 1.93186, 7.37619, 1.75623],
+    },
+    "krumhansl": {"major": MAJOR_PROFILE.tolist(), "minor": MINOR_PROFILE.tolist()},
+    "scale": {  # the scale's pitch classes, equally weighted (natural minor)
+        "major": [1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1],
+        "minor": [1, 0, 1, 1, 0, 1, 0, 1, 1, 0, 1, 0],
+    },
+}
+_TONICS = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
+_KEY_PATTERN = re.compile(
+    r"^\s*([a-gA-G])\s*(#|♯|b|♭|-|sharp|flat)?\s*(major|minor|maj|min|m)?\s*$"
+)
+
+
+def pitch_class_of(letter: str, accidental: str | None = None) -> int:
+    """The pitch class (0 = C ... 11 = B) of a note name: a letter A-G (either case) and
+    an optional accidental: ``#``, ``♯``, ``sharp`` raise it; ``b``, ``♭``, ``-``,
+    ``flat`` lower it."""
+    shift = {"#": 1, "♯": 1, "sharp": 1, "b": -1, "♭": -1, "-": -1, "flat": -1}
+    return (_TONICS[letter.lower()] + shift.get(accidental or "", 0)) % 12
+
+
+def parse_key(name: str) -> Key:
+    """A key name -> :class:`Key`: "C major", "F# minor", "Bb major", "E♭ minor",
+    "a minor", "G" (major), "Dm".
+
+    Raises:
+        ConfigError: the name is not a key.
+    """
+    match = _KEY_PATTERN.match(name)
+    if match is None:
+        raise ConfigError(f"cannot read key {name!r}; expected e.g. 'C major', 'F# minor'")
+    letter, accidental, mode = match.groups()
+    tonic = pitch_class_of(letter, accidental)
+    return Key(tonic, "minor" if mode in ("minor", "min", "m") else "major")
+
+
+def key_profile(name: str, profile: str = "aarden") -> np.ndarray:
+    """(12,) the key's pitch-class profile (C = bin 0), normalised to sum 1.
+
+    ``name`` as :func:`parse_key` reads it. ``profile``: "aarden" (default; Aarden-Essen
+    pitch-class frequencies, closest to the duration histograms models are trained on),
+    "krumhansl" (Krumhansl-Kessler 1982 ratings) or "scale" (uniform over the scale's
+    seven notes).
+    """
+    key = parse_key(name)
+    if profile not in KEY_PROFILES:
+        raise ConfigError(f"unknown key profile {profile!r}; available: {', '.join(KEY_PROFILES)}")
+    histogram = np.roll(np.asarray(KEY_PROFILES[profile][key.mode], dtype=np.float64),
+                        key.tonic)  # the tonic's weight moves to bin `tonic`
+    return histogram / histogram.sum()
+
+
 def key_from_signature(sharps: int, tonality: int) -> Key:
     """The Key of a MIDI key signature (``sharps`` -7..7, ``tonality`` 0 major, 1 minor)."""
     major_tonic = (7 * sharps) % 12
@@ -62,37 +124,44 @@ def key_from_signature(sharps: int, tonality: int) -> Key:
     return Key(major_tonic, "major")
 
 
-def pitch_class_histogram(score: Score, weighted: bool = True) -> np.ndarray:
-    """(12,) share of each pitch class in the piece's pitched notes (drums left out).
+def pitch_class_counts(notes: NoteArrays, weighted: bool = True,
+                       min_duration: int = 0) -> np.ndarray:
+    """(pieces, 12) float64 pitch-class weights of the pitched notes (drums left out) of
+    every piece of a batch: each note's duration in ticks (at least ``min_duration``)
+    when ``weighted``, else 1."""
+    pitched = ~notes.drum
+    bins = notes.piece[pitched] * 12 + notes.pitch[pitched] % 12
+    weights = None
+    if weighted:
+        duration = notes.duration[pitched]
+        if min_duration > 0:
+            duration = np.maximum(duration, min_duration)
+        weights = duration.astype(np.float64)
+    counts = np.bincount(bins, weights=weights, minlength=12 * notes.n_pieces)
+    return counts.astype(np.float64).reshape(notes.n_pieces, 12)  # (pieces, 12)
 
-    ``weighted`` counts each note by its duration (ticks), otherwise once. Sums to 1;
-    all zeros for a piece without pitched notes.
-    """
-    histogram = np.zeros(12, dtype=np.float64)
-    for track in score.tracks:
-        if track.is_drum or not len(track.notes):
-            continue
-        notes = track.notes.numpy()
-        weights = notes["duration"].astype(np.float64) if weighted else None
-        histogram += np.bincount(notes["pitch"].astype(np.int64) % 12, weights=weights,
-                                 minlength=12)
-    total = histogram.sum()
-    return histogram / total if total > 0 else histogram
 
-
-def pitch_class_histograms(notes: NoteArrays, weighted: bool = True) -> np.ndarray:
-    """(pieces, 12) :func:`pitch_class_histogram` of every piece of a batch, at once.
+def pitch_class_histograms(notes: NoteArrays, weighted: bool = True,
+                           min_duration: int = 0) -> np.ndarray:
+    """(pieces, 12) :func:`pitch_class_counts` normalised: each row sums to 1, or is all
+    zeros for a piece without pitched notes.
 
     Row ``i`` equals ``pitch_class_histogram(scores[i])`` exactly: the bins sum whole
     ticks (or counts), so adding them track by track or all at once gives the same floats.
     """
-    pitched = ~notes.drum
-    bins = notes.piece[pitched] * 12 + notes.pitch[pitched] % 12
-    weights = notes.duration[pitched].astype(np.float64) if weighted else None
-    histograms = np.bincount(bins, weights=weights, minlength=12 * notes.n_pieces)
-    histograms = histograms.astype(np.float64).reshape(notes.n_pieces, 12)  # (pieces, 12)
+    histograms = pitch_class_counts(notes, weighted, min_duration)
     totals = histograms.sum(axis=1, keepdims=True)  # (pieces, 1)
     return np.divide(histograms, totals, out=histograms, where=totals > 0)
+
+
+def pitch_class_histogram(score: Score, weighted: bool = True,
+                          min_duration: int = 0) -> np.ndarray:
+    """(12,) share of each pitch class in the piece's pitched notes (drums left out).
+
+    ``weighted`` counts each note by its duration (ticks, at least ``min_duration``),
+    otherwise once. Sums to 1; all zeros for a piece without pitched notes.
+    """
+    return pitch_class_histograms(note_arrays([score]), weighted, min_duration)[0]
 
 
 def key_correlations(histogram: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ Three tokenizations, all one token stream per piece (every track interleaved, a
 BOS, EOS: :func:`tunesmith.data.batching.collate_tokens` pads with 0 = PAD.
 
 Constrained decoding (which token may follow a prefix) lives in
-:mod:`tunesmith.generation.grammar`.
+:mod:`tunesmith.representations.grammar`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from symusic import Score
 
 from tunesmith.config import DictConfig
 from tunesmith.errors import ConfigError, RepresentationError
+from tunesmith.music.transforms import merge_tracks
 from tunesmith.representations.info import DataInfo
 
 TOKENIZERS = ("REMI", "MIDILike", "TSD")
@@ -127,7 +128,6 @@ def _single_stream(score: Score, cfg: EventsConfig) -> Score:
     """Without Program tokens, the pitched tracks are merged (drums dropped)."""
     if cfg.use_programs:
         return score
-    from tunesmith.music.transforms import merge_tracks
 
     merged = merge_tracks(score, "Merged", 0)
     merged.tracks = [t for t in merged.tracks if not t.is_drum]

@@ -12,7 +12,7 @@ chorales, a piano-roll model a key no voice ever sang. The mask records, from th
   training piece holds, so a sample never has more tracks than a piece of the data.
 
 Samplers apply it before temperature, top-k and top-p (token logits set to -inf, key
-probabilities to 0): see :mod:`tunesmith.generation.sampling`. Every checkpoint stores it
+probabilities to 0): see :mod:`tunesmith.models.sampling`. Every checkpoint stores it
 as JSON beside its DataInfo (``output_mask`` in ``config.json``); checkpoints written
 before it hold none, and their models may emit everything, as they always did.
 """
@@ -27,6 +27,7 @@ import numpy as np
 
 from tunesmith.config import check_json_keys
 from tunesmith.errors import ConfigError
+from tunesmith.representations import events
 from tunesmith.representations.info import REPRESENTATIONS, DataInfo
 
 #: version of the JSON form written by :meth:`OutputMask.to_dict`
@@ -138,8 +139,6 @@ class OutputMask:
 def program_of_ids(info: DataInfo) -> np.ndarray:
     """(vocab_size,) int: the program of each ``Program`` token id of event data (-1 for
     drums, as miditok writes them), -2 for every other id."""
-    from tunesmith.representations import events
-
     tokenizer = events.build_tokenizer(events.EventsConfig.from_dict(info.repr_config))
     programs = np.full(info.vocab_size, -2, dtype=np.int64)
     for name, idx in tokenizer.vocab.items():

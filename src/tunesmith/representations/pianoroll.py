@@ -184,6 +184,16 @@ def encode_merged_many(
     return frames, starts, steps
 
 
+def pitch_class_counts(frames: np.ndarray, n_pitches: int, pitch_low: int) -> np.ndarray:
+    """(12,) float64 sounding cells per pitch class of roll frames (T, tracks × pitches),
+    track-major, pitch ``pitch_low + p`` at column ``track * n_pitches + p``: each cell
+    weighs one step, so a note counts its duration (the roll's side of
+    :func:`tunesmith.music.keys.pitch_class_histogram`)."""
+    per_pitch = frames.reshape(len(frames), -1, n_pitches).sum(axis=(0, 1))  # (P,)
+    classes = (np.arange(n_pitches) + pitch_low) % 12
+    return np.bincount(classes, weights=per_pitch.astype(np.float64), minlength=12)
+
+
 def n_steps(score: Score, resolution: int) -> int:
     """Number of grid steps needed to hold every note of the score."""
     cfg = PianorollConfig(resolution=resolution, pitch_low=0, pitch_high=127)

@@ -37,6 +37,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,7 @@ from tunesmith.generation.infill import (
     resample_token_range,
     vae_regenerate,
 )
-from tunesmith.generation.sampling import SamplingControls
+from tunesmith.models.sampling import SamplingControls
 
 #: the most bytes an uploaded primer may have (a long MIDI file is ~100 KB)
 MAX_UPLOAD_BYTES = 2_000_000
@@ -83,8 +84,8 @@ class ModelEntry:
 
     key: str  # what the page sends back: "pretrained:NAME" or the run folder's name
     spec: str  # what load_checkpoint takes
-    model: object = None
-    meta: dict | None = None
+    model: Any = None  # a GenerativeModel once loaded
+    meta: dict = field(default_factory=dict)  # its checkpoint metadata once loaded
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -338,7 +339,7 @@ class Studio:
                 note = f"{int(bars)} bars over {chords}"
             elif isinstance(model, GANModel):
                 controls.threshold = 0.5
-                steps = int(bars) * model.config.steps_per_bar
+                steps = int(bars) * int(model.config.steps_per_bar)  # type: ignore[attr-defined]
                 array = model.generate(1, steps, controls)[0].cpu().numpy()
                 note = f"{int(bars)} bars"
             else:

@@ -30,7 +30,9 @@ from typing import Any
 
 import torch
 
+from tunesmith.data.corpora import get_corpus
 from tunesmith.errors import ConfigError
+from tunesmith.models.likelihood import score_split
 from tunesmith.training.checkpoint import CONFIG_FILE, load_checkpoint, read_json, write_json
 from tunesmith.training.trainer import (
     HISTORY_FILE,
@@ -69,8 +71,6 @@ def benchmark_data(data: str, path: str | Path | None = None) -> dict:
 
     The file is resolved now and recorded, so the checkpoint names the data it saw.
     """
-    from tunesmith.data.corpora import get_corpus
-
     key = str(data).strip()
     if key.lower() in BENCHMARKS:
         corpus = key.lower()
@@ -180,8 +180,6 @@ def bench_nll(
 def score_run(run_dir: str | Path, *, command: str = "", session_minutes: float = 0.0) -> dict:
     """Score a finished benchmark run's best checkpoint on valid and test (once each),
     write ``bench.json`` and record the figures in the checkpoint's ``config.json``."""
-    from tunesmith.models.likelihood import score_split
-
     run_dir = Path(run_dir)
     run = read_json(run_dir / RUN_FILE)
     settings = run["settings"]

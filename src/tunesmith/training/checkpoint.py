@@ -43,7 +43,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+import tunesmith
 from tunesmith.errors import CheckpointError, ConfigError, TunesmithError
+from tunesmith.models import registry
 from tunesmith.representations.info import DataInfo
 from tunesmith.representations.output_mask import OutputMask
 
@@ -65,8 +67,6 @@ def library_versions() -> dict[str, str]:
     """Versions of the libraries that matter to reproduce a run."""
     import pytorch_lightning
     import symusic
-
-    import tunesmith
 
     return {
         "tunesmith": tunesmith.__version__,
@@ -459,8 +459,6 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu"):
     file and the reason for a missing folder or file, invalid JSON, an unknown model,
     an invalid config, corrupt weights or weights of the wrong shapes.
     """
-    from tunesmith.models import registry
-
     directory = resolve_checkpoint(directory)
     meta = read_checkpoint_config(directory)
     config_path = directory / CONFIG_FILE

@@ -1,5 +1,6 @@
-"""How to train: :class:`TrainSettings`, run config files, ``--set`` overrides, and the
-checks of Lightning's ``accelerator/devices/strategy/precision`` flags.
+"""How to train: :class:`TrainSettings`, and the checks of Lightning's
+``accelerator/devices/strategy/precision`` flags (run config files and ``--set`` are read
+by :mod:`tunesmith.cli.run_config`).
 
 This module imports neither torch nor Lightning at import time, so the command line can
 read and check a whole run config before it loads them (a typo is reported at once).
@@ -9,13 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 import warnings
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
-from tunesmith.config import DictConfig, parse_value
+from tunesmith.config import DictConfig
 from tunesmith.errors import ConfigError
 
 #: learning-rate schedules the training task knows
@@ -101,58 +99,6 @@ class TrainSettings(DictConfig):
             raise ConfigError(f"num_nodes must be >= 1, got {self.num_nodes}")
         if self.threads < 0:
             raise ConfigError(f"threads must be >= 0, got {self.threads}")
-
-
-# ----------------------------------------------------------------------------- config files
-
-
-def load_config_file(path: str | Path) -> dict[str, dict]:
-    """Read a TOML run config with sections ``[model]``, ``[data]`` and ``[train]``."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file")
-    try:
-        config = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
-    unknown = sorted(set(config) - {"model", "data", "train"})
-    if unknown:
-        raise ConfigError(f"{path}: unknown section(s) {', '.join(unknown)}; "
-                          "expected [model], [data], [train]")
-    for section in ("model", "data", "train"):
-        if not isinstance(config.setdefault(section, {}), dict):
-            raise ConfigError(f"{path}: [{section}] must be a table")
-    return config
-
-
-def apply_overrides(config: dict[str, dict], overrides: Sequence[str]) -> dict[str, dict]:
-    """Apply ``key=value`` overrides (``model.x``, ``data.x``, ``train.x``; ``data.options.x``).
-
-    A key without a section prefix goes to ``[train]`` when it names a train setting.
-    """
-    config = {section: dict(config.get(section, {})) for section in ("model", "data", "train")}
-    train_fields = {f.name for f in dataclasses.fields(TrainSettings)}
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"--set expects key=value, got {item!r}")
-        key, _, text = item.partition("=")
-        parts = key.strip().split(".")
-        if parts[0] not in config:
-            if len(parts) == 1 and parts[0] in train_fields:
-                parts = ["train", *parts]
-            else:
-                raise ConfigError(
-                    f"--set {key}: prefix the key with model., data. or train. (e.g. train.lr=3e-4)"
-                )
-        if len(parts) < 2 or not all(parts):
-            raise ConfigError(f"--set {key}: expected section.name=value")
-        target = config[parts[0]]
-        for part in parts[1:-1]:
-            target = target.setdefault(part, {})
-            if not isinstance(target, dict):
-                raise ConfigError(f"--set {key}: {part} is not a table")
-        target[parts[-1]] = parse_value(text.strip())
-    return config
 
 
 # ----------------------------------------------------------------------------- Lightning flags

@@ -58,7 +58,10 @@ import pytorch_lightning as pl
 import torch
 from safetensors.torch import load_file, save_file
 
+from tunesmith.data.datasets import EpochSampler, make_dataloader
+from tunesmith.data.prepare import prepare
 from tunesmith.errors import CheckpointError, ConfigError
+from tunesmith.models import registry
 from tunesmith.models.likelihood import frame_nll_loss
 from tunesmith.representations.info import DataInfo
 from tunesmith.representations.output_mask import OutputMask
@@ -79,11 +82,10 @@ from tunesmith.training.checkpoint import (
     save_optimizer_states,
     write_json,
 )
+from tunesmith.training.plots import plot_loss_curves
 from tunesmith.training.settings import (  # noqa: F401 (re-exported: the trainer's API)
     LR_SCHEDULES,
     TrainSettings,
-    apply_overrides,
-    load_config_file,
     validate_lightning_flags,
 )
 from tunesmith.training.task import TrainingTask
@@ -282,8 +284,6 @@ class RunStateCallback(pl.Callback):
 
     def _sampler(self):
         """The train loader's :class:`EpochSampler`, if it has one."""
-        from tunesmith.data.datasets import EpochSampler
-
         sampler = getattr(self.train_loader, "sampler", None)
         return sampler if isinstance(sampler, EpochSampler) else None
 
@@ -652,8 +652,6 @@ def _fit(model, train_loader, val_loader, run_dir: Path, has_val: bool, monitor:
             write_json(run_dir / CONFIG_FILE, meta)
         write_json(run_dir / HISTORY_FILE, {"history": state.history})
         if state.history:
-            from tunesmith.training.plots import plot_loss_curves
-
             plot_loss_curves(state.history, run_dir / LOSS_PLOT, title=f"{model_name}: loss")
     return run_dir
 
@@ -680,8 +678,6 @@ DATA_KEYS = ("corpus", "path", "representation", "options", "transpose_to_c", "l
 
 def prepare_data(data: dict, representation: str, progress: bool = True):
     """Prepare (or read from the cache) the data a run asks for."""
-    from tunesmith.data.prepare import prepare
-
     unknown = sorted(set(data) - set(DATA_KEYS))
     if unknown:
         raise ConfigError(f"unknown data option(s) {', '.join(unknown)}; known: "
@@ -727,8 +723,6 @@ def train(
         settings: :class:`TrainSettings` fields (epochs, max_steps, max_time in minutes,
             batch_size, window, lr, seed, accelerator, devices, num_nodes, strategy...).
     """
-    from tunesmith.models import registry
-
     out_dir = Path(out_dir)
     run_file = out_dir / RUN_FILE
     if resume and overwrite:
@@ -823,8 +817,6 @@ def clear_run(out_dir: Path) -> None:
 
 def make_loaders(prepared, settings: TrainSettings):
     """Train and validation loaders from the data layer (validation may be None)."""
-    from tunesmith.data.datasets import make_dataloader
-
     train_loader = make_dataloader(prepared, "train", batch_size=settings.batch_size,
                                    window=settings.window, shuffle=True, seed=settings.seed,
                                    num_workers=settings.num_workers,

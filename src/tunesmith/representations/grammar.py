@@ -322,8 +322,8 @@ class BatchGrammar:
 
     def advance(self, tokens: torch.Tensor) -> None:
         """Feed (n,) or (n, T) token ids."""
-        tokens = tokens.reshape(len(self.states), -1).tolist()
-        for state, row in zip(self.states, tokens, strict=True):
+        rows = tokens.reshape(len(self.states), -1).tolist()
+        for state, row in zip(self.states, rows, strict=True):
             for token in row:
                 self.grammar.advance(state, token)
 
