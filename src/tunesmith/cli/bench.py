@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import shlex
 import sys
+from functools import partial
 from pathlib import Path
 
 import typer
@@ -96,7 +97,10 @@ def register(app: typer.Typer) -> None:
             None, help="Halve lr after N epochs without gain (default 3)."),
         weight_decay: float = typer.Option(None, help="Adam weight decay (default 0)."),
         transpose: str = typer.Option(None, help="Transpose train pieces, LOW..HIGH semitones."),
-        seed: int = typer.Option(None, help="Random seed (default 0)."),
+        seed: int = typer.Option(None, help="Random seed (default 0); the first with --seeds."),
+        seeds: int = typer.Option(
+            1, help="Train N runs, seeds --seed … --seed+N-1 (in --out/seed-<k>); report the "
+                    "mean, spread and each run (--out/seeds.json)."),
         max_minutes: float = typer.Option(None, help="Stop training after this many minutes."),
         threads: int = typer.Option(None, help="torch CPU threads (default 2)."),
         device: str = typer.Option(None, help="cpu | cuda | auto (default cpu)."),
@@ -125,7 +129,7 @@ def register(app: typer.Typer) -> None:
                             weight_decay=weight_decay, max_minutes=max_minutes, threads=threads,
                             device=device)
 
-        from tunesmith.training.benchmark import bench_nll
+        from tunesmith.training.benchmark import bench_nll, bench_nll_seeds
 
         given = {
             "epochs": epochs, "early_stopping_patience": patience, "batch_size": batch_size,
@@ -136,7 +140,10 @@ def register(app: typer.Typer) -> None:
             "devices": None if device is None else 1,
         }
         settings = {k: v for k, v in given.items() if v is not None}
-        bench_nll(
+        if seeds < 1:
+            raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+        run = bench_nll if seeds == 1 else partial(bench_nll_seeds, seeds=seeds)
+        run(
             model if model or resume else "lstm",
             data,
             parse_assignments(set_),

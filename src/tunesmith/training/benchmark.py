@@ -15,11 +15,16 @@ trainer's. Whole pieces are batched with pieces of similar length (``length_buck
 When training ends, :func:`bench_nll` reloads the best checkpoint, scores valid and test
 once (float64 sums, :func:`~tunesmith.models.likelihood.score_split`), and writes the
 figures to ``bench.json`` in the run folder (and beside the checkpoint's config).
+
+:func:`bench_nll_seeds` (``--seeds N``) repeats a run with seeds s, s+1, …, s+N−1, each a
+normal run in ``<out>/seed-<k>``, and reports the mean, the spread (sample standard
+deviation and range) and every run (``<out>/seeds.json``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import sys
@@ -43,6 +48,8 @@ from tunesmith.training.trainer import (
 
 #: the result file a benchmark run writes in its folder
 RESULT_FILE = "bench.json"
+#: the summary a ``--seeds`` run writes in its folder (each seed's run is ``seed-<k>/``)
+SEEDS_FILE = "seeds.json"
 #: what the protocol scores: 88 keys from MIDI 21 (A0) to 108 (C8), one track
 BENCHMARK_REPR = {"pitch_low": 21, "pitch_high": 108}
 BENCHMARKS = ("jsb", "nottingham")
@@ -175,6 +182,120 @@ def bench_nll(
     if print_table:
         print_result(result)
     return result
+
+
+def bench_nll_seeds(
+    model_name: str,
+    data: str,
+    options: dict | None = None,
+    out_dir: str | Path | None = None,
+    *,
+    seeds: int = 2,
+    json_out: str | Path | None = None,
+    command: str | None = None,
+    print_table: bool = True,
+    **kwargs: Any,
+) -> dict:
+    """Run :func:`bench_nll` ``seeds`` times (seeds s … s+N−1, s = the ``seed`` setting,
+    default 0), each in ``out_dir/seed-<k>``; report the mean, spread and each run.
+
+    A run already finished in its folder (its ``bench.json`` there, same seed) is read, not
+    trained again, so a cut ``--seeds`` run continues where it stopped (``overwrite``
+    trains every seed again). Returns the summary (also ``out_dir/seeds.json`` and
+    ``json_out``): the first run's fields (model, benchmark, config, training...) with
+    ``test_nll``/``valid_nll`` the means over seeds, ``test_nll_std``/``valid_nll_std`` the
+    sample standard deviations, ``test_nll_range`` [min, max], and ``seeds`` (one row per
+    run: seed, test, valid, epochs, best epoch, stop reason, minutes, checkpoint).
+    """
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    if kwargs.get("resume"):
+        raise ConfigError("--seeds continues a cut run by itself: give the same command again "
+                          "without --resume")
+    if model_name is None or data is None:
+        raise ConfigError("give a model (--model) and a benchmark (--data)")
+    first = int(kwargs.pop("seed", DEFAULTS["seed"]))
+    out_dir = Path(out_dir) if out_dir is not None else \
+        default_run_dir(benchmark_data(data, kwargs.get("path"))["corpus"], model_name)
+    command = command or " ".join(sys.argv)
+    runs = []
+    for seed in range(first, first + seeds):
+        run_dir = out_dir / f"seed-{seed}"
+        done = run_dir / RESULT_FILE
+        if done.is_file() and not kwargs.get("overwrite") and \
+                read_json(done).get("training", {}).get("seed") == seed:
+            runs.append(read_json(done))
+            continue
+        runs.append(bench_nll(model_name, data, options, run_dir, seed=seed,
+                              command=f"{command} (seed {seed})", print_table=False,
+                              **kwargs))
+    result = seeds_summary(runs, command=command)
+    write_json(out_dir / SEEDS_FILE, result)
+    if json_out is not None:
+        json_out = Path(json_out)
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result, indent=2) + "\n")
+    if print_table:
+        print_seeds(result)
+    return result
+
+
+def seeds_summary(runs: Sequence[dict], *, command: str = "") -> dict:
+    """Mean, sample standard deviation (0 for one run) and range of the runs' figures."""
+
+    def spread(values: list[float]) -> tuple[float, float]:
+        mean = sum(values) / len(values)
+        if len(values) < 2:
+            return mean, 0.0
+        return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+    tests = [float(r["test_nll"]) for r in runs]
+    valids = [float(r["valid_nll"]) for r in runs]
+    test_mean, test_std = spread(tests)
+    valid_mean, valid_std = spread(valids)
+    base = {k: v for k, v in runs[0].items() if k not in ("history", "checkpoint", "command")}
+    base["training"] = {k: v for k, v in base.get("training", {}).items() if k != "seed"}
+    return {
+        **base,
+        "test_nll": test_mean,
+        "valid_nll": valid_mean,
+        "test_nll_std": test_std,
+        "valid_nll_std": valid_std,
+        "test_nll_range": [min(tests), max(tests)],
+        "epochs": round(sum(r["epochs"] for r in runs) / len(runs), 1),
+        "best_epoch": round(sum(r["best_epoch"] or 0 for r in runs) / len(runs), 1),
+        "wall_minutes": round(sum(r["wall_minutes"] for r in runs), 2),
+        "stop_reason": ", ".join(sorted({r["stop_reason"] for r in runs})),
+        "seeds": [
+            {"seed": r["training"]["seed"], "test_nll": r["test_nll"],
+             "valid_nll": r["valid_nll"], "epochs": r["epochs"], "best_epoch": r["best_epoch"],
+             "stop_reason": r["stop_reason"], "wall_minutes": r["wall_minutes"],
+             "checkpoint": r["checkpoint"]}
+            for r in runs
+        ],
+        "command": command,
+    }
+
+
+def print_seeds(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{result['model']} on {result['benchmark']}: "
+                        f"{len(result['seeds'])} seeds (frame NLL, nats)")
+    for column in ("seed", "test NLL", "valid NLL", "epochs (best)", "stop", "minutes",
+                   "checkpoint"):
+        table.add_column(column)
+    for run in result["seeds"]:
+        table.add_row(str(run["seed"]), f"{run['test_nll']:.4f}", f"{run['valid_nll']:.4f}",
+                      f"{run['epochs']} ({run['best_epoch']})", run["stop_reason"],
+                      f"{run['wall_minutes']:.1f}", str(run["checkpoint"]))
+    low, high = result["test_nll_range"]
+    table.add_section()
+    table.add_row("mean ± sd", f"{result['test_nll']:.4f} ± {result['test_nll_std']:.4f}",
+                  f"{result['valid_nll']:.4f} ± {result['valid_nll_std']:.4f}", "", "",
+                  f"{result['wall_minutes']:.1f}", f"test range {low:.4f}–{high:.4f}")
+    Console().print(table)
 
 
 def score_run(run_dir: str | Path, *, command: str = "", session_minutes: float = 0.0) -> dict:
