@@ -97,6 +97,9 @@ def register(app: typer.Typer) -> None:
             None, help="Halve lr after N epochs without gain (default 3)."),
         weight_decay: float = typer.Option(None, help="Adam weight decay (default 0)."),
         transpose: str = typer.Option(None, help="Transpose train pieces, LOW..HIGH semitones."),
+        window: int = typer.Option(
+            None, help="Train (and select on valid) on windows of N frames: long pieces; test "
+                       "and valid are still scored whole (default: whole pieces)."),
         seed: int = typer.Option(None, help="Random seed (default 0); the first with --seeds."),
         seeds: int = typer.Option(
             1, help="Train N runs, seeds --seed … --seed+N-1 (in --out/seed-<k>); report the "
@@ -128,6 +131,8 @@ def register(app: typer.Typer) -> None:
                             clip=clip, lr_decay_patience=lr_decay_patience,
                             weight_decay=weight_decay, max_minutes=max_minutes, threads=threads,
                             device=device)
+        if window is not None and window < 2:
+            raise ConfigError(f"--window must be >= 2 frames, got {window}")
 
         from tunesmith.training.benchmark import bench_nll, bench_nll_seeds
 
@@ -135,7 +140,7 @@ def register(app: typer.Typer) -> None:
             "epochs": epochs, "early_stopping_patience": patience, "batch_size": batch_size,
             "lr": lr, "gradient_clip": clip, "lr_decay_patience": lr_decay_patience,
             "weight_decay": weight_decay, "transpose": parse_transpose(transpose), "seed": seed,
-            "max_time": max_minutes, "threads": threads,
+            "max_time": max_minutes, "threads": threads, "window": window,
             "accelerator": None if device is None else ACCELERATORS[device],
             "devices": None if device is None else 1,
         }

@@ -11,7 +11,11 @@ A benchmark run is a normal training run (:func:`tunesmith.training.trainer.trai
 NLL of scored frames (``objective="frame_nll"``), so the trainer's validation loss is the
 valid figure and its best-on-valid checkpoint is the model the protocol chooses; early
 stopping, the plateau schedule, clipping, the time limit, Ctrl-C and ``--resume`` are the
-trainer's. Whole pieces are batched with pieces of similar length (``length_buckets``).
+trainer's. Whole pieces are batched with pieces of similar length (``length_buckets``);
+with ``window`` (``--window N``, for long pieces) training and the trainer's validation read
+random (valid: the first) windows of N frames instead, so memory is bounded by N, while the
+figures reported are still scored over whole pieces, exactly
+(:func:`~tunesmith.models.likelihood.score_split` scores a long piece alone, whole).
 When training ends, :func:`bench_nll` reloads the best checkpoint, scores valid and test
 once (float64 sums, :func:`~tunesmith.models.likelihood.score_split`), and writes the
 figures to ``bench.json`` in the run folder (and beside the checkpoint's config).
@@ -60,11 +64,11 @@ PROTOCOL = ("frame-level NLL: frames 2..T of each piece, nats summed over 88 key
 DEFAULTS: dict[str, Any] = {
     "epochs": 100, "early_stopping_patience": 10, "batch_size": 16, "lr": 1e-3,
     "gradient_clip": 1.0, "lr_decay_patience": 3, "weight_decay": 0.0, "seed": 0, "threads": 2,
-    "accelerator": "cpu", "devices": 1,
+    "accelerator": "cpu", "devices": 1, "window": None,
 }
 #: what makes a run the protocol's (fixed for every benchmark run)
 PROTOCOL_SETTINGS: dict[str, Any] = {
-    "objective": "frame_nll", "window": None, "length_buckets": True, "lr_schedule": "plateau",
+    "objective": "frame_nll", "length_buckets": True, "lr_schedule": "plateau",
     "limit_val_batches": 1.0,
 }
 
@@ -349,6 +353,7 @@ def score_run(run_dir: str | Path, *, command: str = "", session_minutes: float 
             "patience": settings["early_stopping_patience"],
             "max_minutes": settings["max_time"],
             "transpose_augment": settings.get("transpose"),
+            "window": settings.get("window"),
             "seed": settings["seed"],
             "trainer": "tunesmith.training.trainer (Lightning), objective frame_nll",
         },
