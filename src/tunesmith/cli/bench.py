@@ -84,7 +84,11 @@ def register(app: typer.Typer) -> None:
             None, help="Folder holding JSB_Chorales.mat / Nottingham.mat, or the file "
                        "(default: $TUNESMITH_BENCHMARKS, then ../shared/benchmarks/polyphonic)."),
         model: str = typer.Option(None, help="Registered model name (see `tunesmith models`) "
-                                             "(default lstm)."),
+                                             "(default: the --preset auto choice)."),
+        preset: str = typer.Option(
+            None, help="auto: model, size, dropout, batch, time budget from the data's train "
+                       "split (rules: docs/benchmarks.md); none: the defaults (default: auto "
+                       "without --model and --set)."),
         set_: list[str] = typer.Option(None, "--set", help="Model option key=value (repeat)."),
         epochs: int = typer.Option(None, help="Maximum epochs (default 100)."),
         patience: int = typer.Option(
@@ -147,9 +151,11 @@ def register(app: typer.Typer) -> None:
         settings = {k: v for k, v in given.items() if v is not None}
         if seeds < 1:
             raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+        if preset is None:
+            preset = "auto" if model is None and not set_ and not resume else "none"
         run = bench_nll if seeds == 1 else partial(bench_nll_seeds, seeds=seeds)
         run(
-            model if model or resume else "lstm",
+            model if model or resume or preset == "auto" else "lstm",
             data,
             parse_assignments(set_),
             out,
@@ -158,5 +164,6 @@ def register(app: typer.Typer) -> None:
             overwrite=overwrite,
             json_out=json_out,
             command="tunesmith " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+            preset=preset,
             **settings,
         )

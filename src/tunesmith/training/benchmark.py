@@ -124,6 +124,7 @@ def bench_nll(
     command: str | None = None,
     callbacks: Sequence = (),
     print_table: bool = True,
+    preset: str | None = None,
     **settings: Any,
 ) -> dict:
     """Train ``model_name`` on a benchmark with the generic trainer; score valid and test.
@@ -139,6 +140,10 @@ def bench_nll(
             start it again).
         json_out: also write the result JSON here (e.g. ``benchmarks/results/NAME.json``).
         command: the command line recorded in the result.
+        preset: ``"auto"``: the model, its options and the settings not given come from
+            the data's train split (:func:`~tunesmith.training.presets.auto_preset`); a
+            ``model_name`` other than the preset's is refused, ``options`` and ``settings``
+            given override the preset's. None / ``"none"``: no preset.
         settings: :class:`~tunesmith.training.trainer.TrainSettings` fields; a fresh run
             takes :data:`DEFAULTS` for those not given, and always :data:`PROTOCOL_SETTINGS`.
 
@@ -160,7 +165,23 @@ def bench_nll(
                               "resume it with tunesmith train --resume")
         data_spec = None
         run_settings = dict(settings)
-    else:
+    chosen = None
+    if preset not in (None, "none", "auto"):
+        raise ConfigError(f"--preset expects auto or none, got {preset!r}")
+    if resume:
+        if preset == "auto":
+            raise ConfigError("--resume continues a run with its own settings; drop --preset")
+    elif preset == "auto":
+        if data is None:
+            raise ConfigError("give a benchmark (--data)")
+        chosen = resolve_preset(model_name, data, path)
+        model_name = chosen.model
+        options = {**chosen.options, **(options or {})}
+        settings = {**chosen.settings, **settings}
+        if print_table:
+            print(f"--preset auto on {Path(benchmark_data(data, path)['path']).name}: "
+                  + "; ".join(chosen.reasons))
+    if not resume:
         if model_name is None or data is None:
             raise ConfigError("give a model (--model) and a benchmark (--data)")
         data_spec = benchmark_data(data, path)
@@ -178,7 +199,8 @@ def bench_nll(
                   f"it with tunesmith bench nll --resume --out {out_dir}", file=sys.stderr)
         raise
     result = score_run(run_dir, command=command or " ".join(sys.argv),
-                       session_minutes=(time.perf_counter() - started) / 60)
+                       session_minutes=(time.perf_counter() - started) / 60,
+                       preset=None if chosen is None else chosen.to_dict())
     if json_out is not None:
         json_out = Path(json_out)
         json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -216,6 +238,8 @@ def bench_nll_seeds(
     if kwargs.get("resume"):
         raise ConfigError("--seeds continues a cut run by itself: give the same command again "
                           "without --resume")
+    if kwargs.get("preset") == "auto" and data is not None:
+        model_name = resolve_preset(model_name, data, kwargs.get("path")).model
     if model_name is None or data is None:
         raise ConfigError("give a model (--model) and a benchmark (--data)")
     first = int(kwargs.pop("seed", DEFAULTS["seed"]))
@@ -302,7 +326,22 @@ def print_seeds(result: dict) -> None:
     Console().print(table)
 
 
-def score_run(run_dir: str | Path, *, command: str = "", session_minutes: float = 0.0) -> dict:
+def resolve_preset(model_name: str | None, data: str, path: str | Path | None = None):
+    """The ``--preset auto`` choice for a benchmark (its train split, this process's cores)."""
+    from tunesmith.data.polyphonic import load_polyphonic_mat
+    from tunesmith.training.presets import auto_preset
+    from tunesmith.training.settings import cpu_cores
+
+    file = benchmark_data(data, path)["path"]
+    chosen = auto_preset(load_polyphonic_mat(file)["train"], cpu_cores())
+    if model_name is not None and model_name != chosen.model:
+        raise ConfigError(f"--preset auto chooses {chosen.model} for {Path(file).name}; drop "
+                          f"--model {model_name} or give --preset none")
+    return chosen
+
+
+def score_run(run_dir: str | Path, *, command: str = "", session_minutes: float = 0.0,
+              preset: dict | None = None) -> dict:
     """Score a finished benchmark run's best checkpoint on valid and test (once each),
     write ``bench.json`` and record the figures in the checkpoint's ``config.json``."""
     from tunesmith.models.likelihood import score_split
@@ -358,6 +397,7 @@ def score_run(run_dir: str | Path, *, command: str = "", session_minutes: float 
             "trainer": "tunesmith.training.trainer (Lightning), objective frame_nll",
         },
         "protocol": PROTOCOL,
+        "preset": preset,
         "checkpoint": str(run_dir),
         "machine": machine_description(),
         "command": command,
