@@ -20,9 +20,11 @@ When training ends, :func:`bench_nll` reloads the best checkpoint, scores valid 
 once (float64 sums, :func:`~tunesmith.models.likelihood.score_split`), and writes the
 figures to ``bench.json`` in the run folder (and beside the checkpoint's config).
 
-:func:`bench_nll_seeds` (``--seeds N``) repeats a run with seeds s, s+1, …, s+N−1, each a
-normal run in ``<out>/seed-<k>``, and reports the mean, the spread (sample standard
-deviation and range) and every run (``<out>/seeds.json``).
+``preset="auto"`` (``--preset auto``, the CLI's default without ``--model`` and ``--set``)
+takes the model and settings from the data by the rules of
+:mod:`tunesmith.training.presets`. :func:`bench_nll_seeds` (``--seeds N``) repeats a run
+with seeds s, s+1, …, s+N−1, each a normal run in ``<out>/seed-<k>``, and reports the mean,
+the spread (sample standard deviation and range) and every run (``<out>/seeds.json``).
 """
 
 from __future__ import annotations
@@ -154,7 +156,12 @@ def bench_nll(
              v != PROTOCOL_SETTINGS[k]}
     if fixed:
         raise ConfigError(f"a benchmark run fixes {', '.join(sorted(fixed))} (the protocol)")
+    if preset not in (None, "none", "auto"):
+        raise ConfigError(f"--preset expects auto or none, got {preset!r}")
+    chosen = None
     if resume:
+        if preset == "auto":
+            raise ConfigError("--resume continues a run with its own settings; drop --preset")
         if out_dir is None:
             raise ConfigError("give the run folder to resume with --out")
         out_dir = Path(out_dir)
@@ -165,23 +172,17 @@ def bench_nll(
                               "resume it with tunesmith train --resume")
         data_spec = None
         run_settings = dict(settings)
-    chosen = None
-    if preset not in (None, "none", "auto"):
-        raise ConfigError(f"--preset expects auto or none, got {preset!r}")
-    if resume:
+    else:
         if preset == "auto":
-            raise ConfigError("--resume continues a run with its own settings; drop --preset")
-    elif preset == "auto":
-        if data is None:
-            raise ConfigError("give a benchmark (--data)")
-        chosen = resolve_preset(model_name, data, path)
-        model_name = chosen.model
-        options = {**chosen.options, **(options or {})}
-        settings = {**chosen.settings, **settings}
-        if print_table:
-            print(f"--preset auto on {Path(benchmark_data(data, path)['path']).name}: "
-                  + "; ".join(chosen.reasons))
-    if not resume:
+            if data is None:
+                raise ConfigError("give a benchmark (--data)")
+            chosen = resolve_preset(model_name, data, path)
+            model_name = chosen.model
+            options = {**chosen.options, **(options or {})}
+            settings = {**chosen.settings, **settings}
+            if print_table:
+                print(f"--preset auto on {Path(benchmark_data(data, path)['path']).name}: "
+                      + "; ".join(chosen.reasons))
         if model_name is None or data is None:
             raise ConfigError("give a model (--model) and a benchmark (--data)")
         data_spec = benchmark_data(data, path)
