@@ -49,7 +49,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
+from tunesmith.models.gan import pitch_class_histograms
 from tunesmith.music.keys import keys_from_histograms
 
 #: R1: median train length (frames) from which attention over the piece is chosen
@@ -84,11 +86,10 @@ def data_facts(train: Sequence[np.ndarray], cores: int) -> dict[str, Any]:
     """What the rules read from the train pieces ((T, 88) rolls) and the cores."""
     lengths = np.array([len(p) for p in train])
     sounding = np.flatnonzero(np.concatenate(train).any(axis=0))
-    pitch_class = (np.arange(train[0].shape[1]) + LOWEST_PITCH) % 12
-    histograms = np.stack([
-        np.bincount(pitch_class, weights=p.sum(axis=0).astype(np.float64), minlength=12)
+    histograms = np.stack([  # (pieces, 12) note-frames per pitch class, normalised
+        pitch_class_histograms(torch.from_numpy(p[None]), p.shape[1], LOWEST_PITCH)[0].numpy()
         for p in train
-    ])  # (pieces, 12) note-frames per pitch class
+    ])
     tonics = Counter(k.tonic for k in keys_from_histograms(histograms) if k is not None)
     top_share = max(tonics.values()) / len(train) if tonics else 0.0
     return {
