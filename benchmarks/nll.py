@@ -2,11 +2,19 @@
 
     python benchmarks/nll.py jsb-lstm jsb-tcn        # train + test these runs, then the table
     python benchmarks/nll.py --summary               # only the table, from benchmarks/results/
+    python benchmarks/nll.py --summary runs/bench-mine/bench.json other/   # any result JSONs
 
 Each run is exactly ``tunesmith bench nll`` with the options listed in RUNS (the command is
 recorded in its JSON): the generic trainer with the protocol's objective
 (:mod:`tunesmith.training.benchmark`; protocol: :mod:`tunesmith.models.likelihood`). Each
 leaves its checkpoint in ``runs/bench/<name>`` (``generate``/``evaluate`` read it).
+
+``--summary`` lists every ``bench nll`` result JSON it is given (files or folders; default
+``benchmarks/results/``), named runs of RUNS first, then any other result (a user's own
+``.mat`` benchmark included): a JSON is a result when it holds ``test_nll`` and
+``benchmark``; other JSONs in a folder are passed over. The published row a result is set
+beside is the named run's reference, else the one its model implies (see
+:func:`reference_of`); a ``--seeds`` result shows its mean ± spread over its seeds.
 """
 
 from __future__ import annotations
@@ -122,38 +130,87 @@ def run(name: str, overwrite: bool = False) -> dict:
     )
 
 
-def summary(names: list[str]) -> None:
+def reference_of(result: dict) -> str:
+    """The published model a result compares with: a NADE head (or ``*-nade``) -> RNN-NADE,
+    else the model's own kind (TCN, LSTM, GRU) where one was published; "" otherwise."""
+    model = str(result.get("model", ""))
+    if model.endswith("-nade") or result.get("config", {}).get("head") == "nade":
+        return "RNN-NADE"
+    return {"tcn": "TCN", "lstm": "LSTM", "gru": "GRU"}.get(model, "")
+
+
+def is_result(data) -> bool:
+    """A ``bench nll`` result (one run or a ``--seeds`` summary)?"""
+    return isinstance(data, dict) and "test_nll" in data and "benchmark" in data
+
+
+def find_results(paths: list[Path]) -> list[tuple[str, Path]]:
+    """(name, file) of every result among ``paths`` (files, or folders: their ``*.json``
+    and run folders' ``bench.json``): named runs in RUNS order first, the rest by name."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(path.glob("*.json")) + sorted(path.glob("*/bench.json"))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise SystemExit(f"error: {path}: no such file or folder")
+    found: dict[str, Path] = {}
+    for file in files:
+        try:
+            data = json.loads(file.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            print(f"note: {file}: skipped, not readable JSON ({error})")
+            continue
+        if not is_result(data):
+            continue
+        name = file.parent.name if file.name == "bench.json" else file.stem
+        while name in found:  # two files of one name in different folders
+            name += "'"
+        found[name] = file
+    order = {name: i for i, name in enumerate(RUNS)}
+    return sorted(found.items(), key=lambda item: (item[0] not in order,
+                                                   order.get(item[0], 0), item[0]))
+
+
+def summary(results: list[tuple[str, Path | None]]) -> None:
+    """Print the table of ``(name, result file)`` (None: a named run not run yet)."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title="Frame-level test NLL (nats), ours vs published")
-    for column in ("run", "model", "ours", "published", "ours − published", "ratio",
-                   "params", "epochs", "minutes", "source"):
+    for column in ("run", "benchmark", "model", "ours", "published", "ours − published",
+                   "ratio", "params", "epochs", "minutes", "source"):
         table.add_column(column)
     machines = set()
-    for name in names:
-        path = RESULTS / f"{name}.json"
-        if not path.exists():
-            table.add_row(name, "(not run)", *[""] * 8)
+    for name, path in results:
+        if path is None or not path.exists():
+            table.add_row(name, "", "(not run)", *[""] * 8)
             continue
         result = json.loads(path.read_text())
-        reference = RUNS[name]["reference"] if name in RUNS else ""
+        reference = RUNS[name]["reference"] if name in RUNS else reference_of(result)
         published, source = PUBLISHED.get((result["benchmark"], reference), (None, ""))
         ours = result["test_nll"]
-        model = result["model"]
+        model = result.get("model", "?")
         if result.get("config", {}).get("head") == "nade" and not model.endswith("-nade"):
             model += " + NADE head"
+        runs = result.get("seeds") or []
+        shown = f"{ours:.3f}"
+        if runs:
+            shown += f" ± {result.get('test_nll_std', 0.0):.3f} ({len(runs)} seeds)"
         table.add_row(
-            name, model, f"{ours:.3f}",
+            name, str(result["benchmark"]), model, shown,
             f"{published:.2f} ({reference})" if published else "",
             f"{ours - published:+.3f}" if published else "",
             f"{ours / published:.3f}" if published else "",
-            f"{result['parameters']:,}", f"{result['epochs']} ({result['best_epoch']})",
-            f"{result['wall_minutes']:.1f}", source,
+            f"{result['parameters']:,}" if "parameters" in result else "",
+            f"{result['epochs']} ({result['best_epoch']})" if "epochs" in result else "",
+            f"{result['wall_minutes']:.1f}" if "wall_minutes" in result else "", source,
         )
-        machine = result["machine"]
-        machines.add(f"{machine['platform']}, {machine['cpu_count']} CPUs, "
-                     f"{machine['torch_threads']} torch threads, torch {machine['torch']}")
+        machine = result.get("machine")
+        if machine:
+            machines.add(f"{machine['platform']}, {machine['cpu_count']} CPUs, "
+                         f"{machine['torch_threads']} torch threads, torch {machine['torch']}")
     console = Console(width=200)
     console.print(table)
     for machine in sorted(machines):
@@ -162,19 +219,24 @@ def summary(names: list[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="*", help=f"runs to train: {', '.join(RUNS)}")
-    parser.add_argument("--summary", action="store_true", help="only print the table")
+    parser.add_argument("runs", nargs="*",
+                        help=f"runs to train: {', '.join(RUNS)}; with --summary also result "
+                             "JSON files or folders of them")
+    parser.add_argument("--summary", action="store_true",
+                        help="only print the table (of benchmarks/results/ if no runs given)")
     parser.add_argument("--overwrite", action="store_true",
                         help="start again in runs/bench/<name> if a run is there")
     args = parser.parse_args()
+    if args.summary:
+        paths = [RESULTS / f"{n}.json" if n in RUNS else Path(n) for n in args.runs]
+        summary(find_results(paths or [RESULTS]))
+        return
     unknown = sorted(set(args.runs) - set(RUNS))
     if unknown:
         parser.error(f"unknown run(s) {', '.join(unknown)}; known: {', '.join(RUNS)}")
-    if not args.summary:
-        for name in args.runs:
-            run(name, overwrite=args.overwrite)
-    shown = args.runs or [n for n in RUNS if (RESULTS / f"{n}.json").exists()]
-    summary(shown)
+    for name in args.runs:
+        run(name, overwrite=args.overwrite)
+    summary([(name, RESULTS / f"{name}.json") for name in args.runs])
 
 
 if __name__ == "__main__":

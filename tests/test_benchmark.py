@@ -20,7 +20,7 @@ from tunesmith.evaluation.likelihood import checkpoint_nll
 from tunesmith.evaluation.report import held_out_nll
 from tunesmith.music import load
 from tunesmith.representations.info import DataInfo
-from tunesmith.training.benchmark import bench_nll, benchmark_data
+from tunesmith.training.benchmark import bench_nll, bench_nll_seeds, benchmark_data
 from tunesmith.training.checkpoint import load_checkpoint, read_json
 
 QUIET = dict(progress_bar=False, loggers=False, threads=1, print_table=False)
@@ -188,3 +188,38 @@ def test_cli_bench_nll_writes_run_folder_and_json(tiny_mat, tmp_path):
     model, meta = load_checkpoint(tmp_path / "run")
     assert meta["training"]["settings"]["objective"] == "frame_nll"
     assert model.config.keys == 88
+
+
+def test_seeds_runs_each_seed_and_reports_mean_spread_and_each_run(tiny_mat, tmp_path):
+    settings = dict(epochs=2, batch_size=2, lr=1e-2, seed=3, **QUIET)
+    out = tmp_path / "seeds"
+    result = bench_nll_seeds("lstm", str(tiny_mat), {"hidden": 4}, out, seeds=2,
+                             json_out=tmp_path / "seeds.json", **settings)
+    runs = [json.loads((out / f"seed-{k}" / "bench.json").read_text()) for k in (3, 4)]
+    assert [r["training"]["seed"] for r in runs] == [3, 4]
+    tests = [r["test_nll"] for r in runs]
+    assert tests[0] != tests[1]  # different seeds, different runs
+    assert result["test_nll"] == pytest.approx(sum(tests) / 2)
+    assert result["test_nll_std"] == pytest.approx(abs(tests[0] - tests[1]) / math.sqrt(2))
+    assert result["test_nll_range"] == [min(tests), max(tests)]
+    assert result["valid_nll"] == pytest.approx((runs[0]["valid_nll"] + runs[1]["valid_nll"]) / 2)
+    assert [row["test_nll"] for row in result["seeds"]] == tests
+    assert json.loads((tmp_path / "seeds.json").read_text()) == \
+        json.loads((out / "seeds.json").read_text())
+    # the same command again reads the finished runs instead of training them again
+    stamp = (out / "seed-3" / "model.safetensors").stat().st_mtime_ns
+    again = bench_nll_seeds("lstm", str(tiny_mat), {"hidden": 4}, out, seeds=2, **settings)
+    assert again["test_nll"] == result["test_nll"]
+    assert (out / "seed-3" / "model.safetensors").stat().st_mtime_ns == stamp
+    with pytest.raises(ConfigError, match="seeds must be >= 1"):
+        bench_nll_seeds("lstm", str(tiny_mat), {"hidden": 4}, out, seeds=0, **settings)
+
+
+def test_cli_seeds_prints_each_run_and_the_mean(tiny_mat, tmp_path, capsys):
+    assert run_cli(["bench", "nll", "--data", str(tiny_mat), "--model", "lstm", "--set",
+                    "hidden=4", "--epochs", "1", "--batch-size", "4", "--threads", "1",
+                    "--seeds", "2", "--out", tmp_path / "run"]) == 0
+    shown = capsys.readouterr().out
+    result = json.loads((tmp_path / "run" / "seeds.json").read_text())
+    assert "mean ± sd" in shown and f"{result['test_nll']:.4f}" in shown
+    assert [row["seed"] for row in result["seeds"]] == [0, 1]

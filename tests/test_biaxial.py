@@ -146,3 +146,59 @@ def test_a_checkpoint_saved_with_the_old_lowest_pitch_name_still_loads(tmp_path)
         assert torch.equal(a, b), name
     with pytest.raises(ConfigError, match="give only pitch_low"):
         BiaxialConfig.from_dict({"lowest_pitch": 21, "pitch_low": 21})
+
+
+def reference_frame_log_prob(model, frames):
+    """The teacher-forced figure computed frame by frame and key by key, as sampling runs:
+    the time axis one step at a time with its state carried, then the note axis one key at
+    a time with its state carried (the reference for the batched pass)."""
+    n, steps, keys = frames.shape
+    state, previous, rows = None, torch.zeros(n, 1, keys), []
+    for t in range(steps):
+        time_out, state = model.run_time_axis(previous, state, first_step=t)  # (n, 1, Ka, Ht)
+        note_state, log_prob = None, torch.zeros(n)
+        for k in range(keys):
+            if model.low <= k < model.high:
+                below = model.lower_notes(frames[:, t])[:, k]  # (n, W), the batched helper
+                note_in = torch.cat([time_out[:, 0, k - model.low], below], -1).unsqueeze(1)
+                out, note_state = model.note_rnn(note_in, note_state)
+                logit = model.output(out[:, 0]).squeeze(-1)
+            else:
+                logit = model.outside_logit[k].expand(n)
+            log_prob -= torch.nn.functional.binary_cross_entropy_with_logits(
+                logit, frames[:, t, k], reduction="none")
+        rows.append(log_prob)
+        previous = frames[:, t : t + 1]
+    return torch.stack(rows, 1)  # (n, T)
+
+
+@pytest.mark.parametrize("changes", [{}, {"active_low": 1, "active_high": 4},
+                                     {"keys": 6, "n_tracks": 2}])
+def test_batched_teacher_forcing_equals_the_frame_by_frame_key_by_key_reference(changes):
+    model = tiny(**changes)
+    keys = model.config.keys
+    frames = (torch.rand(3, 9, keys) > 0.6).float()
+    mask = torch.ones(3, 9, dtype=torch.bool)
+    with torch.no_grad():
+        batched = model.frame_log_prob(frames)
+        reference = reference_frame_log_prob(model, frames)
+        loss = model.loss({"frames": frames, "mask": mask})["loss"]
+    assert torch.allclose(batched, reference, atol=1e-5)
+    assert loss.item() == pytest.approx(-reference.mean().item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("changes", [{}, {"keys": 6, "n_tracks": 2}, {"note_window": 4}])
+def test_the_samplers_lower_keys_of_one_key_are_the_batched_ones(changes):
+    model = tiny(**changes)
+    frame = (torch.rand(4, model.config.keys) > 0.5).float()
+    every = model.lower_notes(frame)  # (n, K, W)
+    for k in range(model.config.keys):
+        assert torch.equal(model.lower_notes_of_key(frame, k), every[:, k])
+
+
+def test_seeded_sampling_is_reproducible_and_stays_in_shape():
+    model = tiny(active_low=1, active_high=4)
+    a = model.generate(3, 5, SamplingControls(seed=7))
+    b = model.generate(3, 5, SamplingControls(seed=7))
+    assert a.shape == (3, 5, KEYS) and torch.equal(a, b)
+    assert set(a.unique().tolist()) <= {0.0, 1.0}

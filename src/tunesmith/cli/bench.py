@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import shlex
 import sys
+from functools import partial
 from pathlib import Path
 
 import typer
@@ -83,7 +84,11 @@ def register(app: typer.Typer) -> None:
             None, help="Folder holding JSB_Chorales.mat / Nottingham.mat, or the file "
                        "(default: $TUNESMITH_BENCHMARKS, then ../shared/benchmarks/polyphonic)."),
         model: str = typer.Option(None, help="Registered model name (see `tunesmith models`) "
-                                             "(default lstm)."),
+                                             "(default: the --preset auto choice)."),
+        preset: str = typer.Option(
+            None, help="auto: model, size, dropout, batch, time budget from the data's train "
+                       "split (rules: docs/benchmarks.md); none: the defaults (default: auto "
+                       "without --model and --set)."),
         set_: list[str] = typer.Option(None, "--set", help="Model option key=value (repeat)."),
         epochs: int = typer.Option(None, help="Maximum epochs (default 100)."),
         patience: int = typer.Option(
@@ -96,7 +101,13 @@ def register(app: typer.Typer) -> None:
             None, help="Halve lr after N epochs without gain (default 3)."),
         weight_decay: float = typer.Option(None, help="Adam weight decay (default 0)."),
         transpose: str = typer.Option(None, help="Transpose train pieces, LOW..HIGH semitones."),
-        seed: int = typer.Option(None, help="Random seed (default 0)."),
+        window: int = typer.Option(
+            None, help="Train (and select on valid) on windows of N frames: long pieces; test "
+                       "and valid are still scored whole (default: whole pieces)."),
+        seed: int = typer.Option(None, help="Random seed (default 0); the first with --seeds."),
+        seeds: int = typer.Option(
+            1, help="Train N runs, seeds --seed … --seed+N-1 (in --out/seed-<k>); report the "
+                    "mean, spread and each run (--out/seeds.json)."),
         max_minutes: float = typer.Option(None, help="Stop training after this many minutes."),
         threads: int = typer.Option(None, help="torch CPU threads (default 2)."),
         device: str = typer.Option(None, help="cpu | cuda | auto (default cpu)."),
@@ -124,20 +135,27 @@ def register(app: typer.Typer) -> None:
                             clip=clip, lr_decay_patience=lr_decay_patience,
                             weight_decay=weight_decay, max_minutes=max_minutes, threads=threads,
                             device=device)
+        if window is not None and window < 2:
+            raise ConfigError(f"--window must be >= 2 frames, got {window}")
 
-        from tunesmith.training.benchmark import bench_nll
+        from tunesmith.training.benchmark import bench_nll, bench_nll_seeds
 
         given = {
             "epochs": epochs, "early_stopping_patience": patience, "batch_size": batch_size,
             "lr": lr, "gradient_clip": clip, "lr_decay_patience": lr_decay_patience,
             "weight_decay": weight_decay, "transpose": parse_transpose(transpose), "seed": seed,
-            "max_time": max_minutes, "threads": threads,
+            "max_time": max_minutes, "threads": threads, "window": window,
             "accelerator": None if device is None else ACCELERATORS[device],
             "devices": None if device is None else 1,
         }
         settings = {k: v for k, v in given.items() if v is not None}
-        bench_nll(
-            model if model or resume else "lstm",
+        if seeds < 1:
+            raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+        if preset is None:
+            preset = "auto" if model is None and not set_ and not resume else "none"
+        run = bench_nll if seeds == 1 else partial(bench_nll_seeds, seeds=seeds)
+        run(
+            model if model or resume or preset == "auto" else "lstm",
             data,
             parse_assignments(set_),
             out,
@@ -146,5 +164,6 @@ def register(app: typer.Typer) -> None:
             overwrite=overwrite,
             json_out=json_out,
             command="tunesmith " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+            preset=preset,
             **settings,
         )

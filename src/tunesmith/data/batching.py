@@ -40,13 +40,16 @@ def collate_tokens(pieces: Sequence[np.ndarray], key: str = "tokens") -> dict[st
     return {key: tokens.long(), "mask": mask}
 
 
-def length_batches(lengths: Sequence[int], batch_size: int, rng=None) -> list[list[int]]:
+def length_batches(lengths: Sequence[int], batch_size: int, rng=None,
+                   max_frames: int | None = None) -> list[list[int]]:
     """Indices of pieces of the given lengths grouped into batches of similar length
     (little padding).
 
     Without ``rng`` the batches follow the length order. With a numpy ``rng`` the order is
     shuffled: pieces are sorted by length with random tie-breaking inside windows of 8
-    batches, and the batch order is shuffled.
+    batches, and the batch order is shuffled. With ``max_frames`` a batch also closes
+    before its padded size (pieces × longest piece) would pass ``max_frames``, so long
+    pieces go in small batches (one alone if it is longer than ``max_frames``).
     """
     lengths = np.asarray(lengths)
     order = np.argsort(lengths, kind="stable")
@@ -56,7 +59,18 @@ def length_batches(lengths: Sequence[int], batch_size: int, rng=None) -> list[li
             [rng.permutation(order[i : i + window]) for i in range(0, len(order), window)]
         ).astype(np.int64)
         order = order[np.argsort(lengths[order], kind="stable")]
-    batches = [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+    if max_frames is None:
+        batches = [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+    else:
+        batches, current = [], []
+        for index in order.tolist():  # ascending length: this piece is the batch's longest
+            if current and (len(current) == batch_size or
+                            (len(current) + 1) * int(lengths[index]) > max_frames):
+                batches.append(current)
+                current = []
+            current.append(index)
+        if current:
+            batches.append(current)
     if rng is not None:
         rng.shuffle(batches)
     return batches

@@ -144,6 +144,13 @@ class BiaxialRNN(GenerativeModel):
         below = F.pad(self._by_track(frames), (width, 0))[..., :-1].unfold(-1, width, 1)
         return below.reshape(*frames.shape, width)  # (..., tracks, P, W) -> (..., K, W)
 
+    def lower_notes_of_key(self, frame: torch.Tensor, k: int) -> torch.Tensor:
+        """``lower_notes(frame)[:, k]`` for one key, reading only the ``note_window`` keys
+        below it (sampling builds a frame key by key): (n, K) -> (n, W)."""
+        width = self.config.note_window
+        start = max((k // self.pitches) * self.pitches, k - width)  # within k's track
+        return F.pad(frame[:, start:k], (width - (k - start), 0))
+
     def logits(self, previous: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """Logit of every key of ``frames`` (B, T, K) given the previous frames and lower keys."""
         batch, steps, keys = frames.shape
@@ -182,7 +189,7 @@ class BiaxialRNN(GenerativeModel):
             if k % self.pitches == 0:  # a new track: its own note count
                 notes = torch.zeros(n, device=time_out.device)
             if self.low <= k < self.high:
-                below = self.lower_notes(frame)[:, k]  # (n, W): keys already chosen below k
+                below = self.lower_notes_of_key(frame, k)  # (n, W): keys chosen below k
                 note_in = torch.cat([time_out[:, k - self.low], below], dim=-1).unsqueeze(1)
                 out, state = self.note_rnn(note_in, state)  # (n, 1, Hn)
                 logit = self.output(out[:, 0]).squeeze(-1)  # (n,)

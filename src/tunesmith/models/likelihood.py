@@ -74,19 +74,30 @@ def frame_nll_loss(model, batch: dict[str, torch.Tensor]) -> dict[str, torch.Ten
     return {"loss": total / max(count, 1), "count": count}
 
 
+#: most padded frames (pieces × longest) in one scoring batch: a piece of 5,000+ frames is
+#: scored alone, whole, so that e.g. a Transformer's (T, T) attention of one piece is the
+#: largest tensor (about 0.4 GB per head-layer tensor at 5,000 frames, 4 heads)
+SCORE_MAX_FRAMES = 8192
+
+
 @torch.no_grad()
-def score_split(model, pieces: Sequence[np.ndarray], batch_size: int = 32) -> float:
+def score_split(model, pieces: Sequence[np.ndarray], batch_size: int = 32,
+                max_frames: int | None = SCORE_MAX_FRAMES) -> float:
     """Mean NLL (nats) per scored frame of a split, in eval mode, padded batches.
 
-    The sums are accumulated in float64, batch by batch, so the figure does not depend on
-    how the pieces are batched beyond float32 rounding inside a batch.
+    Every piece is scored whole (frames 2…T, each given all frames before it). Batches
+    hold at most ``batch_size`` pieces and ``max_frames`` padded frames (None: no limit),
+    so long pieces are scored alone. The sums are accumulated in float64, batch by batch,
+    so the figure does not depend on how the pieces are batched beyond float32 rounding
+    inside a batch.
     """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     total, count = 0.0, 0
     try:
-        for batch_ids in length_batches([len(p) for p in pieces], batch_size):
+        for batch_ids in length_batches([len(p) for p in pieces], batch_size,
+                                        max_frames=max_frames):
             batch = collate_frames([pieces[i] for i in batch_ids])
             frames, mask = batch["frames"].to(device), batch["mask"].to(device)
             nll, n = frame_nll(sequence_log_probs(model, frames, mask), mask)

@@ -11,15 +11,26 @@ A benchmark run is a normal training run (:func:`tunesmith.training.trainer.trai
 NLL of scored frames (``objective="frame_nll"``), so the trainer's validation loss is the
 valid figure and its best-on-valid checkpoint is the model the protocol chooses; early
 stopping, the plateau schedule, clipping, the time limit, Ctrl-C and ``--resume`` are the
-trainer's. Whole pieces are batched with pieces of similar length (``length_buckets``).
+trainer's. Whole pieces are batched with pieces of similar length (``length_buckets``);
+with ``window`` (``--window N``, for long pieces) training and the trainer's validation read
+random (valid: the first) windows of N frames instead, so memory is bounded by N, while the
+figures reported are still scored over whole pieces, exactly
+(:func:`~tunesmith.models.likelihood.score_split` scores a long piece alone, whole).
 When training ends, :func:`bench_nll` reloads the best checkpoint, scores valid and test
 once (float64 sums, :func:`~tunesmith.models.likelihood.score_split`), and writes the
 figures to ``bench.json`` in the run folder (and beside the checkpoint's config).
+
+``preset="auto"`` (``--preset auto``, the CLI's default without ``--model`` and ``--set``)
+takes the model and settings from the data by the rules of
+:mod:`tunesmith.training.presets`. :func:`bench_nll_seeds` (``--seeds N``) repeats a run
+with seeds s, s+1, …, s+N−1, each a normal run in ``<out>/seed-<k>``, and reports the mean,
+the spread (sample standard deviation and range) and every run (``<out>/seeds.json``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import sys
@@ -45,6 +56,8 @@ from tunesmith.training.trainer import (
 
 #: the result file a benchmark run writes in its folder
 RESULT_FILE = "bench.json"
+#: the summary a ``--seeds`` run writes in its folder (each seed's run is ``seed-<k>/``)
+SEEDS_FILE = "seeds.json"
 #: what the protocol scores: 88 keys from MIDI 21 (A0) to 108 (C8), one track
 BENCHMARK_REPR = {"pitch_low": 21, "pitch_high": 108}
 BENCHMARKS = ("jsb", "nottingham")
@@ -55,11 +68,11 @@ PROTOCOL = ("frame-level NLL: frames 2..T of each piece, nats summed over 88 key
 DEFAULTS: dict[str, Any] = {
     "epochs": 100, "early_stopping_patience": 10, "batch_size": 16, "lr": 1e-3,
     "gradient_clip": 1.0, "lr_decay_patience": 3, "weight_decay": 0.0, "seed": 0, "threads": 2,
-    "accelerator": "cpu", "devices": 1,
+    "accelerator": "cpu", "devices": 1, "window": None,
 }
 #: what makes a run the protocol's (fixed for every benchmark run)
 PROTOCOL_SETTINGS: dict[str, Any] = {
-    "objective": "frame_nll", "window": None, "length_buckets": True, "lr_schedule": "plateau",
+    "objective": "frame_nll", "length_buckets": True, "lr_schedule": "plateau",
     "limit_val_batches": 1.0,
 }
 
@@ -113,6 +126,7 @@ def bench_nll(
     command: str | None = None,
     callbacks: Sequence = (),
     print_table: bool = True,
+    preset: str | None = None,
     **settings: Any,
 ) -> dict:
     """Train ``model_name`` on a benchmark with the generic trainer; score valid and test.
@@ -128,6 +142,10 @@ def bench_nll(
             start it again).
         json_out: also write the result JSON here (e.g. ``benchmarks/results/NAME.json``).
         command: the command line recorded in the result.
+        preset: ``"auto"``: the model, its options and the settings not given come from
+            the data's train split (:func:`~tunesmith.training.presets.auto_preset`); a
+            ``model_name`` other than the preset's is refused, ``options`` and ``settings``
+            given override the preset's. None / ``"none"``: no preset.
         settings: :class:`~tunesmith.training.trainer.TrainSettings` fields; a fresh run
             takes :data:`DEFAULTS` for those not given, and always :data:`PROTOCOL_SETTINGS`.
 
@@ -138,7 +156,12 @@ def bench_nll(
              v != PROTOCOL_SETTINGS[k]}
     if fixed:
         raise ConfigError(f"a benchmark run fixes {', '.join(sorted(fixed))} (the protocol)")
+    if preset not in (None, "none", "auto"):
+        raise ConfigError(f"--preset expects auto or none, got {preset!r}")
+    chosen = None
     if resume:
+        if preset == "auto":
+            raise ConfigError("--resume continues a run with its own settings; drop --preset")
         if out_dir is None:
             raise ConfigError("give the run folder to resume with --out")
         out_dir = Path(out_dir)
@@ -150,6 +173,16 @@ def bench_nll(
         data_spec = None
         run_settings = dict(settings)
     else:
+        if preset == "auto":
+            if data is None:
+                raise ConfigError("give a benchmark (--data)")
+            chosen = resolve_preset(model_name, data, path)
+            model_name = chosen.model
+            options = {**chosen.options, **(options or {})}
+            settings = {**chosen.settings, **settings}
+            if print_table:
+                print(f"--preset auto on {Path(benchmark_data(data, path)['path']).name}: "
+                      + "; ".join(chosen.reasons))
         if model_name is None or data is None:
             raise ConfigError("give a model (--model) and a benchmark (--data)")
         data_spec = benchmark_data(data, path)
@@ -167,7 +200,8 @@ def bench_nll(
                   f"it with tunesmith bench nll --resume --out {out_dir}", file=sys.stderr)
         raise
     result = score_run(run_dir, command=command or " ".join(sys.argv),
-                       session_minutes=(time.perf_counter() - started) / 60)
+                       session_minutes=(time.perf_counter() - started) / 60,
+                       preset=None if chosen is None else chosen.to_dict())
     if json_out is not None:
         json_out = Path(json_out)
         json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -177,7 +211,138 @@ def bench_nll(
     return result
 
 
-def score_run(run_dir: str | Path, *, command: str = "", session_minutes: float = 0.0) -> dict:
+def bench_nll_seeds(
+    model_name: str,
+    data: str,
+    options: dict | None = None,
+    out_dir: str | Path | None = None,
+    *,
+    seeds: int = 2,
+    json_out: str | Path | None = None,
+    command: str | None = None,
+    print_table: bool = True,
+    **kwargs: Any,
+) -> dict:
+    """Run :func:`bench_nll` ``seeds`` times (seeds s … s+N−1, s = the ``seed`` setting,
+    default 0), each in ``out_dir/seed-<k>``; report the mean, spread and each run.
+
+    A run already finished in its folder (its ``bench.json`` there, same seed) is read, not
+    trained again, so a cut ``--seeds`` run continues where it stopped (``overwrite``
+    trains every seed again). Returns the summary (also ``out_dir/seeds.json`` and
+    ``json_out``): the first run's fields (model, benchmark, config, training...) with
+    ``test_nll``/``valid_nll`` the means over seeds, ``test_nll_std``/``valid_nll_std`` the
+    sample standard deviations, ``test_nll_range`` [min, max], and ``seeds`` (one row per
+    run: seed, test, valid, epochs, best epoch, stop reason, minutes, checkpoint).
+    """
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    if kwargs.get("resume"):
+        raise ConfigError("--seeds continues a cut run by itself: give the same command again "
+                          "without --resume")
+    if kwargs.get("preset") == "auto" and data is not None:
+        model_name = resolve_preset(model_name, data, kwargs.get("path")).model
+    if model_name is None or data is None:
+        raise ConfigError("give a model (--model) and a benchmark (--data)")
+    first = int(kwargs.pop("seed", DEFAULTS["seed"]))
+    out_dir = Path(out_dir) if out_dir is not None else \
+        default_run_dir(benchmark_data(data, kwargs.get("path"))["corpus"], model_name)
+    command = command or " ".join(sys.argv)
+    runs = []
+    for seed in range(first, first + seeds):
+        run_dir = out_dir / f"seed-{seed}"
+        done = run_dir / RESULT_FILE
+        if done.is_file() and not kwargs.get("overwrite") and \
+                read_json(done).get("training", {}).get("seed") == seed:
+            runs.append(read_json(done))
+            continue
+        runs.append(bench_nll(model_name, data, options, run_dir, seed=seed,
+                              command=f"{command} (seed {seed})", print_table=False,
+                              **kwargs))
+    result = seeds_summary(runs, command=command)
+    write_json(out_dir / SEEDS_FILE, result)
+    if json_out is not None:
+        json_out = Path(json_out)
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result, indent=2) + "\n")
+    if print_table:
+        print_seeds(result)
+    return result
+
+
+def seeds_summary(runs: Sequence[dict], *, command: str = "") -> dict:
+    """Mean, sample standard deviation (0 for one run) and range of the runs' figures."""
+
+    def spread(values: list[float]) -> tuple[float, float]:
+        mean = sum(values) / len(values)
+        if len(values) < 2:
+            return mean, 0.0
+        return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+    tests = [float(r["test_nll"]) for r in runs]
+    valids = [float(r["valid_nll"]) for r in runs]
+    test_mean, test_std = spread(tests)
+    valid_mean, valid_std = spread(valids)
+    base = {k: v for k, v in runs[0].items() if k not in ("history", "checkpoint", "command")}
+    base["training"] = {k: v for k, v in base.get("training", {}).items() if k != "seed"}
+    return {
+        **base,
+        "test_nll": test_mean,
+        "valid_nll": valid_mean,
+        "test_nll_std": test_std,
+        "valid_nll_std": valid_std,
+        "test_nll_range": [min(tests), max(tests)],
+        "epochs": round(sum(r["epochs"] for r in runs) / len(runs), 1),
+        "best_epoch": round(sum(r["best_epoch"] or 0 for r in runs) / len(runs), 1),
+        "wall_minutes": round(sum(r["wall_minutes"] for r in runs), 2),
+        "stop_reason": ", ".join(sorted({r["stop_reason"] for r in runs})),
+        "seeds": [
+            {"seed": r["training"]["seed"], "test_nll": r["test_nll"],
+             "valid_nll": r["valid_nll"], "epochs": r["epochs"], "best_epoch": r["best_epoch"],
+             "stop_reason": r["stop_reason"], "wall_minutes": r["wall_minutes"],
+             "checkpoint": r["checkpoint"]}
+            for r in runs
+        ],
+        "command": command,
+    }
+
+
+def print_seeds(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{result['model']} on {result['benchmark']}: "
+                        f"{len(result['seeds'])} seeds (frame NLL, nats)")
+    for column in ("seed", "test NLL", "valid NLL", "epochs (best)", "stop", "minutes",
+                   "checkpoint"):
+        table.add_column(column)
+    for run in result["seeds"]:
+        table.add_row(str(run["seed"]), f"{run['test_nll']:.4f}", f"{run['valid_nll']:.4f}",
+                      f"{run['epochs']} ({run['best_epoch']})", run["stop_reason"],
+                      f"{run['wall_minutes']:.1f}", str(run["checkpoint"]))
+    low, high = result["test_nll_range"]
+    table.add_section()
+    table.add_row("mean ± sd", f"{result['test_nll']:.4f} ± {result['test_nll_std']:.4f}",
+                  f"{result['valid_nll']:.4f} ± {result['valid_nll_std']:.4f}", "", "",
+                  f"{result['wall_minutes']:.1f}", f"test range {low:.4f}–{high:.4f}")
+    Console().print(table)
+
+
+def resolve_preset(model_name: str | None, data: str, path: str | Path | None = None):
+    """The ``--preset auto`` choice for a benchmark (its train split, this process's cores)."""
+    from tunesmith.data.polyphonic import load_polyphonic_mat
+    from tunesmith.training.presets import auto_preset
+    from tunesmith.training.settings import cpu_cores
+
+    file = benchmark_data(data, path)["path"]
+    chosen = auto_preset(load_polyphonic_mat(file)["train"], cpu_cores())
+    if model_name is not None and model_name != chosen.model:
+        raise ConfigError(f"--preset auto chooses {chosen.model} for {Path(file).name}; drop "
+                          f"--model {model_name} or give --preset none")
+    return chosen
+
+
+def score_run(run_dir: str | Path, *, command: str = "", session_minutes: float = 0.0,
+              preset: dict | None = None) -> dict:
     """Score a finished benchmark run's best checkpoint on valid and test (once each),
     write ``bench.json`` and record the figures in the checkpoint's ``config.json``."""
     run_dir = Path(run_dir)
@@ -226,10 +391,12 @@ def score_run(run_dir: str | Path, *, command: str = "", session_minutes: float 
             "patience": settings["early_stopping_patience"],
             "max_minutes": settings["max_time"],
             "transpose_augment": settings.get("transpose"),
+            "window": settings.get("window"),
             "seed": settings["seed"],
             "trainer": "tunesmith.training.trainer (Lightning), objective frame_nll",
         },
         "protocol": PROTOCOL,
+        "preset": preset,
         "checkpoint": str(run_dir),
         "machine": machine_description(),
         "command": command,
