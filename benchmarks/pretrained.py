@@ -42,7 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # heldout_nll's scoring
 
 #: what a unit of the held-out NLL is, by representation
-UNITS = {"melody": "nats/step", "pianoroll": "nats/frame", "events": "nats/token"}
+UNITS = {"melody": "nats/step", "pianoroll": "nats/frame", "events": "nats/token",
+         "drums": "loss/window (-ELBO-like)"}
 
 
 def train_command(run: dict, out: str) -> str:
@@ -81,7 +82,8 @@ def train_command(run: dict, out: str) -> str:
 
 
 def held_out_nll(checkpoint: Path, run: dict) -> dict:
-    """Summed NLL over the test split's whole pieces / predicted units."""
+    """Summed NLL over the test split's whole pieces / predicted units (drums: the
+    GrooVAE's negative ELBO per 2-bar window, :func:`drums_elbo`)."""
     from heldout_nll import total_nll
 
     from tunesmith.training.checkpoint import load_checkpoint
@@ -89,6 +91,8 @@ def held_out_nll(checkpoint: Path, run: dict) -> dict:
 
     model, meta = load_checkpoint(checkpoint)
     prepared = prepare_data(dict(run["data"]), meta["representation"], progress=False)
+    if meta["representation"] == "drums":
+        return drums_elbo(model, prepared)
     pieces = prepared.pieces("test")
     torch.set_num_threads(1)
     start = time.perf_counter()
@@ -96,6 +100,37 @@ def held_out_nll(checkpoint: Path, run: dict) -> dict:
     return {"value": round(nats / units, 4), "unit": UNITS.get(meta["representation"], "nats"),
             "split": "test", "pieces": len(pieces), "units": int(units),
             "how": "summed NLL of whole test pieces / predicted units (benchmarks/heldout_nll.py)",
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def drums_elbo(model, prepared, seed: int = 0) -> dict:
+    """A GrooVAE's loss as a plain VAE (the ``sample`` task) on the test split's 2-bar
+    windows (1-bar hop), one z drawn per window: hit BCE + velocity and offset squared
+    errors (on hits) + KL, nats-like units per window. The squared errors are not
+    log-likelihoods, so this is the training objective, not an NLL bound."""
+    from tunesmith.data.datasets import SequenceDataset, collate
+
+    windows = SequenceDataset(prepared, "test", window=None).pieces
+    model.config = model.config.updated(task_mix=[1.0, 0.0, 0.0, 0.0])
+    model.eval()
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    total = {"reconstruction": 0.0, "hits": 0.0, "velocities": 0.0, "offsets": 0.0, "kl": 0.0}
+    with torch.no_grad():
+        for begin in range(0, len(windows), 256):
+            batch = collate([{"data": w} for w in windows[begin:begin + 256]], "drums")
+            out = model.loss(batch)
+            for key in total:
+                total[key] += float(out[key]) * len(batch["drums"])
+    n = len(windows)
+    return {"value": round((total["reconstruction"] + total["kl"]) / n, 3),
+            "unit": "loss/window (-ELBO-like)",
+            "split": "test", "pieces": len(prepared.ids("test")), "units": n,
+            "terms": {k: round(v / n, 3) for k, v in total.items() if k != "reconstruction"},
+            "how": "GrooVAE sample-task loss (hit BCE + velocity/offset squared errors on "
+                   "hits + KL, beta 1) per 2-bar test window, one z per window "
+                   "(benchmarks/pretrained.py drums_elbo)",
             "seconds": round(time.perf_counter() - start, 1)}
 
 

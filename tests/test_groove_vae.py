@@ -215,3 +215,22 @@ def test_every_groove_mode_runs_from_the_cli(tmp_path):
     other = save_checkpoint(tmp_path / "vae", registry.build("music-vae", {
         "encoder_hidden": 8, "decoder_hidden": 8, "conductor_hidden": 8}), model_name="music-vae")
     assert run_cli(["groove", "sample", "--checkpoint", other, "--out", out]) == 2
+
+
+def test_generate_and_file_to_array_read_drums_checkpoints(tmp_path):
+    from tunesmith.generation.generate import file_to_array, generate_from_checkpoint
+    from tunesmith.music import load, save_midi
+    from tunesmith.training.checkpoint import read_checkpoint_config, save_checkpoint
+
+    info = drums.info(drums.DrumsConfig())
+    checkpoint = save_checkpoint(tmp_path / "ckpt", tiny(), model_name="groovae",
+                                 data_info=info)
+    paths = generate_from_checkpoint(checkpoint, n=2, out_dir=tmp_path / "gen", wav=False,
+                                     png=False, seed=0)
+    for path in paths:
+        score = load(path)
+        assert [t.is_drum for t in score.tracks] == [True] and score.note_num() > 0
+    x = random_drums(32, 3)
+    file = save_midi(drums.decode(x), tmp_path / "in.mid")
+    back = file_to_array(file, read_checkpoint_config(checkpoint))
+    np.testing.assert_array_equal(back[:, drums.HITS], x[:, drums.HITS])

@@ -128,15 +128,20 @@ def file_to_array(path: str | Path, meta: dict) -> np.ndarray:
     """A music file in the checkpoint's representation.
 
     -> melody ``(T,)`` events, piano-roll ``(T, K)`` frames (K = tracks × pitches,
-    track-major) or event ``(n,)`` tokens (without the closing EOS, ready to continue).
+    track-major), event ``(n,)`` tokens (without the closing EOS, ready to continue) or
+    drums ``(T, 27)``.
     """
     from tunesmith.music import load
     from tunesmith.music.transforms import merge_tracks, select_tracks
 
     path = Path(path)
-    score = select_tracks(load(path), drums=False)
     options = repr_options(meta)
     representation = meta.get("representation")
+    if representation == "drums":  # the drum tracks, (T, 27) hits | velocities | offsets
+        from tunesmith.representations import drums
+
+        return drums.encode(load(path), drums.DrumsConfig.from_dict(options), where=str(path))
+    score = select_tracks(load(path), drums=False)
     if representation == "melody":
         from tunesmith.representations import melody
 
@@ -171,8 +176,8 @@ def file_to_array(path: str | Path, meta: dict) -> np.ndarray:
 
 
 def array_to_score(array, meta: dict):
-    """A generated melody ``(T,)``, piano-roll ``(T, K)`` or token ``(n,)`` array -> Score,
-    with the data's track names, programs and tempo."""
+    """A generated melody ``(T,)``, piano-roll ``(T, K)``, token ``(n,)`` or drums
+    ``(T, 27)`` array -> Score, with the data's track names, programs and tempo."""
     array = np.asarray(array)
     options = repr_options(meta)
     representation = meta.get("representation")
@@ -185,6 +190,10 @@ def array_to_score(array, meta: dict):
         from tunesmith.representations import events
 
         return events.decode(array.astype(np.int64), events.EventsConfig.from_dict(options))
+    if representation == "drums":
+        from tunesmith.representations import drums
+
+        return drums.decode(array, drums.DrumsConfig.from_dict(options))
     from tunesmith.representations import pianoroll
 
     options.pop("merge_tracks", None)
