@@ -67,9 +67,9 @@ CONTROL = WIDTH + 3 + N + len(TASKS)
 class GrooVAEConfig(MusicVAEConfig):
     """MusicVAE's sizes plus the task mixture (defaults: a small CPU-sized model)."""
 
-    encoder_hidden: int = 192  # per direction (512 in the paper)
-    conductor_hidden: int = 192
-    decoder_hidden: int = 192  # (256 in the paper)
+    encoder_hidden: int = 160  # per direction (512 in the paper); 1.8 M parameters in all
+    conductor_hidden: int = 160
+    decoder_hidden: int = 160  # (256 in the paper)
     latent_dim: int = 64  # (256 in the paper)
     beta_max: float = 0.2  # the paper's β for 2-bar drums
     # probability of each training task, in the order of TASKS
