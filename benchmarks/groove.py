@@ -25,7 +25,8 @@ baselines are computed from the **train** split.
 * **Sampling**: windows from the prior, each metric of
   :func:`tunesmith.evaluation.metrics.feature_vector` (those that vary on real drums) plus the
   representation's own (hits per bar of each voice, velocity mean, |offset| mean) beside
-  the held-out band of :func:`tunesmith.evaluation.compare.mean_band` (train vs test).
+  the held-out band of :func:`tunesmith.evaluation.compare.mean_band` (train vs test), and
+  the C2ST of as many prior samples as test windows against those.
 
 Usage::
 
@@ -332,8 +333,10 @@ def main() -> None:
     # sampling
     samples = g.sample(model, args.samples, SamplingControls(seed=0))
     band = sampling_band(samples, train[rng.permutation(len(train))[:4000]], test)
+    band["c2st_accuracy"] = c2st(test, g.sample(model, len(test), SamplingControls(seed=1)))
     results["sampling"] = band
-    print(f"sampling: {band['within']}/{band['judged']} metrics within band")
+    print(f"sampling: {band['within']}/{band['judged']} metrics within band, C2ST "
+          f"{band['c2st_accuracy']:.3f}")
     for name, row in band["metrics"].items():
         if row["within"] is not None:
             print(f"  {name:28s} samples {row['samples']:.3f}  test {row['test']:.3f}  "

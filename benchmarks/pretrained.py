@@ -36,6 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,6 +133,38 @@ def drums_elbo(model, prepared, seed: int = 0) -> dict:
                    "hits + KL, beta 1) per 2-bar test window, one z per window "
                    "(benchmarks/pretrained.py drums_elbo)",
             "seconds": round(time.perf_counter() - start, 1)}
+
+
+def drums_two_sample(checkpoint: Path, run: dict, seed: int = 0) -> dict:
+    """The C2ST of ``benchmarks/groove.py`` (a 1-D conv classifier on (32, 27) windows,
+    5-fold): prior samples vs the test split's 2-bar windows, and, as the band, train
+    windows vs test windows."""
+    from groove import c2st
+
+    from tunesmith.generation.sampling import SamplingControls
+    from tunesmith.models.groove_vae import sample
+    from tunesmith.representations import drums
+    from tunesmith.training.checkpoint import load_checkpoint
+    from tunesmith.training.trainer import prepare_data
+
+    model, _ = load_checkpoint(checkpoint)
+    prepared = prepare_data(dict(run["data"]), "drums", progress=False)
+    cfg = drums.DrumsConfig(hop_bars=2)
+
+    def windows(split: str) -> np.ndarray:
+        return np.stack([w for p in prepared.pieces(split) for w in drums.windows(p, cfg)])
+
+    test, train = windows("test"), windows("train")
+    rng = np.random.default_rng(seed)
+    samples = sample(model, len(test), SamplingControls(seed=seed))
+    start = time.perf_counter()
+    accuracy = c2st(test, samples, seed=seed)
+    band = c2st(test, train[rng.permutation(len(train))[:len(test)]], seed=seed)
+    return {"two_sample_accuracy": round(accuracy, 3), "two_sample_band": round(band, 3),
+            "two_sample_how": f"drums C2ST of benchmarks/groove.py: {len(test)} prior samples "
+                              "vs the test split's 2-bar windows (band: as many train windows "
+                              "vs test)",
+            "two_sample_seconds": round(time.perf_counter() - start, 1)}
 
 
 def quality(checkpoint: Path, corpus: str, samples: int, seed: int, out: Path) -> dict:
@@ -235,6 +268,10 @@ def package(run_dir: Path, name: str, dest: Path, samples: int = 32, seed: int =
     print(f"  within band {figures['within_band']}/{figures['judged']}, two-sample accuracy "
           f"{figures['two_sample_accuracy']} (band {figures['two_sample_band']}), voice "
           f"activity {figures['voice_activity']}", flush=True)
+    if meta["representation"] == "drums":  # evaluate's C2ST reads pitched notes only
+        figures.update(drums_two_sample(folder, run, seed))
+        print(f"  drums two-sample accuracy {figures['two_sample_accuracy']} (train vs test "
+              f"{figures['two_sample_band']})", flush=True)
     split = meta.get("split") or {}
     card = {
         "name": name,
