@@ -62,7 +62,7 @@ def test_reconstruction_terms_match_a_hand_computation():
 
 
 def test_loss_is_the_terms_plus_beta_kl_and_a_step_lowers_it():
-    model = tiny(beta_schedule="constant", beta_max=0.5)
+    model = tiny(beta_schedule="constant", beta_max=0.5, free_nats=0.0)
     batch = {"drums": torch.as_tensor(np.stack([random_drums(32, s) for s in range(6)])),
              "mask": torch.ones(6, 32, dtype=torch.bool)}
     model.eval()
@@ -152,6 +152,17 @@ def test_drumify_sample_interpolate_shapes_and_validity():
     assert path.shape == (4, 32, 27)
     with pytest.raises(ConfigError):
         g.interpolate(model, random_drums(32, 1), random_drums(32, 2), 1)
+
+
+def test_free_nats_leave_a_small_kl_unpenalised():
+    model = tiny(beta_schedule="constant", beta_max=1.0)
+    assert model.config.free_nats == 48.0
+    batch = {"drums": torch.as_tensor(random_drums(32, 4))[None], "mask": torch.ones(1, 32,
+                                                                                  dtype=bool)}
+    model.eval()
+    out = model.loss(batch)
+    assert float(out["kl"]) < 48
+    assert float(out["loss"]) == pytest.approx(float(out["reconstruction"]), rel=1e-6)
 
 
 def test_config_checks_and_registry():
