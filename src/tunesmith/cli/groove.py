@@ -8,7 +8,8 @@
 * ``infill FILE --voices hihat``: the named voices regenerated, every other voice kept;
 * ``interpolate A B --steps N``: codes slerped from the first 2 bars of A to those of B.
 
-Input files must be 4/4; long files are processed 2 bars at a time. Every output is a
+Input files must be 4/4; long files are processed 2 bars at a time (the output keeps the
+input's length). Every output is a
 MIDI file with one drum track (channel 10), a WAV through the General MIDI kit of the
 SoundFont (``--no-wav`` skips it) and a drum-grid PNG (velocity as colour, micro-timing
 as a shift; ``--no-png``). The default checkpoint is the shipped ``pretrained:groove``.
@@ -153,7 +154,7 @@ def register(app: typer.Typer) -> None:
         x, qpm = read_drums(file, cfg)
         score = drums.quantise(x)
         paths = write_drums(score, out / f"{file.stem}-quantised.mid", cfg, qpm, wav, png)
-        result = humanize(model, score, _controls(temperature, seed))
+        result = humanize(model, score, _controls(temperature, seed))[: len(score)]
         paths += write_drums(result, out / f"{file.stem}-humanized.mid", cfg, qpm, wav, png)
         _report(paths)
 
@@ -169,7 +170,7 @@ def register(app: typer.Typer) -> None:
         from tunesmith.models.groove_vae import drumify
 
         tap, qpm = read_tap(file, cfg)
-        result = drumify(model, tap, _controls(temperature, seed))
+        result = drumify(model, tap, _controls(temperature, seed))[: len(tap)]
         _report(write_drums(result, out / f"{file.stem}-drumified.mid", cfg, qpm, wav, png))
 
     @groove_app.command("infill")
@@ -190,7 +191,7 @@ def register(app: typer.Typer) -> None:
         from tunesmith.models.groove_vae import infill
 
         x, qpm = read_drums(file, cfg)
-        result = infill(model, x, chosen, _controls(temperature, seed))
+        result = infill(model, x, chosen, _controls(temperature, seed))[: len(x)]
         _report(write_drums(result, out / f"{file.stem}-infilled.mid", cfg, qpm, wav, png))
 
     @groove_app.command("interpolate")
