@@ -27,6 +27,8 @@ baselines are computed from the **train** split.
   representation's own (hits per bar of each voice, velocity mean, |offset| mean) beside
   the held-out band of :func:`tunesmith.evaluation.compare.mean_band` (train vs test), and
   the C2ST of as many prior samples as test windows against those.
+* **Latent use**: per task, the active units of μ on the test windows and the
+  teacher-forced hit accuracy with each window's own μ against another window's.
 
 Usage::
 
@@ -248,6 +250,36 @@ def sampling_band(samples: np.ndarray, train: np.ndarray, test: np.ndarray) -> d
             "metrics": rows}
 
 
+# --------------------------------------------------------------------------- latent use
+
+
+@torch.no_grad()
+def latent_use(model, windows: np.ndarray, seed: int = 0) -> dict:
+    """Per task: active units of μ (Burda et al. 2016: Cov_x E[z_d|x] > 0.01) and the
+    teacher-forced hit accuracy with each window's own μ and with the μ of another window
+    (equal accuracies: the decoder ignores z)."""
+    from tunesmith.models.music_vae import active_units
+
+    x = torch.as_tensor(windows)
+    generator = torch.Generator().manual_seed(seed)
+    shuffle = torch.randperm(len(x), generator=generator)
+    kept = torch.ones(len(x), 9, dtype=torch.bool)
+    kept[:, HIHATS] = False
+    out = {}
+    for index, task in enumerate(g.TASKS):
+        encoder_input, control = g.make_controls(x, torch.full((len(x),), index), kept)
+        mu, _ = model.encode(encoder_input)
+
+        def accuracy(z, control=control):
+            hits = model.decode_controlled(z, x, control)[..., :9] > 0
+            return float((hits == (x[..., :9] > 0.5)).float().mean())
+
+        out[task] = {"active_units": active_units(mu)[0], "latent_dim": int(mu.shape[1]),
+                     "hit_accuracy_own_z": accuracy(mu),
+                     "hit_accuracy_shuffled_z": accuracy(mu[shuffle])}
+    return out
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -341,6 +373,9 @@ def main() -> None:
         if row["within"] is not None:
             print(f"  {name:28s} samples {row['samples']:.3f}  test {row['test']:.3f}  "
                   f"band [{row['low']:.3f}, {row['high']:.3f}]  {row['within']}")
+
+    results["latent"] = latent_use(model, test)
+    print("latent", json.dumps(results["latent"], indent=1))
 
     results["seconds"] = round(time.time() - started, 1)
     results["machine"] = {"platform": platform.platform(), "torch": torch.__version__,
