@@ -36,13 +36,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # heldout_nll's scoring
 
 #: what a unit of the held-out NLL is, by representation
-UNITS = {"melody": "nats/step", "pianoroll": "nats/frame", "events": "nats/token"}
+UNITS = {"melody": "nats/step", "pianoroll": "nats/frame", "events": "nats/token",
+         "drums": "loss/window (-ELBO-like)"}
 
 
 def train_command(run: dict, out: str) -> str:
@@ -81,7 +83,8 @@ def train_command(run: dict, out: str) -> str:
 
 
 def held_out_nll(checkpoint: Path, run: dict) -> dict:
-    """Summed NLL over the test split's whole pieces / predicted units."""
+    """Summed NLL over the test split's whole pieces / predicted units (drums: the
+    GrooVAE's negative ELBO per 2-bar window, :func:`drums_elbo`)."""
     from heldout_nll import total_nll
 
     from tunesmith.training.checkpoint import load_checkpoint
@@ -89,6 +92,8 @@ def held_out_nll(checkpoint: Path, run: dict) -> dict:
 
     model, meta = load_checkpoint(checkpoint)
     prepared = prepare_data(dict(run["data"]), meta["representation"], progress=False)
+    if meta["representation"] == "drums":
+        return drums_elbo(model, prepared)
     pieces = prepared.pieces("test")
     torch.set_num_threads(1)
     start = time.perf_counter()
@@ -97,6 +102,69 @@ def held_out_nll(checkpoint: Path, run: dict) -> dict:
             "split": "test", "pieces": len(pieces), "units": int(units),
             "how": "summed NLL of whole test pieces / predicted units (benchmarks/heldout_nll.py)",
             "seconds": round(time.perf_counter() - start, 1)}
+
+
+def drums_elbo(model, prepared, seed: int = 0) -> dict:
+    """A GrooVAE's loss as a plain VAE (the ``sample`` task) on the test split's 2-bar
+    windows (1-bar hop), one z drawn per window: hit BCE + velocity and offset squared
+    errors (on hits) + KL, nats-like units per window. The squared errors are not
+    log-likelihoods, so this is the training objective, not an NLL bound."""
+    from tunesmith.data.datasets import SequenceDataset, collate
+
+    windows = SequenceDataset(prepared, "test", window=None).pieces
+    model.config = model.config.updated(task_mix=[1.0, 0.0, 0.0, 0.0])
+    model.eval()
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    total = {"reconstruction": 0.0, "hits": 0.0, "velocities": 0.0, "offsets": 0.0, "kl": 0.0}
+    with torch.no_grad():
+        for begin in range(0, len(windows), 256):
+            batch = collate([{"data": w} for w in windows[begin:begin + 256]], "drums")
+            out = model.loss(batch)
+            for key in total:
+                total[key] += float(out[key]) * len(batch["drums"])
+    n = len(windows)
+    return {"value": round((total["reconstruction"] + total["kl"]) / n, 3),
+            "unit": "loss/window (-ELBO-like)",
+            "split": "test", "pieces": len(prepared.ids("test")), "units": n,
+            "terms": {k: round(v / n, 3) for k, v in total.items() if k != "reconstruction"},
+            "how": "GrooVAE sample-task loss (hit BCE + velocity/offset squared errors on "
+                   "hits + KL, beta 1) per 2-bar test window, one z per window "
+                   "(benchmarks/pretrained.py drums_elbo)",
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def drums_two_sample(checkpoint: Path, run: dict, seed: int = 0) -> dict:
+    """The C2ST of ``benchmarks/groove.py`` (a 1-D conv classifier on (32, 27) windows,
+    5-fold): prior samples vs the test split's 2-bar windows, and, as the band, train
+    windows vs test windows."""
+    from groove import c2st
+
+    from tunesmith.models.groove_vae import sample
+    from tunesmith.models.sampling import SamplingControls
+    from tunesmith.representations import drums
+    from tunesmith.training.checkpoint import load_checkpoint
+    from tunesmith.training.trainer import prepare_data
+
+    model, _ = load_checkpoint(checkpoint)
+    prepared = prepare_data(dict(run["data"]), "drums", progress=False)
+    cfg = drums.DrumsConfig(hop_bars=2)
+
+    def windows(split: str) -> np.ndarray:
+        return np.stack([w for p in prepared.pieces(split) for w in drums.windows(p, cfg)])
+
+    test, train = windows("test"), windows("train")
+    rng = np.random.default_rng(seed)
+    samples = sample(model, len(test), SamplingControls(seed=seed))
+    start = time.perf_counter()
+    accuracy = c2st(test, samples, seed=seed)
+    band = c2st(test, train[rng.permutation(len(train))[:len(test)]], seed=seed)
+    return {"two_sample_accuracy": round(accuracy, 3), "two_sample_band": round(band, 3),
+            "two_sample_how": f"drums C2ST of benchmarks/groove.py: {len(test)} prior samples "
+                              "vs the test split's 2-bar windows (band: as many train windows "
+                              "vs test)",
+            "two_sample_seconds": round(time.perf_counter() - start, 1)}
 
 
 def quality(checkpoint: Path, corpus: str, samples: int, seed: int, out: Path) -> dict:
@@ -200,6 +268,10 @@ def package(run_dir: Path, name: str, dest: Path, samples: int = 32, seed: int =
     print(f"  within band {figures['within_band']}/{figures['judged']}, two-sample accuracy "
           f"{figures['two_sample_accuracy']} (band {figures['two_sample_band']}), voice "
           f"activity {figures['voice_activity']}", flush=True)
+    if meta["representation"] == "drums":  # evaluate's C2ST reads pitched notes only
+        figures.update(drums_two_sample(folder, run, seed))
+        print(f"  drums two-sample accuracy {figures['two_sample_accuracy']} (train vs test "
+              f"{figures['two_sample_band']})", flush=True)
     split = meta.get("split") or {}
     card = {
         "name": name,

@@ -9,17 +9,20 @@ import torch
 from tiny_model import roll_info
 from tunesmith.models import registry
 from tunesmith.models.sampling import SamplingControls
-from tunesmith.representations import events, melody
+from tunesmith.representations import drums, events, melody
 from tunesmith.training.checkpoint import load_checkpoint, save_checkpoint
 
 TRACKS, PITCHES, LOW = 2, 14, 55
 PIANOROLL_INFO = roll_info(("Upper", "Lower"), LOW, LOW + PITCHES - 1, programs=[0, 33])
 MELODY_INFO = melody.info(melody.MelodyConfig(steps_per_quarter=1))  # 4 steps a bar
 EVENTS_INFO = events.info(events.EventsConfig())
-INFOS = {"pianoroll": PIANOROLL_INFO, "melody": MELODY_INFO, "events": EVENTS_INFO}
+DRUMS_INFO = drums.info(drums.DrumsConfig())  # 2-bar windows of 16 steps a bar
+INFOS = {"pianoroll": PIANOROLL_INFO, "melody": MELODY_INFO, "events": EVENTS_INFO,
+         "drums": DRUMS_INFO}
 
 _VAE = dict(steps_per_bar=4, bars=2, input_embedding=6, encoder_hidden=8, latent_dim=5,
             conductor_hidden=8, conductor_output=6, decoder_hidden=8)
+_GROOVAE = {k: v for k, v in _VAE.items() if k not in ("steps_per_bar", "bars")}
 _TRANSFORMER = dict(d_model=16, n_heads=2, n_layers=1, d_ff=32, context=24, dropout=0.0)
 #: option overrides that make each registered family tiny; a new family needs a line here
 TINY_OPTIONS = {
@@ -35,6 +38,8 @@ TINY_OPTIONS = {
     "music-vae": _VAE,
     "music-vae-flat": _VAE,
     "music-vae-pianoroll": _VAE,
+    "groovae": _GROOVAE,
+    "groovae-flat": _GROOVAE,
     "midinet": {"z_dim": 4, "g_dense": 8, "g_channels": 6, "conditioner_channels": 3,
                 "d_channels": [4, 5], "d_dense": 8},
     "musegan": {"n_bars": 2, "z_dim": 3, "temporal_hidden": 4, "g_channels": 4,
@@ -57,6 +62,12 @@ def batch_for(representation: str, info, seed: int = 0) -> dict[str, torch.Tenso
     if representation == "melody":
         return {"events": torch.randint(0, info.vocab_size, (2, STEPS), generator=g),
                 "mask": mask}
+    if representation == "drums":  # 2-bar windows: (B, 32, 27) hits | velocities | offsets
+        hits = (torch.rand(2, 32, 9, generator=g) < 0.2).float()
+        velocities = hits * torch.rand(2, 32, 9, generator=g)
+        offsets = hits * (torch.rand(2, 32, 9, generator=g) - 0.5)
+        return {"drums": torch.cat([hits, velocities, offsets], -1),
+                "mask": torch.ones(2, 32, dtype=torch.bool)}
     tokens = torch.randint(3, info.vocab_size, (2, STEPS), generator=g)  # no PAD/BOS/EOS
     tokens[:, 0] = 1  # BOS
     return {"tokens": tokens, "mask": mask}

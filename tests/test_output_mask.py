@@ -101,6 +101,9 @@ def test_masked_logits_are_never_drawn_and_a_row_left_empty_keeps_its_logits():
 def test_no_family_draws_outside_its_output_mask(name):
     representation = registry.get_family(name).representation
     info = INFOS[representation]
+    if representation == "drums":  # hits, velocities, offsets: nothing discrete to mask
+        assert OutputMask.from_pieces(info, [np.ones((32, 27), np.float32)]) is None
+        return
     torch.manual_seed(0)
     model = registry.build(name, TINY_OPTIONS[name], info)
     mask = some_mask(representation, info)

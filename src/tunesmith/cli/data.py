@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-REPR_HELP = "representation: pianoroll | melody | events"
+REPR_HELP = "representation: pianoroll | melody | events | drums"
 
 
 def parse_settings(settings: list[str] | None) -> dict:
@@ -106,6 +106,14 @@ def print_summary(prepared, console, full: bool = False) -> None:
             console.print(f"pitch range: {_pitch_name(notes.min())}..{_pitch_name(notes.max())}"
                           f"; vocabulary {info.vocab_size}, "
                           f"{info.steps_per_bar} steps per bar")
+    elif prepared.representation == "drums":
+        from tunesmith.representations import drums
+
+        hits = (prepared.data[:, drums.HITS] > 0.5).sum(0)  # (9,)
+        bars = len(prepared.data) / info.steps_per_bar
+        console.print("hits per bar: " + ", ".join(
+            f"{name} {count / bars:.2f}" for name, count in zip(drums.CLASSES, hits,
+                                                                 strict=True)))
     else:
         console.print(f"vocabulary {info.vocab_size} tokens; "
                       f"{len(prepared.data)} tokens in all")

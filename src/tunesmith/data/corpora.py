@@ -16,6 +16,8 @@ does it in worker processes and caches the result).
   (Boulanger-Lewandowski et al., ICML 2012) with their published train/valid/test split,
   found by :func:`find_benchmark_file` (the one locator of benchmark files);
   ``mat:PATH``: any ``.mat`` file of their layout;
+* ``groove`` (``groove-beats`` without fills): the Groove MIDI Dataset's 4/4 drum
+  performances in GMD's layout (``info.csv``), with GMD's split (:class:`GrooveCorpus`);
 * ``folder:PATH``: every MIDI/ABC/MusicXML/kern file under a folder.
 
 Corpora without a published split get a deterministic one from a hash of each piece id
@@ -628,6 +630,97 @@ class PolyphonicBenchmark(Corpus):
         return {"file": str(self.file), "size": st.st_size, "mtime": st.st_mtime_ns}
 
 
+# --------------------------------------------------------------------------- groove (GMD)
+
+GMD_TERMS = ("the Groove MIDI Dataset (Gillick, Roberts, Engel, Eck & Bamman, ICML 2019; "
+             "https://magenta.tensorflow.org/datasets/groove), released by Google LLC under "
+             "the Creative Commons Attribution 4.0 International license (CC BY 4.0)")
+#: default locations of the Groove MIDI Dataset, tried in order (after $TUNESMITH_GROOVE)
+GROOVE_DIRS = (Path("../shared/datasets/groove"), _REPO_ROOT.parent / "shared" / "datasets"
+               / "groove")
+_GMD_SPLITS = {"train": "train", "validation": "valid", "test": "test"}
+
+
+def find_groove_folder(path: str | Path | None = None) -> Path:
+    """The Groove MIDI Dataset folder (holding ``info.csv``): ``path``, else
+    ``$TUNESMITH_GROOVE``, else ``../shared/datasets/groove`` from here, then from the
+    repository."""
+    env = os.environ.get("TUNESMITH_GROOVE")
+    candidates = [Path(path)] if path is not None else (
+        ([Path(env)] if env else []) + list(GROOVE_DIRS))
+    for candidate in candidates:
+        if (candidate.expanduser() / "info.csv").is_file():
+            return candidate.expanduser().resolve()
+    raise ConfigError(f"cannot find the Groove MIDI Dataset (info.csv) in "
+                      f"{', '.join(str(c) for c in candidates)} (pass --path FOLDER or set "
+                      "TUNESMITH_GROOVE)")
+
+
+class GrooveCorpus(Corpus):
+    """The Groove MIDI Dataset in its own layout: ``info.csv`` lists each performance
+    (drummer, style, bpm, beat or fill, time signature, MIDI file, split).
+
+    Pieces are the MIDI files of 4/4 performances (other meters are skipped with their
+    reason), ids are the file paths without ``.mid``, and the split is GMD's own
+    (``validation`` is tunesmith's ``valid``). ``fills=False`` keeps the beats only.
+    """
+
+    split_method = "published"
+    source = GMD_TERMS
+
+    def __init__(self, path: str | Path | None = None, fills: bool = True):
+        self.root = find_groove_folder(path)
+        self.fills = fills
+        self.name = "groove" if fills else "groove-beats"
+        self.description = CORPORA[self.name]
+        self._rows: list[dict[str, str]] | None = None
+
+    def rows(self) -> list[dict[str, str]]:
+        """The rows of ``info.csv`` (dicts by column name)."""
+        if self._rows is None:
+            import csv
+
+            with open(self.root / "info.csv", newline="", encoding="utf-8") as f:
+                self._rows = list(csv.DictReader(f))
+            needed = {"midi_filename", "split", "time_signature", "beat_type", "style", "bpm"}
+            if self._rows and not needed <= set(self._rows[0]):
+                raise ConfigError(f"{self.root / 'info.csv'}: missing columns "
+                                  f"{', '.join(sorted(needed - set(self._rows[0])))}")
+        return self._rows
+
+    def row_of(self, piece_id: str) -> dict[str, str]:
+        """The info.csv row of a piece id."""
+        for row in self.rows():
+            if row["midi_filename"].removesuffix(".mid") == piece_id:
+                return row
+        raise ConfigError(f"{piece_id!r} is not a performance of {self.root / 'info.csv'}")
+
+    def sources(self) -> tuple[list[PieceSource], list[tuple[str, str]]]:
+        sources, skipped = [], []
+        for row in self.rows():
+            piece_id = row["midi_filename"].removesuffix(".mid")
+            if row["time_signature"] != "4-4":
+                meter = row["time_signature"].replace("-", "/")
+                skipped.append((piece_id, f"time signature {meter} is not 4/4"))
+            elif not self.fills and row["beat_type"] == "fill":
+                continue
+            elif row["split"] not in _GMD_SPLITS:
+                skipped.append((piece_id, f"unknown split {row['split']!r} in info.csv"))
+            else:
+                sources.append(PieceSource(piece_id, str(self.root / row["midi_filename"]),
+                                           split=_GMD_SPLITS[row["split"]]))
+        return sorted(sources, key=lambda s: s.id), skipped
+
+    def load(self, source: PieceSource, max_seconds: float | None = None,
+             time_limit: float = TIME_LIMIT) -> Score:
+        return load_all(source.path, max_seconds, time_limit)[0]
+
+    def fingerprint(self) -> dict:
+        st = (self.root / "info.csv").stat()
+        return {"root": str(self.root), "info": [st.st_size, st.st_mtime_ns],
+                "fills": self.fills, "loader": LOADER_VERSION}
+
+
 # --------------------------------------------------------------------------- registry
 
 #: name -> one-line description (what `tunesmith data list` shows)
@@ -639,6 +732,9 @@ CORPORA = {
     "oneills": "O'Neill's Music of Ireland 1850 (music21 oneills1850/*.abc), ~2,000 tunes",
     "jsb": "JSB Chorales piano-roll benchmark (.mat), 1 frame per quarter, published split",
     "nottingham": "Nottingham piano-roll benchmark (.mat), 1 frame per eighth, published split",
+    "groove": "Groove MIDI Dataset (GMD, CC BY 4.0): 1,150 drum performances by 10 drummers, "
+              "4/4 beats and fills, GMD's split (--path FOLDER)",
+    "groove-beats": "the beats of the Groove MIDI Dataset, without the fills",
     "mat:PATH": "a piano-roll .mat file in the benchmarks' layout (traindata/validdata/testdata)",
     "folder:PATH": "every .mid/.midi/.abc/.xml/.mxl/.musicxml/.krn file under PATH",
 }
@@ -673,6 +769,8 @@ def get_corpus(spec: str, path: str | Path | None = None) -> Corpus:
         return PolyphonicBenchmark("jsb", "JSB_Chorales.mat", 1, CORPORA["jsb"], path)
     if spec == "nottingham":
         return PolyphonicBenchmark("nottingham", "Nottingham.mat", 2, CORPORA["nottingham"], path)
+    if spec in ("groove", "groove-beats"):
+        return GrooveCorpus(path, fills=spec == "groove")
     if spec.startswith("mat:"):
         file = Path(spec[len("mat:"):]).expanduser()
         if file.suffix.lower() != ".mat":

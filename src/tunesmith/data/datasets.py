@@ -10,7 +10,10 @@ built by :func:`make_dataloader` with :mod:`tunesmith.data.batching`, are the di
   (B, T, K) and ``pitch_histogram`` (B, 12), the piece's pitch-class distribution that
   conditions the WaveNet globally (van den Oord et al., 2016, §2.5);
 * melody: ``events`` (B, T) long, ``mask``;
-* events: ``tokens`` (B, T) long, ``mask``.
+* events: ``tokens`` (B, T) long, ``mask``;
+* drums: ``drums`` (B, T, 27) float hits | velocities | offsets, ``mask``; a drums item
+  is one bar-aligned window of a performance (:func:`tunesmith.representations.drums.windows`,
+  2 bars every bar by default), not the whole performance.
 
 Everything random in a loader made here is a function of ``(seed, epoch, position)``:
 :class:`EpochSampler` orders the pieces by ``(seed, epoch)`` and hands the dataset
@@ -67,6 +70,14 @@ class SequenceDataset(Dataset):
         self.pieces = prepared.pieces(split)
         self.onsets = prepared.onsets(split)
         self.ids = prepared.ids(split)
+        if self.representation == "drums":  # items are the performances' windows
+            from tunesmith.representations import drums
+
+            cfg = drums.DrumsConfig.from_dict(prepared.info.repr_config)
+            cut = [(piece_id, drums.windows(piece, cfg))
+                   for piece_id, piece in zip(self.ids, self.pieces, strict=True)]
+            self.pieces = [w for _, ws in cut for w in ws]
+            self.ids = [f"{piece_id}#{i}" for piece_id, ws in cut for i in range(len(ws))]
         self.window = window
         self.random_crop = random_crop
         self.transpose = (int(transpose[0]), int(transpose[1]))
@@ -77,7 +88,7 @@ class SequenceDataset(Dataset):
             raise ConfigError(f"window must be >= 1 step, got {window}")
         if self.transpose[0] > self.transpose[1]:
             raise ConfigError(f"transpose range must be (low, high), got {transpose}")
-        if self.transpose != (0, 0) and self.representation == "events":
+        if self.transpose != (0, 0) and self.representation in ("events", "drums"):
             raise ConfigError("transposition augmentation is for pianoroll and melody data")
         if pitch_histogram and self.representation != "pianoroll":
             raise ConfigError("pitch_histogram is computed from piano-roll data only")
@@ -189,6 +200,9 @@ def collate(items: list[dict[str, Any]], representation: str) -> dict[str, torch
         return batch
     if representation == "melody":
         return collate_tokens(data, key="events")  # events (B, T) long, mask (B, T)
+    if representation == "drums":
+        drums, mask = pad_sequences(data)
+        return {"drums": drums.float(), "mask": mask}  # (B, T, 27), (B, T)
     return collate_tokens(data, key="tokens")  # tokens (B, T) long, mask (B, T)
 
 

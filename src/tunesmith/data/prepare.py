@@ -62,7 +62,7 @@ from tunesmith.representations import events, melody, pianoroll
 from tunesmith.representations.info import DataInfo
 from tunesmith.representations.pianoroll import PianorollConfig
 
-REPRESENTATIONS = ("pianoroll", "melody", "events")
+REPRESENTATIONS = ("pianoroll", "melody", "events", "drums")
 #: bump when the cache layout or the encoding pipeline changes (4: ``info`` is a DataInfo)
 CACHE_FORMAT = 4
 
@@ -387,6 +387,35 @@ class EventsEncoder(_ScoreEncoder):
         return dataclasses.replace(self.module.info(self.cfg), repr_config=self.options())
 
 
+class DrumsEncoder:
+    """Score -> ``(steps, 27)`` float32 hits | velocities | offsets of the 9 drum classes
+    (:mod:`tunesmith.representations.drums`); 4/4 only, the drum tracks of the score."""
+
+    name = "drums"
+    data_options = ()
+
+    def __init__(self, options: dict, corpus: Corpus):
+        from tunesmith.representations import drums
+
+        self.cfg = _config_from(drums.DrumsConfig, dict(options), "drums")
+        self.module = drums
+
+    def options(self) -> dict:
+        return self.cfg.to_dict()
+
+    def encode(self, score) -> dict[str, np.ndarray]:
+        return {"data": self.module.encode(score, self.cfg)}
+
+    def encode_many(self, scores: list, notes: NoteArrays) -> list[dict | Exception]:
+        return _one_by_one(self.encode, scores)
+
+    def packs_bits(self) -> bool:
+        return False
+
+    def info(self, facts: list[dict] | None = None) -> DataInfo:
+        return self.module.info(self.cfg)
+
+
 def _one_by_one(function, items: Sequence) -> list:
     """``function(item)`` of each item, or the exception it raised (a ConfigError, which
     would fail every piece alike, is raised at once)."""
@@ -407,7 +436,8 @@ def _asdict(cfg) -> dict:
     return cfg.to_dict() if hasattr(cfg, "to_dict") else dataclasses.asdict(cfg)
 
 
-ENCODERS = {"pianoroll": PianorollEncoder, "melody": MelodyEncoder, "events": EventsEncoder}
+ENCODERS = {"pianoroll": PianorollEncoder, "melody": MelodyEncoder, "events": EventsEncoder,
+            "drums": DrumsEncoder}
 
 
 def make_encoder(representation: str, options: dict, corpus: Corpus):

@@ -33,7 +33,7 @@ from tunesmith.models.sampling import SamplingControls
 from tunesmith.music import keys, load, save_midi
 from tunesmith.music.transforms import merge_tracks, select_tracks
 from tunesmith.render import render_png, render_wav
-from tunesmith.representations import events, melody, pianoroll
+from tunesmith.representations import drums, events, melody, pianoroll
 from tunesmith.training.checkpoint import checkpoint_data_info, load_checkpoint
 
 #: tempo (quarter notes per minute) of representations that store none
@@ -130,12 +130,15 @@ def file_to_array(path: str | Path, meta: dict) -> np.ndarray:
     """A music file in the checkpoint's representation.
 
     -> melody ``(T,)`` events, piano-roll ``(T, K)`` frames (K = tracks × pitches,
-    track-major) or event ``(n,)`` tokens (without the closing EOS, ready to continue).
+    track-major), event ``(n,)`` tokens (without the closing EOS, ready to continue) or
+    drums ``(T, 27)``.
     """
     path = Path(path)
-    score = select_tracks(load(path), drums=False)
     options = repr_options(meta)
     representation = meta.get("representation")
+    if representation == "drums":  # the drum tracks, (T, 27) hits | velocities | offsets
+        return drums.encode(load(path), drums.DrumsConfig.from_dict(options), where=str(path))
+    score = select_tracks(load(path), drums=False)
     if representation == "melody":
         track = options.pop("track", None)
         if track is not None:
@@ -164,8 +167,8 @@ def file_to_array(path: str | Path, meta: dict) -> np.ndarray:
 
 
 def array_to_score(array, meta: dict):
-    """A generated melody ``(T,)``, piano-roll ``(T, K)`` or token ``(n,)`` array -> Score,
-    with the data's track names, programs and tempo."""
+    """A generated melody ``(T,)``, piano-roll ``(T, K)``, token ``(n,)`` or drums
+    ``(T, 27)`` array -> Score, with the data's track names, programs and tempo."""
     array = np.asarray(array)
     options = repr_options(meta)
     representation = meta.get("representation")
@@ -174,6 +177,8 @@ def array_to_score(array, meta: dict):
         return melody.decode(array.astype(np.int64), melody.MelodyConfig(**options))
     if representation == "events":
         return events.decode(array.astype(np.int64), events.EventsConfig.from_dict(options))
+    if representation == "drums":
+        return drums.decode(array, drums.DrumsConfig.from_dict(options))
 
     options.pop("merge_tracks", None)
     cfg = pianoroll.PianorollConfig(**options)

@@ -22,6 +22,8 @@ FAMILIES: dict[str, tuple[str, dict]] = {
     "music-vae": ("tunesmith.models.music_vae:MusicVAE", {}),
     "music-vae-flat": ("tunesmith.models.music_vae:MusicVAE", {"decoder": "flat"}),
     "music-vae-pianoroll": ("tunesmith.models.music_vae:MusicVAEPianoroll", {}),
+    "groovae": ("tunesmith.models.groove_vae:GrooVAE", {}),
+    "groovae-flat": ("tunesmith.models.groove_vae:GrooVAE", {"decoder": "flat"}),
     "midinet": ("tunesmith.models.midinet:MidiNet", {}),
     "musegan": ("tunesmith.models.musegan:MuseGAN", {}),
     "lstm": ("tunesmith.models.rnn:FrameRNN", {}),

@@ -23,7 +23,7 @@ from typing import Any
 from tunesmith.config import check_json_keys
 from tunesmith.errors import ConfigError
 
-REPRESENTATIONS = ("pianoroll", "melody", "events")
+REPRESENTATIONS = ("pianoroll", "melody", "events", "drums")
 #: version of the JSON form written by :meth:`DataInfo.to_dict`
 VERSION = 1
 
@@ -34,12 +34,14 @@ class DataInfo:
 
     Piano-roll frames have ``keys = n_tracks * n_pitches`` columns, track-major: column
     ``t * n_pitches + p`` is MIDI pitch ``pitch_low + p`` of track ``t``. Melody events
-    and event tokens are ids below ``vocab_size``. The tracks (one entry per track in
-    ``track_names``, ``programs``, ``is_drum``) are a frame's, the melody's one track, or
-    none for event tokens, whose Program tokens carry their own.
+    and event tokens are ids below ``vocab_size``. Drums are (steps, 27) hits, velocities
+    and offsets of 9 drum classes (:mod:`tunesmith.representations.drums`). The tracks
+    (one entry per track in ``track_names``, ``programs``, ``is_drum``) are a frame's, the
+    melody's one track (the drum kit's), or none for event tokens, whose Program tokens
+    carry their own.
     """
 
-    representation: str  # "pianoroll" | "melody" | "events"
+    representation: str  # "pianoroll" | "melody" | "events" | "drums"
     repr_config: dict[str, Any]  # the options the data was encoded with (rebuild the codec)
     pitch_low: int  # lowest MIDI pitch the data can hold (inclusive)
     pitch_high: int  # highest MIDI pitch the data can hold (inclusive)
@@ -103,9 +105,10 @@ class DataInfo:
             refuse(f"a melody has one track, got {self.n_tracks}")
         if not all(0 <= p <= 127 for p in self.programs):
             refuse(f"programs must lie in 0..127, got {list(self.programs)}")
-        if self.representation == "pianoroll":
+        if self.representation in ("pianoroll", "drums"):
             if self.vocab_size:
-                refuse(f"piano-roll data has no vocabulary, got vocab_size {self.vocab_size}")
+                refuse(f"{self.representation} data has no vocabulary, got vocab_size "
+                       f"{self.vocab_size}")
         elif self.vocab_size < 1:
             refuse(f"{self.representation} data needs vocab_size >= 1, got {self.vocab_size}")
         if self.representation != "pianoroll" and self.onsets:

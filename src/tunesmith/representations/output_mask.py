@@ -72,7 +72,7 @@ class OutputMask:
         pieces (n,) token ids (:class:`tunesmith.data.prepare.PreparedData`).
         """
         pieces = list(pieces)
-        if not pieces:
+        if not pieces or info.representation == "drums":  # drums: no discrete outputs
             return None
         if info.representation == "pianoroll":
             sounding = np.zeros(info.keys, dtype=bool)
