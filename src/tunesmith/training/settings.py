@@ -193,6 +193,23 @@ def _device_request(devices: Any) -> int | list[int] | str:
     return devices
 
 
+#: environment variables a launcher sets to tell a training process its place
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
+
+
+def first_process() -> bool:
+    """Whether this is the first (or only) process of a training run: False in the other
+    processes that Lightning's DDP launcher, torchrun or SLURM start, which run the same
+    command but leave the run folder to the first (it alone writes there)."""
+    for name in RANK_VARIABLES:
+        try:
+            if int(os.environ.get(name, "0")) > 0:
+                return False
+        except ValueError:
+            continue
+    return True
+
+
 def multi_node_launcher() -> bool:
     """Whether something starts the other machines' processes of a multi-node run: SLURM,
     torchrun, LSF, or MASTER_ADDR set on each machine (by hand, or by Kubeflow)."""
