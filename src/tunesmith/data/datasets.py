@@ -400,7 +400,9 @@ def make_dataloader(
     generator.manual_seed(seed)
     lengths = None
     if length_buckets:
-        lengths = [len(p) if window is None else min(len(p), window) for p in dataset.pieces]
+        lengths = dataset.pieces.lengths()  # from the cache's index: no piece is read
+        if window is not None:
+            lengths = [min(n, window) for n in lengths]
     sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=seed, lengths=lengths,
                            batch_size=batch_size, drop_last=drop_last)
     return DataLoader(
