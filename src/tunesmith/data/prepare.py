@@ -818,9 +818,17 @@ def _worker_main(conn, at) -> None:
     """A worker process: encode the chunks it is sent until it is sent None.
 
     ``at`` (a shared integer) says which piece of the chunk it is on, so the driver can
-    tell which file ran past the time limit or crashed the process.
+    tell which file ran past the time limit or crashed the process. A worker whose
+    driver was killed (its connection never closes: forked workers hold both ends)
+    notices within a second and exits.
     """
-    while (task := conn.recv()) is not None:
+    driver = os.getppid()
+    while True:
+        while not conn.poll(1.0):
+            if os.getppid() != driver:
+                return
+        if (task := conn.recv()) is None:
+            break
         job, sources = task
         try:
             conn.send(("done", process_chunk(job, sources, at)))
