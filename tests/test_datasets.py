@@ -202,3 +202,15 @@ def test_trainer_transposes_training_items_only(prepared):
     assert val_loader is None or val_loader.dataset.transpose == (0, 0)
     with pytest.raises(ConfigError, match="transpose"):
         TrainSettings(transpose=[3, -3])
+
+
+def test_whole_piece_training_batches_similar_lengths_by_default(prepared):
+    from tunesmith.training.trainer import TrainSettings, epoch_sampler, make_loaders
+
+    def buckets(**settings):
+        loader = make_loaders(prepared, TrainSettings(batch_size=2, **settings))[0]
+        return epoch_sampler(loader).lengths is not None
+
+    assert buckets(window=None) and not buckets(window=4)
+    assert not buckets(window=None, length_buckets=False) and buckets(window=4,
+                                                                      length_buckets=True)

@@ -39,7 +39,8 @@ class TrainSettings(DictConfig):
     transpose: list[int] | None = None  # [low, high]: shift each training item by a random
     # number of semitones in this range that keeps its notes in range (piano-roll, melody);
     # validation is never shifted; None or [0, 0] = off
-    length_buckets: bool = False  # batch pieces of similar length (less padding)
+    length_buckets: bool | None = None  # batch pieces of similar length (less padding);
+    # None = on when training on whole pieces (window None), off for windows
     lr: float = 1e-3  # learning rate
     weight_decay: float = 0.0
     lr_schedule: str = "plateau"  # constant | cosine | plateau

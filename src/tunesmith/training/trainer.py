@@ -878,15 +878,18 @@ def make_loaders(prepared, settings: TrainSettings):
     """Train and validation loaders from the data layer (validation may be None)."""
     from tunesmith.data.datasets import make_dataloader
 
+    buckets = settings.length_buckets
+    if buckets is None:  # whole pieces of very different lengths: batch like with like
+        buckets = settings.window is None
     train_loader = make_dataloader(prepared, "train", batch_size=settings.batch_size,
                                    window=settings.window, shuffle=True, seed=settings.seed,
                                    num_workers=settings.num_workers,
                                    transpose=tuple(settings.transpose or (0, 0)),
-                                   length_buckets=settings.length_buckets)
+                                   length_buckets=buckets)
     if not prepared.ids("valid"):
         return train_loader, None
     val_loader = make_dataloader(prepared, "valid", batch_size=settings.batch_size,
                                  window=settings.window, shuffle=False, seed=settings.seed,
                                  num_workers=settings.num_workers,
-                                 length_buckets=settings.length_buckets)
+                                 length_buckets=buckets)
     return train_loader, val_loader
