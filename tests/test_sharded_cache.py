@@ -207,3 +207,16 @@ def test_a_single_file_cache_of_the_older_layout_still_loads(songs, tmp_path):
     loaded = load_prepared(old)
     assert loaded.ids() == data.ids() and loaded.piece_splits == data.piece_splits
     assert [p.tobytes() for p in loaded.pieces()] == [p.tobytes() for p in pieces]
+
+
+def test_loader_workers_read_the_memory_maps(songs):
+    import torch
+
+    from tunesmith.data.datasets import make_dataloader
+
+    data = prepare(f"folder:{songs}", workers=1, progress=False, report=False, shard_pieces=8)
+    here, workers = (list(make_dataloader(data, "train", batch_size=4, window=16, seed=3,
+                                          num_workers=n)) for n in (0, 2))
+    assert len(here) == len(workers) > 1
+    for a, b in zip(here, workers, strict=True):
+        assert torch.equal(a["frames"], b["frames"]) and torch.equal(a["mask"], b["mask"])
