@@ -132,7 +132,8 @@ prepare_module.prepare("folder:" + sys.argv[1], workers=1, progress=False, shard
 
 def test_a_prepare_killed_half_way_resumes_without_duplicate_or_loss(songs, tmp_path,
                                                                      monkeypatch, capfd):
-    cache = Path(os.environ["TUNESMITH_CACHE"])
+    cache = tmp_path / "cache"  # this test's alone: other tests leave .partial folders
+    monkeypatch.setenv("TUNESMITH_CACHE", str(cache))
     env = {**os.environ, "PYTHONPATH": str(Path(tunesmith.__file__).parents[1])}
     killed = subprocess.run([sys.executable, "-c", KILL_AT_THIRD_SHARD, str(songs)], env=env,
                             capture_output=True, timeout=120)
