@@ -51,6 +51,18 @@ def test_each_process_gets_a_disjoint_part_and_together_they_cover_the_epoch(
         assert set(served) <= set(whole.order(epoch).tolist())
 
 
+def test_validation_parts_need_not_be_even():
+    parts = []
+    for rank in range(3):
+        sampler = EpochSampler(5, shuffle=False, batch_size=2)
+        sampler.set_replicas(3, rank, even=False)
+        parts.append([b.tolist() for b in sampler.batches(0)])
+    assert parts == [[[0, 1]], [[2, 3]], [[4]]]
+    lonely = EpochSampler(1, shuffle=False, batch_size=1)
+    lonely.set_replicas(2, 1, even=False)
+    assert lonely.batches(0) == []
+
+
 def test_split_batches_keep_length_neighbours_together():
     batches = [np.arange(0, 4), np.arange(4, 8), np.arange(8, 11)]
     dealt = deal_batches(batches, 2)
@@ -95,8 +107,8 @@ def _tunesmith(args: list, tmp_path: Path) -> subprocess.CompletedProcess:
 def test_two_process_ddp_on_cpu_trains_saves_once_and_resumes(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    for i in range(12):
-        save_midi(scale_piece(i - 6), corpus / f"scale{i}.mid")
+    for i in [*range(12), 24, 39, 40]:  # the last three: the validation split
+        save_midi(scale_piece(i % 12 - 6), corpus / f"scale{i}.mid")
     run = tmp_path / "run"
     ddp = ["--accelerator", "cpu", "--devices", "2", "--strategy", "ddp"]
     first = _tunesmith(["train", "--model", "wavenet", "--data", f"folder:{corpus}", *TINY,
@@ -108,6 +120,7 @@ def test_two_process_ddp_on_cpu_trains_saves_once_and_resumes(tmp_path):
         "config.json", "history.json", "last", "loss.png", "model.safetensors", "run.json"]
     config = json.loads((run / "config.json").read_text())
     n_train = config["split"]["counts"]["train"]
+    assert config["split"]["counts"]["valid"] == 3
     # one step per pair of batches: each process took its own half of the epoch
     steps = math.ceil(math.ceil(n_train / 2) / 2)
     assert config["training"]["global_step"] == steps
@@ -122,5 +135,7 @@ def test_two_process_ddp_on_cpu_trains_saves_once_and_resumes(tmp_path):
     _tunesmith(["train", "--out", run, "--resume", "--epochs", "2", *ddp], tmp_path)
     history = json.loads((run / "history.json").read_text())["history"]
     assert [(row["epoch"], row["step"]) for row in history] == [(0, steps), (1, 2 * steps)]
+    # validation: 2 batches, one a process, their loss sums added over both
+    assert all(math.isfinite(row["val_loss"]) for row in history)
     assert json.loads((run / "last" / "trainer_state.json").read_text())["global_step"] \
         == 2 * steps

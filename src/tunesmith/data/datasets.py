@@ -228,7 +228,7 @@ class EpochSampler(Sampler):
         self.lengths = None if lengths is None else np.asarray(lengths, dtype=np.int64)
         self.batch_size = batch_size
         self.drop_last = drop_last
-        self.replicas, self.rank = 1, 0
+        self.replicas, self.rank, self.even = 1, 0, True
         self.epoch = 0
         self._start = 0  # items (one process) or batches (several) to skip
         self._start_batches = False
@@ -236,13 +236,15 @@ class EpochSampler(Sampler):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
-    def set_replicas(self, replicas: int, rank: int) -> None:
-        """Serve process ``rank``'s part of each epoch, of ``replicas`` processes."""
+    def set_replicas(self, replicas: int, rank: int, even: bool = True) -> None:
+        """Serve process ``rank``'s part of each epoch, of ``replicas`` processes; with
+        ``even`` False (validation: no optimiser step to keep in step) the processes'
+        batch counts may differ by one and no batch is split or left out."""
         if not 0 <= rank < replicas:
             raise ValueError(f"rank {rank} is not one of {replicas} processes")
         if replicas > 1 and not self.batch_size:
             raise ValueError("dealing batches out to processes needs a batch size")
-        self.replicas, self.rank = int(replicas), int(rank)
+        self.replicas, self.rank, self.even = int(replicas), int(rank), bool(even)
 
     def start_at(self, epoch: int, position: int, batches: bool = False) -> None:
         """Make the next pass epoch ``epoch``, skipping its first ``position`` items (or,
@@ -275,6 +277,8 @@ class EpochSampler(Sampler):
             batches.pop()
         if self.replicas == 1:
             return batches
+        if not self.even:
+            return batches[self.rank :: self.replicas]
         return deal_batches(batches, self.replicas)[self.rank]
 
     def _served(self, epoch: int) -> list[np.ndarray]:

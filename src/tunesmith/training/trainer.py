@@ -468,8 +468,9 @@ class RunStateCallback(pl.Callback):
         # each process serves its part of every epoch (the process group exists by now)
         for loader in (self.train_loader, self.val_loader):
             sampler = self._sampler(loader) if loader is not None else None
-            if sampler is not None:
-                sampler.set_replicas(trainer.world_size, trainer.global_rank)
+            if sampler is not None:  # the same steps for all only where gradients sync
+                sampler.set_replicas(trainer.world_size, trainer.global_rank,
+                                     even=loader is self.train_loader)
 
     def on_fit_start(self, trainer, pl_module):
         self._started = time.monotonic()
