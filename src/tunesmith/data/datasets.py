@@ -196,7 +196,8 @@ def collate(items: list[dict[str, Any]], representation: str) -> dict[str, torch
 
 
 class EpochSampler(Sampler):
-    """Yields ``(index, epoch)`` for every item, shuffled by ``(seed, epoch)`` alone.
+    """Yields ``(index, epoch)`` for every item, shuffled by ``(seed, epoch)`` alone (and
+    :meth:`batches` of them, which :class:`EpochBatchSampler` serves to a loader).
 
     Like DistributedSampler, the order of epoch ``e`` depends on nothing but the seed
     and ``e`` (Lightning calls :meth:`set_epoch` before each epoch; without it each pass
@@ -268,13 +269,17 @@ class EpochSampler(Sampler):
             return np.arange(self.n_items)
         return rng.permutation(self.n_items)
 
-    def batches(self, epoch: int) -> list[np.ndarray]:
-        """This process's batches of epoch ``epoch`` (item indices), in order."""
-        order = self.order(epoch)
+    def _chunks(self, order: np.ndarray) -> list[np.ndarray]:
+        """``order`` cut into batches (the short last one dropped with ``drop_last``)."""
         size = self.batch_size or 1
         batches = [order[i : i + size] for i in range(0, len(order), size)]
         if self.drop_last and batches and len(batches[-1]) < size:
             batches.pop()
+        return batches
+
+    def batches(self, epoch: int) -> list[np.ndarray]:
+        """This process's batches of epoch ``epoch`` (item indices), in order."""
+        batches = self._chunks(self.order(epoch))
         if self.replicas == 1:
             return batches
         if not self.even:
@@ -292,12 +297,7 @@ class EpochSampler(Sampler):
                 kept.append(batch[skip:])
                 skip = max(0, skip - len(batch))
             return [b for b in kept if len(b)]
-        order = self.order(epoch)[self._start:]
-        size = self.batch_size or 1
-        batches = [order[i : i + size] for i in range(0, len(order), size)]
-        if self.drop_last and batches and len(batches[-1]) < size:
-            batches.pop()
-        return batches
+        return self._chunks(self.order(epoch)[self._start:])
 
     def _next_pass(self) -> tuple[int, list[np.ndarray]]:
         """(epoch, its batches) of the pass that begins; the one after is the next epoch."""
@@ -338,8 +338,9 @@ def deal_batches(batches: list[np.ndarray], replicas: int) -> list[list[np.ndarr
 
 class EpochBatchSampler(Sampler):
     """The batches of an :class:`EpochSampler`, as lists of ``(index, epoch)`` keys: the
-    ``batch_sampler`` of the loaders made here (under DDP a process's batches may differ
-    in size by one item, which a fixed ``batch_size`` cannot express)."""
+    ``batch_sampler`` of the loaders made here (under DDP a batch split to keep the
+    processes in step is smaller than ``batch_size``, which a DataLoader's fixed
+    ``batch_size`` cannot express)."""
 
     def __init__(self, sampler: EpochSampler):
         if not sampler.batch_size:
