@@ -101,7 +101,16 @@ def step_prepare(folder: Path, workers: int) -> dict:
             "pieces": len(data), "skipped": len(data.skipped),
             "cache_mb": folder_mb(data.cache_dir),
             "shards": len(list(shards.glob("*.json"))) if shards.is_dir() else 0,
-            "steps": int(sum(len(p) for p in data.pieces())), **peaks_mb()}
+            "steps": _steps(data), **peaks_mb()}
+
+
+def _steps(data) -> int:
+    """Steps of all pieces, from the cache's index where there is one: reading every
+    piece through the memory maps would put the whole cache in this process's RSS
+    (file pages, which the kernel may drop, but ru_maxrss counts them)."""
+    pieces = data.pieces()
+    lengths = getattr(pieces, "lengths", None)
+    return int(sum(lengths()) if lengths else sum(len(p) for p in pieces))
 
 
 def step_first_batch(folder: Path, workers: int) -> dict:
