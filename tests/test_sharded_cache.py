@@ -221,3 +221,17 @@ def test_loader_workers_read_the_memory_maps(songs):
     assert len(here) == len(workers) > 1
     for a, b in zip(here, workers, strict=True):
         assert torch.equal(a["frames"], b["frames"]) and torch.equal(a["mask"], b["mask"])
+
+
+def test_a_cache_hit_takes_no_lock(songs, monkeypatch):
+    """A cache other processes only read (a read-only shared folder) needs no lock file."""
+    import importlib
+
+    data = prepare(f"folder:{songs}", workers=1, progress=False, report=False)
+    prepare_module = importlib.import_module("tunesmith.data.prepare")
+
+    def no_lock(cache_dir):
+        raise AssertionError(f"locked {cache_dir} to read it")
+
+    monkeypatch.setattr(prepare_module, "_cache_lock", no_lock)
+    assert prepare(f"folder:{songs}", workers=1, progress=False).ids() == data.ids()

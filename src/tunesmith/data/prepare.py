@@ -1121,7 +1121,11 @@ def _cache_lock(cache_dir: Path):
 
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
     with open(cache_dir.with_name(cache_dir.name + ".lock"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        except OSError:  # a filesystem without locks (some network ones): go on unlocked
+            yield
+            return
         try:
             yield
         finally:
@@ -1189,7 +1193,10 @@ def prepare(
     key = _cache_key(corpus, representation, options, transpose_to_c, limit, max_seconds,
                      time_limit)
     cache_dir = cache_root() / "prepared" / f"{_slug(corpus.name)}-{representation}-{key[:16]}"
-    with _cache_lock(cache_dir):
+    if not refresh and (cache_dir / "meta.json").is_file():
+        with contextlib.suppress(TunesmithError):  # (a cache that others only read: no lock)
+            return load_prepared(cache_dir)
+    with _cache_lock(cache_dir):  # another process may have prepared it while this waited
         if not refresh and (cache_dir / "meta.json").is_file():
             try:
                 return load_prepared(cache_dir)
