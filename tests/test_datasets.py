@@ -187,7 +187,7 @@ def test_an_items_random_window_and_shift_are_fixed_by_its_epoch(prepared):
     assert len({draws(e)[0] for e in range(20)}) > 1  # but a new one each epoch
     loader = make_dataloader(prepared, None, batch_size=2, window=3, transpose=(-2, 2), seed=1)
     twice = [[batch["frames"] for batch in loader] for _ in range(2)]
-    loader.sampler.start_at(0, 0)
+    loader.batch_sampler.sampler.start_at(0, 0)
     again = [batch["frames"] for batch in loader]
     assert all(torch.equal(a, b) for a, b in zip(twice[0], again, strict=True))
     assert not all(torch.equal(a, b) for a, b in zip(twice[0], twice[1], strict=True))
@@ -202,3 +202,15 @@ def test_trainer_transposes_training_items_only(prepared):
     assert val_loader is None or val_loader.dataset.transpose == (0, 0)
     with pytest.raises(ConfigError, match="transpose"):
         TrainSettings(transpose=[3, -3])
+
+
+def test_whole_piece_training_batches_similar_lengths_by_default(prepared):
+    from tunesmith.training.trainer import TrainSettings, epoch_sampler, make_loaders
+
+    def buckets(**settings):
+        loader = make_loaders(prepared, TrainSettings(batch_size=2, **settings))[0]
+        return epoch_sampler(loader).lengths is not None
+
+    assert buckets(window=None) and not buckets(window=4)
+    assert not buckets(window=None, length_buckets=False) and buckets(window=4,
+                                                                      length_buckets=True)

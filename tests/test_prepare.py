@@ -71,7 +71,8 @@ def test_a_corrupt_file_is_skipped_and_the_good_ones_kept(midi_folder):
 
 def test_the_second_prepare_reads_the_cache_without_parsing(midi_folder, monkeypatch):
     first = prepare(f"folder:{midi_folder}", workers=1, progress=False, report=False)
-    npz_mtime = (first.cache_dir / "data.npz").stat().st_mtime_ns
+    shard = first.cache_dir / "shards" / "shard-00000.data.npy"
+    npz_mtime = shard.stat().st_mtime_ns
 
     def no_parsing(*args, **kwargs):
         raise AssertionError("the cache should have been used")
@@ -79,7 +80,7 @@ def test_the_second_prepare_reads_the_cache_without_parsing(midi_folder, monkeyp
     monkeypatch.setattr(prepare_module, "process_chunk", no_parsing)
     second = prepare(f"folder:{midi_folder}", workers=1, progress=False, report=False)
     assert second.cache_dir == first.cache_dir
-    assert (second.cache_dir / "data.npz").stat().st_mtime_ns == npz_mtime
+    assert shard.stat().st_mtime_ns == npz_mtime
     assert second.ids() == first.ids() and second.skipped == first.skipped
     for a, b in zip(first.pieces(), second.pieces(), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -97,10 +98,14 @@ def test_the_second_prepare_reads_the_cache_without_parsing(midi_folder, monkeyp
 
 def test_the_cache_holds_no_pickle(midi_folder):
     data = prepare(f"folder:{midi_folder}", workers=1, progress=False, report=False)
-    with np.load(data.cache_dir / "data.npz", allow_pickle=False) as arrays:
-        assert sorted(arrays.files) == ["data", "n_columns", "offsets"]
-        assert arrays["data"].shape == (36, 11)  # 88 keys bit-packed into 11 bytes
-        assert arrays["offsets"].tolist() == [0, 12, 20, 36]  # 3, 2 and 4 quarters at 4/q
+    files = sorted(p.name for p in (data.cache_dir / "shards").iterdir())
+    assert files == ["shard-00000.data.npy", "shard-00000.json"]
+    shard = np.load(data.cache_dir / "shards" / files[0], allow_pickle=False)
+    assert shard.shape == (36, 11)  # 88 keys bit-packed into 11 bytes
+    meta = json.loads((data.cache_dir / "meta.json").read_text())
+    # 3, 2 and 4 quarters at 4/q, in the shard in the order the worker finished them
+    assert sorted(end - start for _, start, end in meta["where"]) == [8, 12, 16]
+    assert meta["n_columns"] == 88 and meta["arrays"] == {"data": "uint8"}
     assert load_prepared(data.cache_dir).ids() == data.ids()
 
 

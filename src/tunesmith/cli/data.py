@@ -67,7 +67,7 @@ def print_summary(prepared, console, full: bool = False) -> None:
         table.add_column(column, justify="left" if column == "split" else "right")
     for split in (*SPLITS, None):
         meta = prepared.meta(split)
-        steps = sum(len(p) for p in prepared.pieces(split))
+        steps = sum(prepared.pieces(split).lengths())
         quarters = sum(m.get("quarters") or 0 for m in meta)
         seconds = [m.get("seconds") for m in meta]
         timed = bool(seconds) and all(s is not None for s in seconds)
@@ -84,11 +84,14 @@ def print_summary(prepared, console, full: bool = False) -> None:
 
     if prepared.representation == "pianoroll":
         n_tracks, n_pitches, low = info.n_tracks, info.n_pitches, info.pitch_low
-        sounding = (prepared.data > 0).any(axis=0).reshape(n_tracks, n_pitches)  # (tracks, P)
+        per_key = np.zeros(n_tracks * n_pitches, np.int64)  # sounding cells of each key
+        for piece in prepared.pieces():  # one piece in memory at a time
+            per_key += (piece > 0).sum(axis=0)
+        sounding = per_key.reshape(n_tracks, n_pitches) > 0  # (tracks, P)
         tracks = Table(title="tracks", title_justify="left")
         for column in ("track", "program", "lowest pitch", "highest pitch", "sounding cells"):
             tracks.add_column(column)
-        cells = (prepared.data > 0).reshape(len(prepared.data), n_tracks, n_pitches).sum((0, 2))
+        cells = per_key.reshape(n_tracks, n_pitches).sum(1)
         for t in range(n_tracks):
             pitches = np.nonzero(sounding[t])[0]
             tracks.add_row(
@@ -101,22 +104,30 @@ def print_summary(prepared, console, full: bool = False) -> None:
         console.print(f"grid: {info.steps_per_quarter} steps per quarter, "
                       f"{n_tracks} track(s) x {n_pitches} pitches = {info.keys} keys")
     elif prepared.representation == "melody":
-        notes = prepared.data[prepared.data >= 2].astype(int) - 2 + info.pitch_low
-        if len(notes):
-            console.print(f"pitch range: {_pitch_name(notes.min())}..{_pitch_name(notes.max())}"
+        highest = max((int(p.max()) for p in prepared.pieces() if len(p)), default=0)
+        lowest = min((int(p[p >= 2].min()) for p in prepared.pieces() if (p >= 2).any()),
+                     default=0)
+        if highest >= 2:
+            low, high = lowest - 2 + info.pitch_low, highest - 2 + info.pitch_low
+            console.print(f"pitch range: {_pitch_name(low)}..{_pitch_name(high)}"
                           f"; vocabulary {info.vocab_size}, "
                           f"{info.steps_per_bar} steps per bar")
     elif prepared.representation == "drums":
+        import numpy as np
+
         from tunesmith.representations import drums
 
-        hits = (prepared.data[:, drums.HITS] > 0.5).sum(0)  # (9,)
-        bars = len(prepared.data) / info.steps_per_bar
+        hits, steps = np.zeros(drums.N_CLASSES), 0  # one piece at a time (a memory map)
+        for piece in prepared.pieces():
+            hits += (np.asarray(piece)[:, drums.HITS] > 0.5).sum(0)  # (9,)
+            steps += len(piece)
+        bars = max(steps, 1) / info.steps_per_bar
         console.print("hits per bar: " + ", ".join(
             f"{name} {count / bars:.2f}" for name, count in zip(drums.CLASSES, hits,
                                                                  strict=True)))
     else:
         console.print(f"vocabulary {info.vocab_size} tokens; "
-                      f"{len(prepared.data)} tokens in all")
+                      f"{sum(prepared.pieces().lengths())} tokens in all")
 
     keys = Counter(m.get("key") for m in prepared.piece_meta if m.get("key"))
     if keys:

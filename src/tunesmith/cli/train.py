@@ -109,6 +109,7 @@ def register(app: typer.Typer) -> None:
 
         from rich.console import Console
 
+        from tunesmith.training.settings import first_process
         from tunesmith.training.trainer import train
 
         if not resume:
@@ -117,6 +118,8 @@ def register(app: typer.Typer) -> None:
                 settings["window"] = None
         run_dir = train(name, data_spec, options, out, resume=resume, overwrite=overwrite,
                         **settings)
+        if not first_process():  # DDP's other processes: the first one reports
+            return
         console = Console()
         console.print(f"checkpoint: [bold]{run_dir}[/] (model.safetensors + config.json); "
                       f"curves: {run_dir / 'loss.png'}")

@@ -207,7 +207,8 @@ def collate(items: list[dict[str, Any]], representation: str) -> dict[str, torch
 
 
 class EpochSampler(Sampler):
-    """Yields ``(index, epoch)`` for every item, shuffled by ``(seed, epoch)`` alone.
+    """Yields ``(index, epoch)`` for every item, shuffled by ``(seed, epoch)`` alone (and
+    :meth:`batches` of them, which :class:`EpochBatchSampler` serves to a loader).
 
     Like DistributedSampler, the order of epoch ``e`` depends on nothing but the seed
     and ``e`` (Lightning calls :meth:`set_epoch` before each epoch; without it each pass
@@ -217,10 +218,20 @@ class EpochSampler(Sampler):
     items are pieces of similar length (:func:`~tunesmith.data.batching.length_batches`),
     in shuffled batch order, the one short batch last: whole pieces batch with little
     padding. The order then also depends on the batch size.
+
+    Under DDP (:meth:`set_replicas`, which the trainer calls on each process) the epoch's
+    batches are dealt out to the processes: process ``r`` of ``W`` takes batches ``r``,
+    ``r + W``, ... Its part is disjoint from the others' and together they cover the
+    epoch, with no piece repeated or left out (DistributedSampler pads with repeats).
+    Every process must take the same number of optimiser steps, so when the batch count
+    is not a multiple of ``W`` the largest batches are split in two until it is; only
+    when there are too few items for that (fewer than ``W`` a step, as with a batch size
+    of 1) are the last ``batches % W`` batches of the epoch's order left out of it.
     """
 
     def __init__(self, n_items: int, shuffle: bool = True, seed: int = 0,
-                 lengths: list[int] | None = None, batch_size: int | None = None):
+                 lengths: list[int] | None = None, batch_size: int | None = None,
+                 drop_last: bool = False):
         if lengths is not None and (len(lengths) != n_items or not batch_size):
             raise ValueError("length buckets need one length per item and a batch size")
         self.n_items = n_items
@@ -228,20 +239,37 @@ class EpochSampler(Sampler):
         self.seed = seed
         self.lengths = None if lengths is None else np.asarray(lengths, dtype=np.int64)
         self.batch_size = batch_size
+        self.drop_last = drop_last
+        self.replicas, self.rank, self.even = 1, 0, True
         self.epoch = 0
-        self._start = 0
+        self._start = 0  # items (one process) or batches (several) to skip
+        self._start_batches = False
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
-    def start_at(self, epoch: int, position: int) -> None:
-        """Make the next pass epoch ``epoch``, skipping its first ``position`` items."""
-        if not 0 <= position <= self.n_items:
-            raise ValueError(f"position {position} is outside an epoch of {self.n_items} items")
-        self.epoch, self._start = int(epoch), int(position)
+    def set_replicas(self, replicas: int, rank: int, even: bool = True) -> None:
+        """Serve process ``rank``'s part of each epoch, of ``replicas`` processes; with
+        ``even`` False (validation: no optimiser step to keep in step) the processes'
+        batch counts may differ by one and no batch is split or left out."""
+        if not 0 <= rank < replicas:
+            raise ValueError(f"rank {rank} is not one of {replicas} processes")
+        if replicas > 1 and not self.batch_size:
+            raise ValueError("dealing batches out to processes needs a batch size")
+        self.replicas, self.rank, self.even = int(replicas), int(rank), bool(even)
+
+    def start_at(self, epoch: int, position: int, batches: bool = False) -> None:
+        """Make the next pass epoch ``epoch``, skipping its first ``position`` items (or,
+        with ``batches``, this process's first ``position`` batches)."""
+        limit = len(self.batches(epoch)) if batches else self.n_items
+        if not 0 <= position <= limit:
+            what = "batches" if batches else "items"
+            raise ValueError(f"position {position} is outside an epoch of {limit} {what}")
+        self.epoch, self._start, self._start_batches = int(epoch), int(position), batches
 
     def order(self, epoch: int) -> np.ndarray:
-        """The item indices of epoch ``epoch``, in the order they are served."""
+        """The item indices of epoch ``epoch``, in the order they are served (all
+        processes together)."""
         rng = np.random.default_rng([self.seed, epoch, 0x5EED]) if self.shuffle else None
         if self.lengths is not None:
             batches = length_batches(self.lengths, self.batch_size, rng)
@@ -252,14 +280,95 @@ class EpochSampler(Sampler):
             return np.arange(self.n_items)
         return rng.permutation(self.n_items)
 
+    def _chunks(self, order: np.ndarray) -> list[np.ndarray]:
+        """``order`` cut into batches (the short last one dropped with ``drop_last``)."""
+        size = self.batch_size or 1
+        batches = [order[i : i + size] for i in range(0, len(order), size)]
+        if self.drop_last and batches and len(batches[-1]) < size:
+            batches.pop()
+        return batches
+
+    def batches(self, epoch: int) -> list[np.ndarray]:
+        """This process's batches of epoch ``epoch`` (item indices), in order."""
+        batches = self._chunks(self.order(epoch))
+        if self.replicas == 1:
+            return batches
+        if not self.even:
+            return batches[self.rank :: self.replicas]
+        return deal_batches(batches, self.replicas)[self.rank]
+
+    def _served(self, epoch: int) -> list[np.ndarray]:
+        """:meth:`batches` less what :meth:`start_at` skips: one process's items after
+        the skipped ones are batched afresh (the batch size may have changed)."""
+        if self._start_batches:
+            return self.batches(epoch)[self._start:]
+        if self.replicas > 1:  # whole batches stay whole; the first one is cut
+            skip, kept = self._start, []
+            for batch in self.batches(epoch):
+                kept.append(batch[skip:])
+                skip = max(0, skip - len(batch))
+            return [b for b in kept if len(b)]
+        return self._chunks(self.order(epoch)[self._start:])
+
+    def _next_pass(self) -> tuple[int, list[np.ndarray]]:
+        """(epoch, its batches) of the pass that begins; the one after is the next epoch."""
+        epoch = self.epoch
+        served = self._served(epoch)
+        self.epoch, self._start, self._start_batches = epoch + 1, 0, False
+        return epoch, served
+
     def __iter__(self):
-        epoch, start = self.epoch, self._start
-        self.epoch, self._start = epoch + 1, 0
-        for index in self.order(epoch)[start:]:
-            yield int(index), epoch
+        epoch, served = self._next_pass()
+        for batch in served:
+            for index in batch:
+                yield int(index), epoch
 
     def __len__(self) -> int:
-        return self.n_items
+        if self.replicas == 1 and not self.drop_last:
+            return self.n_items
+        return sum(len(b) for b in self.batches(self.epoch))
+
+
+def deal_batches(batches: list[np.ndarray], replicas: int) -> list[list[np.ndarray]]:
+    """Deal ``batches`` out to ``replicas`` processes, the same number to each: while the
+    count is not a multiple of ``replicas`` the largest batch (the latest of equals) is
+    split in two halves in place; if no batch has two items left, the last
+    ``count % replicas`` batches are left out."""
+    batches = list(batches)
+    while len(batches) % replicas:
+        sizes = [len(b) for b in batches]
+        largest = max(range(len(batches)), key=lambda i: (sizes[i], i))
+        if sizes[largest] < 2:
+            batches = batches[: len(batches) - len(batches) % replicas]
+            break
+        half = (sizes[largest] + 1) // 2
+        batch = batches[largest]
+        batches[largest : largest + 1] = [batch[:half], batch[half:]]
+    return [batches[rank::replicas] for rank in range(replicas)]
+
+
+class EpochBatchSampler(Sampler):
+    """The batches of an :class:`EpochSampler`, as lists of ``(index, epoch)`` keys: the
+    ``batch_sampler`` of the loaders made here (under DDP a batch split to keep the
+    processes in step is smaller than ``batch_size``, which a DataLoader's fixed
+    ``batch_size`` cannot express)."""
+
+    def __init__(self, sampler: EpochSampler):
+        if not sampler.batch_size:
+            raise ValueError("an EpochBatchSampler needs a sampler with a batch size")
+        self.sampler = sampler
+        self.batch_size = sampler.batch_size
+
+    def __iter__(self):
+        epoch, served = self.sampler._next_pass()
+        for batch in served:
+            yield [(int(index), epoch) for index in batch]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.sampler.batches(self.sampler.epoch))
 
 
 class _Collate:
@@ -289,8 +398,10 @@ def make_dataloader(
     """A DataLoader of padded batch dicts (see module docstring).
 
     ``random_crop`` defaults to ``shuffle`` (random windows when training, the first
-    window when evaluating). Its sampler is an :class:`EpochSampler`; ``length_buckets``
-    makes its batches pieces of similar length (less padding for whole pieces).
+    window when evaluating). Its batches come from an :class:`EpochSampler` (the loader's
+    ``batch_sampler.sampler``), which the trainer makes serve one process's part of each
+    epoch under DDP; ``length_buckets`` makes its batches pieces of similar length (less
+    padding for whole pieces).
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
@@ -305,14 +416,15 @@ def make_dataloader(
     generator.manual_seed(seed)
     lengths = None
     if length_buckets:
-        lengths = [len(p) if window is None else min(len(p), window) for p in dataset.pieces]
+        lengths = dataset.pieces.lengths()  # from the cache's index: no piece is read
+        if window is not None:
+            lengths = [min(n, window) for n in lengths]
+    sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=seed, lengths=lengths,
+                           batch_size=batch_size, drop_last=drop_last)
     return DataLoader(
         dataset,
-        batch_size=batch_size,
-        sampler=EpochSampler(len(dataset), shuffle=shuffle, seed=seed, lengths=lengths,
-                             batch_size=batch_size),
+        batch_sampler=EpochBatchSampler(sampler),
         collate_fn=_Collate(prepared.representation),
         num_workers=num_workers,
-        drop_last=drop_last,
         generator=generator,
     )

@@ -6,11 +6,21 @@ each with the chosen representation and writes a compact cache under
 ``$TUNESMITH_CACHE`` (default ``~/.cache/tunesmith``)::
 
     prepared/<corpus>-<representation>-<hash>/
-        data.npz      concatenated arrays + offsets (read with allow_pickle=False);
-                      0/1 piano-rolls bit-packed along the keys (np.packbits)
-        meta.json     piece ids, split of each piece, per-piece facts, the
-                      representation's DataInfo (``info``)
+        shards/shard-00000.data.npy    a few thousand pieces' arrays, stacked along the
+        shards/shard-00000.onsets.npy  rows, in the order their workers finished (0/1
+        shards/shard-00000.json        piano-rolls bit-packed along the keys); the JSON:
+        ...                            their ids, rows, facts, and the pieces skipped
+        meta.json     piece ids (sorted), split of each piece, per-piece facts and
+                      place (shard, first row, end row), the representation's DataInfo
         skipped.json  [[piece id, reason], ...]
+
+Shards are written as worker chunks finish (:class:`ShardWriter`), into
+``<name>.partial/``, which becomes the cache folder once meta.json is written: the
+parent holds one shard's arrays at a time, whatever the corpus's size, and a prepare
+that is interrupted resumes from the shards already written (a shard counts once its
+JSON is in place). :func:`load_prepared` memory-maps the shards (``np.load(mmap_mode="r")``,
+no pickle) and the datasets read a piece, unpacking its bits, only when it is asked for.
+Caches of the older single-file layout (``data.npz``) still load, into memory.
 
 A worker loads its chunk of pieces one by one, then reads all their notes with one symusic
 call (:func:`~tunesmith.music.note_arrays.note_arrays`) and estimates the keys and encodes
@@ -63,8 +73,14 @@ from tunesmith.representations.info import DataInfo
 from tunesmith.representations.pianoroll import PianorollConfig
 
 REPRESENTATIONS = ("pianoroll", "melody", "events", "drums")
-#: bump when the cache layout or the encoding pipeline changes (4: ``info`` is a DataInfo)
+#: bump when the encoding pipeline changes (4: ``info`` is a DataInfo); part of the cache key
 CACHE_FORMAT = 4
+#: how the arrays are stored (meta.json's ``storage``): 2 = .npy shards (1 = data.npz)
+STORAGE_VERSION = 2
+#: a shard holds this many pieces, or fewer when their arrays pass SHARD_BYTES
+SHARD_PIECES = 2048
+SHARD_BYTES = 256 * 2**20
+SHARDS_DIR = "shards"
 
 
 def cache_root() -> Path:
@@ -93,11 +109,18 @@ class PreparedData:
     piece_ids: list[str] = field(repr=False)
     piece_splits: list[str] = field(repr=False)
     piece_meta: list[dict] = field(repr=False)  # per piece: quarters, seconds, notes, key...
-    data: np.ndarray = field(repr=False)  # all pieces concatenated along axis 0
-    offsets: np.ndarray = field(repr=False)  # (n_pieces + 1,) piece i = data[o[i]:o[i+1]]
+    # pieces in memory (None when ``store`` is given): all concatenated along axis 0, and
+    # offsets (n_pieces + 1,): piece i = data[o[i]:o[i+1]]
+    data: np.ndarray | None = field(repr=False)
+    offsets: np.ndarray | None = field(repr=False)
     onset_data: np.ndarray | None = field(default=None, repr=False)  # like data (pianoroll)
     transpose_to_c: bool = False  # every piece was moved to C major / A minor
     split_source: str = ""  # how pieces were split: "published" or a hash of their id
+    store: PieceStore | None = field(default=None, repr=False)  # where pieces are read
+
+    def __post_init__(self):
+        if self.store is None:
+            self.store = PieceStore.in_memory(self.data, self.offsets, self.onset_data)
 
     @property
     def n_pieces(self) -> dict[str, int]:
@@ -113,17 +136,16 @@ class PreparedData:
         """Piece ids of a split (all pieces when None), in cache order."""
         return [self.piece_ids[i] for i in self._indices(split)]
 
-    def pieces(self, split: str | None = None) -> list[np.ndarray]:
-        """The arrays of a split's pieces (views into the cache; do not modify)."""
-        o = self.offsets
-        return [self.data[o[i] : o[i + 1]] for i in self._indices(split)]
+    def pieces(self, split: str | None = None) -> PieceList:
+        """The arrays of a split's pieces, each read when asked for (views into the
+        cache's memory maps, or unpacked copies; do not modify)."""
+        return PieceList(self.store, "data", self._indices(split))
 
-    def onsets(self, split: str | None = None) -> list[np.ndarray] | None:
+    def onsets(self, split: str | None = None) -> PieceList | None:
         """Piano-roll onset grids like :meth:`pieces`, when prepared with ``onset=True``."""
-        if self.onset_data is None:
+        if not self.store.has("onsets"):
             return None
-        o = self.offsets
-        return [self.onset_data[o[i] : o[i + 1]] for i in self._indices(split)]
+        return PieceList(self.store, "onsets", self._indices(split))
 
     def meta(self, split: str | None = None) -> list[dict]:
         return [self.piece_meta[i] for i in self._indices(split)]
@@ -132,25 +154,131 @@ class PreparedData:
         return len(self.piece_ids)
 
 
+class PieceStore:
+    """Where the pieces' arrays are: per array name (``data``, ``onsets``) a list of
+    shards, each ``(rows, columns)`` or ``(rows,)``, memory-mapped from ``.npy`` files or
+    in memory; piece ``i`` is rows ``where[i, 1]:where[i, 2]`` of shard ``where[i, 0]``.
+
+    ``columns``: the width of bit-packed 0/1 rows once unpacked (None: stored as they are).
+    A store read from files pickles as their paths (a DataLoader worker started with
+    ``spawn`` maps them again rather than receiving a copy of the data).
+    """
+
+    def __init__(self, shards: dict[str, list[np.ndarray]], where: np.ndarray,
+                 columns: int | None = None, files: dict[str, list[Path]] | None = None):
+        self.shards = shards
+        self.where = np.asarray(where, dtype=np.int64).reshape(-1, 3)  # (pieces, 3)
+        self.columns = columns
+        self.files = files
+
+    @classmethod
+    def in_memory(cls, data: np.ndarray | None, offsets: np.ndarray | None,
+                  onset_data: np.ndarray | None = None) -> PieceStore:
+        """One in-memory shard of unpacked pieces: piece i = ``data[o[i]:o[i+1]]``."""
+        if data is None or offsets is None:
+            raise ValueError("PreparedData needs data and offsets, or a store")
+        offsets = np.asarray(offsets, dtype=np.int64)
+        where = np.stack([np.zeros(len(offsets) - 1, np.int64), offsets[:-1], offsets[1:]], 1)
+        shards = {"data": [data]}
+        if onset_data is not None:
+            shards["onsets"] = [onset_data]
+        return cls(shards, where)
+
+    @classmethod
+    def open(cls, files: dict[str, list[Path]], where: np.ndarray, columns: int | None,
+             rows: list[int], dtypes: dict[str, str]) -> PieceStore:
+        """Memory-map shard files, each checked against the rows and dtype meta.json
+        records; a damaged one is a :class:`TunesmithError` naming it."""
+        shards: dict[str, list[np.ndarray]] = {}
+        for name, paths in files.items():
+            shards[name] = [_map_shard(path, n, dtypes[name], columns)
+                            for path, n in zip(paths, rows, strict=True)]
+        return cls(shards, where, columns, files)
+
+    def has(self, name: str) -> bool:
+        return name in self.shards
+
+    def piece(self, name: str, index: int) -> np.ndarray:
+        shard, start, stop = self.where[index]
+        rows = self.shards[name][shard][start:stop]
+        return unpack_rows(rows, self.columns) if self.columns is not None else rows
+
+    def length(self, index: int) -> int:
+        """Rows (steps, tokens) of piece ``index``, without reading it."""
+        return int(self.where[index, 2] - self.where[index, 1])
+
+    def __getstate__(self):
+        if self.files is None:
+            return self.__dict__
+        return {**self.__dict__, "shards": None}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if self.shards is None:  # map the files again
+            self.shards = {name: [np.load(path, mmap_mode="r", allow_pickle=False)
+                                  for path in paths] for name, paths in self.files.items()}
+
+
+def _map_shard(path: Path, rows: int, dtype: str, columns: int | None) -> np.ndarray:
+    """``path`` memory-mapped, refused unless it holds ``rows`` rows of ``dtype``."""
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise TunesmithError(f"{path}: corrupt or missing prepared-data shard "
+                             f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__});"
+                             f" prepare the corpus again with refresh (--refresh)") from exc
+    width = None if columns is None else (columns + 7) // 8
+    problem = None
+    if array.shape[:1] != (rows,):
+        problem = f"{array.shape[0] if array.ndim else 0} rows, meta.json says {rows}"
+    elif str(array.dtype) != dtype:
+        problem = f"dtype {array.dtype}, meta.json says {dtype}"
+    elif width is not None and (array.ndim != 2 or array.shape[1] != width):
+        problem = f"shape {array.shape}, expected {width} bytes a row"
+    if problem:
+        raise TunesmithError(f"{path}: corrupt prepared-data shard ({problem}); prepare "
+                             "the corpus again with refresh (--refresh)")
+    return array
+
+
+class PieceList(Sequence):
+    """Some pieces of a :class:`PieceStore`, read one at a time when indexed (a sequence
+    of arrays: ``len``, indexing, slicing, iteration)."""
+
+    def __init__(self, store: PieceStore, name: str, indices: Sequence[int]):
+        self.store, self.name = store, name
+        self.indices = np.asarray(indices, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, item):
+        if isinstance(item, slice):
+            return PieceList(self.store, self.name, self.indices[item])
+        return self.store.piece(self.name, int(self.indices[item]))
+
+    def lengths(self) -> list[int]:
+        """Each piece's rows, without reading the pieces."""
+        where = self.store.where[self.indices]
+        return (where[:, 2] - where[:, 1]).tolist()
+
+
 def load_prepared(cache_dir: str | Path) -> PreparedData:
-    """Read a cache folder written by :func:`prepare` (no pickle involved); caches of
-    older formats, whose ``info`` is a plain dict, still load."""
+    """Read a cache folder written by :func:`prepare` (no pickle involved): the shards are
+    memory-mapped. Caches of the older single-file layout (``data.npz``) load into memory,
+    and those of older formats, whose ``info`` is a plain dict, still load."""
     cache_dir = Path(cache_dir)
     try:
         meta = json.loads((cache_dir / "meta.json").read_text())
         info = DataInfo.read(meta["info"])
         skipped = json.loads((cache_dir / "skipped.json").read_text())
-        with np.load(cache_dir / "data.npz", allow_pickle=False) as arrays:
-            offsets = arrays["offsets"]
-            if "n_columns" in arrays.files:  # 0/1 piano-rolls are stored 8 cells a byte
-                columns = int(arrays["n_columns"])
-                data = unpack_rows(arrays["data"], columns)
-                onset_data = (unpack_rows(arrays["onsets"], columns)
-                              if "onsets" in arrays.files else None)
-            else:
-                data = arrays["data"]
-                onset_data = arrays["onsets"] if "onsets" in arrays.files else None
-    except (OSError, ValueError, KeyError, ConfigError) as exc:
+        if "shards" in meta:
+            store = _open_shards(cache_dir, meta)
+            data = offsets = onset_data = None
+        else:
+            store = None
+            data, offsets, onset_data = _read_single_file(cache_dir / "data.npz")
+    except (OSError, ValueError, KeyError, TypeError, ConfigError) as exc:
         raise TunesmithError(f"{cache_dir}: unreadable prepared-data cache ({exc})") from exc
     return PreparedData(
         corpus=meta["corpus"],
@@ -165,8 +293,40 @@ def load_prepared(cache_dir: str | Path) -> PreparedData:
         data=data,
         offsets=offsets,
         onset_data=onset_data,
+        store=store,
         **_corpus_facts(meta),
     )
+
+
+def _open_shards(cache_dir: Path, meta: dict) -> PieceStore:
+    """The memory-mapped :class:`PieceStore` of a sharded cache's meta.json."""
+    shards = meta["shards"]
+    where = np.asarray(meta["where"], dtype=np.int64).reshape(-1, 3)
+    rows = [int(shard["rows"]) for shard in shards]
+    if len(where) != len(meta["ids"]) or (len(where) and (
+            where[:, 0].min() < 0 or where[:, 0].max() >= len(shards)
+            or (where[:, 1] < 0).any() or (where[:, 2] <= where[:, 1]).any()
+            or (where[:, 2] > np.asarray(rows)[where[:, 0]]).any())):
+        raise ValueError("meta.json's piece places do not fit its shards")
+    names = meta["arrays"]
+    files = {name: [cache_dir / SHARDS_DIR / f"{shard['name']}.{name}.npy" for shard in shards]
+             for name in names}
+    return PieceStore.open(files, where, meta.get("n_columns"), rows, names)
+
+
+def _read_single_file(path: Path) -> tuple:
+    """(data, offsets, onset_data) of a single-file cache (``data.npz``), in memory."""
+    with np.load(path, allow_pickle=False) as arrays:
+        offsets = arrays["offsets"]
+        if "n_columns" in arrays.files:  # 0/1 piano-rolls are stored 8 cells a byte
+            columns = int(arrays["n_columns"])
+            data = unpack_rows(arrays["data"], columns)
+            onset_data = (unpack_rows(arrays["onsets"], columns)
+                          if "onsets" in arrays.files else None)
+        else:
+            data = arrays["data"]
+            onset_data = arrays["onsets"] if "onsets" in arrays.files else None
+    return data, offsets, onset_data
 
 
 def _corpus_facts(meta: dict) -> dict[str, Any]:
@@ -665,9 +825,17 @@ def _worker_main(conn, at) -> None:
     """A worker process: encode the chunks it is sent until it is sent None.
 
     ``at`` (a shared integer) says which piece of the chunk it is on, so the driver can
-    tell which file ran past the time limit or crashed the process.
+    tell which file ran past the time limit or crashed the process. A worker whose
+    driver was killed (its connection never closes: forked workers hold both ends)
+    notices within a second and exits.
     """
-    while (task := conn.recv()) is not None:
+    driver = os.getppid()
+    while True:
+        while not conn.poll(1.0):
+            if os.getppid() != driver:
+                return
+        if (task := conn.recv()) is None:
+            break
         job, sources = task
         try:
             conn.send(("done", process_chunk(job, sources, at)))
@@ -714,12 +882,12 @@ class _Workers:
         child.close()
         return process, parent, at
 
-    def run(self, chunks: list[list[PieceSource]], advance) -> list[dict]:
-        """:func:`process_chunk` of every chunk (split where pieces were lost), calling
-        ``advance(n)`` as pieces are done."""
+    def run(self, chunks: list[list[PieceSource]], advance, emit) -> None:
+        """Hands ``emit`` the :func:`process_chunk` result of every chunk (split where
+        pieces were lost) as it comes, calling ``advance(n)`` as pieces are done."""
         from multiprocessing.connection import wait
 
-        queue, results = list(reversed(chunks)), []  # a stack: requeued pieces go next
+        queue = list(reversed(chunks))  # a stack: requeued pieces go next
         poll = min(1.0, self.time_limit / 4)
         try:
             while queue or self.busy:
@@ -745,7 +913,7 @@ class _Workers:
                                 self.idle.append((process, conn, at))
                             else:
                                 _stop(process, conn)
-                            results.append(payload)
+                            emit(payload)
                             advance(len(task.sources))
                             continue
                         process.join(5.0)
@@ -759,7 +927,8 @@ class _Workers:
                         crash = None
                     del self.busy[conn]
                     _stop(process, conn)
-                    results += self._lost(task, at.value, crash, queue, advance)
+                    for result in self._lost(task, at.value, crash, queue, advance):
+                        emit(result)
         finally:
             for _, conn, _ in self.idle:
                 with contextlib.suppress(OSError):
@@ -768,7 +937,6 @@ class _Workers:
                 _stop(process, conn, wait=1.0)
             for process, conn, *_ in self.busy.values():
                 _stop(process, conn)
-        return results
 
     def _lost(self, task: _Task, place: int, crash: str | None, queue: list,
               advance) -> list[dict]:
@@ -819,10 +987,11 @@ def _stop(process, conn, wait: float = 0.0) -> None:
 
 
 def _run_chunks(job: dict, sources: list[PieceSource], workers: int, progress: bool,
-                time_limit: float, in_process: bool = False) -> list:
+                time_limit: float, emit, in_process: bool = False, done: int = 0) -> None:
     """Encode all pieces in ``workers`` processes (even one: a parser crash then costs one
-    file, never the run), with a progress bar; the :func:`process_chunk` results.
-    ``in_process``: no file is parsed (benchmark rolls), work here."""
+    file, never the run), with a progress bar (``done`` pieces done before); ``emit``
+    is handed the :func:`process_chunk` results as they come. ``in_process``: no file is
+    parsed (benchmark rolls), work here."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -838,18 +1007,136 @@ def _run_chunks(job: dict, sources: list[PieceSource], workers: int, progress: b
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=not progress, transient=False) as bar:
-        task = bar.add_task(f"preparing {job['corpus']}", total=len(sources))
+        task = bar.add_task(f"preparing {job['corpus']}", total=len(sources) + done,
+                            completed=done)
 
         def advance(n: int) -> None:
             bar.advance(task, n)
 
         if in_process:
-            results = []
             for chunk in chunks:
-                results.append(process_chunk(job, chunk))
+                emit(process_chunk(job, chunk))
                 advance(len(chunk))
-            return results
-        return _Workers(job, min(workers, len(chunks)), time_limit).run(chunks, advance)
+        elif chunks:
+            _Workers(job, min(workers, len(chunks)), time_limit).run(chunks, advance, emit)
+
+
+class ShardWriter:
+    """Writes the results of :func:`process_chunk` to ``.npy`` shards in ``folder`` as
+    they come (a shard's arrays first, then its JSON, each moved into place whole), and
+    reads back the shards an interrupted run left there.
+
+    A shard is written once it holds ``shard_pieces`` pieces or SHARD_BYTES of arrays, so
+    at most one shard's arrays are held here; what a shard's JSON lists (kept and skipped
+    pieces) is what a resumed run need not encode again.
+    """
+
+    def __init__(self, folder: Path, key: str, packed: bool,
+                 shard_pieces: int = SHARD_PIECES):
+        self.folder = folder
+        self.packed = packed
+        self.shard_dir = folder / SHARDS_DIR
+        self.shard_pieces = shard_pieces
+        self.shards: list[dict] = []  # the JSON of each shard written
+        self._pending: list[dict] = []
+        self._pieces = self._bytes = 0
+        marker = folder / "job.json"
+        if folder.is_dir():
+            try:
+                same = json.loads(marker.read_text()).get("cache_key") == key
+            except (OSError, ValueError, AttributeError):
+                same = False
+            if not same:
+                shutil.rmtree(folder)
+        self.shard_dir.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps({"cache_key": key, "storage": STORAGE_VERSION}))
+        self._read_back()
+
+    def _read_back(self) -> None:
+        """Keep the complete shards of an earlier run (JSON and arrays whole); remove the
+        rest, which that run was writing when it stopped."""
+        complete: set[str] = set()
+        for path in sorted(self.shard_dir.glob("shard-*.json")):
+            try:
+                shard = json.loads(path.read_text())
+                for name, dtype in shard["arrays"].items():
+                    _map_shard(self.shard_dir / f"{shard['name']}.{name}.npy", shard["rows"],
+                               dtype, shard["columns"] if shard["packed"] else None)
+            except (OSError, ValueError, KeyError, TypeError, TunesmithError):
+                continue
+            self.shards.append(shard)
+            complete.add(shard["name"])
+        for path in self.shard_dir.iterdir():
+            if path.name.split(".")[0] not in complete:
+                path.unlink()
+
+    def done(self) -> set[str]:
+        """Ids of the pieces the shards hold or skipped."""
+        return {piece_id for shard in self.shards
+                for piece_id in [*shard["ids"], *(s[0] for s in shard["skipped"])]}
+
+    def add(self, result: dict) -> None:
+        """One chunk's result; writes a shard when enough are pending."""
+        self._pending.append(result)
+        self._pieces += len(result["ids"])
+        self._bytes += sum(a.nbytes for a in result["arrays"].values())
+        if self._pieces >= self.shard_pieces or self._bytes >= SHARD_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the pending results as one shard (nothing when none is pending)."""
+        pending = self._pending
+        if not pending:
+            return
+        self._pending, self._pieces, self._bytes = [], 0, 0
+        name = f"shard-{len(self.shards):05d}"
+        with_rows = [r for r in pending if r["ids"]]
+        arrays = {key: np.concatenate([r["arrays"][key] for r in with_rows], axis=0)
+                  for key in (with_rows[0]["arrays"] if with_rows else ())}
+        for key, array in arrays.items():
+            _replace_with(self.shard_dir / f"{name}.{key}.npy",
+                          lambda f, a=array: np.save(f, a, allow_pickle=False))
+        shard = {
+            "name": name,
+            "ids": [i for r in pending for i in r["ids"]],
+            "lengths": [n for r in pending for n in r["lengths"]],
+            "facts": [f for r in pending for f in r["facts"]],
+            "skipped": [list(s) for r in pending for s in r["skipped"]],
+            "rows": int(sum(n for r in pending for n in r["lengths"])),
+            "columns": next((r["columns"] for r in with_rows), None),
+            "packed": self.packed,
+            "arrays": {key: str(array.dtype) for key, array in arrays.items()},
+        }
+        text = json.dumps(shard)
+        _replace_with(self.shard_dir / f"{name}.json", lambda f: f.write(text.encode()))
+        self.shards.append(shard)
+
+
+def _replace_with(path: Path, write) -> None:
+    """Write a file through ``write(binary file)`` beside ``path``, then move it there."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _cache_lock(cache_dir: Path):
+    """Hold ``<cache_dir>.lock`` while preparing: a second process that prepares the same
+    corpus (each of a DDP run's processes under torchrun) waits, then reads the cache."""
+    import fcntl
+
+    cache_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(cache_dir.with_name(cache_dir.name + ".lock"), "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        except OSError:  # a filesystem without locks (some network ones): go on unlocked
+            yield
+            return
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def check_counts(**counts: Any) -> None:
@@ -874,6 +1161,7 @@ def prepare(
     report: bool = True,
     max_seconds: float | None = None,
     time_limit: float = TIME_LIMIT,
+    shard_pieces: int = SHARD_PIECES,
 ) -> PreparedData:
     """Prepare (or read from the cache) a corpus in a representation.
 
@@ -896,8 +1184,10 @@ def prepare(
         max_seconds: skip pieces longer than this (default:
             :func:`~tunesmith.music.io.max_piece_seconds`, 2 hours).
         time_limit: skip a file whose reading takes longer than this many seconds.
+        shard_pieces: pieces a cache shard holds (how the arrays are stored, not what
+            they are: not part of the cache key).
     """
-    check_counts(limit=limit, workers=workers)
+    check_counts(limit=limit, workers=workers, shard_pieces=shard_pieces)
     if max_seconds is None:
         max_seconds = max_piece_seconds()
     if not max_seconds > 0:
@@ -911,15 +1201,40 @@ def prepare(
                      time_limit)
     cache_dir = cache_root() / "prepared" / f"{_slug(corpus.name)}-{representation}-{key[:16]}"
     if not refresh and (cache_dir / "meta.json").is_file():
-        try:
+        with contextlib.suppress(TunesmithError):  # (a cache that others only read: no lock)
             return load_prepared(cache_dir)
-        except TunesmithError:
-            pass  # a damaged cache is rebuilt
+    with _cache_lock(cache_dir):  # another process may have prepared it while this waited
+        if not refresh and (cache_dir / "meta.json").is_file():
+            try:
+                return load_prepared(cache_dir)
+            except TunesmithError as exc:
+                _note(f"{exc}; preparing it again")
+        partial = cache_dir.with_name(cache_dir.name + ".partial")
+        if refresh:
+            shutil.rmtree(partial, ignore_errors=True)
+        return _prepare_into(cache_dir, partial, key, corpus, encoder, corpus_spec,
+                             representation, repr_options, path, workers, transpose_to_c,
+                             limit, progress, report, max_seconds, time_limit, shard_pieces)
 
+
+def _prepare_into(cache_dir: Path, partial: Path, key: str, corpus: Corpus, encoder,
+                  corpus_spec: str, representation: str, repr_options: dict | None, path,
+                  workers: int | None, transpose_to_c: bool, limit: int | None,
+                  progress: bool, report: bool, max_seconds: float, time_limit: float,
+                  shard_pieces: int) -> PreparedData:
+    """:func:`prepare`'s work once the cache is known to be missing: encode the pieces no
+    shard in ``partial`` holds yet, write them as shards, then meta.json, and move
+    ``partial`` to ``cache_dir``."""
     sources, skipped = corpus.sources()
     skipped = list(skipped)
     if limit is not None:
         sources = sources[:limit]
+    writer = ShardWriter(partial, key, encoder.packs_bits(), shard_pieces)
+    done = writer.done()
+    todo = [s for s in sources if s.id not in done]
+    if done:
+        _note(f"{cache_dir.name}: resuming an interrupted prepare; {len(sources) - len(todo)} "
+              f"piece(s) are in {len(writer.shards)} shard(s) already")
     job = {"corpus": corpus_spec, "path": None if path is None else str(path),
            "representation": representation, "options": repr_options or {},
            "transpose_to_c": transpose_to_c, "max_seconds": max_seconds,
@@ -931,17 +1246,22 @@ def prepare(
     # they use, instead of building and importing them again each
 
     _worker_state.update(key=json.dumps(job, sort_keys=True), corpus=corpus, encoder=encoder)
-    chunks = _run_chunks(job, sources, min(workers, max(1, len(sources))), progress,
-                         time_limit, in_process)
+    _run_chunks(job, todo, min(workers, max(1, len(todo))), progress, time_limit,
+                writer.add, in_process, done=len(sources) - len(todo))
+    writer.flush()
 
-    # every usable piece: (id, chunk, first row in the chunk's arrays, rows, facts)
+    # every usable piece: (id, shard, first row in the shard, end row, facts)
+    wanted = {s.id for s in sources}
     kept: list[tuple[str, int, int, int, dict]] = []
-    for index, chunk in enumerate(chunks):
-        rows = np.concatenate([[0], np.cumsum(chunk["lengths"], dtype=np.int64)]).tolist()
-        kept += [(piece_id, index, rows[k], rows[k + 1] - rows[k], facts)
-                 for k, (piece_id, facts) in enumerate(zip(chunk["ids"], chunk["facts"],
-                                                           strict=True))]
-        skipped += chunk["skipped"]
+    shards = [shard for shard in writer.shards if shard["rows"]]
+    for index, shard in enumerate(shards):
+        rows = np.concatenate([[0], np.cumsum(shard["lengths"], dtype=np.int64)]).tolist()
+        kept += [(piece_id, index, rows[k], rows[k + 1], facts)
+                 for k, (piece_id, facts) in enumerate(zip(shard["ids"], shard["facts"],
+                                                           strict=True))
+                 if piece_id in wanted]
+    skipped += [(str(i), str(r)) for shard in writer.shards for i, r in shard["skipped"]
+                if i in wanted]
     kept.sort(key=lambda piece: piece[0])
     skipped = sorted(skipped)
     if not kept:  # every skipped piece, one a line: the user needs each reason
@@ -951,9 +1271,10 @@ def prepare(
     split_by_id = {s.id: corpus.split(s) for s in sources}
     meta = {
         "format": CACHE_FORMAT,
+        "storage": STORAGE_VERSION,
         "corpus": corpus.name,
         "representation": representation,
-        "repr_config": options,
+        "repr_config": encoder.options(),
         "info": encoder.info([piece[4] for piece in kept]).to_dict(),
         "transpose_to_c": transpose_to_c,
         "split_source": corpus.split_method,
@@ -961,62 +1282,24 @@ def prepare(
         "splits": [split_by_id[piece[0]] for piece in kept],
         "pieces": [piece[4] for piece in kept],
         "cache_key": key,
+        "shards": [{"name": shard["name"], "rows": shard["rows"]} for shard in shards],
+        "arrays": shards[0]["arrays"],
+        "n_columns": shards[0]["columns"] if encoder.packs_bits() else None,
+        "where": [list(piece[1:4]) for piece in kept],  # shard, first row, end row
     }
-    lengths = np.array([piece[3] for piece in kept], dtype=np.int64)
-    first_chunk = chunks[kept[0][1]]
-    arrays = {  # the chunks' arrays (0/1 piano-rolls come bit-packed), in piece id order
-        name: np.concatenate([chunks[c]["arrays"][name][row : row + rows]
-                              for _, c, row, rows, _ in kept], axis=0)
-        for name in first_chunk["arrays"]
-    }
-    arrays["offsets"] = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    if encoder.packs_bits():
-        arrays["n_columns"] = np.array(first_chunk["columns"])
-    meta_text = _write_cache(cache_dir, arrays, meta, skipped)
+    (partial / "meta.json").write_text(json.dumps(meta))
+    (partial / "skipped.json").write_text(json.dumps([list(s) for s in skipped], indent=0))
+    (partial / "job.json").unlink()
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    os.replace(partial, cache_dir)
     if report and skipped:
         print_skipped(skipped)
-    return _prepared_in_memory(cache_dir, arrays, json.loads(meta_text), skipped)
+    return load_prepared(cache_dir)
 
 
-def _prepared_in_memory(cache_dir: Path, arrays: dict, meta: dict,
-                        skipped: list) -> PreparedData:
-    """What :func:`load_prepared` reads back from the cache just written, without reading."""
-    data, onset_data = arrays["data"], arrays.get("onsets")
-    if "n_columns" in arrays:  # unpack as load_prepared does
-        columns = int(arrays["n_columns"])
-        data = unpack_rows(data, columns)
-        onset_data = None if onset_data is None else unpack_rows(onset_data, columns)
-    return PreparedData(
-        corpus=meta["corpus"],
-        representation=meta["representation"],
-        repr_config=meta["repr_config"],
-        info=DataInfo.from_dict(meta["info"]),
-        skipped=[(str(i), str(r)) for i, r in skipped],
-        cache_dir=cache_dir,
-        piece_ids=meta["ids"],
-        piece_splits=meta["splits"],
-        piece_meta=meta["pieces"],
-        data=data,
-        offsets=arrays["offsets"],
-        onset_data=onset_data,
-        **_corpus_facts(meta),
-    )
-
-
-def _write_cache(cache_dir: Path, arrays: dict, meta: dict, skipped: list) -> str:
-    """Write into a temporary folder, then move it into place (never a half cache).
-    Returns the text of meta.json."""
-    cache_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_dir.with_name(f"{cache_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    np.savez(tmp / "data.npz", **arrays)  # 0/1 rolls come bit-packed: no zlib time
-    meta_text = json.dumps(meta)
-    (tmp / "meta.json").write_text(meta_text)
-    (tmp / "skipped.json").write_text(json.dumps([list(s) for s in skipped], indent=0))
-    shutil.rmtree(cache_dir, ignore_errors=True)
-    os.replace(tmp, cache_dir)
-    return meta_text
+def _note(message: str) -> None:
+    """A one-line note on stderr."""
+    print(f"note: {message}", file=sys.stderr)
 
 
 def print_skipped(skipped: Sequence[tuple[str, str]], console=None, limit: int = 50) -> None:

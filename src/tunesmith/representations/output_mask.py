@@ -19,7 +19,7 @@ before it hold none, and their models may emit everything, as they always did.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,8 +71,9 @@ class OutputMask:
         Piano-roll pieces are (steps, keys) 0/1, melody pieces (steps,) events, event
         pieces (n,) token ids (:class:`tunesmith.data.prepare.PreparedData`).
         """
-        pieces = list(pieces)
-        if not pieces or info.representation == "drums":  # drums: no discrete outputs
+        if not isinstance(pieces, Sequence):  # read twice below; a Sequence (a prepared
+            pieces = list(pieces)  # cache's PieceList) gives one piece at a time
+        if not len(pieces) or info.representation == "drums":  # drums: no discrete outputs
             return None
         if info.representation == "pianoroll":
             sounding = np.zeros(info.keys, dtype=bool)

@@ -182,7 +182,9 @@ class Studio:
         if isinstance(model, MidiNet):
             controls.append("chords")
         regenerate = None
-        if isinstance(model, MusicVAE):
+        if isinstance(model, MusicVAE) and meta.get("representation") == "drums":
+            regenerate = None  # GrooVAE: its own infill (tunesmith groove infill), not here
+        elif isinstance(model, MusicVAE):
             regenerate, controls = "interpolation", [*controls, "amount"]
         elif isinstance(model, TokenTransformer):
             regenerate = "conditional"  # cut in the decoded music (resample_token_range)
@@ -374,8 +376,11 @@ class Studio:
         entry = self.entry(piece.model_key)
         info = self.describe(entry.key)
         if info["regenerate"] is None:
+            why = ("regenerate drum voices with `tunesmith groove infill`"
+                   if info["representation"] == "drums"
+                   else "it has no time grid or does not continue a prime")
             raise StudioError(f"{info['family']} ({info['representation']}) cannot regenerate "
-                              "bars: it has no time grid or does not continue a prime")
+                              f"bars here: {why}")
         per_bar = info["steps_per_bar"]
         if per_bar:
             n_bars = math.ceil(len(piece.array) / per_bar)

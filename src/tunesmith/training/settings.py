@@ -37,7 +37,8 @@ class TrainSettings(DictConfig):
     transpose: list[int] | None = None  # [low, high]: shift each training item by a random
     # number of semitones in this range that keeps its notes in range (piano-roll, melody);
     # validation is never shifted; None or [0, 0] = off
-    length_buckets: bool = False  # batch pieces of similar length (less padding)
+    length_buckets: bool | None = None  # batch pieces of similar length (less padding);
+    # None = on when training on whole pieces (window None), off for windows
     lr: float = 1e-3  # learning rate
     weight_decay: float = 0.0
     lr_schedule: str = "plateau"  # constant | cosine | plateau
@@ -137,6 +138,23 @@ def _device_request(devices: Any) -> int | list[int] | str:
     if devices == 0 or devices < -1:
         raise ConfigError(f"devices must be >= 1 (or -1 for all, or auto), got {devices}")
     return devices
+
+
+#: environment variables a launcher sets to tell a training process its place
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
+
+
+def first_process() -> bool:
+    """Whether this is the first (or only) process of a training run: False in the other
+    processes that Lightning's DDP launcher, torchrun or SLURM start, which run the same
+    command but leave the run folder to the first (it alone writes there)."""
+    for name in RANK_VARIABLES:
+        try:
+            if int(os.environ.get(name, "0")) > 0:
+                return False
+        except ValueError:
+            continue
+    return True
 
 
 def multi_node_launcher() -> bool:

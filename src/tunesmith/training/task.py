@@ -94,6 +94,7 @@ class TrainingTask(pl.LightningModule):
         # this epoch's training scalars: name -> [sum of value * batch size, sum of sizes];
         # the sums stay tensors (on the model's device) until read: no sync each step
         self.epoch_sums: dict[str, list] = {}
+        self.val_sums: dict[str, list] = {}  # this validation's, likewise
 
     # ---- what a resumed run needs -----------------------------------------------------
     def run_state(self) -> dict:
@@ -145,16 +146,29 @@ class TrainingTask(pl.LightningModule):
 
     def epoch_means(self) -> dict[str, float]:
         """Means of this epoch's training scalars so far, each batch weighted by its size
-        (or its ``count``)."""
-        return {name: float(total) / count
-                for name, (total, count) in self.epoch_sums.items() if count}
+        (or its ``count``); under DDP, over every process's batches (call it on all)."""
+        return self._means(self.epoch_sums)
+
+    def _means(self, sums: dict[str, list]) -> dict[str, float]:
+        """Σ value / Σ weight of each scalar, the sums added over the processes first."""
+        names = sorted(sums)
+        totals = [[float(sums[n][0]), float(sums[n][1])] for n in names]
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1:  # one collective for all names
+            reduced = trainer.strategy.reduce(
+                torch.tensor(totals, dtype=torch.float64, device=self.device).reshape(-1, 2),
+                reduce_op="sum")
+            totals = reduced.cpu().tolist()
+        return {name: total / count for name, (total, count) in zip(names, totals, strict=True)
+                if count}
 
     def on_train_epoch_end(self):
-        for name, value in self.epoch_means().items():
+        means = self.epoch_means()
+        for name, value in means.items():
             key = "train_loss_epoch" if name == "loss" else f"train_{name}"
             self.log(key, value, on_step=False, on_epoch=True, prog_bar=(name == "loss"))
         if self.plateau is not None:
-            value = self.epoch_means().get("loss") if self.monitor == "train_loss_epoch" \
+            value = means.get("loss") if self.monitor == "train_loss_epoch" \
                 else self.trainer.callback_metrics.get(self.monitor)
             if value is None and self.monitor == "val_loss":
                 pass  # a step limit ended this epoch before its validation: nothing to compare
@@ -182,13 +196,25 @@ class TrainingTask(pl.LightningModule):
         self._log_train(dict(logs or {}), size)
         return None
 
+    def on_validation_epoch_start(self):
+        self.val_sums = {}
+
     def validation_step(self, batch, batch_idx):
         with torch.no_grad():
             outputs = self.compute_loss(batch)
         weight = self._weight(outputs, batch)
         for name, value in self._scalars(outputs):
+            sums = self.val_sums.setdefault(name, [0.0, 0])
+            sums[0] = sums[0] + value * weight
+            sums[1] += weight
+
+    def on_validation_epoch_end(self):
+        # exact means over every process's part of the validation data (Lightning's
+        # sync_dist would average the processes' means)
+        for name, value in self._means(self.val_sums).items():
             self.log(f"val_{name}", value, on_step=False, on_epoch=True,
-                     prog_bar=(name == "loss"), batch_size=weight, sync_dist=True)
+                     prog_bar=(name == "loss"))
+        self.val_sums = {}
 
     # ---- optimisation ----------------------------------------------------------------
     def configure_optimizers(self):

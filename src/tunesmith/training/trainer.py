@@ -32,8 +32,14 @@ validation loss and history. The data's order and random windows are functions o
 run re-enters the epoch at the batch it stopped before. ``last/`` is written as each
 epoch begins, every ``checkpoint_every`` steps, at the end, and on an interruption (Ctrl-C,
 SIGTERM, an error) when the weights still match the last batch or epoch boundary; see
-:class:`RunStateCallback`. (Checked on one device with the loaders of :func:`make_loaders`;
-a DDP run resumes through Lightning's distributed sampler, which cannot start mid-epoch.)
+:class:`RunStateCallback`. (Exact on one device with the loaders of :func:`make_loaders`.)
+
+Under DDP (``devices > 1`` or ``num_nodes > 1``) every process runs this code; the
+loaders' :class:`~tunesmith.data.datasets.EpochSampler` deals each epoch's batches out to
+the processes (a disjoint part each, no piece repeated), the epoch's loss sums are added
+over the processes, and the first process alone writes the run folder. A DDP run resumed
+part-way through an epoch re-enters it at the same batch with the same weights and
+optimiser; the loss sums and random-number states saved are the first process's.
 A run killed before anything was saved restarts from step 0 on ``--resume``;
 ``overwrite=True`` clears a run folder to start again.
 """
@@ -86,6 +92,7 @@ from tunesmith.training.plots import plot_loss_curves
 from tunesmith.training.settings import (  # noqa: F401 (re-exported: the trainer's API)
     LR_SCHEDULES,
     TrainSettings,
+    first_process,
     validate_lightning_flags,
 )
 from tunesmith.training.task import TrainingTask
@@ -207,6 +214,10 @@ STATE_FIELDS: dict[str, tuple] = {
     "early_stopping": (dict, type(None)), "timer_elapsed_s": (float, type(None)),
     "rng": (dict,), "task": (dict,), "loops": (dict,),
 }
+#: fields a trainer_state.json may lack (older runs): field -> (types, value when absent)
+OPTIONAL_STATE_FIELDS: dict[str, tuple] = {
+    "world_size": ((int,), 1),  # training processes: batches_done counts each one's batches
+}
 
 
 class RunStateCallback(pl.Callback):
@@ -235,6 +246,7 @@ class RunStateCallback(pl.Callback):
         settings: TrainSettings,
         resume: bool = False,
         train_loader: Any = None,
+        val_loader: Any = None,
     ):
         self.run_dir = Path(run_dir)
         self.model_name = model_name
@@ -244,6 +256,7 @@ class RunStateCallback(pl.Callback):
         self.settings = settings
         self.resume = resume
         self.train_loader = train_loader
+        self.val_loader = val_loader
         self.best_val = math.inf
         self.best_epoch: int | None = None
         self.history: list[dict] = []
@@ -282,10 +295,9 @@ class RunStateCallback(pl.Callback):
 
         return next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
 
-    def _sampler(self):
-        """The train loader's :class:`EpochSampler`, if it has one."""
-        sampler = getattr(self.train_loader, "sampler", None)
-        return sampler if isinstance(sampler, EpochSampler) else None
+    def _sampler(self, loader: Any = None):
+        """The train loader's (or ``loader``'s) :class:`EpochSampler`, if it has one."""
+        return epoch_sampler(self.train_loader if loader is None else loader)
 
     def capture(self, trainer: pl.Trainer, pl_module: TrainingTask, event: str) -> dict:
         """A resume point at ``event`` (see :func:`_between_batches`)."""
@@ -294,13 +306,16 @@ class RunStateCallback(pl.Callback):
         early = self._early_stopping(trainer)
         timer = self._timer(trainer)
         rng_tensors, rng_extra = _rng_state()
+        sampler = self._sampler()
         state = {
             "format_version": STATE_VERSION,
             "epochs_done": int(loops["epoch_progress"]["current"]["processed"]),
             "global_step": trainer.global_step,
             "batches_done": batches,
             # where the sampler resumes, whatever batch size the resumed run is given
-            "items_done": batches * (getattr(self.train_loader, "batch_size", 0) or 0),
+            "items_done": batches * (getattr(sampler, "batch_size", None)
+                                     or getattr(self.train_loader, "batch_size", 0) or 0),
+            "world_size": trainer.world_size,
             "best_val": self.best_val if math.isfinite(self.best_val) else None,
             "best_epoch": self.best_epoch,
             "wall_time_s": self.wall_time(),
@@ -362,7 +377,10 @@ class RunStateCallback(pl.Callback):
             raise CheckpointError(state_path, f"format version {version}, this tunesmith reads "
                                   f"{STATE_VERSION}; start the run again with --overwrite")
         require_fields(state, STATE_FIELDS, state_path)
-        unknown = sorted(set(state) - set(STATE_FIELDS))
+        for name, (_, absent) in OPTIONAL_STATE_FIELDS.items():
+            state.setdefault(name, absent)
+        require_fields(state, {k: v[0] for k, v in OPTIONAL_STATE_FIELDS.items()}, state_path)
+        unknown = sorted(set(state) - set(STATE_FIELDS) - set(OPTIONAL_STATE_FIELDS))
         if unknown:
             raise CheckpointError(state_path, f"unexpected field(s) {', '.join(unknown[:5])}")
         fresh_loops = trainer.fit_loop.state_dict()
@@ -400,7 +418,13 @@ class RunStateCallback(pl.Callback):
                    scheduler_path, "schedulers")
         sampler = self._sampler()
         position = state["items_done"]
-        if sampler is not None and position > sampler.n_items:
+        same_processes = state["world_size"] == trainer.world_size
+        if sampler is not None and trainer.world_size > 1 and same_processes:
+            position = state["batches_done"]  # each process skips its own first batches
+            if position > len(sampler.batches(state["epochs_done"])):
+                raise CheckpointError(state_path, f"batches_done {position} is past the end "
+                                      f"of an epoch of this data")
+        elif sampler is not None and position > sampler.n_items:
             raise CheckpointError(state_path, f"items_done {position} is past the end of an "
                                   f"epoch of this data ({sampler.n_items} items)")
         try:
@@ -426,19 +450,30 @@ class RunStateCallback(pl.Callback):
         self.best_epoch = state["best_epoch"]
         self.history = list(state["history"])
         self.wall_time_before = float(state["wall_time_s"])
-        if sampler is not None and trainer.world_size == 1:
-            sampler.start_at(state["epochs_done"], position)
-        else:  # Lightning's distributed wrapper lists the whole epoch: no skipping there
+        if sampler is not None and same_processes:
+            sampler.start_at(state["epochs_done"], position, batches=trainer.world_size > 1)
+        else:  # a plain loader, or the epoch dealt out to another number of processes
             if sampler is not None:
                 sampler.start_at(state["epochs_done"], 0)
             if state["batches_done"]:
-                _note(f"{self.run_dir}: this data loader cannot start part-way through an "
-                      f"epoch; epoch {state['epochs_done']} restarts from its first batch")
+                why = ("this data loader cannot start part-way through an epoch"
+                       if sampler is None else f"the run was saved with {state['world_size']} "
+                       f"training process(es), not {trainer.world_size}")
+                _note(f"{self.run_dir}: {why}; epoch {state['epochs_done']} restarts from its "
+                      "first batch")
         trainer.fit_loop.load_state_dict(loops)  # what Lightning's own resume calls
         self._rng_to_restore = (rng_tensors, state["rng"], last)
         self._last_saved = state["global_step"]
 
     # ---- Lightning hooks ------------------------------------------------------------
+    def setup(self, trainer, pl_module, stage):
+        # each process serves its part of every epoch (the process group exists by now)
+        for loader in (self.train_loader, self.val_loader):
+            sampler = self._sampler(loader) if loader is not None else None
+            if sampler is not None:  # the same steps for all only where gradients sync
+                sampler.set_replicas(trainer.world_size, trainer.global_rank,
+                                     even=loader is self.train_loader)
+
     def on_fit_start(self, trainer, pl_module):
         self._started = time.monotonic()
         if self.resume:
@@ -508,6 +543,17 @@ class RunStateCallback(pl.Callback):
             for name, value in point["buffers"].items():
                 pl_module.model.get_buffer(name).copy_(value)
         self.save_last(trainer, pl_module, point)
+
+
+def epoch_sampler(loader: Any):
+    """The :class:`~tunesmith.data.datasets.EpochSampler` behind a loader of
+    :func:`~tunesmith.data.datasets.make_dataloader` (its ``batch_sampler.sampler``), or
+    None for another loader."""
+    for sampler in (getattr(getattr(loader, "batch_sampler", None), "sampler", None),
+                    getattr(loader, "sampler", None)):
+        if isinstance(sampler, EpochSampler):
+            return sampler
+    return None
 
 
 def _note(message: str) -> None:
@@ -592,7 +638,7 @@ def _fit(model, train_loader, val_loader, run_dir: Path, has_val: bool, monitor:
                         objective=OBJECTIVES.get(settings.objective))
     state = RunStateCallback(run_dir, model_name=model_name, data_info=data_info, corpus=corpus,
                              split=split, settings=settings, resume=resume,
-                             train_loader=train_loader)
+                             train_loader=train_loader, val_loader=val_loader if has_val else None)
     state.monitor = monitor
     all_callbacks: list[pl.Callback] = [state]
     if settings.early_stopping_patience:
@@ -629,6 +675,11 @@ def _fit(model, train_loader, val_loader, run_dir: Path, has_val: bool, monitor:
         enable_model_summary=settings.progress_bar,
         default_root_dir=str(run_dir),
         limit_val_batches=settings.limit_val_batches,
+        # our loaders deal each epoch out to the processes themselves (EpochSampler):
+        # disjoint parts that cover it, and a resume part-way through an epoch
+        use_distributed_sampler=not all(epoch_sampler(loader) is not None for loader in
+                                        (train_loader, val_loader if has_val else None)
+                                        if loader is not None),
         # a sanity check would draw random numbers before the restored epoch
         num_sanity_val_steps=0 if resume else 2,
     )
@@ -749,7 +800,9 @@ def train(
     else:
         if model_name is None or data_spec is None:
             raise ConfigError("give a model (--model) and data (--data)")
-        if run_file.exists() or (out_dir / LAST_DIR).exists():
+        # DDP's other processes run this command again once the first has begun: the
+        # folder is the first one's to check, clear and write
+        if first_process() and (run_file.exists() or (out_dir / LAST_DIR).exists()):
             if not overwrite:
                 raise ConfigError(
                     f"{out_dir} already holds a training run; pass --resume to continue it, "
@@ -796,8 +849,9 @@ def train(
     model.set_output_mask(OutputMask.from_pieces(prepared.info, prepared.pieces("train")))
     loaders = make_loaders(prepared, train_settings)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_file, {"model_name": model_name, "options": dict(options or {}), "data": data,
-                          "settings": train_settings.to_dict()})
+    if first_process():
+        write_json(run_file, {"model_name": model_name, "options": dict(options or {}),
+                              "data": data, "settings": train_settings.to_dict()})
     split = {"counts": prepared.n_pieces, "method": prepared.split_source,
              "valid_ids": prepared.ids("valid")[:1000], "test_ids": prepared.ids("test")[:1000]}
     return fit(model, loaders[0], loaders[1], out_dir, model_name=model_name,
@@ -817,15 +871,18 @@ def clear_run(out_dir: Path) -> None:
 
 def make_loaders(prepared, settings: TrainSettings):
     """Train and validation loaders from the data layer (validation may be None)."""
+    buckets = settings.length_buckets
+    if buckets is None:  # whole pieces of very different lengths: batch like with like
+        buckets = settings.window is None
     train_loader = make_dataloader(prepared, "train", batch_size=settings.batch_size,
                                    window=settings.window, shuffle=True, seed=settings.seed,
                                    num_workers=settings.num_workers,
                                    transpose=tuple(settings.transpose or (0, 0)),
-                                   length_buckets=settings.length_buckets)
+                                   length_buckets=buckets)
     if not prepared.ids("valid"):
         return train_loader, None
     val_loader = make_dataloader(prepared, "valid", batch_size=settings.batch_size,
                                  window=settings.window, shuffle=False, seed=settings.seed,
                                  num_workers=settings.num_workers,
-                                 length_buckets=settings.length_buckets)
+                                 length_buckets=buckets)
     return train_loader, val_loader
