@@ -39,13 +39,3 @@ def mu_law_decode(bins, bits: int = 8):
         return torch.sign(y) * torch.expm1(y.abs() * math.log1p(mu)) / mu
     y = np.asarray(bins, np.float64) / mu * 2 - 1
     return (np.sign(y) * np.expm1(np.abs(y) * math.log1p(mu)) / mu).astype(np.float32)
-
-
-def mu_law_step(audio, bits: int = 8):
-    """The width of the quantisation cell around each sample (float, same kind): the
-    round-trip error bound is half of it. d x / d y = ln(1+μ)(1+μ|x|)/μ per unit of y,
-    and a bin is 2/μ of y."""
-    mu = _mu(bits)
-    if isinstance(audio, torch.Tensor):
-        return (2 / mu) * math.log1p(mu) * (1 + mu * audio.abs()) / mu
-    return (2 / mu) * math.log1p(mu) * (1 + mu * np.abs(audio)) / mu

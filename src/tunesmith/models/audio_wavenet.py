@@ -262,7 +262,7 @@ class AudioWaveNet(GenerativeModel):
                 else:
                     cond = self._upsample(frame_cond, steps)
                     for t in range(n_prime, steps):
-                        start = 0 if window is None else max(0, t + 1 - window)
+                        start = 0 if window is None else max(0, t - window)  # bins t-window … t-1 seen
                         part = None if cond is None else cond[:, :, start : t + 1]
                         logits = self.logits(bins[:, start : t + 1], cond=part)[:, :, -1]
                         bins[:, t] = _draw(logits, uniforms[:, t], temperature)
