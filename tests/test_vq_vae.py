@@ -94,7 +94,7 @@ def test_trains_reconstructs_better_and_checkpoints(tmp_path):
     run = train_audio("vq-vae", data, options, tmp_path / "run", window=1024, batch_size=4,
                       max_steps=40, epochs=None, threads=1, lr=3e-3, progress_bar=False,
                       loggers=False, early_stopping_patience=0)
-    model, meta = load_checkpoint(run)
+    model, _meta = load_checkpoint(run)
     assert isinstance(model, VQVAE) and model.config.sample_rate == 8000
     audio = torch.tensor(data.audio(0)[:2048])[None]
     codes = model.encode(audio)

@@ -206,7 +206,7 @@ def _prepare_rendered(spec, symbolic, sample_rate, max_seconds, progress) -> Aud
     if abs(hop - round(hop)) > 1e-9:
         raise ConfigError(f"a roll frame ({frame_seconds} s) is not a whole number of samples "
                           f"at {sample_rate} Hz; choose another sample rate or resolution")
-    hop = int(round(hop))
+    hop = round(hop)
     ids, splits, pieces, rolls, skipped = [], [], [], [], list(symbolic.skipped)
     all_rolls = symbolic.pieces()
     all_onsets = symbolic.onsets()

@@ -160,3 +160,71 @@ def mu_law_codec(audio: np.ndarray, sample_rate: int, codec_rate: int, bits: int
     out = np.zeros(len(audio), np.float32)
     out[: min(len(out), len(back))] = back[: len(out)]
     return out
+
+
+# ------------------------------------------------------------------------------ reports
+
+
+def _test_pieces(data, seconds: float, pieces: int | None):
+    indices = data.indices("test") or data.indices(None)
+    return indices[:pieces] if pieces else indices, int(seconds * data.sample_rate)
+
+
+@torch.no_grad()
+def wavenet_report(model, data, seconds: float = 4.0, pieces: int | None = None,
+                   speed_samples: int = 2000) -> dict:
+    """Test NLL (bits per sample) over the first ``seconds`` of each test piece, the μ-law
+    unigram beside it, and cached sampling speed (samples per second, one stream)."""
+    import time
+
+    indices, n = _test_pieces(data, seconds, pieces)
+    total, count, test_audio = 0.0, 0, []
+    for i in indices:
+        audio = torch.tensor(data.audio(i)[:n])[None]
+        test_audio.append(audio[0].numpy())
+        condition = {}
+        if model.config.local_channels:
+            frames = -(-audio.shape[1] // data.hop)
+            condition["roll"] = torch.tensor(data.roll(i)[:frames], dtype=torch.float32)[None]
+        total += float(model.sample_nll(audio, condition).sum()) / math.log(2)
+        count += audio.shape[1]
+    train = [data.audio(i) for i in data.indices("train")[:100]] or test_audio
+    condition = None
+    if model.config.local_channels:
+        condition = {"roll": torch.tensor(data.roll(indices[0]), dtype=torch.float32)[None]}
+        speed_samples = min(speed_samples, len(data.roll(indices[0])) * data.hop)
+    start = time.perf_counter()
+    model.generate(1, speed_samples, condition=condition)
+    elapsed = time.perf_counter() - start
+    return {"test pieces": len(indices), "test samples": count,
+            "test NLL (bits per sample)": total / count,
+            "mu-law unigram (bits per sample)": unigram_bits(train, test_audio,
+                                                             model.config.bits),
+            "sampling speed (samples/s, 1 stream)": speed_samples / elapsed}
+
+
+@torch.no_grad()
+def vqvae_report(model, data, seconds: float = 4.0, pieces: int | None = None) -> dict:
+    """Reconstruction distances of the test pieces' first ``seconds``, codebook usage
+    and perplexity of their codes, and the bitrate."""
+    indices, n = _test_pieces(data, seconds, pieces)
+    rows, codes = [], [[] for _ in range(1 + bool(model.config.top_strides))]
+    for i in indices:
+        audio = torch.tensor(data.audio(i)[:n])[None]
+        level_codes = model.encode(audio)
+        for level, c in enumerate(level_codes):
+            codes[level].append(c.reshape(-1).numpy())
+        recon = model.decode(level_codes, audio.shape[1])[0].numpy()
+        target = audio[0].numpy()
+        rows.append((multi_resolution_stft_distance(recon, target),
+                     log_mel_distance(recon, target, data.sample_rate), si_sdr(recon, target)))
+    mean = np.nanmean(np.array(rows), axis=0)
+    report = {"test pieces": len(indices), "bitrate (bits/s)": model.config.bitrate,
+              "multi-resolution STFT distance": float(mean[0]),
+              "log-mel distance": float(mean[1]), "SI-SDR (dB)": float(mean[2])}
+    for level, level_codes in enumerate(codes):
+        stats = codebook_stats(np.concatenate(level_codes), model.config.codebook_size)
+        name = "bottom" if level == 0 else "top"
+        report[f"{name} codes used (fraction)"] = stats["usage"]
+        report[f"{name} code perplexity"] = stats["perplexity"]
+    return report

@@ -37,7 +37,7 @@ from torch import nn
 from tunesmith.audio.mulaw import mu_law_decode, mu_law_encode
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel, ModelConfig
-from tunesmith.models.wavenet import CausalConv1d, GatedResidualLayer
+from tunesmith.models.wavenet import GatedResidualLayer
 
 
 @dataclasses.dataclass
@@ -155,7 +155,7 @@ class AudioWaveNet(GenerativeModel):
             roll = condition.get("roll")
             if roll is None:
                 raise ConfigError("this model is conditioned on a piano-roll; pass one "
-                                  "(condition['roll'], (B, F, %d))" % c.local_channels)
+                                  f"(condition['roll'], (B, F, {c.local_channels}))")
             roll = torch.as_tensor(roll, dtype=torch.float32, device=device)
             if roll.dim() == 2:
                 roll = roll[None]
@@ -262,7 +262,8 @@ class AudioWaveNet(GenerativeModel):
                 else:
                     cond = self._upsample(frame_cond, steps)
                     for t in range(n_prime, steps):
-                        start = 0 if window is None else max(0, t - window)  # bins t-window … t-1 seen
+                        # bins t - window … t - 1 are seen
+                        start = 0 if window is None else max(0, t - window)
                         part = None if cond is None else cond[:, :, start : t + 1]
                         logits = self.logits(bins[:, start : t + 1], cond=part)[:, :, -1]
                         bins[:, t] = _draw(logits, uniforms[:, t], temperature)

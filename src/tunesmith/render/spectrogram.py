@@ -3,6 +3,8 @@ written as a PNG, beside every WAV the audio commands write."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -27,3 +29,15 @@ def spectrogram_png(audio: np.ndarray, sample_rate: int, path, title: str = "") 
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def write_wav_and_png(path_stem: str | Path, audio: np.ndarray, sample_rate: int,
+                      title: str = "") -> list[Path]:
+    """``STEM.wav`` (16-bit mono) and ``STEM.png`` (its log-mel spectrogram)."""
+    from tunesmith.audio.io import write_audio
+
+    stem = Path(path_stem)
+    wav = write_audio(stem.with_suffix(".wav"), audio, sample_rate)
+    png = stem.with_suffix(".png")
+    spectrogram_png(audio, sample_rate, png, title or stem.name)
+    return [wav, png]

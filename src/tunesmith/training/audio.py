@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
 
 from tunesmith.data.audio import AudioData, audio_loader, prepare_audio
 from tunesmith.errors import ConfigError
@@ -84,3 +86,95 @@ def train_audio(model_name: str, data: str | AudioData, options: dict | None = N
              "test_ids": [data.ids[i] for i in data.indices("test")][:1000]}
     return fit(model, train_loader, val_loader, out_dir, model_name=model_name,
                settings=train_settings, data_info=None, corpus=corpus, split=split)
+
+
+# ------------------------------------------------------------------------------ the prior
+
+
+class CodeWindows(Dataset):
+    """Windows of ``context`` code tokens over the pieces' code sequences (piece by
+    piece, non-overlapping, the last one padded and masked)."""
+
+    def __init__(self, sequences: list[torch.Tensor], context: int):
+        self.sequences, self.context = sequences, context
+        self.items = [(i, start) for i, seq in enumerate(sequences)
+                      for start in range(0, max(1, len(seq) - 1), context)]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, key):
+        index = key[0] if isinstance(key, tuple) else key
+        piece, start = self.items[index]
+        seq = self.sequences[piece][start : start + self.context]
+        tokens = torch.zeros(self.context, dtype=torch.long)
+        mask = torch.zeros(self.context, dtype=torch.bool)
+        tokens[: len(seq)], mask[: len(seq)] = seq, True
+        return {"tokens": tokens, "mask": mask}
+
+
+@torch.no_grad()
+def encode_pieces(vq_model, data: AudioData, split: str, level: int = 0,
+                  chunk_seconds: float = 8.0) -> list[torch.Tensor]:
+    """The code sequence (N,) of each piece of a split (level 0: the bottom codes)."""
+    chunk = int(chunk_seconds * data.sample_rate)
+    chunk -= chunk % vq_model.frame
+    out = []
+    for i in data.indices(split):
+        audio = torch.tensor(data.audio(i))
+        parts = [vq_model.encode(audio[s : s + chunk][None])[level][0]
+                 for s in range(0, len(audio), chunk)]
+        out.append(torch.cat(parts))
+    return out
+
+
+def train_prior(vq_checkpoint: str | Path, data: str | AudioData, options: dict | None = None,
+                out_dir: str | Path = "runs/prior", *, prior: str = "music-transformer",
+                max_seconds: float | None = None, overwrite: bool = False,
+                **settings: Any) -> Path:
+    """Train an autoregressive token family (default the ``music-transformer``) over the
+    bottom-level codes of a VQ-VAE checkpoint on ``data``'s pieces; returns the run."""
+    from tunesmith.data.datasets import EpochSampler
+    from tunesmith.models.vq_vae import VQVAE
+    from tunesmith.training.checkpoint import load_checkpoint
+
+    out_dir = Path(out_dir)
+    if (out_dir / RUN_FILE).exists() and not overwrite:
+        raise ConfigError(f"{out_dir} already holds a training run; pass --overwrite")
+    if (out_dir / RUN_FILE).exists():
+        clear_run(out_dir)
+    vq_model, vq_meta = load_checkpoint(vq_checkpoint)
+    if not isinstance(vq_model, VQVAE):
+        raise ConfigError(f"{vq_checkpoint} holds {vq_meta['model_name']!r}, not a vq-vae")
+    train_settings = TrainSettings.from_dict(settings)
+    if not isinstance(data, AudioData):
+        data = prepare_audio(data, vq_model.config.sample_rate, max_seconds=max_seconds,
+                             progress=train_settings.progress_bar)
+    if data.sample_rate != vq_model.config.sample_rate:
+        raise ConfigError(f"the data is at {data.sample_rate} Hz, the VQ-VAE at "
+                          f"{vq_model.config.sample_rate} Hz")
+    k = vq_model.config.codebook_size
+    model_options = {"vocab_size": k, "constrained": False, "transpose": 0,
+                     **(options or {})}
+    model = registry.build(prior, model_options)
+    context = train_settings.window or model.config.context
+    pl.seed_everything(train_settings.seed, workers=True, verbose=False)
+    loaders = []
+    for split, shuffle in (("train", True), ("valid", False)):
+        if not data.indices(split):
+            loaders.append(None)
+            continue
+        dataset = CodeWindows(encode_pieces(vq_model, data, split), context)
+        generator = torch.Generator()
+        generator.manual_seed(train_settings.seed)
+        loaders.append(DataLoader(dataset, batch_size=train_settings.batch_size,
+                                  sampler=EpochSampler(len(dataset), shuffle=shuffle,
+                                                       seed=train_settings.seed),
+                                  generator=generator))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    corpus = {**data.describe(), "vq_vae": str(vq_checkpoint),
+              "codes_per_second": vq_model.config.sample_rate / vq_model.config.hop}
+    write_json(out_dir / RUN_FILE, {"model_name": prior, "options": model_options,
+                                    "data": corpus, "settings": train_settings.to_dict()})
+    return fit(model, loaders[0], loaders[1], out_dir, model_name=prior,
+               settings=train_settings, data_info=None, corpus=corpus, split=None)
