@@ -275,7 +275,8 @@ def register(app: typer.Typer) -> None:
         prepared = prepare_audio(spec, rate, max_seconds=max(seconds, 1.0), progress=False)
         if type(model).family == "vq-vae":
             report = vqvae_report(model, prepared, seconds, pieces)
-            first = torch.tensor(prepared.audio(prepared.indices("test")[0])[: int(seconds * rate)])
+            piece = (prepared.indices("test") or prepared.indices(None))[0]
+            first = torch.tensor(prepared.audio(piece)[: int(seconds * rate)])
             _write(out / "test-recon", model.reconstruct(first[None])[0].numpy(), rate,
                    "test piece: reconstruction")
         else:

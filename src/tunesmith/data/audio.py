@@ -284,16 +284,18 @@ class AudioWindows(Dataset):
     """Fixed windows of ``window`` samples over a split's pieces, in piece order.
 
     Item k is window ``k`` of the split: piece by piece, non-overlapping, starting at
-    sample 0 of each piece (for rendered data ``window`` must be a multiple of the hop,
-    so each window holds whole roll frames). The last, partial window of a piece is
+    sample 0 of each piece (with the rolls of rendered data, ``window`` must be a multiple
+    of the hop, so each window holds whole roll frames). The last, partial window of a piece is
     padded with silence and masked; ``windows_per_piece`` caps the windows a piece gives.
     """
 
     def __init__(self, data: AudioData, split: str, window: int,
-                 windows_per_piece: int | None = None, corpus_id: int = 0):
+                 windows_per_piece: int | None = None, corpus_id: int = 0,
+                 rolls: bool = True):
         if window < 2:
             raise ConfigError(f"window must be >= 2 samples, got {window}")
-        if data.has_rolls and window % data.hop:
+        self.rolls = rolls and data.has_rolls
+        if self.rolls and window % data.hop:
             raise ConfigError(f"window ({window}) must be a multiple of the roll hop "
                               f"({data.hop} samples) for {data.spec}")
         self.data, self.window, self.corpus_id = data, window, corpus_id
@@ -320,7 +322,7 @@ class AudioWindows(Dataset):
         mask[: len(audio)] = True
         item = {"audio": torch.from_numpy(out), "mask": torch.from_numpy(mask),
                 "corpus_id": torch.tensor(self.corpus_id)}
-        if self.data.has_rolls:
+        if self.rolls:
             hop = self.data.hop
             frames = self.window // hop
             roll = self.data.roll(piece)[start // hop : start // hop + frames]
@@ -332,12 +334,13 @@ class AudioWindows(Dataset):
 
 def audio_loader(data: AudioData, split: str, window: int, batch_size: int, *,
                  shuffle: bool = True, seed: int = 0,
-                 windows_per_piece: int | None = None) -> DataLoader:
-    """A DataLoader of window batches; its :class:`EpochSampler` orders each epoch by
-    (seed, epoch) alone, so the trainer's exact resume works as for symbolic data."""
+                 windows_per_piece: int | None = None, rolls: bool = True) -> DataLoader:
+    """A DataLoader of window batches (with the rolls of rendered data unless ``rolls``
+    is False); its :class:`EpochSampler` orders each epoch by (seed, epoch) alone, so the
+    trainer's exact resume works as for symbolic data."""
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-    dataset = AudioWindows(data, split, window, windows_per_piece)
+    dataset = AudioWindows(data, split, window, windows_per_piece, rolls=rolls)
     generator = torch.Generator()
     generator.manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size,

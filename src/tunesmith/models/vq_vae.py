@@ -233,8 +233,17 @@ class VQVAE(GenerativeModel):
             q = q + top_up
         return torch.tanh(self.decoder(q))[:, 0]  # (B, T)
 
+    @torch.no_grad()
     def reconstruct(self, audio: torch.Tensor) -> torch.Tensor:
-        """(B, T) -> (B, T) through the codes."""
+        """(B, T) -> (B, T) through the codes (no gradients; eval-mode codebook)."""
+        was = self.training
+        self.eval()
+        try:
+            return self._reconstruct(audio)
+        finally:
+            self.train(was)
+
+    def _reconstruct(self, audio: torch.Tensor) -> torch.Tensor:
         q, top_up, _, _ = self._quantise(audio)
         return self._decode_latent(q, top_up)[:, : audio.shape[1]]
 

@@ -71,12 +71,15 @@ def train_audio(model_name: str, data: str | AudioData, options: dict | None = N
     pl.seed_everything(train_settings.seed, workers=True, verbose=False)
     model = build_audio_model(model_name, options, data)
     window = train_settings.window
+    rolls = bool(getattr(model.config, "local_channels", 0))  # only a synthesiser reads them
     train_loader = audio_loader(data, "train", window, train_settings.batch_size,
-                                seed=train_settings.seed, windows_per_piece=windows_per_piece)
+                                seed=train_settings.seed, windows_per_piece=windows_per_piece,
+                                rolls=rolls)
     val_loader = None
     if data.indices("valid"):
         val_loader = audio_loader(data, "valid", window, train_settings.batch_size,
-                                  shuffle=False, windows_per_piece=windows_per_piece)
+                                  shuffle=False, windows_per_piece=windows_per_piece,
+                                  rolls=rolls)
     out_dir.mkdir(parents=True, exist_ok=True)
     corpus = data.describe()
     write_json(out_dir / RUN_FILE, {"model_name": model_name, "options": dict(options or {}),
