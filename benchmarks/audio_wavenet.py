@@ -14,8 +14,8 @@ few hundred samples.
 
 Usage::
 
-    python benchmarks/audio_wavenet.py train --variant cond --minutes 12 --out /tmp/awn
-    python benchmarks/audio_wavenet.py train --variant uncond --minutes 12 --out /tmp/awn
+    python benchmarks/audio_wavenet.py train --variant cond --steps 500 --out /tmp/awn
+    python benchmarks/audio_wavenet.py train --variant uncond --steps 500 --out /tmp/awn
     python benchmarks/audio_wavenet.py nll --out /tmp/awn
     python benchmarks/audio_wavenet.py speed
 """
@@ -33,11 +33,11 @@ import numpy as np
 import torch
 
 from tunesmith.data.audio import prepare_audio
-from tunesmith.evaluation.audio import lpc_bits, unigram_bits
+from tunesmith.evaluation.audio import log_mel_distance, lpc_bits, unigram_bits
 from tunesmith.generation.sampling import SamplingControls
 from tunesmith.models.audio_wavenet import AudioWaveNet, Config
 
-SIZE = {"channels": 32, "skip_channels": 64, "levels": 10, "blocks": 1}
+SIZE = {"channels": 24, "skip_channels": 48, "levels": 10, "blocks": 1}
 
 
 def data(seconds: float):
@@ -50,7 +50,8 @@ def train(args) -> None:
 
     options = dict(SIZE, roll_conditioned=args.variant == "cond")
     train_audio("audio-wavenet", data(args.seconds), options, Path(args.out) / args.variant,
-                overwrite=True, window=4000, batch_size=8, epochs=None, max_time=args.minutes,
+                overwrite=True, window=4000, batch_size=4, epochs=None, max_time=args.minutes,
+                max_steps=args.steps,
                 lr=2e-3, lr_schedule="constant", threads=1, windows_per_piece=None,
                 limit_val_batches=20, early_stopping_patience=0, progress_bar=False,
                 loggers=False)
@@ -83,14 +84,33 @@ def nll(args) -> None:
     train_audio = [prepared.audio(i) for i in prepared.indices("train")]
     rows = {"mu-law unigram": unigram_bits(train_audio, test_audio),
             "LPC-32, adaptive Laplace over mu-law bins": lpc_bits(train_audio, test_audio)}
+    models = {}
     for variant in ("uncond", "cond"):
         model, meta = load_checkpoint(Path(args.out) / variant)
+        models[variant] = model
         run = meta["training"].get("run", meta["training"])
         label = f"WaveNet {'piano-roll conditioned' if variant == 'cond' else 'unconditioned'}"
         rows[label] = model_bits(model, prepared, test, args.eval_seconds)
-        rows[label + " (steps)"] = run.get("steps", run.get("global_step"))
+        rows[label + " (training steps)"] = run.get("global_step")
+    # MIDI-to-audio: the conditioned model's synthesis of held-out chorales vs an
+    # unconditioned sample, each as log-mel distance to the SoundFont rendering
+    synthesis = {"synthesis": [], "unconditioned sample": []}
+    frames = int(args.synth_seconds * prepared.sample_rate) // prepared.hop
+    for k, i in enumerate(test[: args.synth_pieces]):
+        roll = prepared.roll(i)[:frames].astype(np.float32)
+        reference = prepared.audio(i)[: frames * prepared.hop]
+        controls = SamplingControls(seed=k)
+        synth = models["cond"].generate(1, len(reference), controls,
+                                        condition={"roll": torch.tensor(roll)[None]})[0]
+        sample = models["uncond"].generate(1, len(reference), controls)[0]
+        synthesis["synthesis"].append(log_mel_distance(synth.numpy(), reference, 16000))
+        synthesis["unconditioned sample"].append(
+            log_mel_distance(sample.numpy(), reference, 16000))
     print(json.dumps({"test pieces": len(test), "seconds each": args.eval_seconds,
                       "samples": sum(len(a) for a in test_audio), "bits per sample": rows,
+                      "log-mel distance to the SoundFont rendering "
+                      f"({args.synth_pieces} test chorales, {args.synth_seconds} s)":
+                      {k: round(float(np.mean(v)), 3) for k, v in synthesis.items()},
                       "machine": machine()}, indent=1))
 
 
@@ -129,9 +149,6 @@ def speed(args) -> None:
         results[f"speed-up over full-prefix naive at {seconds} s"] = round(naive / cached[seconds])
     # windowed naive: one forward pass over the receptive field per sample
     steps = 300
-    start = time.perf_counter()
-    model.generate_naive(1, 2 * model.receptive_field + steps, SamplingControls(seed=0),
-                         window=model.receptive_field) if args.full_window else None
     window = model.receptive_field
     with torch.inference_mode():
         start = time.perf_counter()
@@ -154,15 +171,17 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train")
     p.add_argument("--variant", choices=("cond", "uncond"), required=True)
-    p.add_argument("--minutes", type=float, default=12)
+    p.add_argument("--minutes", type=float, default=25)
+    p.add_argument("--steps", type=int, default=500, help="the same for both variants")
     p.add_argument("--seconds", type=float, default=8, help="first seconds of each chorale")
     p.add_argument("--out", default="/tmp/audio-wavenet-bench")
     p = sub.add_parser("nll")
     p.add_argument("--seconds", type=float, default=8)
     p.add_argument("--eval-seconds", type=float, default=4)
+    p.add_argument("--synth-pieces", type=int, default=3)
+    p.add_argument("--synth-seconds", type=float, default=2)
     p.add_argument("--out", default="/tmp/audio-wavenet-bench")
     p = sub.add_parser("speed")
-    p.add_argument("--full-window", action="store_true")
     args = parser.parse_args()
     {"train": train, "nll": nll, "speed": speed}[args.command](args)
 
