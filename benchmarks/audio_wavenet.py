@@ -83,7 +83,8 @@ def nll(args) -> None:
     test_audio = [prepared.audio(i)[:n] for i in test]
     train_audio = [prepared.audio(i) for i in prepared.indices("train")]
     rows = {"mu-law unigram": unigram_bits(train_audio, test_audio),
-            "LPC-32, adaptive Laplace over mu-law bins": lpc_bits(train_audio, test_audio)}
+            "LPC-32, adaptive Laplace over mu-law bins":
+                lpc_bits(train_audio[: args.lpc_pieces], test_audio)}
     models = {}
     for variant in ("uncond", "cond"):
         model, meta = load_checkpoint(Path(args.out) / variant)
@@ -177,9 +178,10 @@ def main() -> None:
     p.add_argument("--out", default="/tmp/audio-wavenet-bench")
     p = sub.add_parser("nll")
     p.add_argument("--seconds", type=float, default=8)
-    p.add_argument("--eval-seconds", type=float, default=4)
-    p.add_argument("--synth-pieces", type=int, default=3)
-    p.add_argument("--synth-seconds", type=float, default=2)
+    p.add_argument("--eval-seconds", type=float, default=2)
+    p.add_argument("--lpc-pieces", type=int, default=100, help="train pieces the LPC fits")
+    p.add_argument("--synth-pieces", type=int, default=2)
+    p.add_argument("--synth-seconds", type=float, default=1)
     p.add_argument("--out", default="/tmp/audio-wavenet-bench")
     p = sub.add_parser("speed")
     args = parser.parse_args()
