@@ -45,10 +45,15 @@ def log_mel_distance(estimate, target, sample_rate: int) -> float:
     return float((log_mel(estimate, sample_rate) - log_mel(target, sample_rate)).abs().mean())
 
 
+#: a target whose peak is below this (−80 dBFS) is silence: relative measures are undefined
+SILENCE = 1e-4
+
+
 def multi_resolution_stft_distance(estimate, target) -> float:
-    """Spectral convergence + log-STFT L1, averaged over 3 resolutions; NaN if too short."""
+    """Spectral convergence + log-STFT L1, averaged over 3 resolutions; NaN if too short
+    or the target is silent (spectral convergence divides by its norm)."""
     estimate, target = _pair(estimate, target)
-    if len(target) < 2048:
+    if len(target) < 2048 or float(target.abs().max()) < SILENCE:
         return math.nan
     return float(multi_resolution_stft_loss(estimate[None], target[None]))
 
@@ -56,6 +61,8 @@ def multi_resolution_stft_distance(estimate, target) -> float:
 def si_sdr(estimate, target) -> float:
     """Scale-invariant SDR in dB; NaN for a silent target."""
     estimate, target = _pair(estimate, target)
+    if len(target) == 0 or float(target.abs().max()) < SILENCE:
+        return math.nan
     estimate, target = estimate.double() - estimate.double().mean(), target.double()
     target = target - target.mean()
     energy = float(target @ target)
