@@ -58,3 +58,14 @@ def test_baselines_order_on_a_predictable_signal():
     assert 0 < lpc < unigram < 8  # a sinusoid is linearly predictable
     out = mu_law_codec(test[0], 16000, 4000, 8)
     assert out.shape == test[0].shape and si_sdr(out, test[0]) > 20
+
+
+def test_wav_and_png_keep_dotted_stems(tmp_path):
+    import soundfile
+
+    from tunesmith.render.spectrogram import write_wav_and_png
+
+    paths = write_wav_and_png(tmp_path / "bwv108.6-synth", tone(440), 16000)
+    assert [p.name for p in paths] == ["bwv108.6-synth.wav", "bwv108.6-synth.png"]
+    audio, rate = soundfile.read(paths[0])
+    assert rate == 16000 and len(audio) == 8000 and paths[1].stat().st_size > 1000

@@ -292,7 +292,7 @@ def register(app: typer.Typer) -> None:
     @audio_app.command("demo")
     def demo_command(
         out: Path = typer.Option(Path("audio-demo"), "--out"),
-        minutes: float = typer.Option(7.0, "--minutes", help="Total training time budget."),
+        minutes: float = typer.Option(5.0, "--minutes", help="Total training time budget."),
         threads: int = typer.Option(2, "--threads"),
     ) -> None:
         """Train briefly on rendered:bach-chorales at 16 kHz; write a VQ-VAE reconstruction,

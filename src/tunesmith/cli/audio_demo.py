@@ -33,7 +33,7 @@ RATE = 16000
 SECONDS = 4.0
 
 
-def run_demo(out: Path, minutes: float = 7.0, threads: int = 2) -> Iterator[str]:
+def run_demo(out: Path, minutes: float = 5.0, threads: int = 2) -> Iterator[str]:
     """Train and write the demo's files under ``out``; yields progress lines."""
     start = time.monotonic()
     out = Path(out)
@@ -62,7 +62,7 @@ def run_demo(out: Path, minutes: float = 7.0, threads: int = 2) -> Iterator[str]
     prior, _ = load_checkpoint(prior_run)
     wavenet, _wn_meta = load_checkpoint(wn_run)
     piece = data.indices("test")[0]
-    chorale = data.ids[piece].replace("/", "-")
+    chorale = Path(data.ids[piece]).stem.replace("/", "-")
     reference = data.audio(piece)  # the SoundFont rendering of the chorale's notes
     roll = data.roll(piece).astype("float32")
     controls = SamplingControls(seed=0)

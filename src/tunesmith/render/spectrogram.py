@@ -36,8 +36,8 @@ def write_wav_and_png(path_stem: str | Path, audio: np.ndarray, sample_rate: int
     """``STEM.wav`` (16-bit mono) and ``STEM.png`` (its log-mel spectrogram)."""
     from tunesmith.audio.io import write_audio
 
-    stem = Path(path_stem)
-    wav = write_audio(stem.with_suffix(".wav"), audio, sample_rate)
-    png = stem.with_suffix(".png")
+    stem = Path(path_stem)  # "bwv108.6-synth": the suffix is appended, never replaced
+    wav = write_audio(stem.parent / f"{stem.name}.wav", audio, sample_rate)
+    png = stem.parent / f"{stem.name}.png"
     spectrogram_png(audio, sample_rate, png, title or stem.name)
     return [wav, png]
