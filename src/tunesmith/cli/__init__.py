@@ -18,7 +18,7 @@ from tunesmith.errors import TunesmithError
 
 #: modules under tunesmith.cli that define ``register(app: typer.Typer)``
 COMMAND_MODULES = ["data", "models", "train", "generate", "render", "evaluate", "bench", "demo",
-                   "vae", "gan", "groove", "studio"]
+                   "vae", "gan", "groove", "audio", "studio"]
 
 console = Console(stderr=True)
 

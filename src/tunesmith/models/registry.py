@@ -41,9 +41,20 @@ FAMILIES: dict[str, tuple[str, dict]] = {
     "gpt-events": ("tunesmith.models.gpt:EventGPT", {}),
 }
 
+#: the audio domain's families (``tunesmith audio ...``): same contract, data from
+#: :mod:`tunesmith.data.audio` instead of a symbolic representation
+AUDIO_FAMILIES: dict[str, tuple[str, dict]] = {
+    "audio-wavenet": ("tunesmith.models.audio_wavenet:AudioWaveNet", {}),
+    "vq-vae": ("tunesmith.models.vq_vae:VQVAE", {}),
+}
+
 
 def family_names() -> list[str]:
     return sorted(FAMILIES)
+
+
+def audio_family_names() -> list[str]:
+    return sorted(AUDIO_FAMILIES)
 
 
 def check_name(name: str) -> str:
@@ -65,12 +76,13 @@ def preset_options(name: str) -> dict:
 
 
 def _entry(name: str) -> tuple[str, dict]:
-    try:
-        return FAMILIES[name]
-    except KeyError:
+    entry = FAMILIES.get(name) or AUDIO_FAMILIES.get(name)
+    if entry is None:
         raise ConfigError(
-            f"unknown model {name!r}; available: {', '.join(family_names()) or '(none)'}"
-        ) from None
+            f"unknown model {name!r}; available: {', '.join(family_names()) or '(none)'} "
+            f"(audio: {', '.join(audio_family_names())})"
+        )
+    return entry
 
 
 def build(name: str, options: dict | None = None, data_info: DataInfo | None = None):

@@ -1,0 +1,192 @@
+"""Audio WaveNet benchmarks: test NLL against μ-law unigram and LPC baselines, and cached
+sampling speed against naive generation.
+
+NLL: two WaveNets of one size, one conditioned on the piano-roll and one not, trained for
+the same time on ``rendered:bach-chorales`` at 16 kHz (first ``--seconds`` of each
+chorale), scored on the held-out test chorales beside a μ-law unigram and an order-32
+LPC with a backward-adaptive Laplace residual over the same 256 μ-law bins
+(:mod:`tunesmith.evaluation.audio`). Speed: a 20-layer, 64-channel WaveNet on one thread
+sampling 1 s and 4 s of audio with the queue sampler; naive generation (a full forward
+pass over the prefix per sample) timed on forward passes at several prefix lengths and
+integrated over the length (running it outright at 4 s would take hours), and the
+windowed naive sampler (a forward pass over the receptive field per sample) timed on a
+few hundred samples.
+
+Usage::
+
+    python benchmarks/audio_wavenet.py train --variant cond --steps 500 --out /tmp/awn
+    python benchmarks/audio_wavenet.py train --variant uncond --steps 500 --out /tmp/awn
+    python benchmarks/audio_wavenet.py nll --out /tmp/awn
+    python benchmarks/audio_wavenet.py speed
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tunesmith.data.audio import prepare_audio
+from tunesmith.evaluation.audio import log_mel_distance, lpc_bits, unigram_bits
+from tunesmith.models.audio_wavenet import AudioWaveNet, Config
+from tunesmith.models.sampling import SamplingControls
+
+SIZE = {"channels": 24, "skip_channels": 48, "levels": 10, "blocks": 1}
+
+
+def data(seconds: float):
+    return prepare_audio("rendered:bach-chorales", 16000, max_seconds=seconds, progress=False,
+                         report=False)
+
+
+def train(args) -> None:
+    from tunesmith.training.audio import train_audio
+
+    options = dict(SIZE, roll_conditioned=args.variant == "cond")
+    train_audio("audio-wavenet", data(args.seconds), options, Path(args.out) / args.variant,
+                overwrite=True, window=4000, batch_size=4, epochs=None, max_time=args.minutes,
+                max_steps=args.steps,
+                lr=2e-3, lr_schedule="constant", threads=1, windows_per_piece=None,
+                limit_val_batches=20, early_stopping_patience=0, progress_bar=False,
+                loggers=False)
+
+
+@torch.no_grad()
+def model_bits(model: AudioWaveNet, prepared, indices, seconds: float) -> float:
+    """Bits per sample over the first ``seconds`` of the given pieces."""
+    total, count = 0.0, 0
+    n = int(seconds * prepared.sample_rate)
+    for i in indices:
+        audio = torch.tensor(prepared.audio(i)[:n])[None]
+        condition = {}
+        if model.config.local_channels:
+            frames = -(-audio.shape[1] // prepared.hop)
+            condition["roll"] = torch.tensor(prepared.roll(i)[:frames], dtype=torch.float32)[None]
+        total += float(model.sample_nll(audio, condition).sum()) / math.log(2)
+        count += audio.shape[1]
+    return total / count
+
+
+def nll(args) -> None:
+    from tunesmith.training.checkpoint import load_checkpoint
+
+    torch.set_num_threads(1)
+    prepared = data(args.seconds)
+    test = prepared.indices("test")
+    n = int(args.eval_seconds * prepared.sample_rate)
+    test_audio = [prepared.audio(i)[:n] for i in test]
+    train_audio = [prepared.audio(i) for i in prepared.indices("train")]
+    rows = {"mu-law unigram": unigram_bits(train_audio, test_audio),
+            "LPC-32, adaptive Laplace over mu-law bins":
+                lpc_bits(train_audio[: args.lpc_pieces], test_audio)}
+    models = {}
+    for variant in ("uncond", "cond"):
+        model, meta = load_checkpoint(Path(args.out) / variant)
+        models[variant] = model
+        run = meta["training"].get("run", meta["training"])
+        label = f"WaveNet {'piano-roll conditioned' if variant == 'cond' else 'unconditioned'}"
+        rows[label] = model_bits(model, prepared, test, args.eval_seconds)
+        rows[label + " (training steps)"] = run.get("global_step")
+    # MIDI-to-audio: the conditioned model's synthesis of held-out chorales vs an
+    # unconditioned sample, each as log-mel distance to the SoundFont rendering
+    synthesis = {"synthesis": [], "unconditioned sample": []}
+    frames = int(args.synth_seconds * prepared.sample_rate) // prepared.hop
+    for k, i in enumerate(test[: args.synth_pieces]):
+        roll = prepared.roll(i)[:frames].astype(np.float32)
+        reference = prepared.audio(i)[: frames * prepared.hop]
+        controls = SamplingControls(seed=k)
+        synth = models["cond"].generate(1, len(reference), controls,
+                                        condition={"roll": torch.tensor(roll)[None]})[0]
+        sample = models["uncond"].generate(1, len(reference), controls)[0]
+        synthesis["synthesis"].append(log_mel_distance(synth.numpy(), reference, 16000))
+        synthesis["unconditioned sample"].append(
+            log_mel_distance(sample.numpy(), reference, 16000))
+    print(json.dumps({"test pieces": len(test), "seconds each": args.eval_seconds,
+                      "samples": sum(len(a) for a in test_audio), "bits per sample": rows,
+                      "log-mel distance to the SoundFont rendering "
+                      f"({args.synth_pieces} test chorales, {args.synth_seconds} s)":
+                      {k: round(float(np.mean(v)), 3) for k, v in synthesis.items()},
+                      "machine": machine()}, indent=1))
+
+
+def speed(args) -> None:
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = AudioWaveNet(Config(channels=64, skip_channels=64, levels=10, blocks=2)).eval()
+    rate = 16000
+    results = {"layers": 20, "channels": 64, "receptive field": model.receptive_field}
+    cached = {}
+    for seconds in (1, 4):
+        start = time.perf_counter()
+        model.generate(1, seconds * rate, SamplingControls(seed=0))
+        cached[seconds] = time.perf_counter() - start
+        results[f"cached {seconds} s: seconds"] = round(cached[seconds], 2)
+        results[f"cached {seconds} s: samples/s"] = round(seconds * rate / cached[seconds])
+    results["cached cost ratio 4 s / 1 s (linear = 4)"] = round(cached[4] / cached[1], 2)
+    # naive: time full forward passes over prefixes, fit a + b·L, integrate over t
+    lengths = [1000, 4000, 16000, 32000, 64000]
+    times = []
+    bins = torch.randint(0, 256, (1, 64000))
+    with torch.inference_mode():
+        for length in lengths:
+            model.logits(bins[:, :length])  # warm
+            start = time.perf_counter()
+            for _ in range(3):
+                model.logits(bins[:, :length])
+            times.append((time.perf_counter() - start) / 3)
+    b, a = np.polyfit(lengths, times, 1)
+    results["naive forward (s) at prefix lengths"] = dict(zip(lengths, [round(t, 4) for t in times],
+                                                              strict=True))
+    for seconds in (1, 4):
+        steps = seconds * rate
+        naive = a * steps + b * steps * (steps + 1) / 2
+        results[f"naive full-prefix {seconds} s: estimated seconds"] = round(naive, 1)
+        results[f"speed-up over full-prefix naive at {seconds} s"] = round(naive / cached[seconds])
+    # windowed naive: one forward pass over the receptive field per sample
+    steps = 300
+    window = model.receptive_field
+    with torch.inference_mode():
+        start = time.perf_counter()
+        for _ in range(steps):
+            model.logits(bins[:, : window + 1])
+        per_step = (time.perf_counter() - start) / steps
+    results["windowed naive: samples/s"] = round(1 / per_step)
+    results["speed-up over windowed naive"] = round(per_step * rate / cached[1], 1)
+    results["machine"] = machine()
+    print(json.dumps(results, indent=1))
+
+
+def machine() -> str:
+    return (f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} thread(s)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train")
+    p.add_argument("--variant", choices=("cond", "uncond"), required=True)
+    p.add_argument("--minutes", type=float, default=25)
+    p.add_argument("--steps", type=int, default=500, help="the same for both variants")
+    p.add_argument("--seconds", type=float, default=8, help="first seconds of each chorale")
+    p.add_argument("--out", default="/tmp/audio-wavenet-bench")
+    p = sub.add_parser("nll")
+    p.add_argument("--seconds", type=float, default=8)
+    p.add_argument("--eval-seconds", type=float, default=2)
+    p.add_argument("--lpc-pieces", type=int, default=100, help="train pieces the LPC fits")
+    p.add_argument("--synth-pieces", type=int, default=2)
+    p.add_argument("--synth-seconds", type=float, default=1)
+    p.add_argument("--out", default="/tmp/audio-wavenet-bench")
+    p = sub.add_parser("speed")
+    args = parser.parse_args()
+    {"train": train, "nll": nll, "speed": speed}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

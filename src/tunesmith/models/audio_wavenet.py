@@ -1,0 +1,356 @@
+"""WaveNet over raw audio: μ-law samples, a 256-way softmax, gated dilated residual stacks,
+global and local (piano-roll) conditioning, and cached (Fast WaveNet) generation.
+
+van den Oord et al. (2016), "WaveNet: a generative model for raw audio": audio is
+μ-law companded and quantised to 2^bits levels (§2.2), the model is a stack of causal
+dilated convolutions (kernel 2, dilations 1, 2, …, 2^(levels−1) repeated ``blocks``
+times, §2.1), each layer a gated unit z = tanh(W_f ∗ x + V_f c) ⊙ σ(W_g ∗ x + V_g c) with
+a 1×1 residual and skip output (§2.3-2.4); the skips are summed, then ReLU → 1×1 → ReLU
+→ 1×1 give the logits of the next sample's bin.
+
+**Conditioning** (§2.5). Global: a learned embedding of ``corpus_id`` (corpus or
+instrument). Local: a piano-roll ``roll`` (B, F, R) with one frame every ``local_hop``
+samples (sounding keys and onsets, as ``rendered:`` data gives), passed through a small
+non-causal convolution stack at the frame rate and upsampled by repetition; each layer
+adds its 1×1 projection V c. A model trained on ``rendered:CORPUS`` with a roll is a
+neural synthesiser: ``tunesmith audio synth FILE.mid`` renders any MIDI file through it.
+
+**Generation.** :meth:`AudioWaveNet.generate` runs one time step of each layer per
+sample (Paine et al. 2016, "Fast WaveNet generation algorithm"): with kernel 2 the layer
+at dilation d needs its input from d steps back, so each layer keeps a queue of d
+entries holding W_past · x of the last d steps; a step is one matrix product per layer
+for [W_now | W_past] · x_t, the gate and one for the residual/skip output. The
+conditioning projections are computed once per roll frame. :meth:`generate_naive`
+recomputes the whole prefix (or the last ``window`` samples) at every step; both draw
+the next bin by inverting the CDF at the same pre-drawn uniforms, so for a seed they give
+the same samples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tunesmith.audio.mulaw import mu_law_decode, mu_law_encode
+from tunesmith.errors import ConfigError
+from tunesmith.models.base import GenerativeModel, ModelConfig
+from tunesmith.models.wavenet import GatedResidualLayer
+
+
+@dataclasses.dataclass
+class Config(ModelConfig):
+    """Options of the audio WaveNet. (data) marks sizes the prepared audio sets."""
+
+    sample_rate: int = 16000  # (data) samples per second the model was trained at
+    bits: int = 8  # μ-law bits: a 2^bits-way softmax (8: 256 classes, as in the paper)
+    channels: int = 64  # residual channels
+    skip_channels: int = 64  # skip channels (= hidden size of the output stack)
+    levels: int = 10  # dilations 1 … 2^(levels-1) in a stack (10: 1 … 512)
+    blocks: int = 2  # stacks of those levels (2 × 10 = 20 layers, 2,047-sample field)
+    dilations: list[int] = dataclasses.field(default_factory=list)  # explicit; overrides above
+    n_global_classes: int = 0  # >0: learned embedding of batch key corpus_id (B,)
+    global_channels: int = 16  # size of that embedding
+    roll_conditioned: bool = False  # condition on the piano-roll of rendered: data (synth)
+    local_channels: int = 0  # (data) roll channels R of batch key roll (B, F, R); 0: none
+    local_hop: int = 0  # (data) samples per roll frame
+    local_hidden: int = 64  # channels of the conditioning stack over roll frames
+    local_kernel: int = 3  # its kernel (frames; centred: sees the next frames too)
+
+    def __post_init__(self):
+        if not 1 <= self.bits <= 16:
+            raise ConfigError(f"bits must be in 1..16, got {self.bits}")
+        for name in ("sample_rate", "channels", "skip_channels", "levels", "blocks",
+                     "global_channels", "local_hidden", "local_kernel"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if any(int(d) < 1 for d in self.dilations):
+            raise ConfigError(f"dilations must all be >= 1, got {self.dilations}")
+        if self.n_global_classes < 0 or self.local_channels < 0:
+            raise ConfigError("n_global_classes and local_channels must be >= 0")
+        if self.local_channels and self.local_hop < 1:
+            raise ConfigError("a roll-conditioned model needs local_hop >= 1 samples per frame")
+        if self.local_kernel % 2 == 0:
+            raise ConfigError(f"local_kernel must be odd (centred), got {self.local_kernel}")
+
+    def layer_dilations(self) -> list[int]:
+        if self.dilations:
+            return [int(d) for d in self.dilations]
+        return [2**i for i in range(self.levels)] * self.blocks
+
+    @property
+    def classes(self) -> int:
+        return 2**self.bits
+
+    @property
+    def cond_channels(self) -> int:
+        return ((self.global_channels if self.n_global_classes else 0)
+                + (self.local_hidden if self.local_channels else 0))
+
+
+class AudioWaveNet(GenerativeModel):
+    """μ-law WaveNet over audio samples (see the module docstring)."""
+
+    family = "audio-wavenet"
+    representation = "audio"
+    config_class = Config
+
+    def __init__(self, config: Config):
+        super().__init__(config)
+        c = config
+        self.embed = nn.Embedding(c.classes, c.channels)  # one-hot input → 1×1 conv
+        self.layers = nn.ModuleList(
+            GatedResidualLayer(c.channels, c.skip_channels, 2, d, c.cond_channels, 0.0)
+            for d in c.layer_dilations()
+        )
+        self.post = nn.Conv1d(c.skip_channels, c.skip_channels, 1)
+        self.out = nn.Conv1d(c.skip_channels, c.classes, 1)
+        self.corpus_embedding = (
+            nn.Embedding(c.n_global_classes, c.global_channels) if c.n_global_classes else None
+        )
+        self.local_net = None
+        if c.local_channels:
+            pad = c.local_kernel // 2
+            self.local_net = nn.Sequential(  # (B, R, F) -> (B, H_l, F), at the frame rate
+                nn.Conv1d(c.local_channels, c.local_hidden, c.local_kernel, padding=pad),
+                nn.Tanh(),
+                nn.Conv1d(c.local_hidden, c.local_hidden, c.local_kernel, padding=pad),
+                nn.Tanh(),
+            )
+
+    @classmethod
+    def config_for_audio(cls, config: Config, data) -> Config:
+        """The sample rate of ``data`` (an :class:`~tunesmith.data.audio.AudioData`), and
+        its roll's channels and hop when the model is ``roll_conditioned``."""
+        changes = {"sample_rate": data.sample_rate}
+        if config.roll_conditioned:
+            if not data.has_rolls:
+                raise ConfigError(f"a roll-conditioned model needs rendered: data; {data.spec} "
+                                  "has no piano-rolls (train without roll_conditioned)")
+            changes.update(local_channels=data.roll_channels, local_hop=data.hop)
+        return config.updated(**changes)
+
+    @property
+    def receptive_field(self) -> int:
+        """Past samples the prediction of sample t sees: t−R … t−1."""
+        return 1 + sum(self.config.layer_dilations())
+
+    @property
+    def silence(self) -> int:
+        """The μ-law bin of 0.0, the input before the first sample."""
+        return int(mu_law_encode(torch.zeros(1), self.config.bits))
+
+    # ---- conditioning ---------------------------------------------------------------
+    def frame_condition(self, condition: dict | None, batch: int) -> torch.Tensor | None:
+        """The conditioning at the roll's frame rate (B, C_c, F), or (B, C_c, 1) when the
+        model is conditioned on a corpus only; None without conditioning."""
+        c = self.config
+        condition = condition or {}
+        device = self.embed.weight.device
+        parts = []
+        frames = 1
+        if self.local_net is not None:
+            roll = condition.get("roll")
+            if roll is None:
+                raise ConfigError("this model is conditioned on a piano-roll; pass one "
+                                  f"(condition['roll'], (B, F, {c.local_channels}))")
+            roll = torch.as_tensor(roll, dtype=torch.float32, device=device)
+            if roll.dim() == 2:
+                roll = roll[None]
+            if roll.dim() != 3 or roll.shape[2] != c.local_channels:
+                raise ConfigError(f"roll must be (B, F, {c.local_channels}), got "
+                                  f"{tuple(roll.shape)}")
+            roll = roll.expand(batch, -1, -1) if roll.shape[0] == 1 else roll
+            parts.append(self.local_net(roll.transpose(1, 2)))  # (B, H_l, F)
+            frames = roll.shape[1]
+        if self.corpus_embedding is not None:
+            corpus = torch.as_tensor(condition.get("corpus_id", 0), device=device).long()
+            corpus = corpus.reshape(-1).expand(batch) if corpus.numel() == 1 else corpus
+            if corpus.min() < 0 or corpus.max() >= c.n_global_classes:
+                raise ConfigError(f"corpus_id must be in [0, {c.n_global_classes})")
+            parts.append(self.corpus_embedding(corpus)[:, :, None].expand(-1, -1, frames))
+        if not parts:
+            return None
+        return torch.cat(parts, dim=1)
+
+    def _upsample(self, frame_cond: torch.Tensor | None, steps: int) -> torch.Tensor | None:
+        """(B, C_c, F) -> (B, C_c, steps) by repeating each frame ``local_hop`` times."""
+        if frame_cond is None:
+            return None
+        if self.local_net is None:
+            return frame_cond[:, :, :1].expand(-1, -1, steps)
+        hop = self.config.local_hop
+        if frame_cond.shape[2] * hop < steps:
+            raise ConfigError(f"the roll covers {frame_cond.shape[2]} frames × {hop} samples "
+                              f"< {steps} samples")
+        return frame_cond.repeat_interleave(hop, dim=2)[:, :, :steps]
+
+    # ---- training -------------------------------------------------------------------
+    def logits(self, bins: torch.Tensor, condition: dict | None = None,
+               cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, Q, T) of every sample's bin from the bins before it; ``bins`` (B, T)."""
+        batch, steps = bins.shape
+        if cond is None:
+            cond = self._upsample(self.frame_condition(condition, batch), steps)
+        inputs = F.pad(bins, (1, -1), value=self.silence)  # sample t-1 at step t
+        x = self.embed(inputs).transpose(1, 2)  # (B, C, T)
+        skips = 0
+        for layer in self.layers:
+            x, skip = layer(x, cond)  # (B, C, T), (B, S, T)
+            skips = skips + skip
+        h = torch.relu(self.post(torch.relu(skips)))  # (B, S, T)
+        return self.out(h)  # (B, Q, T)
+
+    def sample_nll(self, audio: torch.Tensor, condition: dict | None = None) -> torch.Tensor:
+        """−log p(bin_t | bins < t, c) in nats for every sample: (B, T)."""
+        bins = mu_law_encode(audio, self.config.bits)
+        return F.cross_entropy(self.logits(bins, condition), bins, reduction="none")
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Mean NLL over real samples, nats per sample; also logged in bits per sample."""
+        nll = self.sample_nll(batch["audio"], batch)  # (B, T)
+        mask = batch.get("mask")
+        weights = torch.ones_like(nll) if mask is None else mask.float()
+        loss = (nll * weights).sum() / weights.sum().clamp(min=1)
+        return {"loss": loss, "bits_per_sample": loss.detach() / torch.log(torch.tensor(2.0))}
+
+    # ---- sampling -------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, n: int, steps: int, controls=None, prime: torch.Tensor | None = None,
+                 condition: dict | None = None) -> torch.Tensor:
+        """Sample (n, steps) float audio in [-1, 1], one layer time step per sample (cached).
+
+        ``prime`` (n|1, P) float audio is kept at the start; ``condition`` holds ``roll``
+        (n|1, F, R) and/or ``corpus_id``. ``controls``: its ``temperature`` and ``seed``.
+        """
+        return self._generate(n, steps, controls, prime, condition, cached=True)
+
+    @torch.no_grad()
+    def generate_naive(self, n: int, steps: int, controls=None, prime=None, condition=None,
+                       window: int | None = None) -> torch.Tensor:
+        """Reference sampler: a full forward pass over the prefix (or its last ``window``
+        ≥ receptive-field samples) for every sample. Same samples as :meth:`generate`."""
+        if window is not None and window < self.receptive_field:
+            raise ConfigError(f"window {window} < receptive field {self.receptive_field}")
+        return self._generate(n, steps, controls, prime, condition, cached=False,
+                              window=window)
+
+    def _generate(self, n, steps, controls, prime, condition, cached, window=None):
+        temperature = float(getattr(controls, "temperature", 1.0) or 1.0)
+        seed = getattr(controls, "seed", None)
+        device = self.embed.weight.device
+        generator = None if seed is None else torch.Generator(device).manual_seed(int(seed))
+        uniforms = torch.rand(n, steps, generator=generator, device=device)  # inverse CDF
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode():
+                bins = torch.full((n, steps), self.silence, dtype=torch.long, device=device)
+                n_prime = 0
+                if prime is not None:
+                    prime = torch.as_tensor(prime, dtype=torch.float32, device=device)
+                    prime = prime[None] if prime.dim() == 1 else prime
+                    n_prime = min(prime.shape[1], steps)
+                    bins[:, :n_prime] = mu_law_encode(prime[:, :n_prime], self.config.bits)
+                frame_cond = self.frame_condition(condition, n)  # (n, C_c, F) | None
+                if frame_cond is not None and self.local_net is not None:
+                    self._upsample(frame_cond, steps)  # checks the roll is long enough
+                if cached:
+                    self._sample_cached(bins, n_prime, frame_cond, uniforms, temperature)
+                else:
+                    cond = self._upsample(frame_cond, steps)
+                    for t in range(n_prime, steps):
+                        # bins t - window … t - 1 are seen
+                        start = 0 if window is None else max(0, t - window)
+                        part = None if cond is None else cond[:, :, start : t + 1]
+                        logits = self.logits(bins[:, start : t + 1], cond=part)[:, :, -1]
+                        bins[:, t] = _draw(logits, uniforms[:, t], temperature)
+        finally:
+            self.train(was_training)
+        return mu_law_decode(bins, self.config.bits).clone()
+
+    def _sample_cached(self, bins, n_prime, frame_cond, uniforms, temperature) -> None:
+        steps = bins.shape[1]
+        state = _FastState(self, bins.shape[0], frame_cond)
+        previous = torch.full((bins.shape[0],), self.silence, dtype=torch.long,
+                              device=bins.device)
+        for t in range(steps):
+            logits = state.step(previous, t)  # (n, Q): p(bin_t | bins < t)
+            if t >= n_prime:
+                bins[:, t] = _draw(logits, uniforms[:, t], temperature)
+            previous = bins[:, t]
+
+
+def _draw(logits: torch.Tensor, u: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The bin whose CDF first exceeds u: (n, Q) logits, (n,) uniforms -> (n,) long."""
+    cdf = torch.softmax(logits / temperature, dim=-1).cumsum(-1)  # (n, Q)
+    return (cdf < u[:, None]).sum(-1).clamp(max=logits.shape[-1] - 1)
+
+
+class _FastState:
+    """One sample at a time through an :class:`AudioWaveNet` (see the module docstring).
+
+    Everything is preallocated and every op writes into a fixed buffer (a step is 7 ops
+    per layer): per layer ``w_both`` (C, 4C) = [W_now | W_past]ᵀ of the kernel-2 dilated
+    conv; a queue of d rows, row t mod d holding W_past · x_{t−d} + b + V c_t for the
+    step t that reads it (written d steps earlier; the first d rows start as b + V c_t
+    for the zero padding); the residual/skip 1×1 with its bias as one (C + 1, C + S)
+    matrix, applied to [z | 1] and added in place to the state row [x | Σ skips].
+    """
+
+    def __init__(self, model: AudioWaveNet, n: int, frame_cond: torch.Tensor | None):
+        c = model.config
+        C, S = c.channels, c.skip_channels
+        self.n, self.channels = n, C
+        self.hop = c.local_hop if model.local_net is not None else 0
+        self.embed = model.embed.weight.detach()  # (Q, C)
+        self.state = torch.zeros(n, C + S)  # [x | Σ skips]
+        self.both = torch.empty(n, 4 * C)  # [W_now x_t | W_past x_t]
+        self.now, self.past = self.both[:, : 2 * C], self.both[:, 2 * C :]
+        self.a = torch.empty(n, 2 * C)  # pre-activation
+        self.z = torch.ones(n, C + 1)  # [tanh ⊙ σ | 1]
+        self.z_gate = torch.empty(n, C)
+        self.layers = []
+        for layer in model.layers:
+            w = layer.dilated.weight.detach()  # (2C, C, 2): tap 0 reads t − d, tap 1 reads t
+            w_both = torch.cat([w[:, :, 1], w[:, :, 0]], dim=0).t().contiguous()  # (C, 4C)
+            bias = layer.dilated.bias.detach()  # (2C,)
+            if frame_cond is not None:  # (F, n, 2C): V c_f + b
+                per_frame = (layer.cond(frame_cond) + bias[None, :, None]).permute(2, 0, 1)
+            else:
+                per_frame = bias.expand(1, n, -1)
+            per_frame = list(per_frame.contiguous().unbind(0))  # F × (n, 2C)
+            d = layer.dilated.dilation[0]
+            queue = torch.stack([per_frame[self._frame(t, len(per_frame))] for t in range(d)])
+            rs = layer.res_skip
+            rs_w = torch.cat([rs.weight.detach()[:, :, 0].t(), rs.bias.detach()[None]], 0)
+            self.layers.append((w_both, per_frame, list(queue.unbind(0)), d, rs_w.contiguous()))
+        self.post_w = model.post.weight.detach()[:, :, 0].t().contiguous()
+        self.post_b = model.post.bias.detach()
+        self.out_w = model.out.weight.detach()[:, :, 0].t().contiguous()
+        self.out_b = model.out.bias.detach()
+
+    def _frame(self, t: int, frames: int) -> int:
+        return min(t // self.hop, frames - 1) if self.hop else 0
+
+    def step(self, previous: torch.Tensor, t: int) -> torch.Tensor:
+        """Logits (n, Q) of bin t from bin t−1 (``previous``, (n,) long)."""
+        C = self.channels
+        state, both, now, past, a, z, z_gate = (self.state, self.both, self.now, self.past,
+                                                 self.a, self.z, self.z_gate)
+        x, filt, gate, z_out = state[:, :C], a[:, :C], a[:, C:], z[:, :C]
+        state[:, :C] = self.embed[previous]  # x (n, C)
+        state[:, C:] = 0  # Σ skips (n, S)
+        for w_both, per_frame, queue, d, rs_w in self.layers:
+            torch.mm(x, w_both, out=both)  # (n, 4C)
+            slot = queue[t % d]  # W_past x_{t-d} + b + V c_t
+            torch.add(now, slot, out=a)
+            torch.add(past, per_frame[self._frame(t + d, len(per_frame))], out=slot)  # for t + d
+            torch.tanh(filt, out=z_out)
+            torch.sigmoid(gate, out=z_gate)
+            z_out.mul_(z_gate)
+            state.addmm_(z, rs_w)  # [x + res | skips + skip]
+        h = torch.relu(torch.addmm(self.post_b, torch.relu(state[:, C:]), self.post_w))
+        return torch.addmm(self.out_b, h, self.out_w)  # (n, Q)

@@ -1,0 +1,105 @@
+"""VQ-VAE: the EMA codebook against a hand computation, dead-code restarts, encode/decode
+shapes and rate, both levels, training through the trainer, checkpoint round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from tunesmith.errors import ConfigError
+from tunesmith.models import registry
+from tunesmith.models.vq_vae import VQVAE, Config, EMACodebook
+
+
+def test_ema_update_matches_a_hand_computation():
+    book = EMACodebook(size=3, dim=2, decay=0.5, restart_threshold=0.0, eps=0.0)
+    book.initialised.fill_(True)
+    book.embedding.copy_(torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]]))
+    book.embed_sum.copy_(book.embedding * 2)  # N_k = 2 for every code
+    book.cluster_size.fill_(2.0)
+    z = torch.tensor([[1.0, 1.0], [9.0, 1.0], [11.0, -1.0], [0.5, 0.0]])
+    codes = book.codes(z)
+    assert codes.tolist() == [0, 1, 1, 0]
+    book.update(z, codes)
+    # N = 0.5·2 + 0.5·n: code 0 and 1 got 2 rows each, code 2 none
+    assert torch.allclose(book.cluster_size, torch.tensor([2.0, 2.0, 1.0]))
+    # m = 0.5·m + 0.5·Σz
+    m0 = 0.5 * torch.tensor([0.0, 0.0]) + 0.5 * torch.tensor([1.5, 1.0])
+    m1 = 0.5 * torch.tensor([20.0, 0.0]) + 0.5 * torch.tensor([20.0, 0.0])
+    m2 = 0.5 * torch.tensor([0.0, 20.0])
+    assert torch.allclose(book.embed_sum, torch.stack([m0, m1, m2]))
+    # e = m / N (eps = 0: the Laplace smoothing leaves N as it is)
+    assert torch.allclose(book.embedding, torch.stack([m0 / 2, m1 / 2, m2 / 1]))
+
+
+def test_a_dead_code_is_restarted_on_an_encoder_output():
+    torch.manual_seed(0)
+    book = EMACodebook(size=4, dim=2, decay=0.5, restart_threshold=0.6, eps=0.0)
+    book.initialised.fill_(True)
+    far = torch.tensor([100.0, 100.0])
+    book.embedding.copy_(torch.stack([torch.zeros(2), torch.ones(2), -torch.ones(2), far]))
+    book.embed_sum.copy_(book.embedding)
+    book.cluster_size.fill_(1.0)
+    z = torch.randn(64, 2) * 0.3  # nothing near code 3
+    n_dead = book.update(z, book.codes(z))  # N_3 = 0.5 < 0.6: dead
+    assert n_dead >= 1
+    assert not torch.allclose(book.embedding[3], far)
+    # it now sits on one of the batch's rows, with a count of 1
+    assert (book.embedding[3] - z).abs().sum(1).min() < 1e-6
+    assert book.cluster_size[3] == 1.0
+    # a live code is not touched by the restart
+    live = book.cluster_size >= 0.6
+    assert live[:3].any()
+
+
+@pytest.mark.parametrize("top", [[], [4]])
+def test_encode_decode_keeps_shape_and_rate(top):
+    torch.manual_seed(0)
+    model = VQVAE(Config(strides=[4, 2], top_strides=top, channels=8, code_dim=4,
+                         codebook_size=16, sample_rate=8000)).eval()
+    audio = torch.rand(2, 1000) - 0.5  # not a multiple of the hop: padded, then cut
+    codes = model.encode(audio)
+    assert len(codes) == 1 + bool(top)
+    assert codes[0].shape == (2, -(-1000 // model.frame) * model.frame // 8)
+    if top:
+        assert codes[1].shape == (2, codes[0].shape[1] // 4)
+    decoded = model.decode(codes, 1000)
+    assert decoded.shape == audio.shape and decoded.abs().max() <= 1
+    assert model.config.sample_rate == 8000
+    expected_bits = 4 * (8000 / 8 + (8000 / 32 if top else 0))
+    assert model.config.bitrate == pytest.approx(expected_bits)
+    assert model.generate(3, 500).shape == (3, 500)
+
+
+def test_options_are_checked():
+    with pytest.raises(ConfigError, match="strides"):
+        Config(strides=[1])
+    with pytest.raises(ConfigError, match="ema_decay"):
+        Config(ema_decay=1.0)
+    assert "vq-vae" in registry.audio_family_names()
+
+
+def test_trains_reconstructs_better_and_checkpoints(tmp_path):
+    from tunesmith.data.audio import prepare_audio
+    from tunesmith.training.audio import train_audio
+    from tunesmith.training.checkpoint import load_checkpoint
+
+    t = np.arange(4096) / 8000
+    for i in range(6):
+        soundfile.write(tmp_path / f"{i}.wav", 0.5 * np.sin(2 * np.pi * (150 + 60 * i) * t), 8000)
+    data = prepare_audio(f"folder:{tmp_path}", 8000, progress=False, report=False)
+    options = {"strides": [4, 2], "channels": 16, "code_dim": 8, "codebook_size": 16}
+    run = train_audio("vq-vae", data, options, tmp_path / "run", window=1024, batch_size=4,
+                      max_steps=40, epochs=None, threads=1, lr=3e-3, progress_bar=False,
+                      loggers=False, early_stopping_patience=0)
+    model, _meta = load_checkpoint(run)
+    assert isinstance(model, VQVAE) and model.config.sample_rate == 8000
+    audio = torch.tensor(data.audio(0)[:2048])[None]
+    codes = model.encode(audio)
+    again, _ = load_checkpoint(run)
+    assert torch.equal(again.encode(audio)[0], codes[0])
+    fresh = VQVAE(model.config).eval()
+    error = (model.decode(codes, 2048) - audio).abs().mean()
+    assert error < (fresh.reconstruct(audio) - audio).abs().mean()
