@@ -22,15 +22,23 @@ run with one line if a Lightning release renames or moves any of them
 (tests/test_loop_state.py fails loudly too).
 
 Why not Lightning's public ``trainer.fit(ckpt_path=...)`` with a safetensors
-``CheckpointIO`` plugin: loading could go through it (``resume_start`` calls
-``strategy.load_checkpoint`` -> ``CheckpointIO.load_checkpoint``, no ``torch.load`` is
-forced), but Lightning's checkpoint is ``dump_checkpoint()`` at the moment
-``trainer.save_checkpoint`` runs, which (a) on an interruption is a batch half-done,
-where ours is the last boundary the weights still match; (b) holds a DDP barrier, so it
-cannot run from one process's ``on_exception`` or cheaply at every batch; and (c) the
-mid-batch state it records is resumed by ``_TrainingEpochLoop.reset`` with its own
-``restarted_on_train_batch_end`` arithmetic, which warns "ended before the epoch ended"
-and has not been shown exact with our :class:`~tunesmith.data.datasets.EpochSampler`.
+``CheckpointIO`` plugin: loading could go through it (``_CheckpointConnector.resume_start``
+calls ``strategy.load_checkpoint`` -> ``CheckpointIO.load_checkpoint``; no ``torch.load`` is
+forced), but what is saved is the problem. ``Trainer.save_checkpoint`` writes
+``_CheckpointConnector.dump_checkpoint()``, the loops as they stand when it runs, then
+waits on ``strategy.barrier``:
+
+(a) on an interruption that is a batch half-done, where ``last/`` must hold the last
+    boundary the weights still match (a resume point captured earlier);
+(b) the barrier rules it out from one process's ``on_exception``, and at every batch;
+(c) of the moments a run saves, Lightning 2.6 restarts cleanly only from
+    ``on_train_batch_end`` (``_TrainingEpochLoop.update_restart_stage`` ->
+    ``RESTARTED_ON_TRAIN_BATCH_END`` adds the batch to ``completed`` and one to
+    ``_batches_that_stepped``, as :func:`resume_point_loops` does). A state taken as an
+    epoch's first batch begins (where each epoch is saved, after the loader's draws) is
+    ``RESTARTED_MID_EPOCH``: ``FitLoop.on_advance_start`` would then skip
+    ``on_train_epoch_start`` (the task's epoch sums, our resume point) and
+    ``_TrainingEpochLoop.reset`` would add a step to ``_batches_that_stepped``.
 """
 
 from __future__ import annotations

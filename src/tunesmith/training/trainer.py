@@ -25,7 +25,8 @@ step N and resumed ends with the same weights, bit for bit, as one never interru
 ``last/`` holds the model checkpoint, optimiser and scheduler states (tensors in
 safetensors, the rest in JSON), the random-number states, and ``trainer_state.json``:
 Lightning's fit-loop counters (its own ``FitLoop.state_dict()``, which ``resume=True``
-hands back to ``FitLoop.load_state_dict`` as Lightning's resume does), the epoch's loss
+hands back to ``FitLoop.load_state_dict`` as Lightning's resume does; all the trainer
+knows of them is in :mod:`tunesmith.training.loop_state`), the epoch's loss
 sums and plateau schedule (:class:`TrainingTask`), early-stopping and timer state, best
 validation loss and history. The data's order and random windows are functions of
 (seed, epoch, position) (:class:`~tunesmith.data.datasets.EpochSampler`), so the resumed
