@@ -25,7 +25,8 @@ step N and resumed ends with the same weights, bit for bit, as one never interru
 ``last/`` holds the model checkpoint, optimiser and scheduler states (tensors in
 safetensors, the rest in JSON), the random-number states, and ``trainer_state.json``:
 Lightning's fit-loop counters (its own ``FitLoop.state_dict()``, which ``resume=True``
-hands back to ``FitLoop.load_state_dict`` as Lightning's resume does), the epoch's loss
+hands back to ``FitLoop.load_state_dict`` as Lightning's resume does; all the trainer
+knows of them is in :mod:`tunesmith.training.loop_state`), the epoch's loss
 sums and plateau schedule (:class:`TrainingTask`), early-stopping and timer state, best
 validation loss and history. The data's order and random windows are functions of
 (seed, epoch, position) (:class:`~tunesmith.data.datasets.EpochSampler`), so the resumed
@@ -71,6 +72,7 @@ from tunesmith.models import registry
 from tunesmith.models.likelihood import frame_nll_loss
 from tunesmith.representations.info import DataInfo
 from tunesmith.representations.output_mask import OutputMask
+from tunesmith.training import loop_state
 from tunesmith.training.checkpoint import (
     CONFIG_FILE,
     WEIGHTS_FILE,
@@ -162,48 +164,6 @@ def _set_rng_state(tensors: dict[str, torch.Tensor], extra: Any, last: Path) -> 
         torch.cuda.set_rng_state_all(cuda)
     random.setstate(python_state)
     np.random.set_state(np_state)
-
-
-def _between_batches(loops: dict, event: str) -> dict:
-    """Lightning's fit-loop state (``FitLoop.state_dict()``) taken at ``event``, rewritten
-    as the state between two batches (or epochs), from which :meth:`FitLoop.load_state_dict`
-    resumes cleanly (see ``pytorch_lightning/loops/progress.py`` for the counters).
-
-    ``"epoch_start"``: the epoch is marked ``ready`` only: back to between epochs.
-    ``"batch_start"``: the batch is fetched (``ready`` counted) but not begun; at batch 0
-    the epoch is also only marked ready, so the state goes back to between epochs.
-    ``"batch_end"``: the batch is done but not yet counted ``completed``, nor in the
-    loggers' step. ``"between_epochs"``: as it is (the run has ended, or stands between
-    epochs). Between epochs, the last epoch's batch counters are zeroed, as the next
-    epoch's start would.
-    """
-    batches = loops["epoch_loop.batch_progress"]
-    epochs = loops["epoch_progress"]
-    if event == "epoch_start":
-        for tracker in (epochs["total"], epochs["current"]):
-            tracker["ready"] -= 1
-    elif event == "batch_start":
-        for tracker in (batches["total"], batches["current"]):
-            tracker["ready"] -= 1
-        if batches["current"]["ready"] == 0:  # batch 0: back to before the epoch began
-            for tracker in (epochs["total"], epochs["current"]):
-                tracker["ready"] -= 1
-                tracker["started"] -= 1
-    elif event == "batch_end":
-        for tracker in (batches["total"], batches["current"]):
-            tracker["completed"] += 1
-        loops["epoch_loop.state_dict"]["_batches_that_stepped"] += 1
-    if epochs["current"]["ready"] == epochs["current"]["processed"]:  # between epochs
-        batches["current"] = dict.fromkeys(batches["current"], 0)
-        batches["is_last_batch"] = False
-    return loops
-
-
-def _loop_global_step(loops: dict) -> int:
-    """The optimiser steps a fit-loop state counts (what ``trainer.global_step`` reads)."""
-    auto = loops["epoch_loop.automatic_optimization.optim_progress"]["optimizer"]["step"]
-    manual = loops["epoch_loop.manual_optimization.optim_step_progress"]
-    return int(auto["total"]["completed"]) + int(manual["total"]["completed"])
 
 
 #: trainer_state.json: field -> accepted types (checked on resume)
@@ -300,16 +260,16 @@ class RunStateCallback(pl.Callback):
         return epoch_sampler(self.train_loader if loader is None else loader)
 
     def capture(self, trainer: pl.Trainer, pl_module: TrainingTask, event: str) -> dict:
-        """A resume point at ``event`` (see :func:`_between_batches`)."""
-        loops = _between_batches(trainer.fit_loop.state_dict(), event)
-        batches = int(loops["epoch_loop.batch_progress"]["current"]["completed"])
+        """A resume point at ``event`` (see :func:`.loop_state.resume_point_loops`)."""
+        loops = loop_state.resume_point_loops(loop_state.fit_loop_state(trainer), event)
+        batches = loop_state.batches_done(loops)
         early = self._early_stopping(trainer)
         timer = self._timer(trainer)
         rng_tensors, rng_extra = _rng_state()
         sampler = self._sampler()
         state = {
             "format_version": STATE_VERSION,
-            "epochs_done": int(loops["epoch_progress"]["current"]["processed"]),
+            "epochs_done": loop_state.epochs_done(loops),
             "global_step": trainer.global_step,
             "batches_done": batches,
             # where the sampler resumes, whatever batch size the resumed run is given
@@ -383,14 +343,14 @@ class RunStateCallback(pl.Callback):
         unknown = sorted(set(state) - set(STATE_FIELDS) - set(OPTIONAL_STATE_FIELDS))
         if unknown:
             raise CheckpointError(state_path, f"unexpected field(s) {', '.join(unknown[:5])}")
-        fresh_loops = trainer.fit_loop.state_dict()
+        fresh_loops = loop_state.fit_loop_state(trainer)
         loops = state["loops"]
         check_like({k: v for k, v in loops.items() if k != "state_dict"},
                    {k: v for k, v in fresh_loops.items() if k != "state_dict"},
                    state_path, "loops")
-        if _loop_global_step(loops) != state["global_step"]:
+        if loop_state.loop_global_step(loops) != state["global_step"]:
             raise CheckpointError(state_path, f"global_step {state['global_step']} does not "
-                                  f"match the loop state's {_loop_global_step(loops)}")
+                                  f"match the loop state's {loop_state.loop_global_step(loops)}")
         for i, row in enumerate(state["history"]):
             if not isinstance(row, dict) or not all(
                     isinstance(v, (int, float)) and not isinstance(v, bool) for v in row.values()):
@@ -461,12 +421,13 @@ class RunStateCallback(pl.Callback):
                        f"training process(es), not {trainer.world_size}")
                 _note(f"{self.run_dir}: {why}; epoch {state['epochs_done']} restarts from its "
                       "first batch")
-        trainer.fit_loop.load_state_dict(loops)  # what Lightning's own resume calls
+        loop_state.load_fit_loop_state(trainer, loops)  # what Lightning's own resume calls
         self._rng_to_restore = (rng_tensors, state["rng"], last)
         self._last_saved = state["global_step"]
 
     # ---- Lightning hooks ------------------------------------------------------------
     def setup(self, trainer, pl_module, stage):
+        loop_state.check_layout(trainer)  # a Lightning that moved its counters stops here
         # each process serves its part of every epoch (the process group exists by now)
         for loader in (self.train_loader, self.val_loader):
             sampler = self._sampler(loader) if loader is not None else None
@@ -496,7 +457,7 @@ class RunStateCallback(pl.Callback):
             self.save_last(trainer, pl_module, self._point)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+        if loop_state.on_last_batch(trainer):
             return  # validation and the epoch's end follow: the next point is the next epoch's
         self._point = self.capture(trainer, pl_module, "batch_end")
         every = self.settings.checkpoint_every
@@ -533,8 +494,7 @@ class RunStateCallback(pl.Callback):
     def on_exception(self, trainer, pl_module, exception):
         point = self._point
         if point is None or point["state"]["global_step"] != trainer.global_step:
-            epoch = trainer.fit_loop.epoch_progress.current
-            if trainer.global_step and epoch.ready == epoch.started == epoch.completed:
+            if trainer.global_step and loop_state.between_epochs(trainer):
                 # between epochs (e.g. SIGTERM, which Lightning raises as an epoch ends)
                 point = self.capture(trainer, pl_module, "between_epochs")
                 self.save_last(trainer, pl_module, point)
