@@ -178,6 +178,70 @@ def test_config_checks_and_registry():
         registry.build("groovae", TINY, melody.info(melody.MelodyConfig(), track="x"))
 
 
+def _teacher_inputs(model, seed=5):
+    x = torch.as_tensor(np.stack([random_drums(32, seed), random_drums(32, seed + 1)]))
+    task = torch.tensor([0, 1])
+    _, control = g.make_controls(x, task)
+    z = torch.randn(2, model.config.latent_dim, generator=torch.Generator().manual_seed(seed))
+    return z, x, control
+
+
+def test_decoder_input_dropout_acts_in_training_mode_only():
+    dropping, plain = tiny(decoder_input_dropout=0.9), tiny()
+    plain.load_state_dict(dropping.state_dict())  # same weights, dropout off
+    z, x, control = _teacher_inputs(dropping)
+    dropping.eval(), plain.eval()
+    with torch.no_grad():
+        reference = plain.decode_controlled(z, x, control)
+        assert torch.equal(dropping.decode_controlled(z, x, control), reference)
+        plain.train()  # no dropout configured: training mode changes nothing
+        assert torch.equal(plain.decode_controlled(z, x, control), reference)
+        dropping.train()
+        torch.manual_seed(1)
+        assert not torch.allclose(dropping.decode_controlled(z, x, control), reference)
+    # whole steps are zeroed, at about the configured rate
+    torch.manual_seed(2)
+    previous = torch.ones(64, 32, 27)
+    dropped = dropping._dropped(previous)
+    per_step = dropped.sum(-1)  # (64, 32): 27 where kept, 0 where dropped
+    assert set(per_step.unique().tolist()) == {0.0, 27.0}
+    assert float((per_step == 0).float().mean()) == pytest.approx(0.9, abs=0.03)
+    with pytest.raises(ConfigError, match="decoder_input_dropout"):
+        g.GrooVAEConfig(decoder_input_dropout=1.0)
+
+
+def test_position_table_is_a_per_position_residual_and_optional():
+    assert tiny().position_table is None  # the default: old checkpoints' state dicts fit
+    assert "position_table" not in tiny().state_dict()
+    with_table, plain = tiny(position_bias=True), tiny()
+    plain.load_state_dict({k: v for k, v in with_table.state_dict().items()
+                           if k != "position_table"})
+    assert with_table.position_table is not None
+    assert with_table.position_table.shape == (16, 27)
+    table = torch.randn(16, 27, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        with_table.position_table.copy_(table)
+    z, x, control = _teacher_inputs(with_table)
+    with_table.eval(), plain.eval()
+    with torch.no_grad():
+        residual = with_table.decode_controlled(z, x, control) - plain.decode_controlled(
+            z, x, control)  # (2, 32, 27)
+    for t in range(32):  # step t gets the row of its 16th in the bar
+        assert torch.allclose(residual[:, t], table[t % 16].expand(2, -1), atol=1e-5)
+    # the step-by-step decoder adds the same rows: its greedy draws, fed back teacher-
+    # forced, give the same hits and the velocities and offsets it wrote
+    sample_control = control[:1].clone()
+    out = with_table.decode(z[:1], greedy=True, control=sample_control)  # (1, 32, 27)
+    with torch.no_grad():
+        logits, velocity, offset = g.split_outputs(
+            with_table.decode_controlled(z[:1], out, sample_control))
+    hits = out[..., drums.HITS]
+    assert hits.sum() > 0
+    assert torch.equal((logits > 0).float(), hits)
+    assert torch.allclose(velocity * hits, out[..., drums.VELOCITIES], atol=1e-5)
+    assert torch.allclose(offset * hits, out[..., drums.OFFSETS], atol=1e-5)
+
+
 def g_controls(seed=0, temperature=1.0):
     from tunesmith.models.sampling import SamplingControls
 

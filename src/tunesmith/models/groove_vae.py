@@ -79,6 +79,17 @@ class GrooVAEConfig(MusicVAEConfig):
     # CPU minutes the decoder, which reads each step's control and the previous step,
     # still learnt to ignore z (docs/benchmarks.md, "Drums that groove")
     free_nats: float = 48.0
+    # Word dropout (Bowman et al. 2016, §3.2): while training, each step's previous-step
+    # drums fed to the decoder are zeroed with this probability, so the decoder cannot
+    # rebuild the groove from its own past and must read it from z (and the control).
+    # 0 (the default, and the shipped model's) feeds them always
+    decoder_input_dropout: float = 0.0
+    # A learned per-position bias (steps_per_bar, 27) added to the raw outputs: each
+    # voice's hit logit, velocity and offset at each 16th of the bar start from their own
+    # value, the model's output is a residual from that template (baseline (b) of
+    # benchmarks/groove.py is this table, fitted). False (the default, and the shipped
+    # model's): no table
+    position_bias: bool = False
     # probability of each training task, in the order of TASKS
     task_mix: list[float] = field(default_factory=lambda: [0.25, 0.25, 0.25, 0.25])
     hihat_infill: float = 0.5  # infill windows whose removed voices are the hi-hats
@@ -90,6 +101,9 @@ class GrooVAEConfig(MusicVAEConfig):
                               f"with a positive sum, got {self.task_mix}")
         if not 0 <= self.hihat_infill <= 1:
             raise ConfigError(f"hihat_infill must lie in [0, 1], got {self.hihat_infill}")
+        if not 0 <= self.decoder_input_dropout < 1:
+            raise ConfigError("decoder_input_dropout must lie in [0, 1), got "
+                              f"{self.decoder_input_dropout}")
 
 
 # --------------------------------------------------------------------------- pure functions
@@ -199,6 +213,28 @@ class GrooVAE(MusicVAE):
         super().__init__(config)
         # the decoder's input: the previous step's drums and this step's control
         self.decoder_proj = nn.Linear(WIDTH + CONTROL, config.input_embedding)
+        # created only when asked, so checkpoints without it (the shipped one) still load
+        self.position_table: nn.Parameter | None = None
+        if config.position_bias:
+            self.position_table = nn.Parameter(torch.zeros(config.steps_per_bar, WIDTH))
+
+    def _positioned(self, outputs: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Raw outputs (B, T, 27) of steps start..start+T-1 plus the position table's row
+        of each step's 16th in the bar (no-op without ``position_bias``)."""
+        if self.position_table is None:
+            return outputs
+        positions = torch.arange(start, start + outputs.shape[1],
+                                 device=outputs.device) % self.config.steps_per_bar
+        return outputs + self.position_table[positions]  # (T, 27) broadcast over B
+
+    def _dropped(self, previous: torch.Tensor) -> torch.Tensor:
+        """Word dropout of the previous-step drums (B, T, 27): whole steps zeroed with
+        probability ``decoder_input_dropout``, in training mode only."""
+        p = self.config.decoder_input_dropout
+        if not self.training or p <= 0:
+            return previous
+        keep = torch.rand(previous.shape[:2], device=previous.device) >= p  # (B, T)
+        return previous * keep[..., None].to(previous.dtype)
 
     @classmethod
     def config_for_data(cls, config, info: DataInfo):
@@ -222,6 +258,7 @@ class GrooVAE(MusicVAE):
         decoder control (B, T, CONTROL)."""
         c = self.config
         previous = torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], 1)  # (B, T, 27)
+        previous = self._dropped(previous)
         inputs = self.decoder_proj(torch.cat([previous, control], -1))  # (B, T, E)
         conditions = self.bar_conditions(z)  # (B, U, C)
         batch, steps = inputs.shape[:2]
@@ -229,14 +266,14 @@ class GrooVAE(MusicVAE):
             state = _initial_state(self.decoder_init, z, c.decoder_layers, c.decoder_hidden)
             cond = conditions.expand(batch, steps, conditions.shape[-1])
             out, _ = self.decoder(torch.cat([inputs, cond], -1), state)  # (B, T, H)
-            return self.output(out)
+            return self._positioned(self.output(out))
         u, length = c.bars, steps // c.bars
         bar_inputs = inputs.reshape(batch * u, length, -1)  # (B·U, L, E)
         bar_cond = conditions.reshape(batch * u, -1)  # (B·U, C)
         state = _initial_state(self.decoder_init, bar_cond, c.decoder_layers, c.decoder_hidden)
         cond = bar_cond[:, None, :].expand(-1, length, -1)
         out, _ = self.decoder(torch.cat([bar_inputs, cond], -1), state)  # (B·U, L, H)
-        return self.output(out).reshape(batch, steps, -1)
+        return self._positioned(self.output(out).reshape(batch, steps, -1))
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, controls=None, greedy: bool = False, steps=None,
@@ -279,7 +316,8 @@ class GrooVAE(MusicVAE):
             step_input = torch.cat([self.decoder_proj(torch.cat([previous, control[:, t]], -1)),
                                     cond], -1)[:, None]  # (B, 1, E + C)
             out, state = self.decoder(step_input, state)
-            logits, velocity, offset = split_outputs(self.output(out[:, 0]))  # (B, 9) each
+            raw = self._positioned(self.output(out), t)[:, 0]  # (B, 27)
+            logits, velocity, offset = split_outputs(raw)  # (B, 9) each
             if greedy:
                 hits = (logits > 0).float()
             elif controls.threshold is not None:
