@@ -186,10 +186,10 @@ def _teacher_inputs(model, seed=5):
     return z, x, control
 
 
-def test_decoder_input_dropout_acts_in_training_mode_only():
-    dropping, plain = tiny(decoder_input_dropout=0.9), tiny()
+def test_decoder_input_dropout_acts_in_training_mode_only_on_its_tasks():
+    dropping, plain = tiny(decoder_input_dropout=[0.9, 0.0, 0.0, 0.0]), tiny()
     plain.load_state_dict(dropping.state_dict())  # same weights, dropout off
-    z, x, control = _teacher_inputs(dropping)
+    z, x, control = _teacher_inputs(dropping)  # window 0: sample task, window 1: humanize
     dropping.eval(), plain.eval()
     with torch.no_grad():
         reference = plain.decode_controlled(z, x, control)
@@ -198,16 +198,21 @@ def test_decoder_input_dropout_acts_in_training_mode_only():
         assert torch.equal(plain.decode_controlled(z, x, control), reference)
         dropping.train()
         torch.manual_seed(1)
-        assert not torch.allclose(dropping.decode_controlled(z, x, control), reference)
-    # whole steps are zeroed, at about the configured rate
+        trained = dropping.decode_controlled(z, x, control)
+    assert not torch.allclose(trained[0], reference[0])  # the sample window's inputs drop
+    assert torch.equal(trained[1], reference[1])  # the humanize window's do not
+    # whole steps are zeroed, at about the rate of each window's task
     torch.manual_seed(2)
-    previous = torch.ones(64, 32, 27)
-    dropped = dropping._dropped(previous)
+    _, control = g.make_controls(torch.zeros(64, 32, 27), torch.tensor([0, 1] * 32))
+    dropped = dropping._dropped(torch.ones(64, 32, 27), control)
     per_step = dropped.sum(-1)  # (64, 32): 27 where kept, 0 where dropped
     assert set(per_step.unique().tolist()) == {0.0, 27.0}
-    assert float((per_step == 0).float().mean()) == pytest.approx(0.9, abs=0.03)
+    assert float((per_step[0::2] == 0).float().mean()) == pytest.approx(0.9, abs=0.03)
+    assert bool((per_step[1::2] == 27).all())
     with pytest.raises(ConfigError, match="decoder_input_dropout"):
-        g.GrooVAEConfig(decoder_input_dropout=1.0)
+        g.GrooVAEConfig(decoder_input_dropout=[1.0, 0, 0, 0])
+    with pytest.raises(ConfigError, match="decoder_input_dropout"):
+        g.GrooVAEConfig(decoder_input_dropout=[0.5])
 
 
 def test_position_table_is_a_per_position_residual_and_optional():
