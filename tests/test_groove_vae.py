@@ -215,6 +215,27 @@ def test_decoder_input_dropout_acts_in_training_mode_only_on_its_tasks():
         g.GrooVAEConfig(decoder_input_dropout=[0.5])
 
 
+def test_mu_batchnorm_gives_every_unit_the_scale_gamma_and_is_optional():
+    assert tiny().mu_norm is None
+    assert not any(k.startswith("mu_norm") for k in tiny().state_dict())
+    model = tiny(mu_batchnorm=0.5)
+    x = torch.as_tensor(np.stack([random_drums(32, s) for s in range(16)]))
+    encoder_input, _ = g.make_controls(x, torch.zeros(16, dtype=torch.long))
+    model.train()
+    mu, _ = model.encode(encoder_input)  # (16, Z): batch statistics
+    assert torch.allclose(mu.mean(0), torch.zeros(model.config.latent_dim), atol=1e-5)
+    raw, _ = g.MusicVAE.encode(model, encoder_input.float())
+    expected = 0.5 * (raw - raw.mean(0)) / torch.sqrt(raw.var(0, unbiased=False) + 1e-5)
+    assert torch.allclose(mu, expected, atol=1e-5)
+    model.eval()  # running statistics: a window's code does not depend on its batch
+    with torch.no_grad():
+        alone, _ = model.encode(encoder_input[:1])
+        together, _ = model.encode(encoder_input)
+    assert torch.allclose(alone[0], together[0], atol=1e-6)
+    with pytest.raises(ConfigError, match="mu_batchnorm"):
+        g.GrooVAEConfig(mu_batchnorm=-1)
+
+
 def test_position_table_is_a_per_position_residual_and_optional():
     assert tiny().position_table is None  # the default: old checkpoints' state dicts fit
     assert "position_table" not in tiny().state_dict()

@@ -87,6 +87,11 @@ class GrooVAEConfig(MusicVAEConfig):
     # active units after 2 epochs; the sample task, the one whose decoder reads nothing
     # but z, is where it matters (docs/benchmarks.md, "Drums that groove")
     decoder_input_dropout: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0])
+    # BN-VAE (Zhu et al., ACL 2020): μ goes through a batch normalisation without learnt
+    # affine, times this fixed scale γ, so every latent unit varies across windows with
+    # variance γ² (a floor under the KL: ½·γ² per unit on average) and the decoder cannot
+    # meet a constant code. 0 (the default, and the shipped model's): no normalisation
+    mu_batchnorm: float = 0.0
     # A learned per-position bias (steps_per_bar, 27) added to the raw outputs: each
     # voice's hit logit, velocity and offset at each 16th of the bar start from their own
     # value, the model's output is a residual from that template (baseline (b) of
@@ -104,6 +109,8 @@ class GrooVAEConfig(MusicVAEConfig):
                               f"with a positive sum, got {self.task_mix}")
         if not 0 <= self.hihat_infill <= 1:
             raise ConfigError(f"hihat_infill must lie in [0, 1], got {self.hihat_infill}")
+        if self.mu_batchnorm < 0:
+            raise ConfigError(f"mu_batchnorm must be >= 0, got {self.mu_batchnorm}")
         if (len(self.decoder_input_dropout) != len(TASKS)
                 or not all(0 <= p < 1 for p in self.decoder_input_dropout)):
             raise ConfigError(f"decoder_input_dropout needs {len(TASKS)} probabilities in "
@@ -217,7 +224,10 @@ class GrooVAE(MusicVAE):
         super().__init__(config)
         # the decoder's input: the previous step's drums and this step's control
         self.decoder_proj = nn.Linear(WIDTH + CONTROL, config.input_embedding)
-        # created only when asked, so checkpoints without it (the shipped one) still load
+        # created only when asked, so checkpoints without them (the shipped one) still load
+        self.mu_norm: nn.BatchNorm1d | None = None
+        if config.mu_batchnorm > 0:
+            self.mu_norm = nn.BatchNorm1d(config.latent_dim, affine=False)
         self.position_table: nn.Parameter | None = None
         if config.position_bias:
             self.position_table = nn.Parameter(torch.zeros(config.steps_per_bar, WIDTH))
@@ -255,8 +265,15 @@ class GrooVAE(MusicVAE):
         return nn.Linear(self.config.decoder_hidden, WIDTH)
 
     def encode(self, x, mask=None):
-        """q(z|input): encoder inputs (B, T, CONTROL) -> μ, σ (B, Z)."""
-        return super().encode(x.float(), mask)
+        """q(z|input): encoder inputs (B, T, CONTROL) -> μ, σ (B, Z); with
+        ``mu_batchnorm`` γ, μ = γ·BN(μ) (batch statistics in training, running ones in
+        eval)."""
+        mu, sigma = super().encode(x.float(), mask)
+        if self.mu_norm is not None:
+            if self.training and mu.shape[0] < 2:
+                raise ConfigError("mu_batchnorm needs training batches of 2 windows or more")
+            mu = self.config.mu_batchnorm * self.mu_norm(mu)
+        return mu, sigma
 
     # ---- decoder ------------------------------------------------------------------
     def decode_controlled(self, z: torch.Tensor, x: torch.Tensor, control: torch.Tensor
