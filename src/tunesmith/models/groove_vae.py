@@ -74,29 +74,30 @@ class GrooVAEConfig(MusicVAEConfig):
     latent_dim: int = 64  # (256 in the paper)
     beta_max: float = 0.2  # the paper's β for 2-bar drums
     # KL below this many nats per window is free (Magenta's 2-bar configs: 48 free bits).
-    # At 0 the KL fell to 0.004 nats by epoch 2 of a GMD run; with 48 the shipped run
-    # kept a KL of ~34 nats, yet spent it on a near-constant μ (0 active units): in 32
+    # At 0 the KL fell to 0.004 nats by epoch 2 of a GMD run; with 48 the first shipped
+    # run kept a KL of ~34 nats, yet spent it on a near-constant μ (0 active units): in 32
     # CPU minutes the decoder, which reads each step's control and the previous step,
-    # still learnt to ignore z (docs/benchmarks.md, "Drums that groove")
+    # learnt to ignore z. decoder_input_dropout on the sample task fixed that
+    # (docs/benchmarks.md, "Drums that groove")
     free_nats: float = 48.0
     # Word dropout (Bowman et al. 2016, §3.2), per task in the order of TASKS: while
     # training, each step's previous-step drums fed to the decoder are zeroed with the
     # window's task's probability, so the decoder cannot rebuild the groove from its own
-    # past and must read it from z (and the control). All 0 (the default, and the shipped
-    # model's): they are fed always. A first run with 0.5 for every task still had 0
-    # active units after 2 epochs; the sample task, the one whose decoder reads nothing
-    # but z, is where it matters (docs/benchmarks.md, "Drums that groove")
+    # past and must read it from z (and the control). All 0 (the default, and the first
+    # shipped model's): they are fed always; the shipped one has [0.75, 0, 0, 0]. A try
+    # with 0.5 for every task still had 0 active units after 2 epochs; the sample task,
+    # whose decoder reads nothing but z, is where it matters (docs/benchmarks.md)
     decoder_input_dropout: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0])
     # BN-VAE (Zhu et al., ACL 2020): μ goes through a batch normalisation without learnt
     # affine, times this fixed scale γ, so every latent unit varies across windows with
     # variance γ² (a floor under the KL: ½·γ² per unit on average) and the decoder cannot
-    # meet a constant code. 0 (the default, and the shipped model's): no normalisation
+    # meet a constant code. 0 (the default; the shipped model's too): no normalisation
     mu_batchnorm: float = 0.0
     # A learned per-position bias (steps_per_bar, 27) added to the raw outputs: each
     # voice's hit logit, velocity and offset at each 16th of the bar start from their own
     # value, the model's output is a residual from that template (baseline (b) of
-    # benchmarks/groove.py is this table, fitted). False (the default, and the shipped
-    # model's): no table
+    # benchmarks/groove.py is this table, fitted). False (the default, and the first
+    # shipped model's): no table; the shipped one has it
     position_bias: bool = False
     # probability of each training task, in the order of TASKS
     task_mix: list[float] = field(default_factory=lambda: [0.25, 0.25, 0.25, 0.25])
@@ -224,7 +225,7 @@ class GrooVAE(MusicVAE):
         super().__init__(config)
         # the decoder's input: the previous step's drums and this step's control
         self.decoder_proj = nn.Linear(WIDTH + CONTROL, config.input_embedding)
-        # created only when asked, so checkpoints without them (the shipped one) still load
+        # created only when asked, so checkpoints without them (the first shipped one) still load
         self.mu_norm: nn.BatchNorm1d | None = None
         if config.mu_batchnorm > 0:
             self.mu_norm = nn.BatchNorm1d(config.latent_dim, affine=False)
