@@ -178,6 +178,96 @@ def test_config_checks_and_registry():
         registry.build("groovae", TINY, melody.info(melody.MelodyConfig(), track="x"))
 
 
+def _teacher_inputs(model, seed=5):
+    x = torch.as_tensor(np.stack([random_drums(32, seed), random_drums(32, seed + 1)]))
+    task = torch.tensor([0, 1])
+    _, control = g.make_controls(x, task)
+    z = torch.randn(2, model.config.latent_dim, generator=torch.Generator().manual_seed(seed))
+    return z, x, control
+
+
+def test_decoder_input_dropout_acts_in_training_mode_only_on_its_tasks():
+    dropping, plain = tiny(decoder_input_dropout=[0.9, 0.0, 0.0, 0.0]), tiny()
+    plain.load_state_dict(dropping.state_dict())  # same weights, dropout off
+    z, x, control = _teacher_inputs(dropping)  # window 0: sample task, window 1: humanize
+    dropping.eval(), plain.eval()
+    with torch.no_grad():
+        reference = plain.decode_controlled(z, x, control)
+        assert torch.equal(dropping.decode_controlled(z, x, control), reference)
+        plain.train()  # no dropout configured: training mode changes nothing
+        assert torch.equal(plain.decode_controlled(z, x, control), reference)
+        dropping.train()
+        torch.manual_seed(1)
+        trained = dropping.decode_controlled(z, x, control)
+    assert not torch.allclose(trained[0], reference[0])  # the sample window's inputs drop
+    assert torch.equal(trained[1], reference[1])  # the humanize window's do not
+    # whole steps are zeroed, at about the rate of each window's task
+    torch.manual_seed(2)
+    _, control = g.make_controls(torch.zeros(64, 32, 27), torch.tensor([0, 1] * 32))
+    dropped = dropping._dropped(torch.ones(64, 32, 27), control)
+    per_step = dropped.sum(-1)  # (64, 32): 27 where kept, 0 where dropped
+    assert set(per_step.unique().tolist()) == {0.0, 27.0}
+    assert float((per_step[0::2] == 0).float().mean()) == pytest.approx(0.9, abs=0.03)
+    assert bool((per_step[1::2] == 27).all())
+    with pytest.raises(ConfigError, match="decoder_input_dropout"):
+        g.GrooVAEConfig(decoder_input_dropout=[1.0, 0, 0, 0])
+    with pytest.raises(ConfigError, match="decoder_input_dropout"):
+        g.GrooVAEConfig(decoder_input_dropout=[0.5])
+
+
+def test_mu_batchnorm_gives_every_unit_the_scale_gamma_and_is_optional():
+    assert tiny().mu_norm is None
+    assert not any(k.startswith("mu_norm") for k in tiny().state_dict())
+    model = tiny(mu_batchnorm=0.5)
+    x = torch.as_tensor(np.stack([random_drums(32, s) for s in range(16)]))
+    encoder_input, _ = g.make_controls(x, torch.zeros(16, dtype=torch.long))
+    model.train()
+    mu, _ = model.encode(encoder_input)  # (16, Z): batch statistics
+    assert torch.allclose(mu.mean(0), torch.zeros(model.config.latent_dim), atol=1e-5)
+    raw, _ = g.MusicVAE.encode(model, encoder_input.float())
+    expected = 0.5 * (raw - raw.mean(0)) / torch.sqrt(raw.var(0, unbiased=False) + 1e-5)
+    assert torch.allclose(mu, expected, atol=1e-5)
+    model.eval()  # running statistics: a window's code does not depend on its batch
+    with torch.no_grad():
+        alone, _ = model.encode(encoder_input[:1])
+        together, _ = model.encode(encoder_input)
+    assert torch.allclose(alone[0], together[0], atol=1e-6)
+    with pytest.raises(ConfigError, match="mu_batchnorm"):
+        g.GrooVAEConfig(mu_batchnorm=-1)
+
+
+def test_position_table_is_a_per_position_residual_and_optional():
+    assert tiny().position_table is None  # the default: old checkpoints' state dicts fit
+    assert "position_table" not in tiny().state_dict()
+    with_table, plain = tiny(position_bias=True), tiny()
+    plain.load_state_dict({k: v for k, v in with_table.state_dict().items()
+                           if k != "position_table"})
+    assert with_table.position_table is not None
+    assert with_table.position_table.shape == (16, 27)
+    table = torch.randn(16, 27, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        with_table.position_table.copy_(table)
+    z, x, control = _teacher_inputs(with_table)
+    with_table.eval(), plain.eval()
+    with torch.no_grad():
+        residual = with_table.decode_controlled(z, x, control) - plain.decode_controlled(
+            z, x, control)  # (2, 32, 27)
+    for t in range(32):  # step t gets the row of its 16th in the bar
+        assert torch.allclose(residual[:, t], table[t % 16].expand(2, -1), atol=1e-5)
+    # the step-by-step decoder adds the same rows: its greedy draws, fed back teacher-
+    # forced, give the same hits and the velocities and offsets it wrote
+    sample_control = control[:1].clone()
+    out = with_table.decode(z[:1], greedy=True, control=sample_control)  # (1, 32, 27)
+    with torch.no_grad():
+        logits, velocity, offset = g.split_outputs(
+            with_table.decode_controlled(z[:1], out, sample_control))
+    hits = out[..., drums.HITS]
+    assert hits.sum() > 0
+    assert torch.equal((logits > 0).float(), hits)
+    assert torch.allclose(velocity * hits, out[..., drums.VELOCITIES], atol=1e-5)
+    assert torch.allclose(offset * hits, out[..., drums.OFFSETS], atol=1e-5)
+
+
 def g_controls(seed=0, temperature=1.0):
     from tunesmith.models.sampling import SamplingControls
 

@@ -74,11 +74,31 @@ class GrooVAEConfig(MusicVAEConfig):
     latent_dim: int = 64  # (256 in the paper)
     beta_max: float = 0.2  # the paper's β for 2-bar drums
     # KL below this many nats per window is free (Magenta's 2-bar configs: 48 free bits).
-    # At 0 the KL fell to 0.004 nats by epoch 2 of a GMD run; with 48 the shipped run
-    # kept a KL of ~34 nats, yet spent it on a near-constant μ (0 active units): in 32
+    # At 0 the KL fell to 0.004 nats by epoch 2 of a GMD run; with 48 the first shipped
+    # run kept a KL of ~34 nats, yet spent it on a near-constant μ (0 active units): in 32
     # CPU minutes the decoder, which reads each step's control and the previous step,
-    # still learnt to ignore z (docs/benchmarks.md, "Drums that groove")
+    # learnt to ignore z. decoder_input_dropout on the sample task fixed that
+    # (docs/benchmarks.md, "Drums that groove")
     free_nats: float = 48.0
+    # Word dropout (Bowman et al. 2016, §3.2), per task in the order of TASKS: while
+    # training, each step's previous-step drums fed to the decoder are zeroed with the
+    # window's task's probability, so the decoder cannot rebuild the groove from its own
+    # past and must read it from z (and the control). All 0 (the default, and the first
+    # shipped model's): they are fed always; the shipped one has [0.75, 0, 0, 0]. A try
+    # with 0.5 for every task still had 0 active units after 2 epochs; the sample task,
+    # whose decoder reads nothing but z, is where it matters (docs/benchmarks.md)
+    decoder_input_dropout: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0])
+    # BN-VAE (Zhu et al., ACL 2020): μ goes through a batch normalisation without learnt
+    # affine, times this fixed scale γ, so every latent unit varies across windows with
+    # variance γ² (a floor under the KL: ½·γ² per unit on average) and the decoder cannot
+    # meet a constant code. 0 (the default; the shipped model's too): no normalisation
+    mu_batchnorm: float = 0.0
+    # A learned per-position bias (steps_per_bar, 27) added to the raw outputs: each
+    # voice's hit logit, velocity and offset at each 16th of the bar start from their own
+    # value, the model's output is a residual from that template (baseline (b) of
+    # benchmarks/groove.py is this table, fitted). False (the default, and the first
+    # shipped model's): no table; the shipped one has it
+    position_bias: bool = False
     # probability of each training task, in the order of TASKS
     task_mix: list[float] = field(default_factory=lambda: [0.25, 0.25, 0.25, 0.25])
     hihat_infill: float = 0.5  # infill windows whose removed voices are the hi-hats
@@ -90,6 +110,12 @@ class GrooVAEConfig(MusicVAEConfig):
                               f"with a positive sum, got {self.task_mix}")
         if not 0 <= self.hihat_infill <= 1:
             raise ConfigError(f"hihat_infill must lie in [0, 1], got {self.hihat_infill}")
+        if self.mu_batchnorm < 0:
+            raise ConfigError(f"mu_batchnorm must be >= 0, got {self.mu_batchnorm}")
+        if (len(self.decoder_input_dropout) != len(TASKS)
+                or not all(0 <= p < 1 for p in self.decoder_input_dropout)):
+            raise ConfigError(f"decoder_input_dropout needs {len(TASKS)} probabilities in "
+                              f"[0, 1) ({', '.join(TASKS)}), got {self.decoder_input_dropout}")
 
 
 # --------------------------------------------------------------------------- pure functions
@@ -199,6 +225,34 @@ class GrooVAE(MusicVAE):
         super().__init__(config)
         # the decoder's input: the previous step's drums and this step's control
         self.decoder_proj = nn.Linear(WIDTH + CONTROL, config.input_embedding)
+        # created only when asked, so checkpoints without them (the first shipped one) still load
+        self.mu_norm: nn.BatchNorm1d | None = None
+        if config.mu_batchnorm > 0:
+            self.mu_norm = nn.BatchNorm1d(config.latent_dim, affine=False)
+        self.position_table: nn.Parameter | None = None
+        if config.position_bias:
+            self.position_table = nn.Parameter(torch.zeros(config.steps_per_bar, WIDTH))
+
+    def _positioned(self, outputs: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Raw outputs (B, T, 27) of steps start..start+T-1 plus the position table's row
+        of each step's 16th in the bar (no-op without ``position_bias``)."""
+        if self.position_table is None:
+            return outputs
+        positions = torch.arange(start, start + outputs.shape[1],
+                                 device=outputs.device) % self.config.steps_per_bar
+        return outputs + self.position_table[positions]  # (T, 27) broadcast over B
+
+    def _dropped(self, previous: torch.Tensor, control: torch.Tensor) -> torch.Tensor:
+        """Word dropout of the previous-step drums (B, T, 27): whole steps zeroed with
+        the probability of each window's task (read from the control's task one-hot,
+        (B, T, CONTROL)), in training mode only."""
+        rates = self.config.decoder_input_dropout
+        if not self.training or max(rates) <= 0:
+            return previous
+        one_hot = control[:, 0, -len(TASKS):]  # (B, 4)
+        p = one_hot @ torch.tensor(rates, dtype=one_hot.dtype, device=one_hot.device)  # (B,)
+        keep = torch.rand(previous.shape[:2], device=previous.device) >= p[:, None]  # (B, T)
+        return previous * keep[..., None].to(previous.dtype)
 
     @classmethod
     def config_for_data(cls, config, info: DataInfo):
@@ -212,8 +266,15 @@ class GrooVAE(MusicVAE):
         return nn.Linear(self.config.decoder_hidden, WIDTH)
 
     def encode(self, x, mask=None):
-        """q(z|input): encoder inputs (B, T, CONTROL) -> μ, σ (B, Z)."""
-        return super().encode(x.float(), mask)
+        """q(z|input): encoder inputs (B, T, CONTROL) -> μ, σ (B, Z); with
+        ``mu_batchnorm`` γ, μ = γ·BN(μ) (batch statistics in training, running ones in
+        eval)."""
+        mu, sigma = super().encode(x.float(), mask)
+        if self.mu_norm is not None:
+            if self.training and mu.shape[0] < 2:
+                raise ConfigError("mu_batchnorm needs training batches of 2 windows or more")
+            mu = self.config.mu_batchnorm * self.mu_norm(mu)
+        return mu, sigma
 
     # ---- decoder ------------------------------------------------------------------
     def decode_controlled(self, z: torch.Tensor, x: torch.Tensor, control: torch.Tensor
@@ -222,6 +283,7 @@ class GrooVAE(MusicVAE):
         decoder control (B, T, CONTROL)."""
         c = self.config
         previous = torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], 1)  # (B, T, 27)
+        previous = self._dropped(previous, control)
         inputs = self.decoder_proj(torch.cat([previous, control], -1))  # (B, T, E)
         conditions = self.bar_conditions(z)  # (B, U, C)
         batch, steps = inputs.shape[:2]
@@ -229,14 +291,14 @@ class GrooVAE(MusicVAE):
             state = _initial_state(self.decoder_init, z, c.decoder_layers, c.decoder_hidden)
             cond = conditions.expand(batch, steps, conditions.shape[-1])
             out, _ = self.decoder(torch.cat([inputs, cond], -1), state)  # (B, T, H)
-            return self.output(out)
+            return self._positioned(self.output(out))
         u, length = c.bars, steps // c.bars
         bar_inputs = inputs.reshape(batch * u, length, -1)  # (B·U, L, E)
         bar_cond = conditions.reshape(batch * u, -1)  # (B·U, C)
         state = _initial_state(self.decoder_init, bar_cond, c.decoder_layers, c.decoder_hidden)
         cond = bar_cond[:, None, :].expand(-1, length, -1)
         out, _ = self.decoder(torch.cat([bar_inputs, cond], -1), state)  # (B·U, L, H)
-        return self.output(out).reshape(batch, steps, -1)
+        return self._positioned(self.output(out).reshape(batch, steps, -1))
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, controls=None, greedy: bool = False, steps=None,
@@ -279,7 +341,8 @@ class GrooVAE(MusicVAE):
             step_input = torch.cat([self.decoder_proj(torch.cat([previous, control[:, t]], -1)),
                                     cond], -1)[:, None]  # (B, 1, E + C)
             out, state = self.decoder(step_input, state)
-            logits, velocity, offset = split_outputs(self.output(out[:, 0]))  # (B, 9) each
+            raw = self._positioned(self.output(out), t)[:, 0]  # (B, 27)
+            logits, velocity, offset = split_outputs(raw)  # (B, 9) each
             if greedy:
                 hits = (logits > 0).float()
             elif controls.threshold is not None:
