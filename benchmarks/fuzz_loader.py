@@ -51,20 +51,15 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from make_test_data import vlq
+
 OUTCOMES = ("loaded", "clean error", "other exception", "crash", "hang")
 FORMATS = {"midi": ".mid", "abc": ".abc", "musicxml": ".musicxml"}
 GRACE = 30.0  # seconds past the loader's time limit before a child counts as hung
 
 # --------------------------------------------------------------------------- seeds
 
-
-def _vlq(value: int) -> bytes:
-    out = [value & 0x7F]
-    value >>= 7
-    while value:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    return bytes(reversed(out))
 
 
 def _handmade_midi() -> list[bytes]:
@@ -75,7 +70,7 @@ def _handmade_midi() -> list[bytes]:
             + b"\x00\xf0\x05\x7e\x7f\x09\x01\xf7" + b"\x00\xc0\x05" + b"\x00\xb0\x07\x64")
     for i, pitch in enumerate((60, 64, 67, 72)):
         body += b"\x00\x90" + bytes([pitch, 90]) + b"\x00\xff\x01\x01" + bytes([65 + i])
-        body += _vlq(240) + bytes([pitch, 0])  # running status after a text event
+        body += vlq(240) + bytes([pitch, 0])  # running status after a text event
     body += b"\x00\xd0\x30" + b"\x10\xe0\x00\x50" + b"\x00\x99\x24\x64\x60\x89\x24\x00"
     body += b"\x00\xff\x2f\x00"
     track = b"MTrk" + len(body).to_bytes(4, "big") + body

@@ -398,13 +398,7 @@ class GrooVAE(MusicVAE):
         if prime is not None:
             raise ConfigError("GrooVAE does not continue a prime; use tunesmith groove")
         controls = controls or SamplingControls()
-        device = next(self.parameters()).device
-        if condition is not None and "z" in condition:
-            z = condition["z"].to(device)
-        else:
-            z = torch.randn(n, self.config.latent_dim,
-                            generator=controls.generator("cpu")).to(device)
-        return self.decode(z, controls, steps=steps)
+        return self.decode(self.prior_codes(n, controls, condition), controls, steps=steps)
 
 
 # --------------------------------------------------------------------------- modes

@@ -391,6 +391,16 @@ class MusicVAE(GenerativeModel):
         }
 
     # ---- sampling -----------------------------------------------------------------
+    def prior_codes(self, n: int, controls: SamplingControls,
+                    condition: dict | None = None) -> torch.Tensor:
+        """``condition["z"]`` when given, else z ~ N(0, I) drawn with the controls' seed
+        -> (n, Z) on the model's device."""
+        device = next(self.parameters()).device
+        if condition is not None and "z" in condition:
+            return condition["z"].to(device)
+        generator = controls.generator("cpu")
+        return torch.randn(n, self.config.latent_dim, generator=generator).to(device)
+
     @torch.no_grad()
     def generate(self, n: int, steps: int | None = None,
                  controls: SamplingControls | None = None, prime: torch.Tensor | None = None,
@@ -401,12 +411,7 @@ class MusicVAE(GenerativeModel):
             raise ConfigError("MusicVAE does not continue a prime; use reconstruct or interpolate")
 
         controls = controls or SamplingControls()
-        device = next(self.parameters()).device
-        if condition is not None and "z" in condition:
-            z = condition["z"].to(device)
-        else:
-            generator = controls.generator("cpu")
-            z = torch.randn(n, self.config.latent_dim, generator=generator).to(device)
+        z = self.prior_codes(n, controls, condition)
         return self.decode(z, controls, steps=steps or self.config.steps)
 
 

@@ -29,7 +29,6 @@ the spread (sample standard deviation and range) and every run (``<out>/seeds.js
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
@@ -111,6 +110,12 @@ def _check_prepared(prepared) -> None:
         raise ConfigError(f"{prepared.corpus}: {len(prepared.skipped)} piece(s) could not be "
                           f"used (first: {prepared.skipped[0][0]}: {prepared.skipped[0][1]}); "
                           "the protocol scores every piece")
+
+
+def write_result_json(path: Path, result: dict) -> None:
+    """``--json``: a result where the user asked for it (its folder made if missing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, result)
 
 
 def bench_nll(
@@ -203,9 +208,7 @@ def bench_nll(
                        session_minutes=(time.perf_counter() - started) / 60,
                        preset=None if chosen is None else chosen.to_dict())
     if json_out is not None:
-        json_out = Path(json_out)
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(result, indent=2) + "\n")
+        write_result_json(Path(json_out), result)
     if print_table:
         print_result(result)
     return result
@@ -261,9 +264,7 @@ def bench_nll_seeds(
     result = seeds_summary(runs, command=command)
     write_json(out_dir / SEEDS_FILE, result)
     if json_out is not None:
-        json_out = Path(json_out)
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(result, indent=2) + "\n")
+        write_result_json(Path(json_out), result)
     if print_table:
         print_seeds(result)
     return result
