@@ -34,15 +34,26 @@ Encoding a piece:
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from symusic import Note, Score, Tempo, Track
 
 from tunesmith.config import DictConfig
-from tunesmith.errors import ConfigError, RepresentationError
+from tunesmith.errors import ConfigError, MusicFileError, RepresentationError
+from tunesmith.music.transforms import select_tracks
+from tunesmith.representations.adapter import (
+    CorpusLayout,
+    RepresentationAdapter,
+    SummaryTable,
+    pitch_label,
+    register,
+)
 from tunesmith.representations.info import DataInfo
 
 NO_EVENT = 0
@@ -264,3 +275,117 @@ def decode(
                                     pitch, int(velocity)))
     score.tracks.append(track)
     return score
+
+
+# ----------------------------------------------------------------------------- adapter
+
+
+@register
+class MelodyAdapter(RepresentationAdapter):
+    """Score <-> ``(steps,)`` int16 melody events (a cache's ``data``).
+
+    Option ``track``: the name of the track holding the melody (chorales: Soprano, the
+    default for a corpus with that track); without one the melody is picked from the
+    whole score. The other options are :class:`MelodyConfig`'s.
+    """
+
+    name = "melody"
+    one_track = True
+    vocabulary = True
+    integer_data = True
+    batch_key = "events"
+    bar_facts = True
+    transposable = True
+
+    def __init__(self, options: dict | None = None, corpus: CorpusLayout | None = None):
+        options = dict(options or {})
+        layout = None if corpus is None else corpus.track_layout
+        default_track = "Soprano" if layout and "Soprano" in layout else None
+        self.track = options.pop("track", default_track)
+        self.cfg = MelodyConfig.from_dict(options)
+
+    def options(self) -> dict[str, Any]:
+        return {**self.cfg.to_dict(), "track": self.track}
+
+    def _melody_track(self, score: Score, strict: bool) -> Score:
+        score = select_tracks(score, drums=False) if any(t.is_drum for t in score.tracks) \
+            else score
+        if self.track is not None:
+            named = select_tracks(score, names=[self.track])
+            if len(named.tracks):
+                return named
+            if strict:
+                raise MusicFileError("", f"has no track named {self.track!r}")
+        return score
+
+    def encode(self, score: Score) -> dict[str, np.ndarray]:
+        return {"data": np.asarray(encode(self._melody_track(score, True), self.cfg),
+                                   dtype=np.int16)}  # (steps,)
+
+    def info(self, facts: list[dict] | None = None) -> DataInfo:
+        """Vocabulary and grid; ``steps_per_bar`` is the most common bar of the pieces."""
+        bars = Counter(f.get("steps_per_bar") for f in facts or [] if f.get("steps_per_bar"))
+        per_bar = bars.most_common(1)[0][0] if bars else None  # None: 4/4
+        made = info(self.cfg, steps_per_bar=per_bar, track=self.track)
+        return dataclasses.replace(made, repr_config=self.options())
+
+    def decode(self, array: np.ndarray) -> Score:
+        return decode(np.asarray(array).astype(np.int64), self.cfg)
+
+    def primer(self, score: Score, where: str | Any = "") -> np.ndarray:
+        """The melody of the named track (of the whole score when it has none)."""
+        return np.asarray(encode(self._melody_track(score, False), self.cfg), dtype=np.int64)
+
+    @classmethod
+    def pitch_range_options(cls, low: int, high: int) -> dict[str, int]:
+        return {"min_pitch": low, "max_pitch": high + 1}  # the melody range is [min, max)
+
+    # ---- what needs only a DataInfo ------------------------------------------------------
+    @classmethod
+    def draw_shift(cls, info: DataInfo, data: np.ndarray, shifts: tuple[int, int],
+                   rng: np.random.Generator) -> int:
+        """NOTE_ON events (>= 2) move by the shift; it keeps them below the vocabulary."""
+        notes = np.asarray(data) >= FIRST_PITCH_EVENT
+        if not notes.any():
+            return 0
+        low = max(shifts[0], FIRST_PITCH_EVENT - int(data[notes].min()))
+        high = min(shifts[1], info.vocab_size - 1 - int(data[notes].max()))
+        return int(rng.integers(low, high + 1)) if low <= high else 0
+
+    @classmethod
+    def shift(cls, info: DataInfo, data: np.ndarray, semitones: int) -> np.ndarray:
+        """NO_EVENT and NOTE_OFF stay, NOTE_ON events move."""
+        notes = np.asarray(data) >= FIRST_PITCH_EVENT
+        if semitones == 0 or not notes.any():
+            return np.asarray(data)
+        out = np.array(data, copy=True)
+        out[notes] += semitones
+        return out
+
+    @classmethod
+    def legacy_info(cls, old: dict, options: dict, fact: Callable[..., Any]) -> DataInfo:
+        """Old melody infos: ``min_pitch``/``max_pitch`` (exclusive) and ``vocab_size``."""
+        per_quarter = int(fact("steps_per_quarter", ("steps_per_quarter",),
+                               ("resolution", "steps_per_quarter")))
+        per_bar = int(fact("steps_per_bar", ("steps_per_bar",), required=False)
+                      or 4 * per_quarter)  # 4/4: what every family assumed
+        return DataInfo(
+            representation=cls.name, repr_config=options,
+            pitch_low=int(fact("lowest pitch", ("min_pitch",), ("min_pitch",))),
+            pitch_high=int(fact("highest pitch", ("max_pitch",), ("max_pitch",))) - 1,
+            steps_per_quarter=per_quarter, steps_per_bar=per_bar,
+            track_names=(str(options.get("track") or "Melody"),), programs=(0,),
+            is_drum=(False,), vocab_size=int(fact("vocab_size", ("vocab_size",))))
+
+    @classmethod
+    def describe(cls, info: DataInfo, pieces: Sequence) -> list[str | SummaryTable]:
+        """The pitch range the events reach, the vocabulary and the bar."""
+        highest = max((int(p.max()) for p in pieces if len(p)), default=0)
+        lowest = min((int(p[p >= FIRST_PITCH_EVENT].min()) for p in pieces
+                      if (p >= FIRST_PITCH_EVENT).any()), default=0)
+        if highest < FIRST_PITCH_EVENT:
+            return []
+        low = lowest - FIRST_PITCH_EVENT + info.pitch_low
+        high = highest - FIRST_PITCH_EVENT + info.pitch_low
+        return [f"pitch range: {pitch_label(low)}..{pitch_label(high)}"
+                f"; vocabulary {info.vocab_size}, {info.steps_per_bar} steps per bar"]
