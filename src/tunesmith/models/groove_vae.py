@@ -37,12 +37,14 @@ The modes are the functions at the end; ``tunesmith groove`` wraps them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tunesmith.config import UNIT, Range, at_least
 from tunesmith.errors import ConfigError
 from tunesmith.models.music_vae import (
     MusicVAE,
@@ -103,15 +105,13 @@ class GrooVAEConfig(MusicVAEConfig):
     task_mix: list[float] = field(default_factory=lambda: [0.25, 0.25, 0.25, 0.25])
     hihat_infill: float = 0.5  # infill windows whose removed voices are the hi-hats
 
-    def __post_init__(self):
-        super().__post_init__()
+    ranges: ClassVar[dict[str, Range]] = {"hihat_infill": UNIT, "mu_batchnorm": at_least(0)}
+
+    def check(self) -> None:
+        super().check()
         if len(self.task_mix) != len(TASKS) or min(self.task_mix) < 0 or sum(self.task_mix) <= 0:
             raise ConfigError(f"task_mix needs {len(TASKS)} weights >= 0 ({', '.join(TASKS)}) "
                               f"with a positive sum, got {self.task_mix}")
-        if not 0 <= self.hihat_infill <= 1:
-            raise ConfigError(f"hihat_infill must lie in [0, 1], got {self.hihat_infill}")
-        if self.mu_batchnorm < 0:
-            raise ConfigError(f"mu_batchnorm must be >= 0, got {self.mu_batchnorm}")
         if (len(self.decoder_input_dropout) != len(TASKS)
                 or not all(0 <= p < 1 for p in self.decoder_input_dropout)):
             raise ConfigError(f"decoder_input_dropout needs {len(TASKS)} probabilities in "

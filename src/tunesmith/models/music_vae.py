@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tunesmith.config import Range, at_least
 from tunesmith.data.batching import pad_sequences
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel, ModelConfig
@@ -71,17 +73,10 @@ class MusicVAEConfig(ModelConfig):
     free_nats: float = 0.0  # KL (nats per sequence) below this is not penalised
     dropout: float = 0.0  # between stacked LSTM layers
 
-    def __post_init__(self):
-        if self.decoder not in DECODERS:
-            raise ConfigError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
-        if self.beta_schedule not in BETA_SCHEDULES:
-            raise ConfigError(
-                f"beta_schedule must be one of {BETA_SCHEDULES}, got {self.beta_schedule!r}"
-            )
-        if self.bars < 1 or self.steps_per_bar < 1:
-            raise ConfigError("bars and steps_per_bar must be >= 1")
-        if self.beta_max < 0 or self.free_nats < 0 or self.beta_warmup_steps < 0:
-            raise ConfigError("beta_max, free_nats and beta_warmup_steps must be >= 0")
+    choices: ClassVar[dict[str, tuple]] = {"decoder": DECODERS, "beta_schedule": BETA_SCHEDULES}
+    ranges: ClassVar[dict[str, Range]] = {
+        "bars": at_least(1), "steps_per_bar": at_least(1),
+        **dict.fromkeys(("beta_max", "free_nats", "beta_warmup_steps"), at_least(0))}
 
     @property
     def steps(self) -> int:

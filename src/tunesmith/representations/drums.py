@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 import numpy as np
 from symusic import Note, Score, Tempo, TimeSignature, Track
 
-from tunesmith.config import DictConfig
+from tunesmith.config import POSITIVE, DictConfig, Range, at_least
 from tunesmith.errors import ConfigError, MusicFileError, RepresentationError
 from tunesmith.representations.adapter import (
     CorpusLayout,
@@ -89,11 +89,9 @@ class DrumsConfig(DictConfig):
     hop_bars: int = 1  # bars between window starts
     qpm: float = 120.0  # tempo written by decode when none is given
 
-    def __post_init__(self):
-        if self.steps_per_quarter < 1 or self.window_bars < 1 or self.hop_bars < 1:
-            raise ConfigError("steps_per_quarter, window_bars and hop_bars must be >= 1")
-        if not self.qpm > 0:
-            raise ConfigError(f"qpm must be > 0, got {self.qpm}")
+    ranges: ClassVar[dict[str, Range]] = {"steps_per_quarter": at_least(1),
+                                          "window_bars": at_least(1), "hop_bars": at_least(1),
+                                          "qpm": POSITIVE}
 
     @property
     def steps_per_bar(self) -> int:

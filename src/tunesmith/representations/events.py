@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 from symusic import Score
 
-from tunesmith.config import DictConfig
+from tunesmith.config import DictConfig, Range, at_least
 from tunesmith.errors import ConfigError, RepresentationError
 from tunesmith.music.transforms import merge_tracks, select_tracks
 from tunesmith.representations.adapter import (
@@ -67,11 +67,11 @@ class EventsConfig(DictConfig):
     use_rests: bool = False
     add_bos_eos: bool = True  # encode() wraps every piece in BOS ... EOS
 
-    def __post_init__(self):
-        if self.tokenizer not in TOKENIZERS:
-            raise ConfigError(
-                f"unknown tokenizer {self.tokenizer!r}; choose one of {', '.join(TOKENIZERS)}"
-            )
+    choices: ClassVar[dict[str, tuple]] = {"tokenizer": TOKENIZERS}
+    ranges: ClassVar[dict[str, Range]] = {"num_velocities": at_least(1),
+                                          "num_tempos": at_least(1)}
+
+    def check(self) -> None:
         low, high = self.pitch_range
         if not 0 <= low < high <= 128:
             raise ConfigError(f"pitch_range must satisfy 0 <= low < high <= 128, got {low, high}")
@@ -81,8 +81,6 @@ class EventsConfig(DictConfig):
                 f"beat_res must be [[first_beat, last_beat, positions_per_beat], ...], "
                 f"got {self.beat_res}"
             )
-        if self.num_velocities < 1:
-            raise ConfigError(f"num_velocities must be >= 1, got {self.num_velocities}")
 
     def key(self) -> str:
         """A hashable identity of the tokenizer these options build."""

@@ -6,9 +6,10 @@ songs and stories", 2016; ``magenta.music.melodies_lib``), one integer per step 
 
 * ``0`` = NO_EVENT: nothing changes (the current note, or the silence, goes on);
 * ``1`` = NOTE_OFF: the sounding note stops, silence follows;
-* ``2 + i`` = NOTE_ON of pitch ``min_pitch + i``, which also ends the previous note.
+* ``2 + i`` = NOTE_ON of pitch ``pitch_low + i``, which also ends the previous note.
 
-``max_pitch`` is exclusive, as in Magenta: the defaults keep MIDI 48-83 (three octaves),
+``pitch_low`` and ``pitch_high`` are inclusive (Magenta's ``max_pitch`` is exclusive; old
+configs spelled so are still read): the defaults keep MIDI 48-83 (three octaves),
 a vocabulary of 38 events. A sequence ends where its last note ends (no final NOTE_OFF);
 its steps count from tick 0 of the score, so bar lines stay where the score puts them.
 
@@ -27,7 +28,7 @@ Encoding a piece:
      earlier note (Magenta's rule).
 
 4. range: with ``transpose_to_range`` the whole melody moves by the octave shift that
-   leaves most notes inside ``[min_pitch, max_pitch)`` (the smallest such shift), and
+   leaves most notes inside ``pitch_low..pitch_high`` (the smallest such shift), and
    the notes still outside are folded in by octaves one by one; without it, a pitch
    outside the range raises RepresentationError.
 """
@@ -44,7 +45,7 @@ from typing import Any, ClassVar
 import numpy as np
 from symusic import Note, Score, Tempo, Track
 
-from tunesmith.config import DictConfig
+from tunesmith.config import DictConfig, Range, at_least
 from tunesmith.errors import ConfigError, MusicFileError, RepresentationError
 from tunesmith.music.transforms import select_tracks
 from tunesmith.representations.adapter import (
@@ -69,32 +70,33 @@ class MelodyConfig(DictConfig):
     config_name: ClassVar[str] = "melody"
 
     steps_per_quarter: int = 4  # grid steps per quarter note (4 = sixteenth notes)
-    min_pitch: int = 48  # lowest MIDI pitch kept (C3)
-    max_pitch: int = 84  # first MIDI pitch NOT kept (C6): the range is [min_pitch, max_pitch)
+    pitch_low: int = 48  # lowest MIDI pitch kept (C3)
+    pitch_high: int = 83  # highest MIDI pitch kept (B5), inclusive
     polyphony: str = "highest"  # "highest": skyline | "skip": refuse chords
     transpose_to_range: bool = True  # octave-shift pitches into the range instead of failing
 
-    def __post_init__(self):
-        if self.steps_per_quarter < 1:
-            raise ConfigError(f"steps_per_quarter must be >= 1, got {self.steps_per_quarter}")
-        if not 0 <= self.min_pitch < self.max_pitch <= 128:
+    #: the spelling of checkpoints and caches written before one spelling per idea:
+    #: min_pitch, and max_pitch exclusive (Magenta's), read as pitch_low/pitch_high
+    renamed: ClassVar[dict] = {"min_pitch": "pitch_low",
+                               "max_pitch": ("pitch_high", lambda high: high - 1)}
+    choices: ClassVar[dict[str, tuple]] = {"polyphony": POLYPHONY_POLICIES}
+    ranges: ClassVar[dict[str, Range]] = {"steps_per_quarter": at_least(1)}
+
+    def check(self) -> None:
+        if not 0 <= self.pitch_low <= self.pitch_high <= 127:
             raise ConfigError(
-                "melody range must satisfy 0 <= min_pitch < max_pitch <= 128 "
-                f"(max exclusive), got {self.min_pitch}..{self.max_pitch}"
+                "melody range must satisfy 0 <= pitch_low <= pitch_high <= 127, "
+                f"got {self.pitch_low}..{self.pitch_high}"
             )
-        if self.transpose_to_range and self.max_pitch - self.min_pitch < 12:
+        if self.transpose_to_range and self.n_pitches < 12:
             raise ConfigError(
                 "transpose_to_range needs a range of at least one octave, got "
-                f"{self.max_pitch - self.min_pitch} pitches"
-            )
-        if self.polyphony not in POLYPHONY_POLICIES:
-            raise ConfigError(
-                f"polyphony must be one of {', '.join(POLYPHONY_POLICIES)}, got {self.polyphony!r}"
+                f"{self.n_pitches} pitches"
             )
 
     @property
     def n_pitches(self) -> int:
-        return self.max_pitch - self.min_pitch
+        return self.pitch_high - self.pitch_low + 1
 
     @property
     def vocab_size(self) -> int:
@@ -109,8 +111,8 @@ def info(cfg: MelodyConfig, steps_per_bar: int | None = None, track: str | None 
     return DataInfo(
         representation="melody",
         repr_config=cfg.to_dict(),
-        pitch_low=cfg.min_pitch,
-        pitch_high=cfg.max_pitch - 1,
+        pitch_low=cfg.pitch_low,
+        pitch_high=cfg.pitch_high,
         steps_per_quarter=cfg.steps_per_quarter,
         steps_per_bar=steps_per_bar or 4 * cfg.steps_per_quarter,
         track_names=(track or "Melody",),
@@ -122,7 +124,7 @@ def info(cfg: MelodyConfig, steps_per_bar: int | None = None, track: str | None 
 
 def pitch_event(pitch: int, cfg: MelodyConfig) -> int:
     """The NOTE_ON event of a MIDI pitch inside the range."""
-    return FIRST_PITCH_EVENT + int(pitch) - cfg.min_pitch
+    return FIRST_PITCH_EVENT + int(pitch) - cfg.pitch_low
 
 
 # ----------------------------------------------------------------------------- encode
@@ -195,25 +197,25 @@ def _legato(start, end, pitch) -> list[tuple[int, int, int]]:
 def _fit_range(notes: list[tuple[int, int, int]], cfg: MelodyConfig):
     """Move the melody by octaves into the range (or refuse, see the module docstring)."""
     pitches = np.array([p for _, _, p in notes])
-    inside = (pitches >= cfg.min_pitch) & (pitches < cfg.max_pitch)
+    inside = (pitches >= cfg.pitch_low) & (pitches <= cfg.pitch_high)
     if inside.all():
         return notes
     if not cfg.transpose_to_range:
         outside = sorted({int(p) for p in pitches[~inside]})
         raise RepresentationError(
-            f"pitches {outside} outside the melody range {cfg.min_pitch}..{cfg.max_pitch - 1} "
+            f"pitches {outside} outside the melody range {cfg.pitch_low}..{cfg.pitch_high} "
             "(set transpose_to_range to move them by octaves)"
         )
     shifts = sorted(range(-132, 133, 12), key=abs)  # smallest first, so ties go to it
-    counts = [int(((pitches + k >= cfg.min_pitch) & (pitches + k < cfg.max_pitch)).sum())
+    counts = [int(((pitches + k >= cfg.pitch_low) & (pitches + k <= cfg.pitch_high)).sum())
               for k in shifts]
     shift = shifts[int(np.argmax(counts))]
     fitted = []
     for s, e, p in notes:
         p += shift
-        while p < cfg.min_pitch:
+        while p < cfg.pitch_low:
             p += 12
-        while p >= cfg.max_pitch:
+        while p > cfg.pitch_high:
             p -= 12
         fitted.append((s, e, p))
     return fitted
@@ -270,7 +272,7 @@ def decode(
     for here, there in itertools.pairwise(changes):
         event = int(events[here])
         if event >= FIRST_PITCH_EVENT:
-            pitch = cfg.min_pitch + event - FIRST_PITCH_EVENT
+            pitch = cfg.pitch_low + event - FIRST_PITCH_EVENT
             track.notes.append(Note(here * ticks_per_step, (there - here) * ticks_per_step,
                                     pitch, int(velocity)))
     score.tracks.append(track)
@@ -337,9 +339,6 @@ class MelodyAdapter(RepresentationAdapter):
         return np.asarray(encode(self._melody_track(score, False), self.cfg), dtype=np.int64)
 
     @classmethod
-    def pitch_range_options(cls, low: int, high: int) -> dict[str, int]:
-        return {"min_pitch": low, "max_pitch": high + 1}  # the melody range is [min, max)
-
     # ---- what needs only a DataInfo ------------------------------------------------------
     @classmethod
     def draw_shift(cls, info: DataInfo, data: np.ndarray, shifts: tuple[int, int],

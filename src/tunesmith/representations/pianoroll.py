@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 from symusic import Note, Score, Tempo, Track
 
-from tunesmith.config import DictConfig
+from tunesmith.config import POSITIVE, DictConfig, Range, at_least
 from tunesmith.errors import ConfigError, MusicFileError
 from tunesmith.music.note_arrays import NoteArrays
 from tunesmith.music.transforms import merge_tracks, select_tracks
@@ -53,9 +53,9 @@ class PianorollConfig(DictConfig):
     is_drum: list[bool] = field(default_factory=list)  # drum flags for decode(), by track
     tempo: float = 120.0  # quarter notes per minute written by decode()
 
-    def __post_init__(self):
-        if self.resolution < 1:
-            raise ConfigError(f"resolution must be >= 1 step per quarter, got {self.resolution}")
+    ranges: ClassVar[dict[str, Range]] = {"resolution": at_least(1), "tempo": POSITIVE}
+
+    def check(self) -> None:
         if not 0 <= self.pitch_low <= self.pitch_high <= 127:
             raise ConfigError(
                 f"pitch range must satisfy 0 <= low <= high <= 127, "
