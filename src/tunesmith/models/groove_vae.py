@@ -281,24 +281,10 @@ class GrooVAE(MusicVAE):
                           ) -> torch.Tensor:
         """Teacher-forced raw outputs (B, T, 27) given z (B, Z), the true drums x and the
         decoder control (B, T, CONTROL)."""
-        c = self.config
         previous = torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], 1)  # (B, T, 27)
         previous = self._dropped(previous, control)
         inputs = self.decoder_proj(torch.cat([previous, control], -1))  # (B, T, E)
-        conditions = self.bar_conditions(z)  # (B, U, C)
-        batch, steps = inputs.shape[:2]
-        if c.decoder == "flat":
-            state = _initial_state(self.decoder_init, z, c.decoder_layers, c.decoder_hidden)
-            cond = conditions.expand(batch, steps, conditions.shape[-1])
-            out, _ = self.decoder(torch.cat([inputs, cond], -1), state)  # (B, T, H)
-            return self._positioned(self.output(out))
-        u, length = c.bars, steps // c.bars
-        bar_inputs = inputs.reshape(batch * u, length, -1)  # (B·U, L, E)
-        bar_cond = conditions.reshape(batch * u, -1)  # (B·U, C)
-        state = _initial_state(self.decoder_init, bar_cond, c.decoder_layers, c.decoder_hidden)
-        cond = bar_cond[:, None, :].expand(-1, length, -1)
-        out, _ = self.decoder(torch.cat([bar_inputs, cond], -1), state)  # (B·U, L, H)
-        return self._positioned(self.output(out).reshape(batch, steps, -1))
+        return self._positioned(self.output(self.decode_inputs(z, inputs)))  # (B, T, 27)
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, controls=None, greedy: bool = False, steps=None,

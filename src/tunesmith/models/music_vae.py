@@ -289,17 +289,18 @@ class MusicVAE(GenerativeModel):
         out, _ = self.conductor(zeros, state)  # (B, U, H_c)
         return self.conductor_out(out)  # (B, U, C)
 
-    def decode_teacher_forced(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Output logits of every step given the true previous outputs. -> (B, T, V or K)."""
+    def decode_inputs(self, z: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """Decoder features of every step given all its inputs at once (teacher forcing):
+        z (B, Z), inputs (B, T, E) -> (B, T, H). The shared path of
+        :meth:`decode_teacher_forced` and GrooVAE's controlled decoder."""
         c = self.config
-        inputs = self.input_proj(self._shift_right(x))  # (B, T, E)
         conditions = self.bar_conditions(z)  # (B, U, C)
         batch, steps = inputs.shape[:2]
         if c.decoder == "flat":
             state = _initial_state(self.decoder_init, z, c.decoder_layers, c.decoder_hidden)
             cond = conditions.expand(batch, steps, conditions.shape[-1])
             out, _ = self.decoder(torch.cat([inputs, cond], -1), state)  # (B, T, H)
-            return self.output(out)
+            return out
         # hierarchical: all bars decoded in parallel, each from its own c_u only
         u, length = c.bars, steps // c.bars
         bar_inputs = inputs.reshape(batch * u, length, -1)  # (B·U, L, E)
@@ -307,7 +308,12 @@ class MusicVAE(GenerativeModel):
         state = _initial_state(self.decoder_init, bar_cond, c.decoder_layers, c.decoder_hidden)
         cond = bar_cond[:, None, :].expand(-1, length, -1)  # (B·U, L, C)
         out, _ = self.decoder(torch.cat([bar_inputs, cond], -1), state)  # (B·U, L, H)
-        return self.output(out).reshape(batch, steps, -1)
+        return out.reshape(batch, steps, -1)
+
+    def decode_teacher_forced(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Output logits of every step given the true previous outputs. -> (B, T, V or K)."""
+        inputs = self.input_proj(self._shift_right(x))  # (B, T, E)
+        return self.output(self.decode_inputs(z, inputs))
 
     @torch.no_grad()
     def decode(
