@@ -90,6 +90,12 @@ class SequenceDataset(Dataset):
     def __len__(self) -> int:
         return len(self.pieces)
 
+    def item_lengths(self) -> list[int]:
+        """Steps of each item before cropping (a cache's pieces: from its index, no
+        piece read)."""
+        lengths = getattr(self.pieces, "lengths", None)
+        return list(lengths()) if lengths is not None else [len(p) for p in self.pieces]
+
     def _rng(self, key: int | tuple[int, int]) -> tuple[int, np.random.Generator]:
         """(index, generator) for an item key: ``(index, epoch)`` or a bare index."""
         if isinstance(key, tuple):
@@ -214,7 +220,8 @@ class EpochSampler(Sampler):
         processes together)."""
         rng = np.random.default_rng([self.seed, epoch, 0x5EED]) if self.shuffle else None
         if self.lengths is not None:
-            batches = length_batches(self.lengths, self.batch_size, rng)
+            assert self.batch_size is not None  # __init__ refuses lengths without one
+            batches = length_batches(self.lengths.tolist(), self.batch_size, rng)
             full = [b for b in batches if len(b) == self.batch_size]
             short = [b for b in batches if len(b) != self.batch_size]
             return np.array([i for b in full + short for i in b], dtype=np.int64)
@@ -358,7 +365,7 @@ def make_dataloader(
     generator.manual_seed(seed)
     lengths = None
     if length_buckets:
-        lengths = dataset.pieces.lengths()  # from the cache's index: no piece is read
+        lengths = dataset.item_lengths()
         if window is not None:
             lengths = [min(n, window) for n in lengths]
     sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=seed, lengths=lengths,

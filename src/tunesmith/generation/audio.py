@@ -17,6 +17,7 @@ import torch
 
 from tunesmith.audio.synth import synthesize
 from tunesmith.errors import ConfigError
+from tunesmith.models.sampling import SamplingControls
 from tunesmith.music.io import load
 from tunesmith.music.transforms import merge_tracks, select_tracks
 from tunesmith.representations.pianoroll import (
@@ -66,7 +67,8 @@ def soundfont_rendering(roll: np.ndarray, meta: dict, sample_rate: int) -> np.nd
     return out
 
 
-def synthesize_roll(model, roll: np.ndarray, controls=None) -> np.ndarray:
+def synthesize_roll(model, roll: np.ndarray,
+                    controls: SamplingControls | None = None) -> np.ndarray:
     """Sample audio (frames × hop,) from a roll-conditioned audio WaveNet."""
     if not model.config.local_channels:
         raise ConfigError("this audio WaveNet is not conditioned on a piano-roll; train it "

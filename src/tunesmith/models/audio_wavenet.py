@@ -39,6 +39,7 @@ from tunesmith.audio.mulaw import mu_law_decode, mu_law_encode
 from tunesmith.config import Range, at_least
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel, ModelConfig
+from tunesmith.models.sampling import SamplingControls
 from tunesmith.models.wavenet import GatedResidualLayer
 
 
@@ -217,7 +218,8 @@ class AudioWaveNet(GenerativeModel):
 
     # ---- sampling -------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, n: int, steps: int, controls=None, prime: torch.Tensor | None = None,
+    def generate(self, n: int, steps: int, controls: SamplingControls | None = None,
+                 prime: torch.Tensor | None = None,
                  condition: dict | None = None) -> torch.Tensor:
         """Sample (n, steps) float audio in [-1, 1], one layer time step per sample (cached).
 
@@ -227,7 +229,8 @@ class AudioWaveNet(GenerativeModel):
         return self._generate(n, steps, controls, prime, condition, cached=True)
 
     @torch.no_grad()
-    def generate_naive(self, n: int, steps: int, controls=None, prime=None, condition=None,
+    def generate_naive(self, n: int, steps: int, controls: SamplingControls | None = None,
+                       prime=None, condition=None,
                        window: int | None = None) -> torch.Tensor:
         """Reference sampler: a full forward pass over the prefix (or its last ``window``
         ≥ receptive-field samples) for every sample. Same samples as :meth:`generate`."""

@@ -281,7 +281,8 @@ class GANModel(GenerativeModel):
 
 @torch.no_grad()
 def interpolate_latents(
-    model: GANModel, n_steps: int = 5, condition: dict | None = None, controls=None,
+    model: GANModel, n_steps: int = 5, condition: dict | None = None,
+    controls: SamplingControls | None = None,
     latents: tuple[dict, dict] | None = None,
 ) -> torch.Tensor:
     """Generate along a spherical path between two latent draws (all latent parts slerped).

@@ -287,7 +287,8 @@ class GrooVAE(MusicVAE):
         return self._positioned(self.output(self.decode_inputs(z, inputs)))  # (B, T, 27)
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor, controls=None, greedy: bool = False, steps=None,
+    def decode(self, z: torch.Tensor, controls: SamplingControls | None = None,
+               greedy: bool = False, steps: int | None = None,
                control: torch.Tensor | None = None,
                forced: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """Decode codes z (B, Z) step by step -> drums (B, T, 27).
@@ -379,7 +380,10 @@ class GrooVAE(MusicVAE):
                 "kl": kl.mean().detach(), "beta": torch.tensor(beta), "accuracy": accuracy}
 
     @torch.no_grad()
-    def generate(self, n, steps=None, controls=None, prime=None, condition=None):
+    def generate(self, n: int, steps: int | None = None,
+                 controls: SamplingControls | None = None,
+                 prime: torch.Tensor | None = None,
+                 condition: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Drums from the prior (the ``sample`` task): z ~ N(0, I) -> (n, T, 27)."""
         if prime is not None:
             raise ConfigError("GrooVAE does not continue a prime; use tunesmith groove")
@@ -401,7 +405,8 @@ def _windows_of(model: GrooVAE, array: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(padded.reshape(n, steps, *array.shape[1:]), device=device)
 
 
-def _run_task(model: GrooVAE, x: torch.Tensor, task: str, kept=None, tap=None, controls=None,
+def _run_task(model: GrooVAE, x: torch.Tensor, task: str, kept=None, tap=None,
+              controls: SamplingControls | None = None,
               forced=None, use_mean: bool = True, greedy: bool = False) -> torch.Tensor:
     model.eval()
     task_index = torch.full((x.shape[0],), TASKS.index(task), dtype=torch.long,
@@ -417,7 +422,8 @@ def _run_task(model: GrooVAE, x: torch.Tensor, task: str, kept=None, tap=None, c
 
 
 @torch.no_grad()
-def humanize(model: GrooVAE, drums: np.ndarray, controls=None) -> np.ndarray:
+def humanize(model: GrooVAE, drums: np.ndarray,
+             controls: SamplingControls | None = None) -> np.ndarray:
     """Velocities and micro-timing for quantised drums (T, 27) -> (T', 27), T' = T in
     whole windows; the input's hits are kept exactly."""
     x = _windows_of(model, drums)  # (W, S, 27)
@@ -431,7 +437,8 @@ def humanize(model: GrooVAE, drums: np.ndarray, controls=None) -> np.ndarray:
 
 
 @torch.no_grad()
-def drumify(model: GrooVAE, tap: np.ndarray, controls=None, greedy: bool = False) -> np.ndarray:
+def drumify(model: GrooVAE, tap: np.ndarray, controls: SamplingControls | None = None,
+            greedy: bool = False) -> np.ndarray:
     """A full kit (T', 27) for a tap (T, 3) (hit, velocity, offset per step); ``greedy``
     strikes where p(hit) > ½ instead of drawing."""
     tap_windows = _windows_of(model, tap)  # (W, S, 3)
@@ -441,7 +448,8 @@ def drumify(model: GrooVAE, tap: np.ndarray, controls=None, greedy: bool = False
 
 
 @torch.no_grad()
-def infill(model: GrooVAE, drums: np.ndarray, voices: list[int], controls=None,
+def infill(model: GrooVAE, drums: np.ndarray, voices: list[int],
+           controls: SamplingControls | None = None,
            greedy: bool = False) -> np.ndarray:
     """Regenerate ``voices`` (class indices) of drums (T, 27); every other voice is kept
     bit-identical. -> (T', 27). ``greedy``: see :func:`drumify`."""
@@ -455,7 +463,7 @@ def infill(model: GrooVAE, drums: np.ndarray, voices: list[int], controls=None,
 
 
 @torch.no_grad()
-def sample(model: GrooVAE, n: int, controls=None) -> np.ndarray:
+def sample(model: GrooVAE, n: int, controls: SamplingControls | None = None) -> np.ndarray:
     """n windows from the prior -> (n, steps, 27)."""
     model.eval()
     return model.generate(n, controls=controls).cpu().numpy()
@@ -463,7 +471,7 @@ def sample(model: GrooVAE, n: int, controls=None) -> np.ndarray:
 
 @torch.no_grad()
 def interpolate(model: GrooVAE, start: np.ndarray, end: np.ndarray, n_steps: int = 5,
-                controls=None, greedy: bool = True) -> np.ndarray:
+                controls: SamplingControls | None = None, greedy: bool = True) -> np.ndarray:
     """Decode ``n_steps`` codes slerped from μ(first window of start) to μ(end's)
     (both ends included) -> (n_steps, steps, 27)."""
     if n_steps < 2:

@@ -400,7 +400,8 @@ class MidiNet(GANModel):
 
 
 def generate_with_chords(
-    model: MidiNet, chords: str, bars: int | None = None, n: int = 1, controls=None
+    model: MidiNet, chords: str, bars: int | None = None, n: int = 1,
+    controls: SamplingControls | None = None,
 ) -> torch.Tensor:
     """Melodies over a chord progression given as text, one chord per bar.
 

@@ -317,7 +317,8 @@ class MusicVAE(GenerativeModel):
 
     @torch.no_grad()
     def decode(
-        self, z: torch.Tensor, controls=None, greedy: bool = False, steps: int | None = None
+        self, z: torch.Tensor, controls: SamplingControls | None = None, greedy: bool = False,
+        steps: int | None = None
     ) -> torch.Tensor:
         """Decode codes z (B, Z) autoregressively, each output fed back as the next input.
 
@@ -508,7 +509,8 @@ def reconstruct(model: MusicVAE, sequences, controls: SamplingControls | None = 
 
 @torch.no_grad()
 def interpolate(
-    model: MusicVAE, start, end, n_steps: int = 5, controls=None, greedy: bool = True
+    model: MusicVAE, start, end, n_steps: int = 5, controls: SamplingControls | None = None,
+    greedy: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode ``n_steps`` codes slerped from μ(start) to μ(end) (both ends included).
 
@@ -550,7 +552,8 @@ def attribute_vector(model: MusicVAE, sequences, attribute=None, quantile: float
 
 @torch.no_grad()
 def apply_attribute(
-    model: MusicVAE, sequences, vector: torch.Tensor, scales=(0.0, 1.0), controls=None,
+    model: MusicVAE, sequences, vector: torch.Tensor, scales=(0.0, 1.0),
+    controls: SamplingControls | None = None,
     greedy: bool = True,
 ) -> list[torch.Tensor]:
     """Decode μ(x) + s·vector for each scale s. -> one (N, T[, K]) tensor per scale."""

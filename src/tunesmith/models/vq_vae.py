@@ -39,6 +39,7 @@ from tunesmith.audio.features import multi_resolution_stft_loss
 from tunesmith.config import Range, at_least
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel, ModelConfig
+from tunesmith.models.sampling import SamplingControls
 
 
 @dataclasses.dataclass
@@ -288,7 +289,8 @@ class VQVAE(GenerativeModel):
 
     # ---- sampling -------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, n: int, steps: int, controls=None, prime=None,
+    def generate(self, n: int, steps: int, controls: SamplingControls | None = None,
+                 prime=None,
                  condition=None) -> torch.Tensor:
         """(n, steps) audio decoded from codes drawn i.i.d. from the codebook's usage
         (N_k); a prior family over the codes samples far better (``tunesmith audio
