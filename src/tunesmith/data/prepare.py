@@ -925,7 +925,8 @@ def prepare(
 
     Args:
         corpus_spec: a name from :data:`tunesmith.data.corpora.CORPORA` or ``folder:PATH``.
-        representation: ``"pianoroll"``, ``"melody"`` or ``"events"``.
+        representation: a registered representation (``"pianoroll"``, ``"melody"``,
+            ``"events"``, ``"drums"``: :func:`~tunesmith.representations.get_representation`).
         repr_options: the representation's config fields (e.g. ``resolution``,
             ``pitch_low``) and data options (``merge_tracks`` for piano-rolls, ``track``
             for melodies).
