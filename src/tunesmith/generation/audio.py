@@ -19,7 +19,7 @@ from tunesmith.audio.synth import synthesize
 from tunesmith.errors import ConfigError
 from tunesmith.models.sampling import SamplingControls
 from tunesmith.music.io import load
-from tunesmith.music.transforms import merge_tracks, select_tracks
+from tunesmith.music.transforms import merge_tracks, pitched_tracks
 from tunesmith.representations.pianoroll import (
     PianorollConfig,
     decode,
@@ -42,9 +42,7 @@ def roll_config(meta: dict) -> PianorollConfig:
 def midi_roll(path: str | Path, meta: dict, max_seconds: float | None = None) -> np.ndarray:
     """A music file as the checkpoint's conditioning grid (frames, 2K) float32."""
     cfg = roll_config(meta)
-    score = load(path)
-    if any(track.is_drum for track in score.tracks):
-        score = select_tracks(score, drums=False)
+    score = pitched_tracks(load(path))
     if not score.tracks or score.note_num() == 0:
         raise ConfigError(f"{path}: no pitched notes to synthesise")
     score = merge_tracks(score, name="Piano", program=0)

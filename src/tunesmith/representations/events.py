@@ -32,7 +32,7 @@ from symusic import Score
 
 from tunesmith.config import DictConfig, Range, at_least
 from tunesmith.errors import ConfigError, RepresentationError
-from tunesmith.music.transforms import merge_tracks, select_tracks
+from tunesmith.music.transforms import merge_tracks, pitched_tracks, select_tracks
 from tunesmith.representations.adapter import (
     CorpusLayout,
     RepresentationAdapter,
@@ -228,9 +228,7 @@ class EventsAdapter(RepresentationAdapter):
         return self.cfg.to_dict()
 
     def encode(self, score: Score) -> dict[str, np.ndarray]:
-        score = select_tracks(score, drums=False) if any(t.is_drum for t in score.tracks) \
-            else score
-        return {"data": np.asarray(encode(score, self.cfg), dtype=np.int32)}
+        return {"data": np.asarray(encode(pitched_tracks(score), self.cfg), dtype=np.int32)}
 
     def info(self, facts: list[dict] | None = None) -> DataInfo:
         return dataclasses.replace(info(self.cfg), repr_config=self.options())

@@ -47,7 +47,7 @@ from symusic import Note, Score, Tempo, Track
 
 from tunesmith.config import DictConfig, Range, at_least
 from tunesmith.errors import ConfigError, MusicFileError, RepresentationError
-from tunesmith.music.transforms import select_tracks
+from tunesmith.music.transforms import pitched_tracks, select_tracks
 from tunesmith.representations.adapter import (
     CorpusLayout,
     RepresentationAdapter,
@@ -310,8 +310,7 @@ class MelodyAdapter(RepresentationAdapter):
         return {**self.cfg.to_dict(), "track": self.track}
 
     def _melody_track(self, score: Score, strict: bool) -> Score:
-        score = select_tracks(score, drums=False) if any(t.is_drum for t in score.tracks) \
-            else score
+        score = pitched_tracks(score)
         if self.track is not None:
             named = select_tracks(score, names=[self.track])
             if len(named.tracks):

@@ -25,7 +25,7 @@ from symusic import Note, Score, Tempo, Track
 from tunesmith.config import POSITIVE, DictConfig, Range, at_least
 from tunesmith.errors import ConfigError, MusicFileError
 from tunesmith.music.note_arrays import NoteArrays
-from tunesmith.music.transforms import merge_tracks, select_tracks
+from tunesmith.music.transforms import merge_tracks, pitched_tracks, select_tracks
 from tunesmith.representations.adapter import (
     CorpusLayout,
     RepresentationAdapter,
@@ -289,12 +289,6 @@ def flatten_tracks(grid: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(grid.transpose(1, 0, 2)).reshape(steps, tracks * pitches)
 
 
-def _drop_drums(score: Score) -> Score:
-    if not any(track.is_drum for track in score.tracks):
-        return score  # most files: nothing to drop, no copy
-    return select_tracks(score, drums=False)
-
-
 @register
 class PianorollAdapter(RepresentationAdapter):
     """Score <-> ``(steps, tracks * pitches)`` frames, track-major (a cache's ``data``),
@@ -347,7 +341,7 @@ class PianorollAdapter(RepresentationAdapter):
 
     def encode(self, score: Score) -> dict[str, np.ndarray]:
         """``{"data": (steps, tracks * pitches)}`` (+ ``"onsets"``) of the pitched tracks."""
-        score = _drop_drums(score)
+        score = pitched_tracks(score)  # most files have no drums: no copy
         if not self.merge and len(score.tracks) != self.n_tracks:
             raise MusicFileError("", f"has {len(score.tracks)} tracks, expected {self.n_tracks}")
         frames, starts = encode_with_onsets(score, self.cfg, merge=self.merge)
