@@ -78,7 +78,7 @@ def test_option_parsing():
     }
     assert parse_pitch_range("21-108") == (21, 108)
     assert repr_options("melody", 2, "48-83", None) == {
-        "steps_per_quarter": 2, "min_pitch": 48, "max_pitch": 84
+        "steps_per_quarter": 2, "pitch_low": 48, "pitch_high": 83
     }
     with pytest.raises(ConfigError):
         parse_settings(["resolution"])

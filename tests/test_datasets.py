@@ -5,8 +5,8 @@ from symusic import Note, Score, Tempo, Track
 
 from tunesmith.data import make_dataloader, prepare
 from tunesmith.data.datasets import SequenceDataset
-from tunesmith.data.prepare import _flatten_tracks
 from tunesmith.errors import ConfigError
+from tunesmith.representations.pianoroll import flatten_tracks
 
 
 def _midi(path, notes):
@@ -104,7 +104,7 @@ def test_shuffled_loader_is_seeded(prepared):
 
 def test_tracks_are_flattened_track_major():
     grid = np.arange(2 * 3 * 4).reshape(2, 3, 4)  # (tracks, steps, pitches)
-    flat = _flatten_tracks(grid)  # (steps, tracks * pitches)
+    flat = flatten_tracks(grid)  # (steps, tracks * pitches)
     assert flat.shape == (3, 8)
     np.testing.assert_array_equal(flat[:, :4], grid[0])
     np.testing.assert_array_equal(flat[:, 4:], grid[1])

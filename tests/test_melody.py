@@ -42,7 +42,7 @@ def test_vocabulary_and_config_round_trip():
     assert (cfg.n_pitches, cfg.vocab_size) == (36, 38)  # Magenta's 38 melody classes
     assert on(48) == 2 and on(83) == 37
     assert MelodyConfig.from_dict(cfg.to_dict()) == cfg
-    custom = MelodyConfig(steps_per_quarter=3, min_pitch=60, max_pitch=72, polyphony="skip",
+    custom = MelodyConfig(steps_per_quarter=3, pitch_low=60, pitch_high=71, polyphony="skip",
                           transpose_to_range=False)
     assert MelodyConfig.from_dict(custom.to_dict()) == custom
     with pytest.raises(ConfigError, match="unknown melody option"):
@@ -50,9 +50,9 @@ def test_vocabulary_and_config_round_trip():
     with pytest.raises(ConfigError, match="polyphony"):
         MelodyConfig(polyphony="lowest")
     with pytest.raises(ConfigError):
-        MelodyConfig(min_pitch=60, max_pitch=60)
+        MelodyConfig(pitch_low=60, pitch_high=59)
     with pytest.raises(ConfigError, match="octave"):
-        MelodyConfig(min_pitch=60, max_pitch=70)
+        MelodyConfig(pitch_low=60, pitch_high=69)
     with pytest.raises(ConfigError):
         MelodyConfig(steps_per_quarter=0)
 
@@ -156,7 +156,7 @@ def essen_tunes():
 
 @pytest.mark.parametrize("steps_per_quarter", [4, 12])
 def test_round_trip_on_essen_folk_tunes(essen_tunes, steps_per_quarter):
-    cfg = MelodyConfig(steps_per_quarter=steps_per_quarter, min_pitch=0, max_pitch=128,
+    cfg = MelodyConfig(steps_per_quarter=steps_per_quarter, pitch_low=0, pitch_high=127,
                        polyphony="skip")
     assert len(essen_tunes) >= 10
     for tune in essen_tunes:

@@ -222,5 +222,5 @@ def test_samples_decode_through_the_melody_representation():
     for row in events.numpy():
         score = melody.decode(row, cfg)
         pitches = [n.pitch for n in score.tracks[0].notes]
-        assert all(cfg.min_pitch <= p < cfg.max_pitch for p in pitches)
+        assert all(cfg.pitch_low <= p <= cfg.pitch_high for p in pitches)
         assert len(pitches) == sum(int(e) >= melody.FIRST_PITCH_EVENT for e in row)

@@ -277,7 +277,7 @@ def test_active_units_counts_dimensions_with_posterior_variance():
 def test_registry_presets_and_data_sizes():
     from tunesmith.representations import melody
 
-    tunes = melody.info(melody.MelodyConfig(min_pitch=20, max_pitch=108), steps_per_bar=12)
+    tunes = melody.info(melody.MelodyConfig(pitch_low=20, pitch_high=107), steps_per_bar=12)
     flat = registry.build("music-vae-flat", {"encoder_hidden": 8}, data_info=tunes)
     assert flat.config.decoder == "flat" and flat.config.vocab_size == 90
     assert flat.config.steps_per_bar == 12
@@ -322,5 +322,5 @@ def test_vae_cli_modes_write_midi(tmp_path):
                      "interpolation-00.mid", "interpolation-01.mid", "interpolation-02.mid",
                      "sample-00.mid", "sample-01.mid"]
     original = load(out / "in0-input-recon-00.mid")  # the input's first phrase, re-encoded
-    assert [n.pitch for n in original.tracks[0].notes][:3] == [cfg.min_pitch + 8] * 3
+    assert [n.pitch for n in original.tracks[0].notes][:3] == [cfg.pitch_low + 8] * 3
     assert run_cli(["vae", "sample", "--checkpoint", str(tmp_path / "missing")]) == 2

@@ -19,6 +19,7 @@ from make_test_data import DATA
 from tunesmith.data import corpora
 from tunesmith.data.prepare import prepare
 from tunesmith.errors import TunesmithError
+from tunesmith.representations.pianoroll import PianorollAdapter
 
 prepare_module = importlib.import_module("tunesmith.data.prepare")
 io_module = importlib.import_module("tunesmith.music.io")
@@ -120,14 +121,14 @@ def test_a_worker_stuck_past_the_time_limit_is_killed(folder, monkeypatch):
 
 @linux_only
 def test_a_crash_while_encoding_a_chunk_retries_each_piece_alone(folder, monkeypatch):
-    encode_many = prepare_module.PianorollEncoder.encode_many
+    encode_many = PianorollAdapter.encode_many
 
     def crash_on_pitch_62(self, scores, notes):  # good2 starts on 62
         if any(n.pitch == 62 for s in scores for t in s.tracks for n in t.notes):
             os.kill(os.getpid(), signal.SIGSEGV)
         return encode_many(self, scores, notes)
 
-    monkeypatch.setattr(prepare_module.PianorollEncoder, "encode_many", crash_on_pitch_62)
+    monkeypatch.setattr(PianorollAdapter, "encode_many", crash_on_pitch_62)
     data = prepare(f"folder:{folder}", workers=1, progress=False, report=False)
     assert data.ids() == ["good0.mid", "good1.mid", "good3.mid"]
     assert dict(data.skipped)["good2.mid"] == \

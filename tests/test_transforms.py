@@ -191,3 +191,15 @@ def test_is_monophonic():
     # a long note covering two later ones
     assert not tf.is_monophonic(_track([(0, 2000, 60), (480, 480, 62), (960, 480, 64)]))
     assert tf.is_monophonic(_track([]))
+
+
+def test_pitched_tracks_drops_drum_tracks_and_copies_only_when_it_must():
+    score = Score(480)
+    piano, kit = Track("Piano", 0, False), Track("Drums", 0, True)
+    piano.notes.append(Note(0, 480, 60, 80))
+    kit.notes.append(Note(0, 120, 36, 100))
+    score.tracks.append(piano)
+    assert tf.pitched_tracks(score) is score  # nothing to drop: the same object
+    score.tracks.append(kit)
+    pitched = tf.pitched_tracks(score)
+    assert [t.name for t in pitched.tracks] == ["Piano"] and len(score.tracks) == 2

@@ -1,9 +1,16 @@
-"""JSON round trips for the dataclass configs (models, representations, training).
+"""JSON round trips and validation of the dataclass configs (models, representations).
 
 Every config a user can write (a TOML section, ``--set key=value``, a checkpoint's
 ``config.json``) is read through :func:`config_from_dict`, so a typo in an option name
 or a value of the wrong type (``channels=abc``, ``dropout=nan``) is one clear error,
 never a silent default or a traceback deep inside a model.
+
+Every :class:`DictConfig` is validated one way, when it is made (``__post_init__`` ->
+:meth:`DictConfig.validate`): the ranges and choices each class declares
+(``ranges = {"dropout": UNIT_OPEN, "channels": at_least(1)}``, ``choices = {"block":
+("gated", "relu")}``, merged along the class's bases) are checked first, then the
+class's :meth:`~DictConfig.check` for rules between fields. Each failure is one
+ConfigError naming the option.
 """
 
 from __future__ import annotations
@@ -15,9 +22,45 @@ import numbers
 import types
 import typing
 import warnings
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple
 
 from tunesmith.errors import ConfigError
+
+
+class Range(NamedTuple):
+    """Allowed values of a numeric option (of each item, for a list): ``low``..``high``,
+    either end open or absent (None)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # low itself is not allowed
+    high_open: bool = False  # high itself is not allowed
+
+    def holds(self, value: Any) -> bool:
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def describe(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        if self.low is None:
+            return f"{'<' if self.high_open else '<='} {self.high:g}"
+        return (f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+                f"{')' if self.high_open else ']'}")
+
+
+def at_least(low: float) -> Range:
+    return Range(low)
+
+
+#: [0, 1): dropout rates and other probabilities that must leave something
+UNIT_OPEN = Range(0, 1, high_open=True)
+#: [0, 1]: probabilities
+UNIT = Range(0, 1)
+#: > 0: rates, scales, tempi
+POSITIVE = Range(0, low_open=True)
 
 
 def parse_value(text: str) -> Any:
@@ -80,17 +123,21 @@ def config_from_dict(cls, data: dict[str, Any], what: str = "config"):
 
     An option renamed since (``cls.renamed``: old name -> new name, as saved checkpoints
     and older command lines spell it) is read under its new name with a
-    DeprecationWarning; giving both names is an error.
+    DeprecationWarning, its value converted where the meaning moved too (an exclusive
+    bound read as an inclusive one); giving both names is an error.
     """
     data = dict(data)
-    for old, new in getattr(cls, "renamed", {}).items():
+    for old, target in getattr(cls, "renamed", {}).items():
+        new, convert = (target, None) if isinstance(target, str) else target
         if old in data:
             if new in data:
                 raise ConfigError(f"{what} options {old} and {new} are one option "
                                   f"({old} is its old name); give only {new}")
             warnings.warn(f"{what} option {old} is now called {new}", DeprecationWarning,
                           stacklevel=3)
-            data[new] = data.pop(old)
+            value = data.pop(old)
+            data[new] = value if convert is None or not value_fits(value, float) \
+                else convert(value)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -107,10 +154,42 @@ def config_from_dict(cls, data: dict[str, Any], what: str = "config"):
 
 
 class DictConfig:
-    """Mixin for dataclass configs: ``to_dict()`` and a checked ``from_dict()``."""
+    """Mixin for dataclass configs: ``to_dict()``, a checked ``from_dict()``, and one
+    validation when made (see the module docstring)."""
 
     config_name: ClassVar[str] = "config"  # how errors name this kind of option
-    renamed: ClassVar[dict[str, str]] = {}  # old option name -> its name now (still read)
+    #: old option name -> its name now (still read); or -> (name now, old value -> new)
+    renamed: ClassVar[dict[str, str | tuple[str, Callable[[Any], Any]]]] = {}
+    ranges: ClassVar[dict[str, Range]] = {}  # option -> allowed numbers (of each item)
+    choices: ClassVar[dict[str, tuple]] = {}  # option -> allowed values
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check the declared ranges and choices (of this class and its bases), then
+        :meth:`check`; ConfigError naming the first option that fails."""
+        ranges: dict[str, Range] = {}
+        choices: dict[str, tuple] = {}
+        for klass in reversed(type(self).__mro__):
+            ranges.update(vars(klass).get("ranges", {}))
+            choices.update(vars(klass).get("choices", {}))
+        for name, allowed in choices.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ConfigError(f"unknown {name} {value!r} ({self.config_name} option); "
+                                  f"choose one of {', '.join(map(str, allowed))}")
+        for name, bounds in ranges.items():
+            value = getattr(self, name)
+            values = value if isinstance(value, (list, tuple)) else [value]
+            if not all(bounds.holds(v) for v in values):
+                each = " (each item)" if isinstance(value, (list, tuple)) else ""
+                raise ConfigError(f"{self.config_name} option {name} must be "
+                                  f"{bounds.describe()}{each}, got {value!r}")
+        self.check()
+
+    def check(self) -> None:
+        """Rules between options (a class with any overrides this); raise ConfigError."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]

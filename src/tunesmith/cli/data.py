@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from tunesmith.representations.adapter import SummaryTable, get_representation
+
 REPR_HELP = "representation: pianoroll | melody | events | drums"
 
 
@@ -30,16 +32,13 @@ def parse_pitch_range(text: str) -> tuple[int, int]:
 
 def repr_options(representation: str, resolution: int | None, pitch_range: str | None,
                  settings: list[str] | None) -> dict:
-    """The representation options from the CLI flags (names differ by representation)."""
+    """The representation options from the CLI flags (the adapter names them)."""
+    adapter = get_representation(representation)
     options = {}
     if resolution is not None:
-        options["resolution" if representation == "pianoroll" else "steps_per_quarter"] = resolution
+        options[adapter.resolution_option] = resolution
     if pitch_range is not None:
-        low, high = parse_pitch_range(pitch_range)
-        if representation == "melody":  # the melody range is [min_pitch, max_pitch)
-            options.update(min_pitch=low, max_pitch=high + 1)
-        else:
-            options.update(pitch_low=low, pitch_high=high)
+        options.update(adapter.pitch_range_options(*parse_pitch_range(pitch_range)))
     options.update(parse_settings(settings))
     return options
 
@@ -53,7 +52,6 @@ def print_summary(prepared, console, full: bool = False) -> None:
     """Pieces per split and duration; with ``full``, tracks, pitch range, keys, skipped."""
     from collections import Counter
 
-    import numpy as np
     from rich.table import Table
 
     from tunesmith.data.corpora import SPLITS
@@ -62,7 +60,7 @@ def print_summary(prepared, console, full: bool = False) -> None:
     info = prepared.info
     title = f"{prepared.corpus} ({prepared.representation})"
     table = Table(title=title, title_justify="left")
-    unit = "tokens" if prepared.representation == "events" else "steps"
+    unit = get_representation(prepared.representation).unit
     for column in ("split", "pieces", unit, "quarter notes", "duration (h:mm:ss)"):
         table.add_column(column, justify="left" if column == "split" else "right")
     for split in (*SPLITS, None):
@@ -82,52 +80,16 @@ def print_summary(prepared, console, full: bool = False) -> None:
             print_skipped(prepared.skipped, console, limit=20)
         return
 
-    if prepared.representation == "pianoroll":
-        n_tracks, n_pitches, low = info.n_tracks, info.n_pitches, info.pitch_low
-        per_key = np.zeros(n_tracks * n_pitches, np.int64)  # sounding cells of each key
-        for piece in prepared.pieces():  # one piece in memory at a time
-            per_key += (piece > 0).sum(axis=0)
-        sounding = per_key.reshape(n_tracks, n_pitches) > 0  # (tracks, P)
-        tracks = Table(title="tracks", title_justify="left")
-        for column in ("track", "program", "lowest pitch", "highest pitch", "sounding cells"):
-            tracks.add_column(column)
-        cells = per_key.reshape(n_tracks, n_pitches).sum(1)
-        for t in range(n_tracks):
-            pitches = np.nonzero(sounding[t])[0]
-            tracks.add_row(
-                info.track_names[t], str(info.programs[t]),
-                _pitch_name(low + pitches[0]) if len(pitches) else "-",
-                _pitch_name(low + pitches[-1]) if len(pitches) else "-",
-                str(int(cells[t])),
-            )
-        console.print(tracks)
-        console.print(f"grid: {info.steps_per_quarter} steps per quarter, "
-                      f"{n_tracks} track(s) x {n_pitches} pitches = {info.keys} keys")
-    elif prepared.representation == "melody":
-        highest = max((int(p.max()) for p in prepared.pieces() if len(p)), default=0)
-        lowest = min((int(p[p >= 2].min()) for p in prepared.pieces() if (p >= 2).any()),
-                     default=0)
-        if highest >= 2:
-            low, high = lowest - 2 + info.pitch_low, highest - 2 + info.pitch_low
-            console.print(f"pitch range: {_pitch_name(low)}..{_pitch_name(high)}"
-                          f"; vocabulary {info.vocab_size}, "
-                          f"{info.steps_per_bar} steps per bar")
-    elif prepared.representation == "drums":
-        import numpy as np
-
-        from tunesmith.representations import drums
-
-        hits, steps = np.zeros(drums.N_CLASSES), 0  # one piece at a time (a memory map)
-        for piece in prepared.pieces():
-            hits += (np.asarray(piece)[:, drums.HITS] > 0.5).sum(0)  # (9,)
-            steps += len(piece)
-        bars = max(steps, 1) / info.steps_per_bar
-        console.print("hits per bar: " + ", ".join(
-            f"{name} {count / bars:.2f}" for name, count in zip(drums.CLASSES, hits,
-                                                                 strict=True)))
-    else:
-        console.print(f"vocabulary {info.vocab_size} tokens; "
-                      f"{sum(prepared.pieces().lengths())} tokens in all")
+    for part in get_representation(prepared.representation).describe(info, prepared.pieces()):
+        if isinstance(part, SummaryTable):
+            table = Table(title=part.title, title_justify="left")
+            for column in part.columns:
+                table.add_column(column)
+            for row in part.rows:
+                table.add_row(*row)
+            console.print(table)
+        else:
+            console.print(part)
 
     keys = Counter(m.get("key") for m in prepared.piece_meta if m.get("key"))
     if keys:
@@ -146,11 +108,6 @@ def print_summary(prepared, console, full: bool = False) -> None:
         print_skipped(prepared.skipped, console)
     else:
         console.print("no piece skipped")
-
-
-def _pitch_name(pitch: int) -> str:
-    names = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
-    return f"{names[int(pitch) % 12]}{int(pitch) // 12 - 1} ({int(pitch)})"
 
 
 def register(app: typer.Typer) -> None:

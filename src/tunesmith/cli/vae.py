@@ -13,6 +13,7 @@ helpers of :mod:`tunesmith.generation.generate`.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import typer
@@ -55,7 +56,7 @@ def _check_vae(model, meta) -> None:
         raise ConfigError(f"the checkpoint holds {meta.get('model_name')!r}, not a MusicVAE")
 
 
-def _report(paths, empty: list[str] = ()) -> None:
+def _report(paths, empty: Sequence[str] = ()) -> None:
     """Print the written files, and how many hold no notes (``empty``: their warnings,
     from :func:`tunesmith.cli.generate.empty_pieces`)."""
     from rich.console import Console

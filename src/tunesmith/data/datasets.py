@@ -31,11 +31,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from tunesmith.data.batching import collate_frames, collate_tokens, length_batches, pad_sequences
+from tunesmith.data.batching import length_batches, pad_sequences
 from tunesmith.data.prepare import PreparedData
 from tunesmith.errors import ConfigError
-from tunesmith.representations.melody import FIRST_PITCH_EVENT
-from tunesmith.representations.pianoroll import pitch_class_counts
+from tunesmith.representations.adapter import get_representation
 
 
 class SequenceDataset(Dataset):
@@ -66,18 +65,12 @@ class SequenceDataset(Dataset):
         pitch_histogram: bool = False,
     ):
         self.representation = prepared.representation
+        self.adapter = get_representation(prepared.representation)
         self.info = prepared.info
-        self.pieces = prepared.pieces(split)
+        # the items: the pieces, or parts of them (drums: each performance's windows)
+        self.pieces, self.ids = self.adapter.items(prepared.info, prepared.pieces(split),
+                                                   prepared.ids(split))
         self.onsets = prepared.onsets(split)
-        self.ids = prepared.ids(split)
-        if self.representation == "drums":  # items are the performances' windows
-            from tunesmith.representations import drums
-
-            cfg = drums.DrumsConfig.from_dict(prepared.info.repr_config)
-            cut = [(piece_id, drums.windows(piece, cfg))
-                   for piece_id, piece in zip(self.ids, self.pieces, strict=True)]
-            self.pieces = [w for _, ws in cut for w in ws]
-            self.ids = [f"{piece_id}#{i}" for piece_id, ws in cut for i in range(len(ws))]
         self.window = window
         self.random_crop = random_crop
         self.transpose = (int(transpose[0]), int(transpose[1]))
@@ -88,19 +81,20 @@ class SequenceDataset(Dataset):
             raise ConfigError(f"window must be >= 1 step, got {window}")
         if self.transpose[0] > self.transpose[1]:
             raise ConfigError(f"transpose range must be (low, high), got {transpose}")
-        if self.transpose != (0, 0) and self.representation in ("events", "drums"):
-            raise ConfigError("transposition augmentation is for pianoroll and melody data")
-        if pitch_histogram and self.representation != "pianoroll":
+        if self.transpose != (0, 0) and not self.adapter.transposable:
+            raise ConfigError(f"transposition augmentation is not defined for "
+                              f"{self.representation} data")
+        if pitch_histogram and not self.adapter.frames:
             raise ConfigError("pitch_histogram is computed from piano-roll data only")
-        if self.representation == "pianoroll":
-            self.n_tracks = self.info.n_tracks
-            self.n_pitches = self.info.n_pitches
-            self.pitch_low = self.info.pitch_low
-        if self.representation == "melody" and self.transpose != (0, 0):
-            self._melody = _melody_transposer(prepared)
 
     def __len__(self) -> int:
         return len(self.pieces)
+
+    def item_lengths(self) -> list[int]:
+        """Steps of each item before cropping (a cache's pieces: from its index, no
+        piece read)."""
+        lengths = getattr(self.pieces, "lengths", None)
+        return list(lengths()) if lengths is not None else [len(p) for p in self.pieces]
 
     def _rng(self, key: int | tuple[int, int]) -> tuple[int, np.random.Generator]:
         """(index, generator) for an item key: ``(index, epoch)`` or a bare index."""
@@ -124,86 +118,40 @@ class SequenceDataset(Dataset):
             data = data[start : start + self.window]
             onsets = None if onsets is None else onsets[start : start + self.window]
         item: dict[str, Any] = {}
-        if self.representation == "pianoroll":
-            shift = self._draw_roll_shift(data, rng)
-            item["data"] = self._shift_roll(data, shift)
-            if onsets is not None:
-                item["onsets"] = self._shift_roll(onsets, shift)
-            if self.pitch_histogram:
-                item["pitch_histogram"] = np.roll(self._histogram(index), shift)
-        elif self.representation == "melody" and self.transpose != (0, 0):
-            item["data"] = self._melody(data, self.transpose, rng)
-        else:
-            item["data"] = np.asarray(data)
+        shift = 0  # semitones, drawn so that every note stays in range
+        if self.transpose != (0, 0):
+            shift = self.adapter.draw_shift(self.info, data, self.transpose, rng)
+        item["data"] = self.adapter.shift(self.info, data, shift)
+        if onsets is not None:
+            item["onsets"] = self.adapter.shift(self.info, onsets, shift)
+        if self.pitch_histogram:
+            item["pitch_histogram"] = np.roll(self._histogram(index), shift)
         return item
-
-    # ---- piano-roll helpers --------------------------------------------------------
-    def _draw_roll_shift(self, data: np.ndarray, rng: np.random.Generator) -> int:
-        low, high = self.transpose
-        if (low, high) == (0, 0):
-            return 0
-        grid = data.reshape(len(data), self.n_tracks, self.n_pitches)  # (T, tracks, P)
-        active = np.nonzero(grid.any(axis=(0, 1)))[0]
-        if len(active):  # keep every note on the grid
-            low = max(low, -int(active[0]))
-            high = min(high, self.n_pitches - 1 - int(active[-1]))
-        return int(rng.integers(low, high + 1)) if low <= high else 0
-
-    def _shift_roll(self, data: np.ndarray, shift: int) -> np.ndarray:
-        if shift == 0:
-            return np.asarray(data)
-        grid = data.reshape(len(data), self.n_tracks, self.n_pitches)  # (T, tracks, P)
-        out = np.zeros_like(grid)
-        if shift > 0:
-            out[:, :, shift:] = grid[:, :, :-shift]
-        else:
-            out[:, :, :shift] = grid[:, :, -shift:]
-        return out.reshape(data.shape)
 
     def _histogram(self, index: int) -> np.ndarray:
         """(12,) float32 pitch-class distribution of the whole piece (before cropping)."""
-        hist = pitch_class_counts(self.pieces[index], self.n_pitches, self.pitch_low)
+        hist = self.adapter.pitch_class_counts(self.info, self.pieces[index])
+        assert hist is not None  # checked in __init__: frames count their pitch classes
         total = hist.sum()
         return (hist / total if total > 0 else hist).astype(np.float32)
 
 
-def _melody_transposer(prepared: PreparedData):
-    """Transposition of encoded melody events: NOTE_ON events (>= 2) move by the shift,
-    NO_EVENT and NOTE_OFF stay (the encoding of :mod:`tunesmith.representations.melody`)."""
-    vocab_size = prepared.info.vocab_size
-
-    def transpose(events: np.ndarray, shifts: tuple[int, int], rng: np.random.Generator):
-        notes = events >= FIRST_PITCH_EVENT
-        if not notes.any():
-            return np.asarray(events)
-        low = max(shifts[0], FIRST_PITCH_EVENT - int(events[notes].min()))
-        high = min(shifts[1], vocab_size - 1 - int(events[notes].max()))
-        shift = int(rng.integers(low, high + 1)) if low <= high else 0
-        out = np.array(events, copy=True)
-        out[notes] += shift
-        return out
-
-    return transpose
-
-
 def collate(items: list[dict[str, Any]], representation: str) -> dict[str, torch.Tensor]:
-    """Items of :class:`SequenceDataset` -> a padded batch dict of the model contract."""
-    data = [item["data"] for item in items]
-    if representation == "pianoroll":
-        batch = collate_frames(data)  # frames (B, T, K) float, mask (B, T)
-        if "onsets" in items[0]:
-            batch["onsets"] = pad_sequences([item["onsets"] for item in items])[0].float()
-        if "pitch_histogram" in items[0]:
-            batch["pitch_histogram"] = torch.as_tensor(
-                np.stack([item["pitch_histogram"] for item in items])
-            )  # (B, 12)
-        return batch
-    if representation == "melody":
-        return collate_tokens(data, key="events")  # events (B, T) long, mask (B, T)
-    if representation == "drums":
-        drums, mask = pad_sequences(data)
-        return {"drums": drums.float(), "mask": mask}  # (B, T, 27), (B, T)
-    return collate_tokens(data, key="tokens")  # tokens (B, T) long, mask (B, T)
+    """Items of :class:`SequenceDataset` -> a padded batch dict of the model contract:
+    the pieces under the representation's batch key (long ids, else float), ``mask``,
+    and ``onsets`` (padded) and ``pitch_histogram`` (stacked) where the items hold them."""
+    adapter = get_representation(representation)
+    data, mask = pad_sequences([np.asarray(item["data"], dtype=np.int64) if adapter.integer_data
+                                else item["data"] for item in items])
+    batch = {adapter.batch_key: data.long() if adapter.integer_data else data.float(),
+             "mask": mask}  # (B, T[, K]), (B, T)
+    if "onsets" in items[0]:
+        batch["onsets"] = pad_sequences([item["onsets"] for item in items])[0].float()
+    if "pitch_histogram" in items[0]:
+        batch["pitch_histogram"] = torch.as_tensor(
+            np.stack([item["pitch_histogram"] for item in items])
+        )  # (B, 12)
+    return batch
 
 
 class EpochSampler(Sampler):
@@ -272,7 +220,8 @@ class EpochSampler(Sampler):
         processes together)."""
         rng = np.random.default_rng([self.seed, epoch, 0x5EED]) if self.shuffle else None
         if self.lengths is not None:
-            batches = length_batches(self.lengths, self.batch_size, rng)
+            assert self.batch_size is not None  # __init__ refuses lengths without one
+            batches = length_batches(self.lengths.tolist(), self.batch_size, rng)
             full = [b for b in batches if len(b) == self.batch_size]
             short = [b for b in batches if len(b) != self.batch_size]
             return np.array([i for b in full + short for i in b], dtype=np.int64)
@@ -416,7 +365,7 @@ def make_dataloader(
     generator.manual_seed(seed)
     lengths = None
     if length_buckets:
-        lengths = dataset.pieces.lengths()  # from the cache's index: no piece is read
+        lengths = dataset.item_lengths()
         if window is not None:
             lengths = [min(n, window) for n in lengths]
     sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=seed, lengths=lengths,

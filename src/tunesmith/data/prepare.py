@@ -40,9 +40,7 @@ any encoder allocates.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
-import itertools
 import json
 import math
 import multiprocessing
@@ -59,20 +57,18 @@ from typing import Any, Protocol
 import numpy as np
 
 from tunesmith import __version__
-from tunesmith.config import config_from_dict
 from tunesmith.data.corpora import SPLITS, Corpus, PieceSource, get_corpus
 from tunesmith.data.polyphonic import LOWEST_PITCH
 from tunesmith.errors import ConfigError, MusicFileError, TunesmithError
 from tunesmith.music import keys
 from tunesmith.music.io import MIDI_SUFFIXES, TIME_LIMIT, max_piece_seconds
 from tunesmith.music.keys import key_from_histogram
-from tunesmith.music.note_arrays import NoteArrays, note_arrays
-from tunesmith.music.transforms import merge_tracks, select_tracks, steps_per_bar
-from tunesmith.representations import events, melody, pianoroll
+from tunesmith.music.note_arrays import note_arrays
+from tunesmith.music.transforms import steps_per_bar
+from tunesmith.representations import pianoroll
+from tunesmith.representations.adapter import RepresentationAdapter, get_representation, one_by_one
 from tunesmith.representations.info import DataInfo
-from tunesmith.representations.pianoroll import PianorollConfig
 
-REPRESENTATIONS = ("pianoroll", "melody", "events", "drums")
 #: bump when the encoding pipeline changes (4: ``info`` is a DataInfo); part of the cache key
 CACHE_FORMAT = 4
 #: how the arrays are stored (meta.json's ``storage``): 2 = .npy shards (1 = data.npz)
@@ -360,252 +356,9 @@ def unpack_rows(packed: np.ndarray, columns: int) -> np.ndarray:
 # --------------------------------------------------------------------------- encoders
 
 
-def _config_from(cls, options: dict, what: str):
-    return config_from_dict(cls, options, what)
-
-
-def _drop_drums(score):
-    if not any(track.is_drum for track in score.tracks):
-        return score  # most files: nothing to drop, no copy
-    return select_tracks(score, drums=False)
-
-
-class _ScoreEncoder:
-    """What an encoder does unless it knows better: encode a batch one Score at a time,
-    and store its arrays as they are (no bit packing)."""
-
-    def encode(self, score) -> dict[str, np.ndarray]:
-        raise NotImplementedError
-
-    def encode_many(self, scores: list, notes: NoteArrays) -> list[dict | Exception]:
-        return _one_by_one(self.encode, scores)
-
-    def packs_bits(self) -> bool:
-        return False
-
-
-class PianorollEncoder(_ScoreEncoder):
-    """Score -> ``(steps, tracks * pitches)`` grid. Options: PianorollConfig's fields,
-    plus ``merge_tracks`` (default: True unless the corpus has a fixed track layout)."""
-
-    name = "pianoroll"
-    data_options = ("merge_tracks",)
-
-    def __init__(self, options: dict, corpus: Corpus):
-        options = dict(options)
-        self.merge = options.pop("merge_tracks", corpus.track_layout is None)
-        if not isinstance(self.merge, bool):  # "False" or "maybe" would be truthy
-            raise ConfigError(f"merge_tracks expects true or false, got {self.merge!r}")
-        if not self.merge and corpus.track_layout is None:
-            raise ConfigError(
-                f"merge_tracks=false needs a corpus with a fixed set of tracks; "
-                f"{corpus.name} has pieces with different tracks"
-            )
-        if corpus.kind == "rolls":
-            options.setdefault("resolution", corpus.steps_per_quarter)
-            if options["resolution"] % corpus.steps_per_quarter:
-                raise ConfigError(
-                    f"{corpus.name} has {corpus.steps_per_quarter} frame(s) per quarter; "
-                    f"resolution must be a multiple of it, got {options['resolution']}"
-                )
-        if self.merge:
-            options.setdefault("track_names", ["Piano"])
-            options.setdefault("programs", [0])
-        else:
-            options.setdefault("track_names", list(corpus.track_layout))
-            options.setdefault("programs", list(corpus.track_programs))
-        options.setdefault("is_drum", [False] * len(options["track_names"]))
-        self.cfg = _config_from(PianorollConfig, options, "pianoroll")
-        self.n_tracks = len(self.cfg.track_names)
-
-    def options(self) -> dict:
-        return {**self.cfg.to_dict(), "merge_tracks": self.merge}
-
-    def _tracks(self, score):
-        score = _drop_drums(score)
-        if self.merge:
-            score = merge_tracks(score, name=self.cfg.track_names[0], program=self.cfg.programs[0])
-        if len(score.tracks) != self.n_tracks:
-            raise MusicFileError("", f"has {len(score.tracks)} tracks, expected {self.n_tracks}")
-        return score
-
-    def encode(self, score) -> dict[str, np.ndarray]:
-        """``{"data": (steps, tracks * pitches)}`` (+ ``"onsets"``) of the selected tracks."""
-        score = _drop_drums(score)
-        if not self.merge and len(score.tracks) != self.n_tracks:
-            raise MusicFileError("", f"has {len(score.tracks)} tracks, expected {self.n_tracks}")
-        frames, onsets = pianoroll.encode_with_onsets(score, self.cfg, merge=self.merge)
-        out = {"data": _flatten_tracks(frames)}
-        if self.cfg.onset:
-            out["onsets"] = _flatten_tracks(onsets)
-        return out
-
-    def encode_many(self, scores: list, notes: NoteArrays) -> list[dict | Exception]:
-        """:meth:`encode` of each score (``notes``: theirs); merged tracks in one pass."""
-        if not self.merge:
-            return _one_by_one(self.encode, scores)
-        frames, onsets, steps = pianoroll.encode_merged_many(
-            notes.select(~notes.drum), self.cfg, with_onsets=self.cfg.onset)
-        bounds = np.concatenate([[0], np.cumsum(steps)]).tolist()
-        out: list[dict | Exception] = []
-        for start, end in itertools.pairwise(bounds):
-            piece = {"data": frames[start:end]}  # (steps, 1 * pitches)
-            if self.cfg.onset:
-                piece["onsets"] = onsets[start:end]
-            out.append(piece)
-        return out
-
-    def packs_bits(self) -> bool:
-        """0/1 grids are stored 8 cells a byte."""
-        return not self.cfg.velocity
-
-    def encode_roll(self, roll: np.ndarray, steps_per_quarter: int) -> dict[str, np.ndarray]:
-        """A benchmark ``(frames, 88)`` roll (MIDI 21-108) on this grid, without a Score."""
-        repeat = self.cfg.resolution // steps_per_quarter
-        roll = np.repeat(roll, repeat, axis=0) if repeat > 1 else roll
-        grid = np.zeros((roll.shape[0], self.cfg.n_pitches), np.uint8)  # (steps, pitches)
-        low = max(self.cfg.pitch_low, LOWEST_PITCH)
-        high = min(self.cfg.pitch_high, LOWEST_PITCH + roll.shape[1] - 1)
-        if low <= high:
-            grid[:, low - self.cfg.pitch_low : high - self.cfg.pitch_low + 1] = roll[
-                :, low - LOWEST_PITCH : high - LOWEST_PITCH + 1
-            ]
-        out = {"data": grid}
-        if self.cfg.onset:  # the benchmark merges repeated notes: onsets where a cell turns on
-            previous = np.concatenate([np.zeros((1, grid.shape[1]), np.uint8), grid[:-1]])
-            out["onsets"] = ((grid > 0) & (previous == 0)).astype(np.uint8)
-        return out
-
-    def info(self, facts: list[dict] | None = None) -> DataInfo:
-        return dataclasses.replace(pianoroll.info(self.cfg), repr_config=self.options())
-
-
-def _flatten_tracks(grid: np.ndarray) -> np.ndarray:
-    """``(tracks, steps, pitches)`` -> ``(steps, tracks * pitches)``, track-major."""
-    tracks, steps, pitches = grid.shape
-    return np.ascontiguousarray(grid.transpose(1, 0, 2)).reshape(steps, tracks * pitches)
-
-
-class MelodyEncoder(_ScoreEncoder):
-    """Score -> ``(steps,)`` int16 melody events (:mod:`tunesmith.representations.melody`).
-
-    Option ``track``: the name of the track holding the melody (chorales: Soprano);
-    by default the representation picks from the whole score.
-    """
-
-    name = "melody"
-    data_options = ("track",)
-
-    def __init__(self, options: dict, corpus: Corpus):
-        options = dict(options)
-        default_track = "Soprano" if corpus.track_layout and "Soprano" in corpus.track_layout \
-            else None
-        self.track = options.pop("track", default_track)
-        self.cfg = _config_from(melody.MelodyConfig, options, "melody")
-        self.module = melody
-
-    def options(self) -> dict:
-        return {**_asdict(self.cfg), "track": self.track}
-
-    def encode(self, score) -> dict[str, np.ndarray]:
-        score = _drop_drums(score)
-        if self.track is not None:
-            score = select_tracks(score, names=[self.track])
-            if not len(score.tracks):
-                raise MusicFileError("", f"has no track named {self.track!r}")
-        events = np.asarray(self.module.encode(score, self.cfg), dtype=np.int16)  # (steps,)
-        return {"data": events}
-
-    def info(self, facts: list[dict] | None = None) -> DataInfo:
-        """Vocabulary and grid; ``steps_per_bar`` is the most common bar of the pieces."""
-        from collections import Counter
-
-        bars = Counter(f.get("steps_per_bar") for f in facts or [] if f.get("steps_per_bar"))
-        per_bar = bars.most_common(1)[0][0] if bars else None  # None: 4/4
-        info = self.module.info(self.cfg, steps_per_bar=per_bar, track=self.track)
-        return dataclasses.replace(info, repr_config=self.options())
-
-
-class EventsEncoder(_ScoreEncoder):
-    """Score -> ``(n,)`` int32 tokens (:mod:`tunesmith.representations.events`)."""
-
-    name = "events"
-    data_options = ()
-
-    def __init__(self, options: dict, corpus: Corpus):
-        self.cfg = _config_from(events.EventsConfig, dict(options), "events")
-        self.module = events
-
-    def options(self) -> dict:
-        return _asdict(self.cfg)
-
-    def encode(self, score) -> dict[str, np.ndarray]:
-        tokens = np.asarray(self.module.encode(_drop_drums(score), self.cfg), dtype=np.int32)
-        return {"data": tokens}
-
-    def info(self, facts: list[dict] | None = None) -> DataInfo:
-        return dataclasses.replace(self.module.info(self.cfg), repr_config=self.options())
-
-
-class DrumsEncoder:
-    """Score -> ``(steps, 27)`` float32 hits | velocities | offsets of the 9 drum classes
-    (:mod:`tunesmith.representations.drums`); 4/4 only, the drum tracks of the score."""
-
-    name = "drums"
-    data_options = ()
-
-    def __init__(self, options: dict, corpus: Corpus):
-        from tunesmith.representations import drums
-
-        self.cfg = _config_from(drums.DrumsConfig, dict(options), "drums")
-        self.module = drums
-
-    def options(self) -> dict:
-        return self.cfg.to_dict()
-
-    def encode(self, score) -> dict[str, np.ndarray]:
-        return {"data": self.module.encode(score, self.cfg)}
-
-    def encode_many(self, scores: list, notes: NoteArrays) -> list[dict | Exception]:
-        return _one_by_one(self.encode, scores)
-
-    def packs_bits(self) -> bool:
-        return False
-
-    def info(self, facts: list[dict] | None = None) -> DataInfo:
-        return self.module.info(self.cfg)
-
-
-def _one_by_one(function, items: Sequence) -> list:
-    """``function(item)`` of each item, or the exception it raised (a ConfigError, which
-    would fail every piece alike, is raised at once)."""
-    out = []
-    for item in items:
-        try:
-            out.append(function(item))
-        except ConfigError:
-            raise
-        except Exception as exc:
-            out.append(exc)
-    return out
-
-
-def _asdict(cfg) -> dict:
-    import dataclasses
-
-    return cfg.to_dict() if hasattr(cfg, "to_dict") else dataclasses.asdict(cfg)
-
-
-ENCODERS = {"pianoroll": PianorollEncoder, "melody": MelodyEncoder, "events": EventsEncoder,
-            "drums": DrumsEncoder}
-
-
-def make_encoder(representation: str, options: dict, corpus: Corpus):
-    if representation not in ENCODERS:
-        raise ConfigError(
-            f"unknown representation {representation!r}; expected one of {', '.join(ENCODERS)}"
-        )
-    return ENCODERS[representation](options, corpus)
+def make_encoder(representation: str, options: dict, corpus: Corpus) -> RepresentationAdapter:
+    """The representation's adapter (its codec) for ``options``, with ``corpus``'s defaults."""
+    return get_representation(representation)(options, corpus)
 
 
 # --------------------------------------------------------------------------- worker side
@@ -642,15 +395,15 @@ def _skip_reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"  # any parser failure
 
 
-def _encode_roll(corpus: Corpus, encoder, source: PieceSource):
+def _encode_roll(corpus: Corpus, encoder: RepresentationAdapter, source: PieceSource):
     """(arrays, facts) of a benchmark roll, without a Score."""
     roll = corpus.roll(source)
     facts = {"notes": None, "quarters": roll.shape[0] / corpus.steps_per_quarter,
              "seconds": None, "key": _key_name(_roll_key(roll))}
-    return encoder.encode_roll(roll, corpus.steps_per_quarter), facts
+    return encoder.encode_roll(roll, corpus.steps_per_quarter, LOWEST_PITCH), facts
 
 
-def _encode_scores(corpus: Corpus, encoder, sources: Sequence[PieceSource],
+def _encode_scores(corpus: Corpus, encoder: RepresentationAdapter, sources: Sequence[PieceSource],
                    transpose_to_c: bool, max_seconds: float | None = None,
                    time_limit: float = TIME_LIMIT,
                    at: _Progress | None = None) -> list[tuple | Exception]:
@@ -666,7 +419,7 @@ def _encode_scores(corpus: Corpus, encoder, sources: Sequence[PieceSource],
             at.value = index
         return corpus.load(sources[index], max_seconds, time_limit)
 
-    results: list = _one_by_one(load, range(len(sources)))
+    results: list = one_by_one(load, range(len(sources)))
     if at is not None:
         at.value = len(sources)
     usable = [i for i, r in enumerate(results) if not isinstance(r, Exception)]
@@ -675,15 +428,17 @@ def _encode_scores(corpus: Corpus, encoder, sources: Sequence[PieceSource],
     # None when a piece has no pitched notes or a flat histogram
     piece_keys = keys.keys_from_histograms(keys.pitch_class_histograms(notes))
 
+    per_quarter = encoder.info().steps_per_quarter if encoder.bar_facts else None
+
     def facts_of(index: int) -> dict[str, Any]:
         score = scores[index]
         piece_facts = _piece_facts(score)
         piece_facts["key"] = _key_name(piece_keys[index])
-        if encoder.name == "melody":
-            piece_facts["steps_per_bar"] = _steps_per_bar(score, encoder.cfg.steps_per_quarter)
+        if per_quarter is not None:  # the data's bar, for its DataInfo
+            piece_facts["steps_per_bar"] = _steps_per_bar(score, per_quarter)
         return piece_facts
 
-    facts = _one_by_one(facts_of, range(len(scores)))
+    facts = one_by_one(facts_of, range(len(scores)))
     if any(isinstance(f, Exception) for f in facts):  # rare: drop those pieces
         for i, f in zip(usable, facts, strict=True):
             if isinstance(f, Exception):
@@ -739,9 +494,9 @@ class _Progress(Protocol):
     value: int
 
 
-def _reads_no_files(corpus: Corpus, encoder, transpose_to_c: bool) -> bool:
+def _reads_no_files(corpus: Corpus, encoder: RepresentationAdapter, transpose_to_c: bool) -> bool:
     """Benchmark rolls straight to piano-rolls: arrays already in memory, no parser."""
-    return corpus.kind == "rolls" and encoder.name == "pianoroll" and not transpose_to_c
+    return corpus.kind == "rolls" and encoder.frames and not transpose_to_c
 
 
 def _worker_context(job: dict):
@@ -765,7 +520,7 @@ def process_chunk(job: dict, sources: Sequence[PieceSource],
     """
     corpus, encoder = _worker_context(job)
     if _reads_no_files(corpus, encoder, job["transpose_to_c"]):
-        results = _one_by_one(lambda source: _encode_roll(corpus, encoder, source), sources)
+        results = one_by_one(lambda source: _encode_roll(corpus, encoder, source), sources)
     else:
         results = _encode_scores(corpus, encoder, sources, job["transpose_to_c"],
                                  job.get("max_seconds"), job.get("time_limit", TIME_LIMIT), at)
@@ -1170,7 +925,8 @@ def prepare(
 
     Args:
         corpus_spec: a name from :data:`tunesmith.data.corpora.CORPORA` or ``folder:PATH``.
-        representation: ``"pianoroll"``, ``"melody"`` or ``"events"``.
+        representation: a registered representation (``"pianoroll"``, ``"melody"``,
+            ``"events"``, ``"drums"``: :func:`~tunesmith.representations.get_representation`).
         repr_options: the representation's config fields (e.g. ``resolution``,
             ``pitch_low``) and data options (``merge_tracks`` for piano-rolls, ``track``
             for melodies).

@@ -15,6 +15,7 @@ from pathlib import Path
 from tunesmith.data.prepare import prepare
 from tunesmith.errors import ConfigError
 from tunesmith.models.likelihood import score_split
+from tunesmith.representations.adapter import get_representation
 from tunesmith.training.checkpoint import load_checkpoint
 
 
@@ -34,7 +35,7 @@ def checkpoint_nll(
     ``{"value", "split", "pieces", "frames", "corpus"}`` (``frames``: Σ(T_i − 1)).
     """
     model, meta = load_checkpoint(checkpoint)
-    if meta.get("representation") != "pianoroll":
+    if not get_representation(meta.get("representation")).frames:
         raise ConfigError(f"{checkpoint}: frame-level NLL needs a piano-roll model, this one "
                           f"reads {meta.get('representation')!r}")
     recorded = meta.get("corpus") if isinstance(meta.get("corpus"), dict) else {}

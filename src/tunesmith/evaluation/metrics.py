@@ -512,7 +512,8 @@ def tonal_distance(
         ]
         pairs = [(a, b) for k, a in enumerate(candidates) for b in candidates[k + 1:]]
     else:
-        pairs = [tuple(tracks)]
+        first, second = tracks
+        pairs = [(first, second)]
     if not pairs or t.length < 1:
         return math.nan
     n_spans = -(-t.length // span)

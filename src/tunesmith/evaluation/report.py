@@ -22,6 +22,7 @@ from tunesmith.evaluation.reference import (
     summarise_scores,
 )
 from tunesmith.music import is_music_file, load_all
+from tunesmith.representations.adapter import get_representation
 
 PITCH_CLASS_NAMES = ("C", "C♯", "D", "E♭", "E", "F", "F♯", "G", "A♭", "A", "B♭", "B")
 
@@ -571,7 +572,8 @@ def held_out_nll(checkpoint: Path, corpus: str, path=None, batch_size: int = 16)
         from tunesmith.training.checkpoint import load_checkpoint
 
         model, meta = load_checkpoint(checkpoint)
-        if meta.get("representation") == "pianoroll" and get_corpus(corpus, path).kind == "rolls":
+        frames = get_representation(meta.get("representation")).frames
+        if frames and get_corpus(corpus, path).kind == "rolls":
             from tunesmith.evaluation.likelihood import checkpoint_nll
 
             scored = checkpoint_nll(checkpoint, "test", corpus=corpus, path=path)

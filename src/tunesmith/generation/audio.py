@@ -17,8 +17,9 @@ import torch
 
 from tunesmith.audio.synth import synthesize
 from tunesmith.errors import ConfigError
+from tunesmith.models.sampling import SamplingControls
 from tunesmith.music.io import load
-from tunesmith.music.transforms import merge_tracks, select_tracks
+from tunesmith.music.transforms import merge_tracks, pitched_tracks
 from tunesmith.representations.pianoroll import (
     PianorollConfig,
     decode,
@@ -41,9 +42,7 @@ def roll_config(meta: dict) -> PianorollConfig:
 def midi_roll(path: str | Path, meta: dict, max_seconds: float | None = None) -> np.ndarray:
     """A music file as the checkpoint's conditioning grid (frames, 2K) float32."""
     cfg = roll_config(meta)
-    score = load(path)
-    if any(track.is_drum for track in score.tracks):
-        score = select_tracks(score, drums=False)
+    score = pitched_tracks(load(path))
     if not score.tracks or score.note_num() == 0:
         raise ConfigError(f"{path}: no pitched notes to synthesise")
     score = merge_tracks(score, name="Piano", program=0)
@@ -66,7 +65,8 @@ def soundfont_rendering(roll: np.ndarray, meta: dict, sample_rate: int) -> np.nd
     return out
 
 
-def synthesize_roll(model, roll: np.ndarray, controls=None) -> np.ndarray:
+def synthesize_roll(model, roll: np.ndarray,
+                    controls: SamplingControls | None = None) -> np.ndarray:
     """Sample audio (frames × hop,) from a roll-conditioned audio WaveNet."""
     if not model.config.local_channels:
         raise ConfigError("this audio WaveNet is not conditioned on a piano-roll; train it "

@@ -31,9 +31,8 @@ import torch
 from tunesmith.errors import ConfigError, MusicFileError
 from tunesmith.models.sampling import SamplingControls
 from tunesmith.music import keys, load, save_midi
-from tunesmith.music.transforms import merge_tracks, select_tracks
 from tunesmith.render import render_png, render_wav
-from tunesmith.representations import drums, events, melody, pianoroll
+from tunesmith.representations.adapter import RepresentationAdapter, get_representation
 from tunesmith.training.checkpoint import checkpoint_data_info, load_checkpoint
 
 #: tempo (quarter notes per minute) of representations that store none
@@ -65,13 +64,12 @@ def repr_options(meta: dict) -> dict:
 def grid_facts(meta: dict) -> dict:
     """Steps per quarter, steps per bar and tempo of a checkpoint's representation.
 
-    Piano-roll and melody grids come from the data info (4/4 unless the data recorded its
-    most common bar); event tokens have no grid (``steps_per_quarter`` is None).
+    Grids come from the data info (4/4 unless the data recorded its most common bar);
+    event tokens have no grid (``steps_per_quarter`` is None).
     """
     info = checkpoint_data_info(meta)
     options = repr_options(meta)
-    representation = meta.get("representation")
-    if representation == "events":
+    if not get_representation(meta.get("representation")).grid:
         return {"steps_per_quarter": None, "steps_per_bar": None, "qpm": DEFAULT_QPM}
     if info is not None:
         per_quarter, per_bar = info.steps_per_quarter, info.steps_per_bar
@@ -115,7 +113,8 @@ def check_sample_size(meta: dict, n: int, steps: int) -> None:
     """Refuse a request whose sampled arrays would exceed :data:`MAX_SAMPLE_BYTES`."""
     info = meta.get("data_info") or {}
     # float32 frames of K keys, or one int64 event/token
-    per_step = 4 * int(info.get("keys") or 1) if meta.get("representation") == "pianoroll" else 8
+    frames = get_representation(meta.get("representation")).frames
+    per_step = 4 * int(info.get("keys") or 1) if frames else 8
     needed = n * steps * per_step
     if needed > MAX_SAMPLE_BYTES:
         raise ConfigError(
@@ -126,66 +125,27 @@ def check_sample_size(meta: dict, n: int, steps: int) -> None:
 # ---------------------------------------------------------------------- files <-> arrays
 
 
+def codec(meta: dict) -> RepresentationAdapter:
+    """The representation adapter of a checkpoint's data, rebuilt from its options."""
+    return get_representation(meta.get("representation"))(repr_options(meta))
+
+
 def file_to_array(path: str | Path, meta: dict) -> np.ndarray:
-    """A music file in the checkpoint's representation.
+    """A music file in the checkpoint's representation, ready to be continued
+    (:meth:`~tunesmith.representations.adapter.RepresentationAdapter.primer`).
 
     -> melody ``(T,)`` events, piano-roll ``(T, K)`` frames (K = tracks × pitches,
     track-major), event ``(n,)`` tokens (without the closing EOS, ready to continue) or
     drums ``(T, 27)``.
     """
     path = Path(path)
-    options = repr_options(meta)
-    representation = meta.get("representation")
-    if representation == "drums":  # the drum tracks, (T, 27) hits | velocities | offsets
-        return drums.encode(load(path), drums.DrumsConfig.from_dict(options), where=str(path))
-    score = select_tracks(load(path), drums=False)
-    if representation == "melody":
-        track = options.pop("track", None)
-        if track is not None:
-            named = select_tracks(score, names=[track])
-            score = named if len(named.tracks) else score  # no such track: the whole score
-        cfg = melody.MelodyConfig(**options)
-        return np.asarray(melody.encode(score, cfg), dtype=np.int64)
-    if representation == "pianoroll":
-        merge = options.pop("merge_tracks", True)
-        cfg = pianoroll.PianorollConfig(**options)
-        n_tracks = len(cfg.track_names) or 1
-        if merge:
-            score = merge_tracks(score, name=cfg.track_names[0] if cfg.track_names else "Piano")
-        if len(score.tracks) != n_tracks:
-            raise MusicFileError(path, f"has {len(score.tracks)} pitched tracks, the model "
-                                       f"was trained on {n_tracks}")
-        grid = pianoroll.encode(score, cfg)  # (tracks, steps, pitches)
-        return grid.transpose(1, 0, 2).reshape(grid.shape[1], -1)  # (steps, tracks·pitches)
-    if representation == "events":
-        cfg = events.EventsConfig.from_dict(options)
-        tokens = np.asarray(events.encode(score, cfg), dtype=np.int64)  # (n,)
-        if cfg.add_bos_eos and len(tokens) and tokens[-1] == events.EOS_ID:
-            tokens = tokens[:-1]  # a primer is continued, not closed
-        return tokens
-    raise ConfigError(f"cannot read files for the {representation!r} representation")
+    return codec(meta).primer(load(path), path)
 
 
 def array_to_score(array, meta: dict):
     """A generated melody ``(T,)``, piano-roll ``(T, K)``, token ``(n,)`` or drums
     ``(T, 27)`` array -> Score, with the data's track names, programs and tempo."""
-    array = np.asarray(array)
-    options = repr_options(meta)
-    representation = meta.get("representation")
-    if representation == "melody":
-        options.pop("track", None)
-        return melody.decode(array.astype(np.int64), melody.MelodyConfig(**options))
-    if representation == "events":
-        return events.decode(array.astype(np.int64), events.EventsConfig.from_dict(options))
-    if representation == "drums":
-        return drums.decode(array, drums.DrumsConfig.from_dict(options))
-
-    options.pop("merge_tracks", None)
-    cfg = pianoroll.PianorollConfig(**options)
-    if array.ndim != 2 or array.shape[1] % cfg.n_pitches:
-        raise ConfigError(f"expected (steps, tracks × {cfg.n_pitches}) frames, got {array.shape}")
-    grid = array.reshape(array.shape[0], -1, cfg.n_pitches).transpose(1, 0, 2)  # (tr, T, P)
-    return pianoroll.decode((grid > 0.5).astype(np.uint8), cfg)
+    return codec(meta).decode(np.asarray(array))
 
 
 def write_score(score, path: Path, wav: bool = False, png: bool = False,
@@ -207,12 +167,12 @@ class EmptyPieceWarning(UserWarning):
 def empty_piece_cause(meta: dict, controls: SamplingControls | None = None) -> str:
     """The likely reasons a checkpoint's sample came out silent, for a warning."""
     causes = []
-    representation = meta.get("representation")
+    frames = get_representation(meta.get("representation")).frames  # drawn key by key
     threshold = controls.threshold if controls is not None else None
-    if representation == "pianoroll" and threshold is not None and threshold > 0:
+    if frames and threshold is not None and threshold > 0:
         causes.append(f"the threshold {threshold} is above every note's probability "
                       "(try a lower threshold)")
-    elif representation != "pianoroll":
+    elif not frames:
         causes.append("the model ended the piece or drew only rests before any note")
     if controls is not None and controls.temperature != 1:
         causes.append(f"temperature {controls.temperature:g} (try 1.0)")
@@ -277,10 +237,11 @@ def sampling_threads(n: int = 1):
 
 
 def prime_tensor(array: np.ndarray, representation: str, n: int) -> torch.Tensor:
-    """A primer array -> the batch-shaped prime the models take: (n, P, K) or (n, P)."""
-    if representation == "pianoroll":
-        return torch.as_tensor(array, dtype=torch.float32)[None].expand(n, -1, -1).clone()
-    return torch.as_tensor(array, dtype=torch.long)[None].expand(n, -1).clone()
+    """A primer array -> the batch-shaped prime the models take: (n, P, ...), long for
+    ids, float for frames and drums."""
+    dtype = torch.long if get_representation(representation).integer_data else torch.float32
+    tensor = torch.as_tensor(np.asarray(array), dtype=dtype)[None]  # (1, P, ...)
+    return tensor.expand(n, *tensor.shape[1:]).clone()
 
 
 def pitch_histogram_from_spec(spec: str) -> torch.Tensor:
@@ -408,6 +369,7 @@ __all__: Sequence[str] = [
     "array_to_score",
     "check_length",
     "check_sample_size",
+    "codec",
     "condition_tensors",
     "empty_piece_cause",
     "file_to_array",

@@ -30,38 +30,59 @@ melody events ``(T,)`` int64.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from tunesmith.errors import ConfigError
-from tunesmith.generation.generate import condition_tensors, prime_tensor, sampling_threads
+from tunesmith.generation.generate import (
+    EVENT_TOKENS_PER_BAR,
+    condition_tensors,
+    crop_score,
+    prime_tensor,
+    repr_options,
+    sampling_threads,
+)
+from tunesmith.models.likelihood import sequence_log_probs
 from tunesmith.models.sampling import SamplingControls
+from tunesmith.representations import events
+from tunesmith.representations.adapter import get_representation, representation_names
+from tunesmith.representations.events import open_tokens
 
 #: proposals drawn per regeneration by default (a batch of 8 costs little more than 1)
 DEFAULT_CANDIDATES = 8
 
 
+def _scores_frames(model) -> bool:
+    """A frame model that scores each frame (its own ``frame_log_prob``, or features and
+    a frame head)."""
+    representation = type(model).representation
+    return representation in representation_names() and get_representation(
+        representation).frames and (
+        hasattr(model, "frame_log_prob") or (hasattr(model, "features")
+                                             and hasattr(model, "head")))
+
+
+def _scores_events(model) -> bool:
+    """An event model whose forward pass gives each step's class logits (Melody RNN)."""
+    return hasattr(model, "lookback_labels")
+
+
 def can_score(model) -> bool:
     """Whether the model gives per-step log-likelihoods (needed to weight proposals)."""
-    representation = type(model).representation
-    if representation == "pianoroll":
-        return hasattr(model, "frame_log_prob") or (hasattr(model, "features")
-                                                    and hasattr(model, "head"))
-    return representation == "melody" and hasattr(model, "lookback_labels")
+    return _scores_frames(model) or _scores_events(model)
 
 
 def step_log_probs(model, batch: torch.Tensor, condition: dict | None = None) -> torch.Tensor:
     """log p(x_t | x_<t) in nats for every step of a batch: (B, T[, K]) -> (B, T)."""
-    from tunesmith.models.likelihood import sequence_log_probs
-
-    representation = type(model).representation
-    if representation == "pianoroll":
+    if _scores_frames(model):
         if condition is not None:  # a conditioned WaveNet scores with its condition
             return model.frame_log_prob(batch, None, condition)
         mask = torch.ones(batch.shape[:2], dtype=torch.bool, device=batch.device)
         return sequence_log_probs(model, batch, mask)
-    if representation == "melody":
+    if _scores_events(model):
         logits = model(batch)  # (B, T, C)
         targets = model.lookback_labels(batch) if model.lookback else batch
         return -F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
@@ -72,8 +93,7 @@ def continue_array(model, meta: dict, array: np.ndarray, steps: int,
                    controls: SamplingControls, pitch_histogram=None) -> np.ndarray:
     """``array`` followed by ``steps`` new steps sampled after it (the array is kept)."""
     representation = meta.get("representation") or type(model).representation
-    if representation == "events":
-        array = open_tokens(array)
+    array = get_representation(representation).open(array)  # tokens: drop the end
     total = len(array) + steps
     condition = condition_tensors(model, pitch_histogram, 1)
     prime = prime_tensor(array, representation, 1) if len(array) else None
@@ -82,16 +102,6 @@ def continue_array(model, meta: dict, array: np.ndarray, steps: int,
     with sampling_threads(1), torch.no_grad():
         out = model.generate(1, total, controls, prime=prime, condition=condition)
     return out[0].detach().cpu().numpy()
-
-
-def open_tokens(tokens: np.ndarray) -> np.ndarray:
-    """An event-token piece without its end: the tokens before the first EOS (decoding
-    stops there, so a continuation must start in its place)."""
-    from tunesmith.representations.events import EOS_ID
-
-    tokens = np.asarray(tokens)
-    ends = np.flatnonzero(tokens == EOS_ID)
-    return tokens[: ends[0]] if len(ends) else tokens
 
 
 def resample_range(model, meta: dict, array: np.ndarray, start: int, end: int,
@@ -201,11 +211,6 @@ def resample_token_range(model, meta: dict, tokens: np.ndarray, start_q: float, 
     (when the piece fits the model's context; else one candidate, drawn given the left
     side). Returns the re-encoded piece and the facts of :func:`resample_range`.
     """
-    import math
-
-    from tunesmith.generation.generate import EVENT_TOKENS_PER_BAR, crop_score, repr_options
-    from tunesmith.representations import events
-
     if not 0 <= start_q < end_q:
         raise ConfigError(f"the range [{start_q}, {end_q}) quarters is empty")
     cfg = events.EventsConfig.from_dict(repr_options(meta))

@@ -29,14 +29,17 @@ the same samples.
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from tunesmith.audio.mulaw import mu_law_decode, mu_law_encode
+from tunesmith.config import Range, at_least
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel, ModelConfig
+from tunesmith.models.sampling import SamplingControls
 from tunesmith.models.wavenet import GatedResidualLayer
 
 
@@ -59,17 +62,14 @@ class Config(ModelConfig):
     local_hidden: int = 64  # channels of the conditioning stack over roll frames
     local_kernel: int = 3  # its kernel (frames; centred: sees the next frames too)
 
-    def __post_init__(self):
-        if not 1 <= self.bits <= 16:
-            raise ConfigError(f"bits must be in 1..16, got {self.bits}")
-        for name in ("sample_rate", "channels", "skip_channels", "levels", "blocks",
-                     "global_channels", "local_hidden", "local_kernel"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if any(int(d) < 1 for d in self.dilations):
-            raise ConfigError(f"dilations must all be >= 1, got {self.dilations}")
-        if self.n_global_classes < 0 or self.local_channels < 0:
-            raise ConfigError("n_global_classes and local_channels must be >= 0")
+    ranges: ClassVar[dict[str, Range]] = {
+        "bits": Range(1, 16),
+        **dict.fromkeys(("sample_rate", "channels", "skip_channels", "levels", "blocks",
+                        "global_channels", "local_hidden", "local_kernel", "dilations"),
+                        at_least(1)),
+        "n_global_classes": at_least(0), "local_channels": at_least(0)}
+
+    def check(self) -> None:
         if self.local_channels and self.local_hop < 1:
             raise ConfigError("a roll-conditioned model needs local_hop >= 1 samples per frame")
         if self.local_kernel % 2 == 0:
@@ -218,7 +218,8 @@ class AudioWaveNet(GenerativeModel):
 
     # ---- sampling -------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, n: int, steps: int, controls=None, prime: torch.Tensor | None = None,
+    def generate(self, n: int, steps: int, controls: SamplingControls | None = None,
+                 prime: torch.Tensor | None = None,
                  condition: dict | None = None) -> torch.Tensor:
         """Sample (n, steps) float audio in [-1, 1], one layer time step per sample (cached).
 
@@ -228,7 +229,8 @@ class AudioWaveNet(GenerativeModel):
         return self._generate(n, steps, controls, prime, condition, cached=True)
 
     @torch.no_grad()
-    def generate_naive(self, n: int, steps: int, controls=None, prime=None, condition=None,
+    def generate_naive(self, n: int, steps: int, controls: SamplingControls | None = None,
+                       prime=None, condition=None,
                        window: int | None = None) -> torch.Tensor:
         """Reference sampler: a full forward pass over the prefix (or its last ``window``
         ≥ receptive-field samples) for every sample. Same samples as :meth:`generate`."""

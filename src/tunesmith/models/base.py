@@ -25,6 +25,7 @@ from torch import nn
 from tunesmith.config import DictConfig
 from tunesmith.errors import ConfigError
 from tunesmith.models.heads import FrameHead
+from tunesmith.models.sampling import SamplingControls
 from tunesmith.representations.info import DataInfo
 from tunesmith.representations.output_mask import OutputMask
 
@@ -112,7 +113,7 @@ class GenerativeModel(nn.Module):
         self,
         n: int,
         steps: int,
-        controls=None,
+        controls: SamplingControls | None = None,
         prime: torch.Tensor | None = None,
         condition: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:

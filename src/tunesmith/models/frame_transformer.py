@@ -66,7 +66,6 @@ class FrameTransformer(FrameRNN):
     config: FrameTransformerConfig
 
     def __init__(self, config: FrameTransformerConfig):
-        config.check()
         super(FrameRNN, self).__init__(config)  # GenerativeModel: no recurrent layers here
         c = config
         self.project = nn.Linear(c.keys, c.d_model)

@@ -22,6 +22,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from tunesmith.config import at_least
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel
 from tunesmith.models.music_vae import slerp
@@ -29,6 +30,9 @@ from tunesmith.models.rolls import pitch_class_histograms
 from tunesmith.models.sampling import SamplingControls, sample_bernoulli
 
 LOSSES = ("standard", "wgan-gp")
+#: what every GAN family's config declares about its ``loss`` and ``n_critic`` options
+GAN_CHOICES = {"loss": LOSSES}
+GAN_RANGES = {"n_critic": at_least(1)}
 
 
 def check_loss_name(loss: str) -> None:
@@ -126,10 +130,7 @@ class GANModel(GenerativeModel):
     automatic_optimization = False
 
     def __init__(self, config):
-        super().__init__(config)
-        check_loss_name(config.loss)
-        if config.n_critic < 1:
-            raise ConfigError(f"n_critic must be >= 1, got {config.n_critic}")
+        super().__init__(config)  # the config checked loss and n_critic (GAN_CHOICES/RANGES)
         self.register_buffer("gan_step", torch.zeros((), dtype=torch.long))
 
     # ---- the family's pieces ----------------------------------------------------------
@@ -280,7 +281,8 @@ class GANModel(GenerativeModel):
 
 @torch.no_grad()
 def interpolate_latents(
-    model: GANModel, n_steps: int = 5, condition: dict | None = None, controls=None,
+    model: GANModel, n_steps: int = 5, condition: dict | None = None,
+    controls: SamplingControls | None = None,
     latents: tuple[dict, dict] | None = None,
 ) -> torch.Tensor:
     """Generate along a spherical path between two latent draws (all latent parts slerped).

@@ -37,12 +37,14 @@ The modes are the functions at the end; ``tunesmith groove`` wraps them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tunesmith.config import UNIT, Range, at_least
 from tunesmith.errors import ConfigError
 from tunesmith.models.music_vae import (
     MusicVAE,
@@ -103,15 +105,13 @@ class GrooVAEConfig(MusicVAEConfig):
     task_mix: list[float] = field(default_factory=lambda: [0.25, 0.25, 0.25, 0.25])
     hihat_infill: float = 0.5  # infill windows whose removed voices are the hi-hats
 
-    def __post_init__(self):
-        super().__post_init__()
+    ranges: ClassVar[dict[str, Range]] = {"hihat_infill": UNIT, "mu_batchnorm": at_least(0)}
+
+    def check(self) -> None:
+        super().check()
         if len(self.task_mix) != len(TASKS) or min(self.task_mix) < 0 or sum(self.task_mix) <= 0:
             raise ConfigError(f"task_mix needs {len(TASKS)} weights >= 0 ({', '.join(TASKS)}) "
                               f"with a positive sum, got {self.task_mix}")
-        if not 0 <= self.hihat_infill <= 1:
-            raise ConfigError(f"hihat_infill must lie in [0, 1], got {self.hihat_infill}")
-        if self.mu_batchnorm < 0:
-            raise ConfigError(f"mu_batchnorm must be >= 0, got {self.mu_batchnorm}")
         if (len(self.decoder_input_dropout) != len(TASKS)
                 or not all(0 <= p < 1 for p in self.decoder_input_dropout)):
             raise ConfigError(f"decoder_input_dropout needs {len(TASKS)} probabilities in "
@@ -281,27 +281,14 @@ class GrooVAE(MusicVAE):
                           ) -> torch.Tensor:
         """Teacher-forced raw outputs (B, T, 27) given z (B, Z), the true drums x and the
         decoder control (B, T, CONTROL)."""
-        c = self.config
         previous = torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], 1)  # (B, T, 27)
         previous = self._dropped(previous, control)
         inputs = self.decoder_proj(torch.cat([previous, control], -1))  # (B, T, E)
-        conditions = self.bar_conditions(z)  # (B, U, C)
-        batch, steps = inputs.shape[:2]
-        if c.decoder == "flat":
-            state = _initial_state(self.decoder_init, z, c.decoder_layers, c.decoder_hidden)
-            cond = conditions.expand(batch, steps, conditions.shape[-1])
-            out, _ = self.decoder(torch.cat([inputs, cond], -1), state)  # (B, T, H)
-            return self._positioned(self.output(out))
-        u, length = c.bars, steps // c.bars
-        bar_inputs = inputs.reshape(batch * u, length, -1)  # (B·U, L, E)
-        bar_cond = conditions.reshape(batch * u, -1)  # (B·U, C)
-        state = _initial_state(self.decoder_init, bar_cond, c.decoder_layers, c.decoder_hidden)
-        cond = bar_cond[:, None, :].expand(-1, length, -1)
-        out, _ = self.decoder(torch.cat([bar_inputs, cond], -1), state)  # (B·U, L, H)
-        return self._positioned(self.output(out).reshape(batch, steps, -1))
+        return self._positioned(self.output(self.decode_inputs(z, inputs)))  # (B, T, 27)
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor, controls=None, greedy: bool = False, steps=None,
+    def decode(self, z: torch.Tensor, controls: SamplingControls | None = None,
+               greedy: bool = False, steps: int | None = None,
                control: torch.Tensor | None = None,
                forced: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """Decode codes z (B, Z) step by step -> drums (B, T, 27).
@@ -393,7 +380,10 @@ class GrooVAE(MusicVAE):
                 "kl": kl.mean().detach(), "beta": torch.tensor(beta), "accuracy": accuracy}
 
     @torch.no_grad()
-    def generate(self, n, steps=None, controls=None, prime=None, condition=None):
+    def generate(self, n: int, steps: int | None = None,
+                 controls: SamplingControls | None = None,
+                 prime: torch.Tensor | None = None,
+                 condition: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Drums from the prior (the ``sample`` task): z ~ N(0, I) -> (n, T, 27)."""
         if prime is not None:
             raise ConfigError("GrooVAE does not continue a prime; use tunesmith groove")
@@ -415,7 +405,8 @@ def _windows_of(model: GrooVAE, array: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(padded.reshape(n, steps, *array.shape[1:]), device=device)
 
 
-def _run_task(model: GrooVAE, x: torch.Tensor, task: str, kept=None, tap=None, controls=None,
+def _run_task(model: GrooVAE, x: torch.Tensor, task: str, kept=None, tap=None,
+              controls: SamplingControls | None = None,
               forced=None, use_mean: bool = True, greedy: bool = False) -> torch.Tensor:
     model.eval()
     task_index = torch.full((x.shape[0],), TASKS.index(task), dtype=torch.long,
@@ -431,7 +422,8 @@ def _run_task(model: GrooVAE, x: torch.Tensor, task: str, kept=None, tap=None, c
 
 
 @torch.no_grad()
-def humanize(model: GrooVAE, drums: np.ndarray, controls=None) -> np.ndarray:
+def humanize(model: GrooVAE, drums: np.ndarray,
+             controls: SamplingControls | None = None) -> np.ndarray:
     """Velocities and micro-timing for quantised drums (T, 27) -> (T', 27), T' = T in
     whole windows; the input's hits are kept exactly."""
     x = _windows_of(model, drums)  # (W, S, 27)
@@ -445,7 +437,8 @@ def humanize(model: GrooVAE, drums: np.ndarray, controls=None) -> np.ndarray:
 
 
 @torch.no_grad()
-def drumify(model: GrooVAE, tap: np.ndarray, controls=None, greedy: bool = False) -> np.ndarray:
+def drumify(model: GrooVAE, tap: np.ndarray, controls: SamplingControls | None = None,
+            greedy: bool = False) -> np.ndarray:
     """A full kit (T', 27) for a tap (T, 3) (hit, velocity, offset per step); ``greedy``
     strikes where p(hit) > ½ instead of drawing."""
     tap_windows = _windows_of(model, tap)  # (W, S, 3)
@@ -455,7 +448,8 @@ def drumify(model: GrooVAE, tap: np.ndarray, controls=None, greedy: bool = False
 
 
 @torch.no_grad()
-def infill(model: GrooVAE, drums: np.ndarray, voices: list[int], controls=None,
+def infill(model: GrooVAE, drums: np.ndarray, voices: list[int],
+           controls: SamplingControls | None = None,
            greedy: bool = False) -> np.ndarray:
     """Regenerate ``voices`` (class indices) of drums (T, 27); every other voice is kept
     bit-identical. -> (T', 27). ``greedy``: see :func:`drumify`."""
@@ -469,7 +463,7 @@ def infill(model: GrooVAE, drums: np.ndarray, voices: list[int], controls=None,
 
 
 @torch.no_grad()
-def sample(model: GrooVAE, n: int, controls=None) -> np.ndarray:
+def sample(model: GrooVAE, n: int, controls: SamplingControls | None = None) -> np.ndarray:
     """n windows from the prior -> (n, steps, 27)."""
     model.eval()
     return model.generate(n, controls=controls).cpu().numpy()
@@ -477,7 +471,7 @@ def sample(model: GrooVAE, n: int, controls=None) -> np.ndarray:
 
 @torch.no_grad()
 def interpolate(model: GrooVAE, start: np.ndarray, end: np.ndarray, n_steps: int = 5,
-                controls=None, greedy: bool = True) -> np.ndarray:
+                controls: SamplingControls | None = None, greedy: bool = True) -> np.ndarray:
     """Decode ``n_steps`` codes slerped from μ(first window of start) to μ(end's)
     (both ends included) -> (n_steps, steps, 27)."""
     if n_steps < 2:

@@ -34,11 +34,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tunesmith.config import UNIT_OPEN, Range, at_least
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel, ModelConfig
 from tunesmith.models.sampling import SamplingControls, sample_categorical
@@ -62,19 +64,11 @@ class MelodyRNNConfig(ModelConfig):
     dropout: float = 0.5  # between layers and on the output (Magenta keep_prob 0.5)
     attn_length: int = 40  # attention window, in steps (Magenta's attention_rnn: 40)
 
-    def __post_init__(self):
-        if self.mode not in MODES:
-            raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        if self.vocab_size < 3:
-            raise ConfigError(f"vocab_size must be >= 3, got {self.vocab_size}")
-        if self.steps_per_bar < 1:
-            raise ConfigError(f"steps_per_bar must be >= 1, got {self.steps_per_bar}")
-        if self.hidden_size < 1 or self.num_layers < 1 or self.embedding_size < 0:
-            raise ConfigError("hidden_size and num_layers must be >= 1, embedding_size >= 0")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.attn_length < 1:
-            raise ConfigError(f"attn_length must be >= 1, got {self.attn_length}")
+    choices: ClassVar[dict[str, tuple]] = {"mode": MODES}
+    ranges: ClassVar[dict[str, Range]] = {
+        "vocab_size": at_least(3), "embedding_size": at_least(0), "dropout": UNIT_OPEN,
+        **dict.fromkeys(("steps_per_bar", "hidden_size", "num_layers", "attn_length"),
+                        at_least(1))}
 
 
 class MelodyRNN(GenerativeModel):

@@ -32,7 +32,7 @@ from torch import nn
 
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import ModelConfig
-from tunesmith.models.gan import GANModel
+from tunesmith.models.gan import GAN_CHOICES, GAN_RANGES, GANModel
 from tunesmith.models.music_vae import bar_windows
 from tunesmith.models.rolls import pitch_class_histograms
 from tunesmith.models.sampling import SamplingControls
@@ -70,7 +70,10 @@ class MidiNetConfig(ModelConfig):
     adam_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
     diversity_every: int = 50  # log diversity() of the fakes every this many steps (0 = never)
 
-    def __post_init__(self):
+    choices = GAN_CHOICES
+    ranges = GAN_RANGES
+
+    def check(self) -> None:
         if self.steps_per_bar % 8:
             raise ConfigError(
                 f"MidiNet needs steps_per_bar divisible by 8, got {self.steps_per_bar}"
@@ -397,7 +400,8 @@ class MidiNet(GANModel):
 
 
 def generate_with_chords(
-    model: MidiNet, chords: str, bars: int | None = None, n: int = 1, controls=None
+    model: MidiNet, chords: str, bars: int | None = None, n: int = 1,
+    controls: SamplingControls | None = None,
 ) -> torch.Tensor:
     """Melodies over a chord progression given as text, one chord per bar.
 

@@ -30,14 +30,16 @@ MuseGAN was trained with WGAN-GP (``loss="wgan-gp"``, n_critic = 5), the default
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tunesmith.config import Range, at_least
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import ModelConfig
-from tunesmith.models.gan import GANModel
+from tunesmith.models.gan import GAN_CHOICES, GAN_RANGES, GANModel
 from tunesmith.models.music_vae import bar_windows
 from tunesmith.models.sampling import SamplingControls
 
@@ -65,15 +67,13 @@ class MuseGANConfig(ModelConfig):
     adam_betas: list[float] = field(default_factory=lambda: [0.5, 0.9])
     diversity_every: int = 50  # log diversity() of the fakes every this many steps (0 = never)
 
-    def __post_init__(self):
-        if self.mode not in MODES:
-            raise ConfigError(f"MuseGAN mode must be one of {MODES}, got {self.mode!r}")
-        if self.n_pitches < 12:
-            raise ConfigError(f"MuseGAN needs at least 12 pitches, got {self.n_pitches}")
+    choices: ClassVar[dict[str, tuple]] = {"mode": MODES, **GAN_CHOICES}
+    ranges: ClassVar[dict[str, Range]] = {
+        "n_pitches": at_least(12), "n_bars": at_least(2), **GAN_RANGES}
+
+    def check(self) -> None:
         if self.steps_per_bar % 4:
             raise ConfigError(f"steps_per_bar must be a multiple of 4, got {self.steps_per_bar}")
-        if self.n_bars < 2:
-            raise ConfigError(f"n_bars must be >= 2, got {self.n_bars}")
 
     @property
     def steps(self) -> int:

@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tunesmith.config import Range, at_least
 from tunesmith.data.batching import pad_sequences
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel, ModelConfig
@@ -71,17 +73,10 @@ class MusicVAEConfig(ModelConfig):
     free_nats: float = 0.0  # KL (nats per sequence) below this is not penalised
     dropout: float = 0.0  # between stacked LSTM layers
 
-    def __post_init__(self):
-        if self.decoder not in DECODERS:
-            raise ConfigError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
-        if self.beta_schedule not in BETA_SCHEDULES:
-            raise ConfigError(
-                f"beta_schedule must be one of {BETA_SCHEDULES}, got {self.beta_schedule!r}"
-            )
-        if self.bars < 1 or self.steps_per_bar < 1:
-            raise ConfigError("bars and steps_per_bar must be >= 1")
-        if self.beta_max < 0 or self.free_nats < 0 or self.beta_warmup_steps < 0:
-            raise ConfigError("beta_max, free_nats and beta_warmup_steps must be >= 0")
+    choices: ClassVar[dict[str, tuple]] = {"decoder": DECODERS, "beta_schedule": BETA_SCHEDULES}
+    ranges: ClassVar[dict[str, Range]] = {
+        "bars": at_least(1), "steps_per_bar": at_least(1),
+        **dict.fromkeys(("beta_max", "free_nats", "beta_warmup_steps"), at_least(0))}
 
     @property
     def steps(self) -> int:
@@ -294,17 +289,18 @@ class MusicVAE(GenerativeModel):
         out, _ = self.conductor(zeros, state)  # (B, U, H_c)
         return self.conductor_out(out)  # (B, U, C)
 
-    def decode_teacher_forced(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Output logits of every step given the true previous outputs. -> (B, T, V or K)."""
+    def decode_inputs(self, z: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """Decoder features of every step given all its inputs at once (teacher forcing):
+        z (B, Z), inputs (B, T, E) -> (B, T, H). The shared path of
+        :meth:`decode_teacher_forced` and GrooVAE's controlled decoder."""
         c = self.config
-        inputs = self.input_proj(self._shift_right(x))  # (B, T, E)
         conditions = self.bar_conditions(z)  # (B, U, C)
         batch, steps = inputs.shape[:2]
         if c.decoder == "flat":
             state = _initial_state(self.decoder_init, z, c.decoder_layers, c.decoder_hidden)
             cond = conditions.expand(batch, steps, conditions.shape[-1])
             out, _ = self.decoder(torch.cat([inputs, cond], -1), state)  # (B, T, H)
-            return self.output(out)
+            return out
         # hierarchical: all bars decoded in parallel, each from its own c_u only
         u, length = c.bars, steps // c.bars
         bar_inputs = inputs.reshape(batch * u, length, -1)  # (B·U, L, E)
@@ -312,11 +308,17 @@ class MusicVAE(GenerativeModel):
         state = _initial_state(self.decoder_init, bar_cond, c.decoder_layers, c.decoder_hidden)
         cond = bar_cond[:, None, :].expand(-1, length, -1)  # (B·U, L, C)
         out, _ = self.decoder(torch.cat([bar_inputs, cond], -1), state)  # (B·U, L, H)
-        return self.output(out).reshape(batch, steps, -1)
+        return out.reshape(batch, steps, -1)
+
+    def decode_teacher_forced(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Output logits of every step given the true previous outputs. -> (B, T, V or K)."""
+        inputs = self.input_proj(self._shift_right(x))  # (B, T, E)
+        return self.output(self.decode_inputs(z, inputs))
 
     @torch.no_grad()
     def decode(
-        self, z: torch.Tensor, controls=None, greedy: bool = False, steps: int | None = None
+        self, z: torch.Tensor, controls: SamplingControls | None = None, greedy: bool = False,
+        steps: int | None = None
     ) -> torch.Tensor:
         """Decode codes z (B, Z) autoregressively, each output fed back as the next input.
 
@@ -507,7 +509,8 @@ def reconstruct(model: MusicVAE, sequences, controls: SamplingControls | None = 
 
 @torch.no_grad()
 def interpolate(
-    model: MusicVAE, start, end, n_steps: int = 5, controls=None, greedy: bool = True
+    model: MusicVAE, start, end, n_steps: int = 5, controls: SamplingControls | None = None,
+    greedy: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode ``n_steps`` codes slerped from μ(start) to μ(end) (both ends included).
 
@@ -549,7 +552,8 @@ def attribute_vector(model: MusicVAE, sequences, attribute=None, quantile: float
 
 @torch.no_grad()
 def apply_attribute(
-    model: MusicVAE, sequences, vector: torch.Tensor, scales=(0.0, 1.0), controls=None,
+    model: MusicVAE, sequences, vector: torch.Tensor, scales=(0.0, 1.0),
+    controls: SamplingControls | None = None,
     greedy: bool = True,
 ) -> list[torch.Tensor]:
     """Decode μ(x) + s·vector for each scale s. -> one (N, T[, K]) tensor per scale."""

@@ -13,10 +13,12 @@ has a distribution; the benchmark protocol simply leaves frame 0 unscored.
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import torch
 from torch import nn
 
+from tunesmith.config import UNIT_OPEN, Range, at_least
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel, ModelConfig
 from tunesmith.models.heads import make_head
@@ -36,6 +38,10 @@ class RNNConfig(ModelConfig):
     nade_hidden: int = 150  # hidden units of the NADE or voices head
     nade_low: int = 0  # NADE head: autoregression over keys [nade_low, nade_high) only;
     nade_high: int = 0  # keys outside get independent sigmoids (0 = all keys)
+
+    choices: ClassVar[dict[str, tuple]] = {"cell": ("lstm", "gru")}
+    ranges: ClassVar[dict[str, Range]] = {"hidden": at_least(1), "layers": at_least(1),
+                                          "dropout": UNIT_OPEN}
 
 
 def head_options(config) -> dict:
@@ -57,8 +63,6 @@ class FrameRNN(GenerativeModel):
 
     def __init__(self, config: RNNConfig):
         super().__init__(config)
-        if config.cell not in ("lstm", "gru"):
-            raise ConfigError(f"cell must be 'lstm' or 'gru', got {config.cell!r}")
         rnn_class = nn.LSTM if config.cell == "lstm" else nn.GRU
         self.rnn = rnn_class(
             config.keys,

@@ -116,7 +116,6 @@ class TokenTransformer(GenerativeModel):
     config: TokenModelConfig
 
     def __init__(self, config: TokenModelConfig):
-        config.check()
         if config.vocab_size < 1:
             raise ConfigError(
                 "vocab_size is not known: build the model through the data (registry.build "

@@ -29,14 +29,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from tunesmith.audio.features import multi_resolution_stft_loss
+from tunesmith.config import Range, at_least
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel, ModelConfig
+from tunesmith.models.sampling import SamplingControls
 
 
 @dataclasses.dataclass
@@ -54,17 +57,16 @@ class Config(ModelConfig):
     restart_threshold: float = 1.0  # restart codes whose EMA count N_k falls below this
     spectral_weight: float = 1.0  # weight of the multi-resolution STFT loss
 
-    def __post_init__(self):
-        for name in ("sample_rate", "channels", "code_dim", "codebook_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.strides or any(int(s) < 2 for s in self.strides + self.top_strides):
-            raise ConfigError(f"strides must be >= 2 each (and at least one), got "
-                              f"{self.strides} / {self.top_strides}")
-        if not 0 < self.ema_decay < 1:
-            raise ConfigError(f"ema_decay must be in (0, 1), got {self.ema_decay}")
-        if self.beta < 0 or self.spectral_weight < 0 or self.restart_threshold < 0:
-            raise ConfigError("beta, spectral_weight and restart_threshold must be >= 0")
+    ranges: ClassVar[dict[str, Range]] = {
+        **dict.fromkeys(("sample_rate", "channels", "code_dim", "codebook_size"),
+                        at_least(1)),
+        "strides": at_least(2), "top_strides": at_least(2),
+        "ema_decay": Range(0, 1, low_open=True, high_open=True),
+        **dict.fromkeys(("beta", "spectral_weight", "restart_threshold"), at_least(0))}
+
+    def check(self) -> None:
+        if not self.strides:
+            raise ConfigError("vq-vae option strides needs at least one stride")
 
     @property
     def hop(self) -> int:
@@ -287,7 +289,8 @@ class VQVAE(GenerativeModel):
 
     # ---- sampling -------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, n: int, steps: int, controls=None, prime=None,
+    def generate(self, n: int, steps: int, controls: SamplingControls | None = None,
+                 prime=None,
                  condition=None) -> torch.Tensor:
         """(n, steps) audio decoded from codes drawn i.i.d. from the codebook's usage
         (N_k); a prior family over the codes samples far better (``tunesmith audio

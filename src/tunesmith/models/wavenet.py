@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +49,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
+from tunesmith.config import UNIT_OPEN, Range, at_least
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel, ModelConfig
 from tunesmith.models.heads import make_head
@@ -82,22 +84,19 @@ class WaveNetConfig(ModelConfig):
     local_upsample: str = "repeat"  # "repeat" | "transposed" (learned, kernel = stride = rate)
     score_first_frame: bool = True  # loss includes frame 0 (predicted from the zero frame)
 
-    def __post_init__(self):
-        if self.block not in ("gated", "relu"):
-            raise ConfigError(f"block must be 'gated' or 'relu', got {self.block!r}")
+    choices: ClassVar[dict[str, tuple]] = {"block": ("gated", "relu")}
+    ranges: ClassVar[dict[str, Range]] = {
+        **dict.fromkeys(("kernel_size", "levels", "blocks", "channels", "skip_channels",
+                        "global_channels", "local_rate", "nade_hidden", "dilations"),
+                        at_least(1)),
+        "dropout": UNIT_OPEN}
+
+    def check(self) -> None:
         if self.keys != self.n_tracks * self.n_pitches:
             raise ConfigError(
                 f"keys ({self.keys}) must equal n_tracks × n_pitches "
                 f"({self.n_tracks} × {self.n_pitches})"
             )
-        for name in ("kernel_size", "levels", "blocks", "channels", "skip_channels",
-                     "global_channels", "local_rate", "nade_hidden"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if any(int(d) < 1 for d in self.dilations):
-            raise ConfigError(f"dilations must all be >= 1, got {self.dilations}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.n_global_classes < 0 or self.local_channels < 0:
             raise ConfigError("n_global_classes and local_channels must be >= 0")
         if self.local_upsample not in ("repeat", "transposed"):

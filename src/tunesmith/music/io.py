@@ -663,15 +663,16 @@ def _musicxml_drum_keys(path: Path) -> dict[str, dict[tuple, int]]:
     for part in root.iter("part"):
         votes: dict[tuple, Counter] = defaultdict(Counter)
         for note_element in part.iter("note"):
-            unpitched, named = note_element.find("unpitched"), note_element.find("instrument")
-            if unpitched is None or named is None or named.get("id") not in sounds:
+            unpitched = note_element.find("unpitched")
+            instrument = note_element.find("instrument")
+            if unpitched is None or instrument is None or instrument.get("id") not in sounds:
                 continue
             # music21 puts a note without display-step/octave on the middle line: B4
             step = (unpitched.findtext("display-step") or "B").strip()
             octave = _int_or_none(unpitched.findtext("display-octave"))
             octave = 4 if octave is None else octave
             notehead = (note_element.findtext("notehead") or "normal").strip()
-            key = sounds[named.get("id")]
+            key = sounds[instrument.get("id")]
             votes[(step, octave, notehead)][key] += 1
             votes[(step, octave)][key] += 1
         keys[str(part.get("id"))] = {p: c.most_common(1)[0][0] for p, c in votes.items()}

@@ -290,6 +290,14 @@ def select_tracks(
     return out
 
 
+def pitched_tracks(score: Score) -> Score:
+    """``score`` without its drum tracks: the score itself when it has none (no copy),
+    else :func:`select_tracks` ``(drums=False)``."""
+    if not any(track.is_drum for track in score.tracks):
+        return score
+    return select_tracks(score, drums=False)
+
+
 def merge_tracks(score: Score, name: str = "Merged", program: int = 0) -> Score:
     """Merge every pitched track into one track ``name`` with ``program``.
 

@@ -30,14 +30,21 @@ velocity); :func:`flatten_to_tap` the single-voice groove that drives Drumify;
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from symusic import Note, Score, Tempo, TimeSignature, Track
 
-from tunesmith.config import DictConfig
+from tunesmith.config import POSITIVE, DictConfig, Range, at_least
 from tunesmith.errors import ConfigError, MusicFileError, RepresentationError
+from tunesmith.representations.adapter import (
+    CorpusLayout,
+    RepresentationAdapter,
+    SummaryTable,
+    register,
+)
 from tunesmith.representations.info import DataInfo
 
 #: the 9 canonical classes of GrooVAE, in array order
@@ -82,11 +89,9 @@ class DrumsConfig(DictConfig):
     hop_bars: int = 1  # bars between window starts
     qpm: float = 120.0  # tempo written by decode when none is given
 
-    def __post_init__(self):
-        if self.steps_per_quarter < 1 or self.window_bars < 1 or self.hop_bars < 1:
-            raise ConfigError("steps_per_quarter, window_bars and hop_bars must be >= 1")
-        if not self.qpm > 0:
-            raise ConfigError(f"qpm must be > 0, got {self.qpm}")
+    ranges: ClassVar[dict[str, Range]] = {"steps_per_quarter": at_least(1),
+                                          "window_bars": at_least(1), "hop_bars": at_least(1),
+                                          "qpm": POSITIVE}
 
     @property
     def steps_per_bar(self) -> int:
@@ -275,3 +280,55 @@ def windows(x: np.ndarray, cfg: DrumsConfig | None = None, keep_empty: bool = Fa
         x = padded
     out = [x[s : s + size] for s in range(0, len(x) - size + 1, hop)]
     return out if keep_empty else [w for w in out if w[:, HITS].any()]
+
+
+# --------------------------------------------------------------------------- adapter
+
+
+@register
+class DrumsAdapter(RepresentationAdapter):
+    """Score <-> ``(steps, 27)`` float32 hits | velocities | offsets of the 9 drum classes
+    (a cache's ``data``); 4/4 only, the drum tracks of the score. Options:
+    :class:`DrumsConfig`. Models train on its bar-aligned windows (:meth:`items`)."""
+
+    name = "drums"
+    batch_key = "drums"
+
+    def __init__(self, options: dict | None = None, corpus: CorpusLayout | None = None):
+        self.cfg = DrumsConfig.from_dict(dict(options or {}))
+
+    def options(self) -> dict[str, Any]:
+        return self.cfg.to_dict()
+
+    def encode(self, score: Score) -> dict[str, np.ndarray]:
+        return {"data": encode(score, self.cfg)}
+
+    def info(self, facts: list[dict] | None = None) -> DataInfo:
+        return info(self.cfg)
+
+    def decode(self, array: np.ndarray) -> Score:
+        return decode(array, self.cfg)
+
+    def primer(self, score: Score, where: str | Any = "") -> np.ndarray:
+        return encode(score, self.cfg, where=str(where))
+
+    # ---- what needs only a DataInfo ------------------------------------------------------
+    @classmethod
+    def items(cls, info: DataInfo, pieces: Sequence, ids: list[str]) -> tuple[Sequence, list[str]]:
+        """The windows of each performance (:func:`windows`), ids ``piece#k``."""
+        cfg = DrumsConfig.from_dict(info.repr_config)
+        cut = [(piece_id, windows(piece, cfg)) for piece_id, piece in zip(ids, pieces,
+                                                                          strict=True)]
+        return ([w for _, ws in cut for w in ws],
+                [f"{piece_id}#{i}" for piece_id, ws in cut for i in range(len(ws))])
+
+    @classmethod
+    def describe(cls, info: DataInfo, pieces: Sequence) -> list[str | SummaryTable]:
+        """Hits per bar of each class."""
+        hits, steps = np.zeros(N_CLASSES), 0  # one piece at a time (a memory map)
+        for piece in pieces:
+            hits += (np.asarray(piece)[:, HITS] > 0.5).sum(0)  # (9,)
+            steps += len(piece)
+        bars = max(steps, 1) / (info.steps_per_bar or 1)
+        return ["hits per bar: " + ", ".join(
+            f"{name} {count / bars:.2f}" for name, count in zip(CLASSES, hits, strict=True))]

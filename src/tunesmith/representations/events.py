@@ -20,17 +20,25 @@ Constrained decoding (which token may follow a prefix) lives in
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from symusic import Score
 
-from tunesmith.config import DictConfig
+from tunesmith.config import DictConfig, Range, at_least
 from tunesmith.errors import ConfigError, RepresentationError
-from tunesmith.music.transforms import merge_tracks
+from tunesmith.music.transforms import merge_tracks, pitched_tracks, select_tracks
+from tunesmith.representations.adapter import (
+    CorpusLayout,
+    RepresentationAdapter,
+    SummaryTable,
+    register,
+)
 from tunesmith.representations.info import DataInfo
 
 TOKENIZERS = ("REMI", "MIDILike", "TSD")
@@ -59,11 +67,11 @@ class EventsConfig(DictConfig):
     use_rests: bool = False
     add_bos_eos: bool = True  # encode() wraps every piece in BOS ... EOS
 
-    def __post_init__(self):
-        if self.tokenizer not in TOKENIZERS:
-            raise ConfigError(
-                f"unknown tokenizer {self.tokenizer!r}; choose one of {', '.join(TOKENIZERS)}"
-            )
+    choices: ClassVar[dict[str, tuple]] = {"tokenizer": TOKENIZERS}
+    ranges: ClassVar[dict[str, Range]] = {"num_velocities": at_least(1),
+                                          "num_tempos": at_least(1)}
+
+    def check(self) -> None:
         low, high = self.pitch_range
         if not 0 <= low < high <= 128:
             raise ConfigError(f"pitch_range must satisfy 0 <= low < high <= 128, got {low, high}")
@@ -73,8 +81,6 @@ class EventsConfig(DictConfig):
                 f"beat_res must be [[first_beat, last_beat, positions_per_beat], ...], "
                 f"got {self.beat_res}"
             )
-        if self.num_velocities < 1:
-            raise ConfigError(f"num_velocities must be >= 1, got {self.num_velocities}")
 
     def key(self) -> str:
         """A hashable identity of the tokenizer these options build."""
@@ -178,3 +184,88 @@ def decode(tokens: np.ndarray, cfg: EventsConfig) -> Score:
     if DECODE_TPQ % score.ticks_per_quarter == 0:
         score = score.resample(DECODE_TPQ, min_dur=1)
     return score
+
+
+def open_tokens(tokens: np.ndarray) -> np.ndarray:
+    """An event-token piece without its end: the tokens before the first EOS (decoding
+    stops there, so a continuation must start in its place)."""
+    tokens = np.asarray(tokens)
+    ends = np.flatnonzero(tokens == EOS_ID)
+    return tokens[: ends[0]] if len(ends) else tokens
+
+
+def program_of_ids(info: DataInfo) -> np.ndarray:
+    """(vocab_size,) int: the program of each ``Program`` token id of event data (-1 for
+    drums, as miditok writes them), -2 for every other id."""
+    tokenizer = build_tokenizer(EventsConfig.from_dict(info.repr_config))
+    programs = np.full(info.vocab_size, -2, dtype=np.int64)
+    for name, idx in tokenizer.vocab.items():
+        kind, _, value = name.partition("_")
+        if kind == "Program" and idx < info.vocab_size:
+            programs[idx] = int(value)
+    return programs
+
+
+# ----------------------------------------------------------------------------- adapter
+
+
+@register
+class EventsAdapter(RepresentationAdapter):
+    """Score <-> ``(n,)`` int32 token ids (a cache's ``data``); options: :class:`EventsConfig`.
+    Drum tracks are dropped before tokenizing."""
+
+    name = "events"
+    grid = False
+    vocabulary = True
+    integer_data = True
+    batch_key = "tokens"
+    unit = "tokens"
+
+    def __init__(self, options: dict | None = None, corpus: CorpusLayout | None = None):
+        self.cfg = EventsConfig.from_dict(dict(options or {}))
+
+    def options(self) -> dict[str, Any]:
+        return self.cfg.to_dict()
+
+    def encode(self, score: Score) -> dict[str, np.ndarray]:
+        return {"data": np.asarray(encode(pitched_tracks(score), self.cfg), dtype=np.int32)}
+
+    def info(self, facts: list[dict] | None = None) -> DataInfo:
+        return dataclasses.replace(info(self.cfg), repr_config=self.options())
+
+    def decode(self, array: np.ndarray) -> Score:
+        return decode(np.asarray(array).astype(np.int64), self.cfg)
+
+    def primer(self, score: Score, where: str | Any = "") -> np.ndarray:
+        """The pitched tracks' tokens without the closing EOS: a primer is continued."""
+        tokens = np.asarray(encode(select_tracks(score, drums=False), self.cfg),
+                            dtype=np.int64)  # (n,)
+        if self.cfg.add_bos_eos and len(tokens) and tokens[-1] == EOS_ID:
+            tokens = tokens[:-1]
+        return tokens
+
+    # ---- what needs only a DataInfo ------------------------------------------------------
+    @classmethod
+    def open(cls, array: np.ndarray) -> np.ndarray:
+        return open_tokens(array)
+
+    @classmethod
+    def max_programs(cls, info: DataInfo, pieces: Sequence) -> int:
+        programs = program_of_ids(info)  # (V,) program of each Program id, else -2
+        if not (programs > -2).any():
+            return 0
+        return max(len(set(programs[np.asarray(p, dtype=np.int64)].tolist()) - {-2})
+                   for p in pieces)
+
+    @classmethod
+    def legacy_info(cls, old: dict, options: dict, fact: Callable[..., Any]) -> DataInfo:
+        """Old token infos: the tokenizer's ``pitch_range`` [low, high) and ``vocab_size``."""
+        pitch_range = fact("pitch range", (), ("pitch_range",))
+        return DataInfo(representation=cls.name, repr_config=options,
+                        pitch_low=int(pitch_range[0]), pitch_high=int(pitch_range[1]) - 1,
+                        vocab_size=int(fact("vocab_size", ("vocab_size",))))
+
+    @classmethod
+    def describe(cls, info: DataInfo, pieces: Sequence) -> list[str | SummaryTable]:
+        lengths = pieces.lengths() if hasattr(pieces, "lengths") else [len(p) for p in pieces]
+        return [f"vocabulary {info.vocab_size} tokens; {sum(lengths)} tokens in all"]

@@ -1,7 +1,7 @@
 """DataInfo: what prepared data says about its arrays, the one contract between data and models.
 
-Each representation writes it (:func:`tunesmith.representations.pianoroll.info`,
-:func:`~tunesmith.representations.melody.info`, :func:`~tunesmith.representations.events.info`);
+Each representation's adapter writes it (``get_representation(name)(options).info()``,
+:mod:`tunesmith.representations.adapter`) and says what it must hold;
 ``data.prepare`` stores it in the cache's ``meta.json``, every checkpoint stores it in its
 ``config.json``, and every model family reads it in ``config_for_data(config, info)``
 through attributes. One spelling per idea: ``pitch_low``/``pitch_high`` (inclusive) for
@@ -22,8 +22,8 @@ from typing import Any
 
 from tunesmith.config import check_json_keys
 from tunesmith.errors import ConfigError
+from tunesmith.representations.adapter import get_representation, representation_names
 
-REPRESENTATIONS = ("pianoroll", "melody", "events", "drums")
 #: version of the JSON form written by :meth:`DataInfo.to_dict`
 VERSION = 1
 
@@ -80,39 +80,42 @@ class DataInfo:
 
     # ---- checks ----------------------------------------------------------------------
     def _check(self) -> None:
+        """The checks every DataInfo passes; what differs by representation is read from
+        its adapter's class attributes (:mod:`tunesmith.representations.adapter`)."""
         def refuse(reason: str):
             raise ConfigError(f"data info: {reason}")
 
-        if self.representation not in REPRESENTATIONS:
-            refuse(f"unknown representation {self.representation!r}; expected one of "
-                   f"{', '.join(REPRESENTATIONS)}")
+        try:
+            adapter = get_representation(self.representation)
+        except ConfigError as exc:
+            refuse(str(exc))
         if not 0 <= self.pitch_low <= self.pitch_high <= 127:
             refuse(f"pitch range must satisfy 0 <= low <= high <= 127, got "
                    f"{self.pitch_low}..{self.pitch_high}")
-        grid = self.representation != "events"
         for name in ("steps_per_quarter", "steps_per_bar"):
             value = getattr(self, name)
-            if grid and (value is None or value < 1):
+            if adapter.grid and (value is None or value < 1):
                 refuse(f"{name} must be >= 1 for {self.representation} data, got {value}")
-            if not grid and value is not None:
-                refuse(f"{name} must be null for event tokens, got {value}")
+            if not adapter.grid and value is not None:
+                refuse(f"{name} must be null for {self.representation} data, got {value}")
         if not len(self.track_names) == len(self.programs) == len(self.is_drum):
             refuse(f"track_names, programs and is_drum must have one entry per track, got "
                    f"{len(self.track_names)}, {len(self.programs)} and {len(self.is_drum)}")
-        if grid and not self.track_names:
+        if adapter.grid and not self.track_names:
             refuse(f"{self.representation} data needs at least one track")
-        if self.representation == "melody" and self.n_tracks != 1:
-            refuse(f"a melody has one track, got {self.n_tracks}")
+        if adapter.one_track and self.n_tracks != 1:
+            refuse(f"{self.representation} data has one track, got {self.n_tracks}")
         if not all(0 <= p <= 127 for p in self.programs):
             refuse(f"programs must lie in 0..127, got {list(self.programs)}")
-        if self.representation in ("pianoroll", "drums"):
+        if not adapter.vocabulary:
             if self.vocab_size:
                 refuse(f"{self.representation} data has no vocabulary, got vocab_size "
                        f"{self.vocab_size}")
         elif self.vocab_size < 1:
             refuse(f"{self.representation} data needs vocab_size >= 1, got {self.vocab_size}")
-        if self.representation != "pianoroll" and self.onsets:
-            refuse("onset grids are a piano-roll option")
+        if not adapter.onset_grid and self.onsets:
+            refuse(f"{self.representation} data stores no onset grid")
+        adapter.check_info(self, refuse)
 
     # ---- JSON ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -153,7 +156,7 @@ class DataInfo:
         if not isinstance(old, dict):
             raise ConfigError(f"old data info: expected a JSON object, got {type(old).__name__}")
         representation = old.get("representation")
-        if representation not in REPRESENTATIONS:
+        if representation not in representation_names():
             raise ConfigError(f"old data info: unknown representation {representation!r}")
         options = old.get("repr_config") or old.get("tokenizer") or {}
         if not isinstance(options, dict):
@@ -171,50 +174,7 @@ class DataInfo:
                 raise ConfigError(f"old data info: no {what} recorded")
             return None
 
-        common = {"representation": representation, "repr_config": options}
-        if representation == "events":
-            pitch_range = fact("pitch range", (), ("pitch_range",))
-            return cls(**common, pitch_low=int(pitch_range[0]),
-                       pitch_high=int(pitch_range[1]) - 1,
-                       vocab_size=int(fact("vocab_size", ("vocab_size",))))
-        per_quarter = int(fact("steps_per_quarter", ("steps_per_quarter",),
-                               ("resolution", "steps_per_quarter")))
-        per_bar = int(fact("steps_per_bar", ("steps_per_bar",), required=False)
-                      or 4 * per_quarter)  # 4/4: what every family assumed
-        if representation == "melody":
-            return cls(**common,
-                       pitch_low=int(fact("lowest pitch", ("min_pitch",), ("min_pitch",))),
-                       pitch_high=int(fact("highest pitch", ("max_pitch",), ("max_pitch",))) - 1,
-                       steps_per_quarter=per_quarter, steps_per_bar=per_bar,
-                       track_names=(str(options.get("track") or "Melody"),), programs=(0,),
-                       is_drum=(False,), vocab_size=int(fact("vocab_size", ("vocab_size",))))
-        # piano-roll: n_tracks/tracks, n_pitches/pitches, pitch_low/lowest_pitch
-        low = int(fact("lowest pitch", ("pitch_low", "lowest_pitch"), ("pitch_low",)))
-        n_pitches = fact("pitch count", ("n_pitches", "pitches"), required=False)
-        high = int(low + int(n_pitches) - 1 if n_pitches is not None else
-                   fact("highest pitch", ("pitch_high",), ("pitch_high",)))
-        names = list(fact("track names", ("track_names",), ("track_names",), False) or [])
-        n_tracks = fact("track count", ("n_tracks", "tracks"), required=False)
-        if n_tracks is None and names:
-            n_tracks = len(names)
-        if n_tracks is None and old.get("keys") is not None:
-            n_tracks = int(old["keys"]) // (high - low + 1)
-        if n_tracks is None:
-            raise ConfigError("old data info: no track count recorded")
-        n_tracks = int(n_tracks)
-        names = [str(n) for n in names[:n_tracks]]
-        names += [f"Track {t + 1}" for t in range(len(names), n_tracks)]  # as decode() names
-        programs = [int(p) for p in fact("programs", ("programs",), ("programs",), False) or []]
-        drums = [bool(d) for d in fact("drum flags", (), ("is_drum",), False) or []]
-        info = cls(**common, pitch_low=low, pitch_high=high, steps_per_quarter=per_quarter,
-                   steps_per_bar=per_bar, track_names=tuple(names),
-                   programs=tuple((programs + [0] * n_tracks)[:n_tracks]),
-                   is_drum=tuple((drums + [False] * n_tracks)[:n_tracks]),
-                   onsets=bool(fact("onset flag", ("onset",), ("onset",), False)))
-        if old.get("keys") is not None and int(old["keys"]) != info.keys:
-            raise ConfigError(f"old data info: keys {old['keys']} is not {info.n_tracks} "
-                              f"tracks x {info.n_pitches} pitches")
-        return info
+        return get_representation(representation).legacy_info(old, options, fact)
 
 
 #: the stored fields and their JSON types (bool is never taken for an int)

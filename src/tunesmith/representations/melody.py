@@ -6,9 +6,10 @@ songs and stories", 2016; ``magenta.music.melodies_lib``), one integer per step 
 
 * ``0`` = NO_EVENT: nothing changes (the current note, or the silence, goes on);
 * ``1`` = NOTE_OFF: the sounding note stops, silence follows;
-* ``2 + i`` = NOTE_ON of pitch ``min_pitch + i``, which also ends the previous note.
+* ``2 + i`` = NOTE_ON of pitch ``pitch_low + i``, which also ends the previous note.
 
-``max_pitch`` is exclusive, as in Magenta: the defaults keep MIDI 48-83 (three octaves),
+``pitch_low`` and ``pitch_high`` are inclusive (Magenta's ``max_pitch`` is exclusive; old
+configs spelled so are still read): the defaults keep MIDI 48-83 (three octaves),
 a vocabulary of 38 events. A sequence ends where its last note ends (no final NOTE_OFF);
 its steps count from tick 0 of the score, so bar lines stay where the score puts them.
 
@@ -27,22 +28,33 @@ Encoding a piece:
      earlier note (Magenta's rule).
 
 4. range: with ``transpose_to_range`` the whole melody moves by the octave shift that
-   leaves most notes inside ``[min_pitch, max_pitch)`` (the smallest such shift), and
+   leaves most notes inside ``pitch_low..pitch_high`` (the smallest such shift), and
    the notes still outside are folded in by octaves one by one; without it, a pitch
    outside the range raises RepresentationError.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from symusic import Note, Score, Tempo, Track
 
-from tunesmith.config import DictConfig
-from tunesmith.errors import ConfigError, RepresentationError
+from tunesmith.config import DictConfig, Range, at_least
+from tunesmith.errors import ConfigError, MusicFileError, RepresentationError
+from tunesmith.music.transforms import pitched_tracks, select_tracks
+from tunesmith.representations.adapter import (
+    CorpusLayout,
+    RepresentationAdapter,
+    SummaryTable,
+    pitch_label,
+    register,
+)
 from tunesmith.representations.info import DataInfo
 
 NO_EVENT = 0
@@ -58,32 +70,33 @@ class MelodyConfig(DictConfig):
     config_name: ClassVar[str] = "melody"
 
     steps_per_quarter: int = 4  # grid steps per quarter note (4 = sixteenth notes)
-    min_pitch: int = 48  # lowest MIDI pitch kept (C3)
-    max_pitch: int = 84  # first MIDI pitch NOT kept (C6): the range is [min_pitch, max_pitch)
+    pitch_low: int = 48  # lowest MIDI pitch kept (C3)
+    pitch_high: int = 83  # highest MIDI pitch kept (B5), inclusive
     polyphony: str = "highest"  # "highest": skyline | "skip": refuse chords
     transpose_to_range: bool = True  # octave-shift pitches into the range instead of failing
 
-    def __post_init__(self):
-        if self.steps_per_quarter < 1:
-            raise ConfigError(f"steps_per_quarter must be >= 1, got {self.steps_per_quarter}")
-        if not 0 <= self.min_pitch < self.max_pitch <= 128:
+    #: the spelling of checkpoints and caches written before one spelling per idea:
+    #: min_pitch, and max_pitch exclusive (Magenta's), read as pitch_low/pitch_high
+    renamed: ClassVar[dict] = {"min_pitch": "pitch_low",
+                               "max_pitch": ("pitch_high", lambda high: high - 1)}
+    choices: ClassVar[dict[str, tuple]] = {"polyphony": POLYPHONY_POLICIES}
+    ranges: ClassVar[dict[str, Range]] = {"steps_per_quarter": at_least(1)}
+
+    def check(self) -> None:
+        if not 0 <= self.pitch_low <= self.pitch_high <= 127:
             raise ConfigError(
-                "melody range must satisfy 0 <= min_pitch < max_pitch <= 128 "
-                f"(max exclusive), got {self.min_pitch}..{self.max_pitch}"
+                "melody range must satisfy 0 <= pitch_low <= pitch_high <= 127, "
+                f"got {self.pitch_low}..{self.pitch_high}"
             )
-        if self.transpose_to_range and self.max_pitch - self.min_pitch < 12:
+        if self.transpose_to_range and self.n_pitches < 12:
             raise ConfigError(
                 "transpose_to_range needs a range of at least one octave, got "
-                f"{self.max_pitch - self.min_pitch} pitches"
-            )
-        if self.polyphony not in POLYPHONY_POLICIES:
-            raise ConfigError(
-                f"polyphony must be one of {', '.join(POLYPHONY_POLICIES)}, got {self.polyphony!r}"
+                f"{self.n_pitches} pitches"
             )
 
     @property
     def n_pitches(self) -> int:
-        return self.max_pitch - self.min_pitch
+        return self.pitch_high - self.pitch_low + 1
 
     @property
     def vocab_size(self) -> int:
@@ -98,8 +111,8 @@ def info(cfg: MelodyConfig, steps_per_bar: int | None = None, track: str | None 
     return DataInfo(
         representation="melody",
         repr_config=cfg.to_dict(),
-        pitch_low=cfg.min_pitch,
-        pitch_high=cfg.max_pitch - 1,
+        pitch_low=cfg.pitch_low,
+        pitch_high=cfg.pitch_high,
         steps_per_quarter=cfg.steps_per_quarter,
         steps_per_bar=steps_per_bar or 4 * cfg.steps_per_quarter,
         track_names=(track or "Melody",),
@@ -111,7 +124,7 @@ def info(cfg: MelodyConfig, steps_per_bar: int | None = None, track: str | None 
 
 def pitch_event(pitch: int, cfg: MelodyConfig) -> int:
     """The NOTE_ON event of a MIDI pitch inside the range."""
-    return FIRST_PITCH_EVENT + int(pitch) - cfg.min_pitch
+    return FIRST_PITCH_EVENT + int(pitch) - cfg.pitch_low
 
 
 # ----------------------------------------------------------------------------- encode
@@ -184,25 +197,25 @@ def _legato(start, end, pitch) -> list[tuple[int, int, int]]:
 def _fit_range(notes: list[tuple[int, int, int]], cfg: MelodyConfig):
     """Move the melody by octaves into the range (or refuse, see the module docstring)."""
     pitches = np.array([p for _, _, p in notes])
-    inside = (pitches >= cfg.min_pitch) & (pitches < cfg.max_pitch)
+    inside = (pitches >= cfg.pitch_low) & (pitches <= cfg.pitch_high)
     if inside.all():
         return notes
     if not cfg.transpose_to_range:
         outside = sorted({int(p) for p in pitches[~inside]})
         raise RepresentationError(
-            f"pitches {outside} outside the melody range {cfg.min_pitch}..{cfg.max_pitch - 1} "
+            f"pitches {outside} outside the melody range {cfg.pitch_low}..{cfg.pitch_high} "
             "(set transpose_to_range to move them by octaves)"
         )
     shifts = sorted(range(-132, 133, 12), key=abs)  # smallest first, so ties go to it
-    counts = [int(((pitches + k >= cfg.min_pitch) & (pitches + k < cfg.max_pitch)).sum())
+    counts = [int(((pitches + k >= cfg.pitch_low) & (pitches + k <= cfg.pitch_high)).sum())
               for k in shifts]
     shift = shifts[int(np.argmax(counts))]
     fitted = []
     for s, e, p in notes:
         p += shift
-        while p < cfg.min_pitch:
+        while p < cfg.pitch_low:
             p += 12
-        while p >= cfg.max_pitch:
+        while p > cfg.pitch_high:
             p -= 12
         fitted.append((s, e, p))
     return fitted
@@ -259,8 +272,118 @@ def decode(
     for here, there in itertools.pairwise(changes):
         event = int(events[here])
         if event >= FIRST_PITCH_EVENT:
-            pitch = cfg.min_pitch + event - FIRST_PITCH_EVENT
+            pitch = cfg.pitch_low + event - FIRST_PITCH_EVENT
             track.notes.append(Note(here * ticks_per_step, (there - here) * ticks_per_step,
                                     pitch, int(velocity)))
     score.tracks.append(track)
     return score
+
+
+# ----------------------------------------------------------------------------- adapter
+
+
+@register
+class MelodyAdapter(RepresentationAdapter):
+    """Score <-> ``(steps,)`` int16 melody events (a cache's ``data``).
+
+    Option ``track``: the name of the track holding the melody (chorales: Soprano, the
+    default for a corpus with that track); without one the melody is picked from the
+    whole score. The other options are :class:`MelodyConfig`'s.
+    """
+
+    name = "melody"
+    one_track = True
+    vocabulary = True
+    integer_data = True
+    batch_key = "events"
+    bar_facts = True
+    transposable = True
+
+    def __init__(self, options: dict | None = None, corpus: CorpusLayout | None = None):
+        options = dict(options or {})
+        layout = None if corpus is None else corpus.track_layout
+        default_track = "Soprano" if layout and "Soprano" in layout else None
+        self.track = options.pop("track", default_track)
+        self.cfg = MelodyConfig.from_dict(options)
+
+    def options(self) -> dict[str, Any]:
+        return {**self.cfg.to_dict(), "track": self.track}
+
+    def _melody_track(self, score: Score, strict: bool) -> Score:
+        score = pitched_tracks(score)
+        if self.track is not None:
+            named = select_tracks(score, names=[self.track])
+            if len(named.tracks):
+                return named
+            if strict:
+                raise MusicFileError("", f"has no track named {self.track!r}")
+        return score
+
+    def encode(self, score: Score) -> dict[str, np.ndarray]:
+        return {"data": np.asarray(encode(self._melody_track(score, True), self.cfg),
+                                   dtype=np.int16)}  # (steps,)
+
+    def info(self, facts: list[dict] | None = None) -> DataInfo:
+        """Vocabulary and grid; ``steps_per_bar`` is the most common bar of the pieces."""
+        bars = Counter(f.get("steps_per_bar") for f in facts or [] if f.get("steps_per_bar"))
+        per_bar = bars.most_common(1)[0][0] if bars else None  # None: 4/4
+        made = info(self.cfg, steps_per_bar=per_bar, track=self.track)
+        return dataclasses.replace(made, repr_config=self.options())
+
+    def decode(self, array: np.ndarray) -> Score:
+        return decode(np.asarray(array).astype(np.int64), self.cfg)
+
+    def primer(self, score: Score, where: str | Any = "") -> np.ndarray:
+        """The melody of the named track (of the whole score when it has none)."""
+        return np.asarray(encode(self._melody_track(score, False), self.cfg), dtype=np.int64)
+
+    @classmethod
+    # ---- what needs only a DataInfo ------------------------------------------------------
+    @classmethod
+    def draw_shift(cls, info: DataInfo, data: np.ndarray, shifts: tuple[int, int],
+                   rng: np.random.Generator) -> int:
+        """NOTE_ON events (>= 2) move by the shift; it keeps them below the vocabulary."""
+        notes = np.asarray(data) >= FIRST_PITCH_EVENT
+        if not notes.any():
+            return 0
+        low = max(shifts[0], FIRST_PITCH_EVENT - int(data[notes].min()))
+        high = min(shifts[1], info.vocab_size - 1 - int(data[notes].max()))
+        return int(rng.integers(low, high + 1)) if low <= high else 0
+
+    @classmethod
+    def shift(cls, info: DataInfo, data: np.ndarray, semitones: int) -> np.ndarray:
+        """NO_EVENT and NOTE_OFF stay, NOTE_ON events move."""
+        notes = np.asarray(data) >= FIRST_PITCH_EVENT
+        if semitones == 0 or not notes.any():
+            return np.asarray(data)
+        out = np.array(data, copy=True)
+        out[notes] += semitones
+        return out
+
+    @classmethod
+    def legacy_info(cls, old: dict, options: dict, fact: Callable[..., Any]) -> DataInfo:
+        """Old melody infos: ``min_pitch``/``max_pitch`` (exclusive) and ``vocab_size``."""
+        per_quarter = int(fact("steps_per_quarter", ("steps_per_quarter",),
+                               ("resolution", "steps_per_quarter")))
+        per_bar = int(fact("steps_per_bar", ("steps_per_bar",), required=False)
+                      or 4 * per_quarter)  # 4/4: what every family assumed
+        return DataInfo(
+            representation=cls.name, repr_config=options,
+            pitch_low=int(fact("lowest pitch", ("min_pitch",), ("min_pitch",))),
+            pitch_high=int(fact("highest pitch", ("max_pitch",), ("max_pitch",))) - 1,
+            steps_per_quarter=per_quarter, steps_per_bar=per_bar,
+            track_names=(str(options.get("track") or "Melody"),), programs=(0,),
+            is_drum=(False,), vocab_size=int(fact("vocab_size", ("vocab_size",))))
+
+    @classmethod
+    def describe(cls, info: DataInfo, pieces: Sequence) -> list[str | SummaryTable]:
+        """The pitch range the events reach, the vocabulary and the bar."""
+        highest = max((int(p.max()) for p in pieces if len(p)), default=0)
+        lowest = min((int(p[p >= FIRST_PITCH_EVENT].min()) for p in pieces
+                      if (p >= FIRST_PITCH_EVENT).any()), default=0)
+        if highest < FIRST_PITCH_EVENT:
+            return []
+        low = lowest - FIRST_PITCH_EVENT + info.pitch_low
+        high = highest - FIRST_PITCH_EVENT + info.pitch_low
+        return [f"pitch range: {pitch_label(low)}..{pitch_label(high)}"
+                f"; vocabulary {info.vocab_size}, {info.steps_per_bar} steps per bar"]

@@ -27,8 +27,9 @@ import numpy as np
 
 from tunesmith.config import check_json_keys
 from tunesmith.errors import ConfigError
-from tunesmith.representations import events
-from tunesmith.representations.info import REPRESENTATIONS, DataInfo
+from tunesmith.representations.adapter import get_representation, representation_names
+from tunesmith.representations.events import program_of_ids
+from tunesmith.representations.info import DataInfo
 
 #: version of the JSON form written by :meth:`OutputMask.to_dict`
 VERSION = 1
@@ -38,7 +39,7 @@ VERSION = 1
 class OutputMask:
     """The outputs a model may emit (see the module docstring)."""
 
-    representation: str  # "pianoroll" | "melody" | "events"
+    representation: str  # a registered representation with discrete outputs
     size: int  # outputs of the representation: frame columns, or vocabulary ids
     allowed: tuple[int, ...]  # sorted ids / columns that occur in the train split
     max_programs: int = 0  # events: most distinct programs in one training piece (0: no limit)
@@ -47,7 +48,7 @@ class OutputMask:
     def __post_init__(self):
         if isinstance(self.allowed, (list, np.ndarray)):
             object.__setattr__(self, "allowed", tuple(int(i) for i in self.allowed))
-        if self.representation not in REPRESENTATIONS:
+        if self.representation not in representation_names():
             raise ConfigError(f"output mask: unknown representation {self.representation!r}")
         for name in ("size", "max_programs"):
             value = getattr(self, name)
@@ -68,35 +69,18 @@ class OutputMask:
                     split: str = "train") -> OutputMask | None:
         """The mask of prepared pieces of ``info``'s representation (None without pieces).
 
-        Piano-roll pieces are (steps, keys) 0/1, melody pieces (steps,) events, event
-        pieces (n,) token ids (:class:`tunesmith.data.prepare.PreparedData`).
+        Pieces are a prepared cache's arrays (:class:`tunesmith.data.prepare.PreparedData`);
+        the representation's adapter says which outputs each one holds.
         """
         if not isinstance(pieces, Sequence):  # read twice below; a Sequence (a prepared
             pieces = list(pieces)  # cache's PieceList) gives one piece at a time
-        if not len(pieces) or info.representation == "drums":  # drums: no discrete outputs
+        adapter = get_representation(info.representation)
+        size = adapter.outputs(info)
+        if not len(pieces) or not size:  # no discrete outputs (drums): no mask
             return None
-        if info.representation == "pianoroll":
-            sounding = np.zeros(info.keys, dtype=bool)
-            for piece in pieces:
-                if len(piece):
-                    sounding |= np.asarray(piece).reshape(len(piece), info.keys).any(axis=0)
-            return cls("pianoroll", info.keys, tuple(np.flatnonzero(sounding).tolist()),
-                       split=split)
-        seen = np.zeros(info.vocab_size, dtype=bool)
-        for piece in pieces:
-            ids = np.asarray(piece, dtype=np.int64).reshape(-1)
-            if len(ids) and (ids.min() < 0 or ids.max() >= info.vocab_size):
-                raise ConfigError(f"output mask: ids outside the vocabulary of "
-                                  f"{info.vocab_size} in the {split} split")
-            seen[ids] = True
-        max_programs = 0
-        if info.representation == "events":
-            programs = program_of_ids(info)  # (V,) program of each Program id, else -2
-            if (programs > -2).any():
-                max_programs = max(len(set(programs[np.asarray(p, dtype=np.int64)].tolist())
-                                       - {-2}) for p in pieces)
-        return cls(info.representation, info.vocab_size, tuple(np.flatnonzero(seen).tolist()),
-                   max_programs=max_programs, split=split)
+        seen = adapter.seen_outputs(info, pieces, split)  # (size,) bool
+        return cls(info.representation, size, tuple(np.flatnonzero(seen).tolist()),
+                   max_programs=adapter.max_programs(info, pieces), split=split)
 
     # ---- reading -----------------------------------------------------------------------
     def array(self) -> np.ndarray:
@@ -107,7 +91,7 @@ class OutputMask:
 
     def pitch_ranges(self, info: DataInfo) -> list[tuple[int, int] | None]:
         """Piano-roll: the lowest and highest MIDI pitch each track sounds (None: silent)."""
-        if self.representation != "pianoroll":
+        if not get_representation(self.representation).frames:
             raise ConfigError("pitch ranges per track belong to piano-roll masks")
         ranges: list[tuple[int, int] | None] = []
         columns = np.asarray(self.allowed, dtype=np.int64)
@@ -137,13 +121,4 @@ class OutputMask:
                    split=data["split"])
 
 
-def program_of_ids(info: DataInfo) -> np.ndarray:
-    """(vocab_size,) int: the program of each ``Program`` token id of event data (-1 for
-    drums, as miditok writes them), -2 for every other id."""
-    tokenizer = events.build_tokenizer(events.EventsConfig.from_dict(info.repr_config))
-    programs = np.full(info.vocab_size, -2, dtype=np.int64)
-    for name, idx in tokenizer.vocab.items():
-        kind, _, value = name.partition("_")
-        if kind == "Program" and idx < info.vocab_size:
-            programs[idx] = int(value)
-    return programs
+__all__ = ["OutputMask", "program_of_ids"]  # program_of_ids: events, kept importable here

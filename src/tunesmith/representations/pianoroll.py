@@ -13,15 +13,27 @@ ICML 2012), of MuseGAN (Dong et al., AAAI 2018) and of the piano-roll WaveNet.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from symusic import Note, Score, Tempo, Track
 
-from tunesmith.config import DictConfig
-from tunesmith.errors import ConfigError
+from tunesmith.config import POSITIVE, DictConfig, Range, at_least
+from tunesmith.errors import ConfigError, MusicFileError
 from tunesmith.music.note_arrays import NoteArrays
+from tunesmith.music.transforms import merge_tracks, pitched_tracks, select_tracks
+from tunesmith.representations.adapter import (
+    CorpusLayout,
+    RepresentationAdapter,
+    SummaryTable,
+    one_by_one,
+    pitch_label,
+    register,
+)
 from tunesmith.representations.info import DataInfo
 
 
@@ -41,9 +53,9 @@ class PianorollConfig(DictConfig):
     is_drum: list[bool] = field(default_factory=list)  # drum flags for decode(), by track
     tempo: float = 120.0  # quarter notes per minute written by decode()
 
-    def __post_init__(self):
-        if self.resolution < 1:
-            raise ConfigError(f"resolution must be >= 1 step per quarter, got {self.resolution}")
+    ranges: ClassVar[dict[str, Range]] = {"resolution": at_least(1), "tempo": POSITIVE}
+
+    def check(self) -> None:
         if not 0 <= self.pitch_low <= self.pitch_high <= 127:
             raise ConfigError(
                 f"pitch range must satisfy 0 <= low <= high <= 127, "
@@ -266,3 +278,237 @@ def decode(
         track.notes.sort(key=lambda n: (n.time, n.pitch))
         score.tracks.append(track)
     return score
+
+
+# ----------------------------------------------------------------------------- adapter
+
+
+def flatten_tracks(grid: np.ndarray) -> np.ndarray:
+    """``(tracks, steps, pitches)`` -> ``(steps, tracks * pitches)``, track-major."""
+    tracks, steps, pitches = grid.shape
+    return np.ascontiguousarray(grid.transpose(1, 0, 2)).reshape(steps, tracks * pitches)
+
+
+@register
+class PianorollAdapter(RepresentationAdapter):
+    """Score <-> ``(steps, tracks * pitches)`` frames, track-major (a cache's ``data``),
+    with ``(steps, tracks * pitches)`` onsets beside them when ``onset`` is set.
+
+    Options: :class:`PianorollConfig`'s fields, plus ``merge_tracks`` (every pitched
+    track on one; default True unless the corpus has a fixed track layout). With a
+    corpus, unset track names and programs come from its layout (merged: one "Piano").
+    """
+
+    name = "pianoroll"
+    onset_grid = True
+    frames = True
+    batch_key = "frames"
+    resolution_option = "resolution"
+    transposable = True
+
+    def __init__(self, options: dict | None = None, corpus: CorpusLayout | None = None):
+        options = dict(options or {})
+        fixed = None if corpus is None else corpus.track_layout
+        self.merge = options.pop("merge_tracks", fixed is None)
+        if not isinstance(self.merge, bool):  # "False" or "maybe" would be truthy
+            raise ConfigError(f"merge_tracks expects true or false, got {self.merge!r}")
+        if corpus is not None:
+            if not self.merge and fixed is None:
+                raise ConfigError(
+                    f"merge_tracks=false needs a corpus with a fixed set of tracks; "
+                    f"{corpus.name} has pieces with different tracks"
+                )
+            if corpus.kind == "rolls":
+                per_quarter = int(getattr(corpus, "steps_per_quarter", 1))  # rolls have one
+                options.setdefault("resolution", per_quarter)
+                if options["resolution"] % per_quarter:
+                    raise ConfigError(
+                        f"{corpus.name} has {per_quarter} frame(s) per quarter; "
+                        f"resolution must be a multiple of it, got {options['resolution']}"
+                    )
+            if self.merge:
+                options.setdefault("track_names", ["Piano"])
+                options.setdefault("programs", [0])
+            else:
+                options.setdefault("track_names", list(fixed or ()))
+                options.setdefault("programs", list(getattr(corpus, "track_programs", None) or ()))
+            options.setdefault("is_drum", [False] * len(options["track_names"]))
+        self.cfg = PianorollConfig.from_dict(options)
+        self.n_tracks = len(self.cfg.track_names)
+
+    def options(self) -> dict[str, Any]:
+        return {**self.cfg.to_dict(), "merge_tracks": self.merge}
+
+    def encode(self, score: Score) -> dict[str, np.ndarray]:
+        """``{"data": (steps, tracks * pitches)}`` (+ ``"onsets"``) of the pitched tracks."""
+        score = pitched_tracks(score)  # most files have no drums: no copy
+        if not self.merge and len(score.tracks) != self.n_tracks:
+            raise MusicFileError("", f"has {len(score.tracks)} tracks, expected {self.n_tracks}")
+        frames, starts = encode_with_onsets(score, self.cfg, merge=self.merge)
+        out = {"data": flatten_tracks(frames)}
+        if self.cfg.onset:
+            out["onsets"] = flatten_tracks(starts)
+        return out
+
+    def encode_many(self, scores: list, notes: NoteArrays) -> list[dict | Exception]:
+        """:meth:`encode` of each score (``notes``: theirs); merged tracks in one pass."""
+        if not self.merge:
+            return one_by_one(self.encode, scores)
+        frames, starts, steps = encode_merged_many(
+            notes.select(~notes.drum), self.cfg, with_onsets=self.cfg.onset)
+        bounds = np.concatenate([[0], np.cumsum(steps)]).tolist()
+        out: list[dict | Exception] = []
+        for start, end in itertools.pairwise(bounds):
+            piece = {"data": frames[start:end]}  # (steps, 1 * pitches)
+            if starts is not None:
+                piece["onsets"] = starts[start:end]
+            out.append(piece)
+        return out
+
+    def packs_bits(self) -> bool:
+        """0/1 grids are stored 8 cells a byte."""
+        return not self.cfg.velocity
+
+    def encode_roll(self, roll: np.ndarray, steps_per_quarter: int,
+                    lowest_pitch: int) -> dict[str, np.ndarray]:
+        """A benchmark ``(frames, pitches)`` roll (column 0 = ``lowest_pitch``) on this grid."""
+        repeat = self.cfg.resolution // steps_per_quarter
+        roll = np.repeat(roll, repeat, axis=0) if repeat > 1 else roll
+        grid = np.zeros((roll.shape[0], self.cfg.n_pitches), np.uint8)  # (steps, pitches)
+        low = max(self.cfg.pitch_low, lowest_pitch)
+        high = min(self.cfg.pitch_high, lowest_pitch + roll.shape[1] - 1)
+        if low <= high:
+            grid[:, low - self.cfg.pitch_low : high - self.cfg.pitch_low + 1] = roll[
+                :, low - lowest_pitch : high - lowest_pitch + 1
+            ]
+        out = {"data": grid}
+        if self.cfg.onset:  # the benchmark merges repeated notes: onsets where a cell turns on
+            previous = np.concatenate([np.zeros((1, grid.shape[1]), np.uint8), grid[:-1]])
+            out["onsets"] = ((grid > 0) & (previous == 0)).astype(np.uint8)
+        return out
+
+    def info(self, facts: list[dict] | None = None) -> DataInfo:
+        return dataclasses.replace(info(self.cfg), repr_config=self.options())
+
+    def decode(self, array: np.ndarray) -> Score:
+        """``(steps, tracks × pitches)`` frames (probabilities or 0/1) -> Score: a cell
+        above 0.5 sounds."""
+        array = np.asarray(array)
+        if array.ndim != 2 or array.shape[1] % self.cfg.n_pitches:
+            raise ConfigError(f"expected (steps, tracks × {self.cfg.n_pitches}) frames, "
+                              f"got {array.shape}")
+        grid = array.reshape(array.shape[0], -1, self.cfg.n_pitches).transpose(1, 0, 2)
+        return decode((grid > 0.5).astype(np.uint8), self.cfg)  # grid: (tracks, T, P)
+
+    def primer(self, score: Score, where: str | Any = "") -> np.ndarray:
+        """The pitched tracks (merged unless the data kept its tracks, which must then
+        be as many) as ``(steps, tracks · pitches)`` frames."""
+        score = select_tracks(score, drums=False)
+        n_tracks = len(self.cfg.track_names) or 1
+        if self.merge:
+            score = merge_tracks(score, name=self.cfg.track_names[0] if self.cfg.track_names
+                                 else "Piano")
+        if len(score.tracks) != n_tracks:
+            raise MusicFileError(where, f"has {len(score.tracks)} pitched tracks, the model "
+                                        f"was trained on {n_tracks}")
+        return flatten_tracks(encode(score, self.cfg))
+
+    # ---- what needs only a DataInfo ------------------------------------------------------
+    @classmethod
+    def draw_shift(cls, info: DataInfo, data: np.ndarray, shifts: tuple[int, int],
+                   rng: np.random.Generator) -> int:
+        low, high = shifts
+        if (low, high) == (0, 0):
+            return 0
+        grid = data.reshape(len(data), info.n_tracks, info.n_pitches)  # (T, tracks, P)
+        active = np.nonzero(grid.any(axis=(0, 1)))[0]
+        if len(active):  # keep every note on the grid
+            low = max(low, -int(active[0]))
+            high = min(high, info.n_pitches - 1 - int(active[-1]))
+        return int(rng.integers(low, high + 1)) if low <= high else 0
+
+    @classmethod
+    def shift(cls, info: DataInfo, data: np.ndarray, semitones: int) -> np.ndarray:
+        if semitones == 0:
+            return np.asarray(data)
+        grid = data.reshape(len(data), info.n_tracks, info.n_pitches)  # (T, tracks, P)
+        out = np.zeros_like(grid)
+        if semitones > 0:
+            out[:, :, semitones:] = grid[:, :, :-semitones]
+        else:
+            out[:, :, :semitones] = grid[:, :, -semitones:]
+        return out.reshape(data.shape)
+
+    @classmethod
+    def pitch_class_counts(cls, info: DataInfo, piece: np.ndarray) -> np.ndarray | None:
+        return pitch_class_counts(piece, info.n_pitches, info.pitch_low)
+
+    @classmethod
+    def outputs(cls, info: DataInfo) -> int:
+        return info.keys
+
+    @classmethod
+    def seen_outputs(cls, info: DataInfo, pieces: Sequence, split: str) -> np.ndarray:
+        sounding = np.zeros(info.keys, dtype=bool)
+        for piece in pieces:
+            if len(piece):
+                sounding |= np.asarray(piece).reshape(len(piece), info.keys).any(axis=0)
+        return sounding
+
+    @classmethod
+    def legacy_info(cls, old: dict, options: dict, fact: Callable[..., Any]) -> DataInfo:
+        """Old piano-roll infos: ``n_tracks``/``tracks``, ``n_pitches``/``pitches``,
+        ``pitch_low``/``lowest_pitch``, or only ``keys``."""
+        low = int(fact("lowest pitch", ("pitch_low", "lowest_pitch"), ("pitch_low",)))
+        n_pitches = fact("pitch count", ("n_pitches", "pitches"), required=False)
+        high = int(low + int(n_pitches) - 1 if n_pitches is not None else
+                   fact("highest pitch", ("pitch_high",), ("pitch_high",)))
+        per_quarter = int(fact("steps_per_quarter", ("steps_per_quarter",),
+                               ("resolution", "steps_per_quarter")))
+        per_bar = int(fact("steps_per_bar", ("steps_per_bar",), required=False)
+                      or 4 * per_quarter)  # 4/4: what every family assumed
+        names = list(fact("track names", ("track_names",), ("track_names",), False) or [])
+        n_tracks = fact("track count", ("n_tracks", "tracks"), required=False)
+        if n_tracks is None and names:
+            n_tracks = len(names)
+        if n_tracks is None and old.get("keys") is not None:
+            n_tracks = int(old["keys"]) // (high - low + 1)
+        if n_tracks is None:
+            raise ConfigError("old data info: no track count recorded")
+        n_tracks = int(n_tracks)
+        names = [str(n) for n in names[:n_tracks]]
+        names += [f"Track {t + 1}" for t in range(len(names), n_tracks)]  # as decode() names
+        programs = [int(p) for p in fact("programs", ("programs",), ("programs",), False) or []]
+        drums = [bool(d) for d in fact("drum flags", (), ("is_drum",), False) or []]
+        result = DataInfo(representation=cls.name, repr_config=options, pitch_low=low,
+                          pitch_high=high, steps_per_quarter=per_quarter,
+                          steps_per_bar=per_bar, track_names=tuple(names),
+                          programs=tuple((programs + [0] * n_tracks)[:n_tracks]),
+                          is_drum=tuple((drums + [False] * n_tracks)[:n_tracks]),
+                          onsets=bool(fact("onset flag", ("onset",), ("onset",), False)))
+        if old.get("keys") is not None and int(old["keys"]) != result.keys:
+            raise ConfigError(f"old data info: keys {old['keys']} is not {result.n_tracks} "
+                              f"tracks x {result.n_pitches} pitches")
+        return result
+
+    @classmethod
+    def describe(cls, info: DataInfo, pieces: Sequence) -> list[str | SummaryTable]:
+        """Each track's program, lowest and highest sounding pitch and sounding cells,
+        and the grid."""
+        n_tracks, n_pitches, low = info.n_tracks, info.n_pitches, info.pitch_low
+        per_key = np.zeros(n_tracks * n_pitches, np.int64)  # sounding cells of each key
+        for piece in pieces:  # one piece in memory at a time
+            per_key += (piece > 0).sum(axis=0)
+        sounding = per_key.reshape(n_tracks, n_pitches) > 0  # (tracks, P)
+        cells = per_key.reshape(n_tracks, n_pitches).sum(1)
+        rows: list[tuple[str, ...]] = []
+        for t in range(n_tracks):
+            pitches = np.nonzero(sounding[t])[0]
+            rows.append((info.track_names[t], str(info.programs[t]),
+                         pitch_label(low + pitches[0]) if len(pitches) else "-",
+                         pitch_label(low + pitches[-1]) if len(pitches) else "-",
+                         str(int(cells[t]))))
+        table = SummaryTable("tracks", ("track", "program", "lowest pitch", "highest pitch",
+                                        "sounding cells"), rows)
+        return [table, f"grid: {info.steps_per_quarter} steps per quarter, "
+                       f"{n_tracks} track(s) x {n_pitches} pitches = {info.keys} keys"]

@@ -59,6 +59,7 @@ from tunesmith.generation.infill import (
     vae_regenerate,
 )
 from tunesmith.models.sampling import SamplingControls
+from tunesmith.representations.adapter import get_representation
 
 #: the most bytes an uploaded primer may have (a long MIDI file is ~100 KB)
 MAX_UPLOAD_BYTES = 2_000_000
@@ -505,7 +506,7 @@ def _resampled_note(first: int, last: int, facts: dict) -> str:
 def empty_array(meta: dict) -> np.ndarray:
     """A zero-step array of the checkpoint's representation (nothing to continue)."""
     info = meta.get("data_info") or {}
-    if meta.get("representation") == "pianoroll":
+    if get_representation(meta.get("representation")).frames:
         return np.zeros((0, int(info.get("keys") or 0)), np.float32)
     return np.zeros((0,), np.int64)
 

@@ -40,7 +40,7 @@ from typing import Any
 
 import torch
 
-from tunesmith.data.corpora import get_corpus
+from tunesmith.data.corpora import PolyphonicBenchmark, get_corpus
 from tunesmith.errors import ConfigError
 from tunesmith.models.likelihood import score_split
 from tunesmith.training.checkpoint import CONFIG_FILE, load_checkpoint, read_json, write_json
@@ -91,6 +91,7 @@ def benchmark_data(data: str, path: str | Path | None = None) -> dict:
     else:
         raise ConfigError(f"--data expects jsb, nottingham or a .mat file; got {data!r}")
     found = get_corpus(corpus, path)
+    assert isinstance(found, PolyphonicBenchmark)  # what a benchmark name or .mat gives
     return {"corpus": corpus, "path": str(found.file), "options": dict(BENCHMARK_REPR)}
 
 

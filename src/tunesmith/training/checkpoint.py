@@ -46,6 +46,7 @@ from safetensors.torch import load_file, save_file
 import tunesmith
 from tunesmith.errors import CheckpointError, ConfigError, TunesmithError
 from tunesmith.models import registry
+from tunesmith.representations.adapter import get_representation
 from tunesmith.representations.info import DataInfo
 from tunesmith.representations.output_mask import OutputMask
 
@@ -443,7 +444,7 @@ def checkpoint_output_mask(meta: dict, path: str | Path = CONFIG_FILE) -> Output
         raise CheckpointError(path, str(exc)) from exc
     info = checkpoint_data_info(meta, path)
     if info is not None:
-        outputs = info.keys if info.representation == "pianoroll" else info.vocab_size
+        outputs = get_representation(info.representation).outputs(info)
         if (mask.representation, mask.size) != (info.representation, outputs):
             raise CheckpointError(path, f"the output mask is for {mask.size} "
                                   f"{mask.representation} outputs, the data has {outputs} "

@@ -70,6 +70,7 @@ from tunesmith.data.prepare import prepare
 from tunesmith.errors import CheckpointError, ConfigError
 from tunesmith.models import registry
 from tunesmith.models.likelihood import frame_nll_loss
+from tunesmith.representations.adapter import get_representation, representation_names
 from tunesmith.representations.info import DataInfo
 from tunesmith.representations.output_mask import OutputMask
 from tunesmith.training import loop_state
@@ -778,7 +779,9 @@ def train(
         raise
     validate_lightning_flags(train_settings)  # before any data work or process starts
     cls = registry.get_family(model_name)  # unknown names fail before any data work
-    if train_settings.objective == "frame_nll" and cls.representation != "pianoroll":
+    if train_settings.objective == "frame_nll" and not (
+            cls.representation in representation_names()
+            and get_representation(cls.representation).frames):  # audio families: no adapter
         raise ConfigError(f"the frame_nll objective scores piano-roll frames; {model_name!r} "
                           f"reads {cls.representation!r}")
     model_options = {**registry.preset_options(model_name), **(options or {})}
