@@ -112,3 +112,21 @@ def test_models_pretrained_lists_what_ships(capsys, monkeypatch):
     out = capsys.readouterr().out
     for name in SHIPPED:
         assert name in out
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_size_guard_and_empty_primer_read_the_keys_of_the_stored_data_info(name):
+    from tunesmith.errors import ConfigError as Refused
+    from tunesmith.generation.generate import check_sample_size
+    from tunesmith.studio.session import empty_array
+
+    _model, meta = pretrained.load(name)
+    info = checkpoint.checkpoint_data_info(meta)
+    empty = empty_array(meta)
+    assert empty.shape[0] == 0
+    if empty.ndim == 2:  # frames: one column per key of the data, not a guessed 0 or 1
+        assert empty.shape[1] == info.keys
+        steps = 2**32 // (4 * info.keys) + 1  # one piece just over 4 GiB of float32 frames
+        with pytest.raises(Refused, match="GiB of samples"):
+            check_sample_size(meta, 1, steps)
+        check_sample_size(meta, 1, steps // info.keys)  # what a 1-key count would allow

@@ -111,10 +111,10 @@ def check_length(bars: float | None = None, seconds: float | None = None,
 
 def check_sample_size(meta: dict, n: int, steps: int) -> None:
     """Refuse a request whose sampled arrays would exceed :data:`MAX_SAMPLE_BYTES`."""
-    info = meta.get("data_info") or {}
+    info = checkpoint_data_info(meta)
     # float32 frames of K keys, or one int64 event/token
     frames = get_representation(meta.get("representation")).frames
-    per_step = 4 * int(info.get("keys") or 1) if frames else 8
+    per_step = 4 * (info.keys if info is not None else 1) if frames else 8
     needed = n * steps * per_step
     if needed > MAX_SAMPLE_BYTES:
         raise ConfigError(

@@ -60,6 +60,7 @@ from tunesmith.generation.infill import (
 )
 from tunesmith.models.sampling import SamplingControls
 from tunesmith.representations.adapter import get_representation
+from tunesmith.training.checkpoint import checkpoint_data_info
 
 #: the most bytes an uploaded primer may have (a long MIDI file is ~100 KB)
 MAX_UPLOAD_BYTES = 2_000_000
@@ -505,9 +506,9 @@ def _resampled_note(first: int, last: int, facts: dict) -> str:
 
 def empty_array(meta: dict) -> np.ndarray:
     """A zero-step array of the checkpoint's representation (nothing to continue)."""
-    info = meta.get("data_info") or {}
+    info = checkpoint_data_info(meta)
     if get_representation(meta.get("representation")).frames:
-        return np.zeros((0, int(info.get("keys") or 0)), np.float32)
+        return np.zeros((0, info.keys if info is not None else 0), np.float32)
     return np.zeros((0,), np.int64)
 
 
