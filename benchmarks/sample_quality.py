@@ -56,7 +56,7 @@ def score_model(label: str, checkpoint: str, samples: int, bars: int, seed: int,
     from tunesmith.data.prepare import prepare
     from tunesmith.evaluation.report import run_evaluation
     from tunesmith.generation.generate import generate_from_checkpoint
-    from tunesmith.models.likelihood import score_split
+    from tunesmith.models.likelihood import model_pieces, score_split
     from tunesmith.models.sampling import SamplingControls
     from tunesmith.training.checkpoint import load_checkpoint, read_json, resolve_checkpoint
 
@@ -76,7 +76,7 @@ def score_model(label: str, checkpoint: str, samples: int, bars: int, seed: int,
     start = time.perf_counter()
     prepared = prepare(CORPUS, meta["representation"], dict(meta.get("repr_config") or {}),
                        report=False, progress=False)
-    test = prepared.pieces("test")
+    test = model_pieces(model, prepared.pieces("test"), prepared.onsets("test"))
     row["test_pieces"] = len(test)
     row["test_nll_frames_2_to_T"] = round(score_split(model, test, batch_size=8), 4)
     nats, frames = total_nll(model, test, meta["representation"])

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from tunesmith.errors import ConfigError, MusicFileError
+from tunesmith.models.heads import head_reads_onsets
 from tunesmith.models.sampling import SamplingControls
 from tunesmith.music import keys, load, save_midi
 from tunesmith.music.transforms import merge_tracks, select_tracks
@@ -130,8 +131,9 @@ def file_to_array(path: str | Path, meta: dict) -> np.ndarray:
     """A music file in the checkpoint's representation.
 
     -> melody ``(T,)`` events, piano-roll ``(T, K)`` frames (K = tracks × pitches,
-    track-major), event ``(n,)`` tokens (without the closing EOS, ready to continue) or
-    drums ``(T, 27)``.
+    track-major; ``(T, 2K)`` frames ‖ onsets for a model whose head models onsets),
+    event ``(n,)`` tokens (without the closing EOS, ready to continue) or drums
+    ``(T, 27)``.
     """
     path = Path(path)
     options = repr_options(meta)
@@ -155,8 +157,12 @@ def file_to_array(path: str | Path, meta: dict) -> np.ndarray:
         if len(score.tracks) != n_tracks:
             raise MusicFileError(path, f"has {len(score.tracks)} pitched tracks, the model "
                                        f"was trained on {n_tracks}")
-        grid = pianoroll.encode(score, cfg)  # (tracks, steps, pitches)
-        return grid.transpose(1, 0, 2).reshape(grid.shape[1], -1)  # (steps, tracks·pitches)
+        grid, onsets = pianoroll.encode_with_onsets(score, cfg)  # (tracks, steps, pitches)
+        frames = grid.transpose(1, 0, 2).reshape(grid.shape[1], -1)  # (steps, tracks·pitches)
+        if cfg.onset and reads_onsets(meta):  # (steps, 2K): keys ‖ onsets
+            onsets = onsets.transpose(1, 0, 2).reshape(grid.shape[1], -1)
+            return np.concatenate([frames, onsets], axis=1)
+        return frames
     if representation == "events":
         cfg = events.EventsConfig.from_dict(options)
         tokens = np.asarray(events.encode(score, cfg), dtype=np.int64)  # (n,)
@@ -168,7 +174,9 @@ def file_to_array(path: str | Path, meta: dict) -> np.ndarray:
 
 def array_to_score(array, meta: dict):
     """A generated melody ``(T,)``, piano-roll ``(T, K)``, token ``(n,)`` or drums
-    ``(T, 27)`` array -> Score, with the data's track names, programs and tempo."""
+    ``(T, 27)`` array -> Score, with the data's track names, programs and tempo. A model
+    whose head models onsets gives ``(T, 2K)`` frames ‖ onsets: a note starts at each
+    onset, so repeated notes stay repeated."""
     array = np.asarray(array)
     options = repr_options(meta)
     representation = meta.get("representation")
@@ -184,8 +192,19 @@ def array_to_score(array, meta: dict):
     cfg = pianoroll.PianorollConfig(**options)
     if array.ndim != 2 or array.shape[1] % cfg.n_pitches:
         raise ConfigError(f"expected (steps, tracks × {cfg.n_pitches}) frames, got {array.shape}")
+    onsets = None
+    if reads_onsets(meta):  # (T, 2K): sounding keys ‖ onsets; onsets split repeated notes
+        keys = array.shape[1] // 2
+        array, onsets = array[:, :keys], array[:, keys:]
+        onsets = onsets.reshape(onsets.shape[0], -1, cfg.n_pitches).transpose(1, 0, 2)
+        onsets = (onsets > 0.5).astype(np.uint8)
     grid = array.reshape(array.shape[0], -1, cfg.n_pitches).transpose(1, 0, 2)  # (tr, T, P)
-    return pianoroll.decode((grid > 0.5).astype(np.uint8), cfg)
+    return pianoroll.decode((grid > 0.5).astype(np.uint8), cfg, onsets=onsets)
+
+
+def reads_onsets(meta: dict) -> bool:
+    """Whether a piano-roll checkpoint's model reads and writes frames ‖ onsets (T, 2K)."""
+    return head_reads_onsets(str((meta.get("model_config") or {}).get("head", "")))
 
 
 def write_score(score, path: Path, wav: bool = False, png: bool = False,
