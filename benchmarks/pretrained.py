@@ -103,7 +103,10 @@ def held_out_nll(checkpoint: Path, run: dict) -> dict:
     nats, units = total_nll(model, pieces, meta["representation"])
     return {"value": round(nats / units, 4), "unit": UNITS.get(meta["representation"], "nats"),
             "split": "test", "pieces": len(pieces), "units": int(units),
-            "how": "summed NLL of whole test pieces / predicted units (benchmarks/heldout_nll.py)",
+            "how": "summed NLL of whole test pieces / predicted units (benchmarks/heldout_nll.py)"
+                   + ("; frames and onsets (where each note starts) together, so it is >= "
+                      "the onset-less figure of the same music"
+                      if getattr(model, "reads_onsets", False) else ""),
             "seconds": round(time.perf_counter() - start, 1)}
 
 
