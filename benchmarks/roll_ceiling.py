@@ -9,6 +9,10 @@ chorales as the demo's roll, decodes them back to MIDI (the path a sample takes)
 ``tunesmith evaluate``'s machinery on them against ``bach-chorales:train`` with the test
 split as band, exactly as ``benchmarks/sample_quality.py`` does for samples.
 
+With ``--onsets`` the roll carries the onset grid (``onset=true``, what the
+``voices-onset`` head models) and decoding splits a run of cells at each onset: the
+ceiling of an onset-aware model.
+
 The two-sample accuracy of this set is not meaningful (its "real" side is the same test
 pieces, so it sits below 50 %); the metric rows are.
 
@@ -16,6 +20,8 @@ Usage::
 
     PYTHONPATH=src python benchmarks/roll_ceiling.py --pieces 32 \\
         --out benchmarks/results/roll_ceiling.json
+    PYTHONPATH=src python benchmarks/roll_ceiling.py --pieces 32 --onsets \\
+        --out benchmarks/results/roll_ceiling_onsets.json
 """
 
 from __future__ import annotations
@@ -40,22 +46,30 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pieces", type=int, default=32, help="test chorales round-tripped")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--onsets", action="store_true",
+                        help="the roll with its onset grid (repeated notes stay repeated)")
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None, help="JSON of the results")
     args = parser.parse_args(argv)
 
     work = args.work or Path(tempfile.mkdtemp(prefix="roll_ceiling-"))
-    prepared = prepare(CORPUS, "pianoroll", dict(DEMO_REPR), report=False, progress=False)
+    options = {**DEMO_REPR, **({"onset": True} if args.onsets else {})}
+    prepared = prepare(CORPUS, "pianoroll", options, report=False, progress=False)
     options = {k: v for k, v in prepared.repr_config.items() if k != "merge_tracks"}
     cfg = PianorollConfig.from_dict(options)
     tracks = prepared.info.n_tracks
     samples = work / "samples"
     samples.mkdir(parents=True, exist_ok=True)
     test = prepared.pieces("test")[: args.pieces]
+    onsets = prepared.onsets("test") if args.onsets else None
+
+    def grid_of(roll):  # (T, tracks × pitches) -> (tracks, T, pitches)
+        roll = np.asarray(roll)
+        return roll.reshape(len(roll), tracks, -1).transpose(1, 0, 2)
+
     for i, roll in enumerate(test):
-        roll = np.asarray(roll)  # (T, tracks × pitches)
-        grid = roll.reshape(len(roll), tracks, -1).transpose(1, 0, 2)  # (tracks, T, pitches)
-        decode(grid, cfg).dump_midi(str(samples / f"test_{i:02d}.mid"))
+        onset_grid = None if onsets is None else grid_of(onsets[i])
+        decode(grid_of(roll), cfg, onsets=onset_grid).dump_midi(str(samples / f"test_{i:02d}.mid"))
     results, _ = run_evaluation(samples, f"{CORPUS}:train", work / "evaluate",
                                 samples=len(test), seed=args.seed, plots=False, progress=False)
     rows = results["band"]["rows"]
@@ -64,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     judged = [name for name, row in rows.items()
               if row["within"] is not None and name != "two_sample_accuracy"]
     within = len(judged) - len(outside)
-    print(f"{len(test)} real test chorales through the demo's roll: within band on {within} of "
+    print(f"{len(test)} real test chorales through the demo's roll"
+          f"{' with onsets' if args.onsets else ''}: within band on {within} of "
           f"{len(judged)} metrics (two-sample row left out); outside: {', '.join(outside)}")
     for name in outside:
         row = rows[name]

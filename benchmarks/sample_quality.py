@@ -48,16 +48,15 @@ TARGETS = {
 }
 
 
-def score_model(label: str, checkpoint: str, samples: int, bars: int, seed: int,
+def score_model(label: str, checkpoint: str, samples: int, bars: int, seeds: list[int],
                 work: Path, threads: int, sampling: dict | None = None) -> dict:
+    """NLL once, then sampling and evaluation for every sampling seed; the row's own
+    figures are those of the first seed, ``by_seed`` holds each seed's and ``mean`` the
+    means over seeds (within band, two-sample accuracy, lowest voice activity)."""
     from heldout_nll import total_nll
 
-    from tunesmith.cli.demo import DEMO_SAMPLING
     from tunesmith.data.prepare import prepare
-    from tunesmith.evaluation.report import run_evaluation
-    from tunesmith.generation.generate import generate_from_checkpoint
-    from tunesmith.models.likelihood import score_split
-    from tunesmith.models.sampling import SamplingControls
+    from tunesmith.models.likelihood import model_pieces, score_split
     from tunesmith.training.checkpoint import load_checkpoint, read_json, resolve_checkpoint
 
     torch.set_num_threads(threads)
@@ -76,17 +75,44 @@ def score_model(label: str, checkpoint: str, samples: int, bars: int, seed: int,
     start = time.perf_counter()
     prepared = prepare(CORPUS, meta["representation"], dict(meta.get("repr_config") or {}),
                        report=False, progress=False)
-    test = prepared.pieces("test")
+    test = model_pieces(model, prepared.pieces("test"), prepared.onsets("test"))
     row["test_pieces"] = len(test)
     row["test_nll_frames_2_to_T"] = round(score_split(model, test, batch_size=8), 4)
     nats, frames = total_nll(model, test, meta["representation"])
     row["test_nll_whole_pieces"] = round(nats / frames, 4)
     row["nll_s"] = round(time.perf_counter() - start, 1)
+    by_seed = {}
+    for seed in seeds:
+        by_seed[seed] = sample_and_evaluate(label, folder, samples, bars, seed,
+                                            work / f"seed{seed}", sampling)
+    row.update(by_seed[seeds[0]])
+    print(f"  {label}: NLL {row['test_nll_frames_2_to_T']} nats/frame", flush=True)
+    if len(seeds) > 1:
+        row["by_seed"] = by_seed
+        row["mean"] = {
+            "within_band": round(sum(r["within_band"] for r in by_seed.values()) / len(seeds), 2),
+            "two_sample_accuracy": round(
+                sum(r["two_sample_accuracy"] for r in by_seed.values()) / len(seeds), 4),
+            "lowest_voice_activity": round(sum(
+                min(r["voice_activity"].values()) for r in by_seed.values()) / len(seeds), 4),
+        }
+    return row
 
-    print(f"{label}: {samples} samples of {bars} bars, evaluated against {CORPUS}:train ...",
+
+def sample_and_evaluate(label: str, folder: Path, samples: int, bars: int, seed: int,
+                        work: Path, sampling: dict | None) -> dict:
+    """One sampling seed: generate, evaluate against train with the test band."""
+    from tunesmith.cli.demo import DEMO_SAMPLING
+    from tunesmith.evaluation.report import run_evaluation
+    from tunesmith.generation.generate import generate_from_checkpoint
+    from tunesmith.models.sampling import SamplingControls
+
+    row = {"seed": seed}
+    print(f"{label}: {samples} samples of {bars} bars (sampling seed {seed}), evaluated "
+          f"against {CORPUS}:train ...",
           flush=True)
     start = time.perf_counter()
-    out = work / label
+    out = work
     row["sampling"] = {**DEMO_SAMPLING, **(sampling or {})}
     controls = SamplingControls(seed=seed, **row["sampling"])
     generate_from_checkpoint(folder, n=samples, bars=bars, controls=controls,
@@ -109,9 +135,9 @@ def score_model(label: str, checkpoint: str, samples: int, bars: int, seed: int,
         if two.get("band") else None
     row["plagiarism_flagged"] = results["plagiarism"]["n_flagged"]
     row["report"] = str(out / "evaluate" / "report.md")
-    print(f"  NLL {row['test_nll_frames_2_to_T']} nats/frame; activity "
-          f"{row['voice_activity']}; within band {row['within_band']}/{row['judged']}; "
-          f"two-sample {row['two_sample_accuracy']:.3f}", flush=True)
+    print(f"  seed {seed}: activity {row['voice_activity']}; within band "
+          f"{row['within_band']}/{row['judged']}; two-sample "
+          f"{row['two_sample_accuracy']:.3f}", flush=True)
     return row
 
 
@@ -135,6 +161,12 @@ def check_targets(rows: dict[str, dict]) -> dict:
             checks[f"{label}: within band >= {target['within_share']:.0%}"] = {
                 "value": f"{row['within_band']}/{row['judged']} ({share:.0%})",
                 "met": share >= target["within_share"]}
+            if "mean" in row:
+                mean = row["mean"]["within_band"] / row["judged"]
+                checks[f"{label}: within band >= {target['within_share']:.0%}, mean over "
+                       f"seeds {list(row['by_seed'])}"] = {
+                    "value": f"{row['mean']['within_band']:.1f}/{row['judged']} ({mean:.0%})",
+                    "met": mean >= target["within_share"]}
             checks[f"{label}: two-sample <= {target['two_sample']:.0%}"] = {
                 "value": row["two_sample_accuracy"],
                 "met": row["two_sample_accuracy"] <= target["two_sample"]}
@@ -152,16 +184,26 @@ def check_targets(rows: dict[str, dict]) -> dict:
 def table(rows: dict[str, dict]) -> str:
     first = next(iter(rows.values()))
     voices = list(first["voice_activity"])
+    seeded = any("by_seed" in row for row in rows.values())
     lines = ["| model | " + " | ".join(voices) + " | NLL (nats/frame, 2..T) | within band "
-             "| two-sample |", "|---" * (len(voices) + 4) + "|"]
+             "| two-sample |" + (" within band, each seed (mean) | two-sample, mean |"
+                                 if seeded else ""),
+             "|---" * (len(voices) + 4 + 2 * seeded) + "|"]
     for label, row in rows.items():
-        lines.append(f"| {label} | " + " | ".join(f"{row['voice_activity'][v]:.1%}"
-                                                  for v in voices)
-                     + f" | {row['test_nll_frames_2_to_T']:.3f} | {row['within_band']}/"
-                       f"{row['judged']} | {row['two_sample_accuracy']:.1%} |")
+        line = (f"| {label} | " + " | ".join(f"{row['voice_activity'][v]:.1%}" for v in voices)
+                + f" | {row['test_nll_frames_2_to_T']:.3f} | {row['within_band']}/"
+                  f"{row['judged']} | {row['two_sample_accuracy']:.1%} |")
+        if seeded and "by_seed" in row:
+            each = ", ".join(str(r["within_band"]) for r in row["by_seed"].values())
+            line += (f" {each} ({row['mean']['within_band']:.1f}) / {row['judged']} | "
+                     f"{row['mean']['two_sample_accuracy']:.1%} |")
+        elif seeded:
+            line += " - | - |"
+        lines.append(line)
     lines.append("| real test chorales | " + " | ".join(
         f"{first['voice_activity_test'][v]:.1%}" for v in voices)
-        + f" | - | (the band) | {first['two_sample_test_vs_train']:.1%} (test vs train) |")
+        + f" | - | (the band) | {first['two_sample_test_vs_train']:.1%} (test vs train) |"
+        + (" - | - |" if seeded else ""))
     return "\n".join(lines)
 
 
@@ -171,7 +213,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="LABEL=CHECKPOINT (a run folder or pretrained:NAME); repeatable")
     parser.add_argument("--samples", type=int, default=32)
     parser.add_argument("--bars", type=int, default=12)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, action="append", default=None,
+                        help="sampling seed; repeat for several (the row's figures are the "
+                             "first seed's, with each seed's and their means beside; default 0)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work", type=Path, default=Path("/tmp/sample_quality"))
     parser.add_argument("--out", type=Path, default=None, help="JSON of the results")
@@ -183,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import os
 
+    seeds = args.seed or [0]
     begin = time.perf_counter()
     load = list(os.getloadavg())
     sampling = {key: json.loads(value) for key, _, value in
@@ -190,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = {}
     for spec in args.model:
         label, _, checkpoint = spec.partition("=")
-        rows[label] = score_model(label, checkpoint, args.samples, args.bars, args.seed,
-                                  args.work, args.threads, sampling)
+        rows[label] = score_model(label, checkpoint, args.samples, args.bars, seeds,
+                                  args.work / label, args.threads, sampling)
     notes = dict(n.split("=", 1) for n in args.note)
     for label, text in notes.items():
         if label in rows:
@@ -205,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         result = {"command": "python benchmarks/sample_quality.py " + " ".join(
                       argv if argv is not None else sys.argv[1:]),
                   "corpus": CORPUS, "samples": args.samples, "bars": args.bars,
-                  "seed": args.seed, "threads": args.threads,
+                  "seed": seeds[0], "seeds": seeds, "threads": args.threads,
                   "load_average_start": load, "load_average_end": list(os.getloadavg()),
                   "total_wall_s": round(time.perf_counter() - begin, 1),
                   "models": rows, "targets": checks, "table": text}

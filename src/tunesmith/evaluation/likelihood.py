@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tunesmith.data.prepare import prepare
 from tunesmith.errors import ConfigError
-from tunesmith.models.likelihood import score_split
+from tunesmith.models.likelihood import model_pieces, score_split
 from tunesmith.representations.adapter import get_representation
 from tunesmith.training.checkpoint import load_checkpoint
 
@@ -49,7 +49,7 @@ def checkpoint_nll(
     if prepared.split_source != "published":
         raise ConfigError(f"{corpus} is not a benchmark with a published split (jsb, "
                           "nottingham or mat:FILE)")
-    pieces = prepared.pieces(split)
+    pieces = model_pieces(model, prepared.pieces(split), prepared.onsets(split))
     if not pieces:
         raise ConfigError(f"{corpus} has no {split} pieces")
     return {

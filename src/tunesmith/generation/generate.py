@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from tunesmith.errors import ConfigError, MusicFileError
+from tunesmith.models.heads import head_reads_onsets
 from tunesmith.models.sampling import SamplingControls
 from tunesmith.music import keys, load, save_midi
 from tunesmith.render import render_png, render_wav
@@ -135,17 +136,25 @@ def file_to_array(path: str | Path, meta: dict) -> np.ndarray:
     (:meth:`~tunesmith.representations.adapter.RepresentationAdapter.primer`).
 
     -> melody ``(T,)`` events, piano-roll ``(T, K)`` frames (K = tracks × pitches,
-    track-major), event ``(n,)`` tokens (without the closing EOS, ready to continue) or
-    drums ``(T, 27)``.
+    track-major; ``(T, 2K)`` frames ‖ onsets for a model whose head models onsets),
+    event ``(n,)`` tokens (without the closing EOS, ready to continue) or drums
+    ``(T, 27)``.
     """
     path = Path(path)
-    return codec(meta).primer(load(path), path)
+    return codec(meta).primer(load(path), path, with_onsets=reads_onsets(meta))
 
 
 def array_to_score(array, meta: dict):
     """A generated melody ``(T,)``, piano-roll ``(T, K)``, token ``(n,)`` or drums
-    ``(T, 27)`` array -> Score, with the data's track names, programs and tempo."""
-    return codec(meta).decode(np.asarray(array))
+    ``(T, 27)`` array -> Score, with the data's track names, programs and tempo. A model
+    whose head models onsets gives ``(T, 2K)`` frames ‖ onsets: a note starts at each
+    onset, so repeated notes stay repeated."""
+    return codec(meta).decode(np.asarray(array), with_onsets=reads_onsets(meta))
+
+
+def reads_onsets(meta: dict) -> bool:
+    """Whether a piano-roll checkpoint's model reads and writes frames ‖ onsets (T, 2K)."""
+    return head_reads_onsets(str((meta.get("model_config") or {}).get("head", "")))
 
 
 def write_score(score, path: Path, wav: bool = False, png: bool = False,

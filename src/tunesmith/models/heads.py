@@ -33,6 +33,8 @@ from tunesmith.models.sampling import (
 class FrameHead(nn.Module):
     """Interface: ``log_prob(h, x)`` for training and scoring, ``sample(h, ...)`` for generation."""
 
+    reads_onsets = False  # True: frames are (..., 2K) sounding keys ‖ onsets
+
     def __init__(self):
         super().__init__()
         # (K,) bool keys the data sounds, None = all; not a weight (never in safetensors)
@@ -197,13 +199,15 @@ class VoiceHead(FrameHead):
     (one note per voice).
     """
 
+    extra_states = 1  # states after the P pitches: rest
+
     def __init__(self, hidden: int, keys: int, n_tracks: int = 1, nade_hidden: int = 150):
         super().__init__()
         if n_tracks < 1 or keys % n_tracks:
             raise ConfigError(f"voices head: {keys} keys do not split into {n_tracks} tracks")
         self.keys, self.voices = keys, n_tracks
         self.pitches = keys // n_tracks
-        states = self.pitches + 1  # pitches + rest
+        states = self.pitches + self.extra_states  # pitches + rest (+ hold)
         self.visible_bias = nn.Linear(hidden, n_tracks * states)  # b(h), voice-major
         self.hidden_bias = nn.Linear(hidden, nade_hidden)  # c(h)
         self.input_weight = nn.Parameter(torch.randn(n_tracks - 1, states, nade_hidden) * 0.01)
@@ -223,12 +227,12 @@ class VoiceHead(FrameHead):
 
     def logits(self, h: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
         """Logits of each voice's state given the earlier voices' states (teacher forcing):
-        h (..., H), states (..., V) long -> (..., V, P+1)."""
+        h (..., H), states (..., V) long -> (..., V, S) with S = P + extra_states."""
         voice = torch.arange(self.voices - 1, device=h.device)
         earlier = self.input_weight[voice, states[..., :-1]]  # (..., V-1, N): W_u[s_u]
         below = F.pad(earlier.cumsum(-2), (0, 0, 1, 0))  # (..., V, N): Σ_{u<v} W_u[s_u]
         hidden = torch.sigmoid(self.hidden_bias(h).unsqueeze(-2) + below)  # σ(a_v) (..., V, N)
-        visible = self.visible_bias(h).unflatten(-1, (self.voices, self.pitches + 1))
+        visible = self.visible_bias(h).unflatten(-1, (self.voices, -1))
         return visible + torch.einsum("...vn,vsn->...vs", hidden, self.output_weight)
 
     def log_prob(self, h, x):
@@ -264,22 +268,162 @@ class VoiceHead(FrameHead):
         return frame[..., : self.pitches].reshape(h.shape[0], self.keys)  # drop the rests
 
 
+class VoiceOnsetHead(VoiceHead):
+    """One categorical per voice over strike pitch p, hold, or rest: repeated notes exist.
+
+    :class:`VoiceHead` without onsets cannot tell a held half note from two repeated
+    quarters: the piano-roll merges them into one long note. Here a voice's step is one
+    of P + 2 states: strike pitch 0 … P-1 (a note starts), hold (state P: the pitch this
+    voice sounded on the previous frame goes on), or rest (state P+1). Hold is allowed
+    only where the voice sounded on the previous frame, and gets probability 0 elsewhere.
+    The same categorical NADE over the voices as :class:`VoiceHead` (Larochelle & Murray
+    2011; Boulanger-Lewandowski et al. 2012 for conditioning on a sequence model's
+    features), with W_u (P+2, N) and U_v (P+2, N).
+
+    Frames x are (..., 2K): the K sounding keys, then the K onsets of
+    :func:`tunesmith.representations.pianoroll.encode_with_onsets` (what
+    ``pianoroll.decode(frames, cfg, onsets=...)`` reads back). A voice strikes at step t
+    when it sounds a pitch that did not sound in that voice at t-1, or that carries an
+    onset; it holds when it sounds the pitch of t-1 without an onset. That is exactly the
+    rule by which ``decode`` splits notes, so states and (frames, onsets) map one to one.
+    ``log_prob`` scores frames plus onsets: the probability of the step's notes *and*
+    where they start, so it is ≥ the onset-less figure of the same music in nats.
+    Each frame needs the previous frame's sounding keys: ``previous`` (..., K), or, when
+    None, x is read as consecutive steps (..., T, 2K) whose first previous is silence.
+    Frames with two notes in a voice: as in :class:`VoiceHead` (−inf in eval mode).
+
+    ``sample`` needs ``previous`` (B, 2K) (None: silence) and honours
+    ``controls.max_sustain_steps`` given ``held`` (B,) steps each voice's note has lasted:
+    a note that long may not be held again (the voice strikes or rests).
+    """
+
+    extra_states = 2  # states after the P pitches: hold (P), rest (P+1)
+    reads_onsets = True  # frames are (..., 2K): sounding keys ‖ onsets
+
+    @property
+    def hold(self) -> int:
+        return self.pitches
+
+    @property
+    def rest(self) -> int:
+        return self.pitches + 1
+
+    def pitch_states(self, sounding: torch.Tensor) -> torch.Tensor:
+        """Each voice's sounding pitch 0 … P-1 (its highest), or P when silent: (..., K)
+        -> (..., V) long."""
+        return VoiceHead.states(self, sounding)
+
+    def states(self, x: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
+        """Each voice's state (strike p / hold P / rest P+1) from frames ‖ onsets x
+        (..., 2K) and the previous frame's sounding keys (..., K) -> (..., V) long."""
+        sounding, onsets = x[..., : self.keys], x[..., self.keys :]
+        previous = self._previous(x) if previous is None else previous[..., : self.keys]
+        pitch = self.pitch_states(sounding)  # (..., V): P where silent
+        before = self.pitch_states(previous)  # (..., V)
+        voice_onsets = (onsets.reshape(*onsets.shape[:-1], self.voices, self.pitches) > 0)
+        struck = F.pad(voice_onsets, (0, 1)).gather(-1, pitch.unsqueeze(-1)).squeeze(-1)
+        hold = (pitch < self.pitches) & (pitch == before) & ~struck
+        return torch.where(pitch == self.pitches, self.rest,
+                           torch.where(hold, self.hold, pitch))
+
+    def _previous(self, x: torch.Tensor) -> torch.Tensor:
+        """Sounding keys of the step before each of x (..., T, 2K): silence before step 0."""
+        return F.pad(x[..., :-1, : self.keys], (0, 0, 1, 0))
+
+    def hold_allowed(self, previous: torch.Tensor) -> torch.Tensor:
+        """(..., V) bool: the voices that sounded on the previous frame (..., K)."""
+        return self.pitch_states(previous[..., : self.keys]) < self.pitches
+
+    def log_prob(self, h, x, previous=None):
+        previous = self._previous(x) if previous is None else previous[..., : self.keys]
+        states = self.states(x, previous)  # (..., V)
+        logits = self.logits(h, states)  # (..., V, P+2)
+        no_hold = ~self.hold_allowed(previous)  # (..., V)
+        logits[..., self.hold] = logits[..., self.hold].masked_fill(no_hold, float("-inf"))
+        log_probs = torch.log_softmax(logits, -1)
+        total = log_probs.gather(-1, states.unsqueeze(-1)).squeeze(-1).sum(-1)  # (...)
+        if self.training:
+            return total
+        return total.masked_fill(self.chords(x[..., : self.keys]), float("-inf"))
+
+    def draw(self, h: torch.Tensor, controls: SamplingControls,
+             generator: torch.Generator | None = None, group_size: int | None = None,
+             previous: torch.Tensor | None = None,
+             held: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`sample`; it already keeps to ``allowed_keys`` (a hold continues a pitch
+        that was drawn or primed)."""
+        return self.sample(h, controls, generator, group_size, previous, held)
+
+    def sample(self, h, controls: SamplingControls, generator=None, group_size=None,
+               previous=None, held=None):
+        """Voice by voice in track order -> (B, 2K) sounding keys ‖ onsets."""
+        if group_size not in (None, self.pitches):
+            raise ConfigError(f"voices head has {self.pitches} pitches per track, "
+                              f"not groups of {group_size}")
+        batch = h.shape[0]
+        if previous is None:
+            previous = h.new_zeros(batch, self.keys)
+        before = self.pitch_states(previous[:, : self.keys])  # (B, V): P where silent
+        can_hold = before < self.pitches  # (B, V)
+        if held is not None and controls.max_sustain_steps > 0:
+            can_hold = can_hold & (held < controls.max_sustain_steps)
+        allowed = h.new_ones(batch, self.voices, self.pitches + 2, dtype=torch.bool)
+        if self.allowed_keys is not None:  # a voice strikes only pitches its data sounds
+            allowed[..., : self.pitches] = self.allowed_keys.reshape(
+                self.voices, self.pitches).bool()
+        allowed[..., self.hold] = can_hold
+        visible = self.visible_bias(h).unflatten(-1, (self.voices, self.pitches + 2))
+        pre_hidden = self.hidden_bias(h)  # a_0 = c(h) (B, N)
+        states = torch.empty(batch, self.voices, dtype=torch.long, device=h.device)
+        for v in range(self.voices):
+            logits = (visible[:, v] + torch.sigmoid(pre_hidden) @ self.output_weight[v].T).float()
+            if controls.threshold is not None:
+                state = mask_logits(logits, allowed[:, v]).argmax(-1)  # (B,) most likely
+            else:
+                state = sample_categorical(logits, controls, generator, allowed[:, v])  # (B,)
+            states[:, v] = state
+            if v < self.voices - 1:
+                pre_hidden = pre_hidden + self.input_weight[v, state]
+        return self.frame_of_states(states, before)
+
+    def frame_of_states(self, states: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
+        """States (B, V) and the previous pitch states (B, V) -> (B, 2K) sounding ‖ onsets."""
+        batch = states.shape[0]
+        pitch = torch.where(states == self.hold, before, states)  # (B, V): a hold keeps p
+        sounding = pitch < self.pitches  # (B, V)
+        frame = torch.zeros(batch, self.voices, self.pitches + 1, device=states.device)
+        frame.scatter_(-1, torch.where(sounding, pitch, self.pitches).unsqueeze(-1), 1.0)
+        onsets = frame * (states < self.pitches).unsqueeze(-1)  # strikes only
+        return torch.cat([frame[..., : self.pitches].reshape(batch, self.keys),
+                          onsets[..., : self.pitches].reshape(batch, self.keys)], -1)
+
+
 #: head name -> class taking (hidden, keys, **its options). Backbones build heads through
 #: make_head().
 HEADS: dict[str, type[FrameHead]] = {"bernoulli": BernoulliHead, "nade": NADEHead,
-                                     "voices": VoiceHead}
+                                     "voices": VoiceHead, "voices-onset": VoiceOnsetHead}
+
+
+def head_reads_onsets(name: str) -> bool:
+    """Whether head ``name`` models frames ‖ onsets (..., 2K) rather than frames (..., K)."""
+    return bool(getattr(HEADS.get(name), "reads_onsets", False))
 
 
 def make_head(name: str, hidden: int, keys: int, **options) -> FrameHead:
     """Build head ``name`` for features of size ``hidden`` and frames of ``keys`` keys.
 
     ``options`` are a backbone's head settings (``n_tracks``, ``nade_hidden``,
-    ``nade_low``...); each head takes the ones its constructor names and ignores the
-    rest, so a backbone can pass all of them whatever head its config picks.
+    ``nade_low``...; ``onset_input=True`` from a backbone that reads frames ‖ onsets,
+    which a head with ``reads_onsets`` requires); each head takes the ones its
+    constructor names and ignores the rest, so a backbone can pass all of them whatever
+    head its config picks.
     """
     try:
         cls = HEADS[name]
     except KeyError:
         raise ConfigError(f"unknown output head {name!r}; available: {', '.join(HEADS)}") from None
+    if cls.reads_onsets and not options.get("onset_input"):
+        raise ConfigError(f"output head {name!r} models onsets; only a backbone that reads "
+                          "frames and onsets (wavenet) can use it")
     accepted = inspect.signature(cls.__init__).parameters
     return cls(hidden, keys, **{k: v for k, v in options.items() if k in accepted})

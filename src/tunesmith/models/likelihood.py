@@ -70,8 +70,24 @@ def frame_nll_loss(model, batch: dict[str, torch.Tensor]) -> dict[str, torch.Ten
     the split's Σ NLL / Σ(T_i − 1), not a mean of batch means.
     """
     frames, mask = batch["frames"].float(), batch["mask"]  # (B, T, K), (B, T)
+    if getattr(model, "reads_onsets", False):
+        frames = model.input_frames(batch)  # (B, T, 2K): keys ‖ onsets
     total, count = frame_nll(sequence_log_probs(model, frames, mask), mask)
     return {"loss": total / max(count, 1), "count": count}
+
+
+def model_pieces(model, pieces: Sequence[np.ndarray],
+                 onsets: Sequence[np.ndarray] | None = None) -> Sequence[np.ndarray]:
+    """The pieces as ``model`` reads them: frames (T, K), or, for a model whose head
+    models onsets (``reads_onsets``), frames ‖ onsets (T, 2K). Its NLL then covers
+    where each note starts too, so it is ≥ the onset-less figure of the same music."""
+    if not getattr(model, "reads_onsets", False):
+        return pieces
+    if onsets is None:
+        raise ConfigError(f"{type(model).__name__} with an onset head scores frames and "
+                          "onsets: prepare the data with onset=true")
+    return [np.concatenate([np.asarray(p), np.asarray(o)], axis=1)
+            for p, o in zip(pieces, onsets, strict=True)]
 
 
 #: most padded frames (pieces × longest) in one scoring batch: a piece of 5,000+ frames is
@@ -85,7 +101,8 @@ def score_split(model, pieces: Sequence[np.ndarray], batch_size: int = 32,
                 max_frames: int | None = SCORE_MAX_FRAMES) -> float:
     """Mean NLL (nats) per scored frame of a split, in eval mode, padded batches.
 
-    Every piece is scored whole (frames 2…T, each given all frames before it). Batches
+    Every piece is scored whole (frames 2…T, each given all frames before it). A model
+    that reads onsets takes the pieces of :func:`model_pieces` (T, 2K). Batches
     hold at most ``batch_size`` pieces and ``max_frames`` padded frames (None: no limit),
     so long pieces are scored alone. The sums are accumulated in float64, batch by batch,
     so the figure does not depend on how the pieces are batched beyond float32 rounding

@@ -52,7 +52,7 @@ from torch.nn.utils.parametrizations import weight_norm
 from tunesmith.config import UNIT_OPEN, Range, at_least
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel, ModelConfig
-from tunesmith.models.heads import make_head
+from tunesmith.models.heads import head_reads_onsets, make_head
 from tunesmith.models.rolls import pitch_class_histograms
 from tunesmith.models.sampling import SamplingControls, limit_sustain
 from tunesmith.representations.info import DataInfo
@@ -74,7 +74,8 @@ class WaveNetConfig(ModelConfig):
     channels: int = 64  # residual channels (TCN: channels of every level)
     skip_channels: int = 64  # skip channels of the gated block = feature size H
     dropout: float = 0.0  # gated: on z; relu: after each ReLU inside a block (Bai JSB 0.5)
-    head: str = "bernoulli"  # output head from models.heads.HEADS ("bernoulli", "nade", "voices")
+    head: str = "bernoulli"  # output head from models.heads.HEADS ("bernoulli", "nade", "voices",
+    # "voices-onset": strike / hold / rest per voice; reads and writes frames ‖ onsets)
     nade_hidden: int = 150  # hidden units of the NADE or voices head
     n_global_classes: int = 0  # >0: learned embedding of batch key corpus_id (B,) in [0, n)
     global_channels: int = 16  # size of that embedding
@@ -103,6 +104,12 @@ class WaveNetConfig(ModelConfig):
             raise ConfigError(
                 f"local_upsample must be 'repeat' or 'transposed', got {self.local_upsample!r}"
             )
+
+    @property
+    def frame_width(self) -> int:
+        """Columns of a frame the network reads and writes: K, or 2K (sounding keys ‖
+        onsets) with an onset head."""
+        return self.keys * (2 if head_reads_onsets(self.head) else 1)
 
     def layer_dilations(self) -> list[int]:
         """Dilation of every layer (gated) or TemporalBlock (relu), input to output."""
@@ -199,7 +206,7 @@ class WaveNet(GenerativeModel):
         )
         dilations = c.layer_dilations()
         if c.block == "gated":
-            self.input = nn.Conv1d(c.keys, c.channels, 1)  # frames -> residual channels
+            self.input = nn.Conv1d(c.frame_width, c.channels, 1)  # frames -> residual channels
             self.layers = nn.ModuleList(
                 GatedResidualLayer(c.channels, c.skip_channels, c.kernel_size, d,
                                    cond_channels, c.dropout)
@@ -210,18 +217,22 @@ class WaveNet(GenerativeModel):
         else:
             self.input = None  # Bai's first block reads the K keys directly
             self.layers = nn.ModuleList(
-                TemporalBlock(c.keys if i == 0 else c.channels, c.channels, c.kernel_size, d,
+                TemporalBlock(c.frame_width if i == 0 else c.channels, c.channels, c.kernel_size, d,
                               cond_channels, c.dropout)
                 for i, d in enumerate(dilations)
             )
             self.post = None
             hidden = c.channels
         self.head = make_head(c.head, hidden, c.keys, n_tracks=c.n_tracks,
-                              nade_hidden=c.nade_hidden)
+                              nade_hidden=c.nade_hidden, onset_input=True)
+        self.reads_onsets = self.head.reads_onsets  # frames (B, T, 2K): keys ‖ onsets
 
     @classmethod
     def config_for_data(cls, config: WaveNetConfig, info: DataInfo) -> WaveNetConfig:
         """Take K, tracks, pitches and the lowest pitch from the prepared data's info."""
+        if head_reads_onsets(config.head) and not info.onsets:
+            raise ConfigError(f"the {config.head} head needs onset grids: prepare the data "
+                              "with --repr-set onset=true")
         return config.updated(keys=info.keys, n_tracks=info.n_tracks, n_pitches=info.n_pitches,
                               pitch_low=info.pitch_low)
 
@@ -293,11 +304,13 @@ class WaveNet(GenerativeModel):
     def forward_features(self, frames: torch.Tensor, condition: dict | None = None):
         """Features h (B, T, H) with h[:, t] computed from frames[:, :t] only (and c ≤ t).
 
-        ``frames`` (B, T, K) are the frames to predict; the shift by one step happens here,
+        ``frames`` (B, T, K) (or (B, T, 2K), keys ‖ onsets, for an onset head) are the
+        frames to predict; the shift by one step happens here,
         so ``head.log_prob(h, frames)`` scores every frame, frame 0 from the zero frame.
         """
         batch, steps, _ = frames.shape
-        cond = self.condition_features(condition, batch, steps, frames)  # (B, C_c, T) | None
+        sounding = frames[..., : self.config.keys]  # (B, T, K) without the onsets
+        cond = self.condition_features(condition, batch, steps, sounding)  # (B, C_c, T) | None
         return self._features(frames, cond)
 
     def _features(self, frames: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
@@ -319,6 +332,9 @@ class WaveNet(GenerativeModel):
                        condition: dict | None = None) -> torch.Tensor:
         """log p(frame t | frames < t, c) in nats, summed over keys, every step: (B, T).
 
+        With an onset head, ``frames`` are (B, T, 2K), sounding keys ‖ onsets, and the
+        figure is that of frames and onsets together (where each note starts, too).
+
         Column 0 is the first frame (predicted from the zero frame); the benchmark protocol
         drops it. ``mask`` is accepted for the common scoring interface and not needed: the
         network is causal, so padding at the end changes no real step.
@@ -328,7 +344,7 @@ class WaveNet(GenerativeModel):
 
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Mean over scored real steps of −log p(frame), in nats per frame (summed over keys)."""
-        frames = batch["frames"].float()  # (B, T, K)
+        frames = self.input_frames(batch)  # (B, T, K) or (B, T, 2K)
         mask = batch.get("mask")
         mask = torch.ones(frames.shape[:2], dtype=torch.bool, device=frames.device) \
             if mask is None else mask.bool().clone()  # (B, T)
@@ -339,17 +355,30 @@ class WaveNet(GenerativeModel):
         nll = -(log_prob * weights).sum() / weights.sum().clamp(min=1)
         return {"loss": nll, "nll_per_frame": nll.detach()}
 
+    def input_frames(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The frames the network models: ``frames`` (B, T, K), or with an onset head
+        ``frames`` ‖ ``onsets`` (B, T, 2K)."""
+        frames = batch["frames"].float()  # (B, T, K)
+        if not self.reads_onsets or frames.shape[-1] == self.config.frame_width:
+            return frames
+        if batch.get("onsets") is None:
+            raise ConfigError(f"the {self.config.head} head needs the batch's onsets: "
+                              "prepare the data with --repr-set onset=true")
+        return torch.cat([frames, batch["onsets"].float()], -1)  # (B, T, 2K)
+
     # ---- sampling -------------------------------------------------------------------
     def generate(self, n: int, steps: int, controls: SamplingControls | None = None,
                  prime: torch.Tensor | None = None,
                  condition: dict | None = None) -> torch.Tensor:
-        """Sample (n, steps, K) 0/1 frames with per-layer activation queues (Fast WaveNet).
+        """Sample (n, steps, K) 0/1 frames with per-layer activation queues (Fast WaveNet);
+        (n, steps, 2K), sounding keys ‖ onsets, with an onset head.
 
         Each step runs one time step of every layer: the input (frame t-1) is written into
         each convolution's ring buffer of its last (k-1)·d+1 inputs and the k taps are read
         back, so the cost per step does not grow with the receptive field or the length.
         ``prime`` (n|1, P, K) frames are kept unchanged at the start; one parallel forward
-        pass over them fills the buffers. ``controls`` (:class:`SamplingControls`):
+        pass over them fills the buffers (an onset head takes a (…, K) prime too: its notes
+        then start where a key turns on). ``controls`` (:class:`SamplingControls`):
         temperature, threshold, per-track note limit, ``max_sustain_steps``, seed.
         """
         return self._generate(n, steps, controls, prime, condition, cached=True)
@@ -377,7 +406,8 @@ class WaveNet(GenerativeModel):
         self.eval()  # no dropout while sampling
         try:
             with torch.inference_mode():
-                frames = torch.zeros(n, steps, self.config.keys, device=device)  # (n, steps, K)
+                width = self.config.frame_width
+                frames = torch.zeros(n, steps, width, device=device)  # (n, steps, K | 2K)
                 n_prime = self._write_prime(frames, prime)
                 cond = self.condition_features(condition, n, steps)  # (n, C_c, steps) | None
                 if cached:
@@ -387,22 +417,54 @@ class WaveNet(GenerativeModel):
                 else:
                     step_features = self._prefix_features(cond, window)
                 group = self.config.n_pitches  # note limits apply per track
+                held = self._held_steps(frames[:, :n_prime])  # (n, V) | None
                 for t in range(n_prime, steps):  # primed frames stay as given
                     h = step_features(frames, t)  # (n, H)
-                    frame = self.head.draw(h, controls, generator, group)  # (n, K)
-                    frames[:, t] = limit_sustain(frames[:, :t], frame, controls.max_sustain_steps)
+                    if held is None:
+                        frame = self.head.draw(h, controls, generator, group)  # (n, K)
+                        frames[:, t] = limit_sustain(frames[:, :t], frame,
+                                                     controls.max_sustain_steps)
+                    else:  # the head keeps notes to max_sustain_steps itself
+                        previous = frames[:, t - 1] if t else frames.new_zeros(n, width)
+                        frames[:, t] = self.head.draw(h, controls, generator, group,
+                                                      previous, held)  # (n, 2K)
+                        held = self._held_steps(frames[:, t : t + 1], held)
         finally:
             self.train(was_training)
         return frames.clone()  # a normal tensor (outside inference mode), usable anywhere
 
+    def _held_steps(self, frames: torch.Tensor,
+                    held: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Onset head: how many steps each voice's note has sounded by the end of frames
+        (n, T, 2K), continuing ``held`` (n, V) (None: from silence) -> (n, V) long; None
+        for other heads."""
+        if not self.reads_onsets:
+            return None
+        c = self.config
+        if held is None:
+            held = torch.zeros(frames.shape[0], c.n_tracks, dtype=torch.long,
+                               device=frames.device)
+        voices = frames.unflatten(-1, (2, c.n_tracks, c.n_pitches)) > 0  # (n, T, 2, V, P)
+        for t in range(frames.shape[1]):
+            sounding = voices[:, t, 0].any(-1)  # (n, V)
+            struck = (voices[:, t, 0] & voices[:, t, 1]).any(-1)  # (n, V)
+            held = torch.where(sounding & ~struck, held + 1, sounding.long())
+        return held
+
     def _write_prime(self, frames: torch.Tensor, prime) -> int:
-        """Copy prime (n|1, P, K) or (P, K) into the first steps of frames; returns P used."""
+        """Copy prime (n|1, P, K) or (P, K) into the first steps of frames; returns P used.
+
+        An onset model takes (…, 2K) primes, or (…, K) ones whose onsets are where a key
+        turns on (repeated notes of such a primer merge)."""
         if prime is None:
             return 0
         n, steps, keys = frames.shape
         prime = torch.as_tensor(prime, dtype=torch.float32, device=frames.device)
         if prime.dim() == 2:
             prime = prime[None]
+        if self.reads_onsets and prime.dim() == 3 and prime.shape[2] == self.config.keys:
+            before = F.pad(prime[:, :-1], (0, 0, 1, 0))  # (n|1, P, K) the step before
+            prime = torch.cat([prime, prime * (1 - before)], -1)  # onsets where keys turn on
         if prime.dim() != 3 or prime.shape[2] != keys or prime.shape[0] not in (1, n):
             raise ConfigError(f"prime must be ({n} or 1, P, {keys}), got {tuple(prime.shape)}")
         n_prime = min(prime.shape[1], steps)
@@ -462,7 +524,7 @@ class _CachedSteps:
             self.post_w = _matrix(model.post)  # (S, S)
             self.post_b = model.post.bias.expand(n, -1).contiguous()  # (n, S)
             self.state = torch.zeros(n, config.channels + config.skip_channels, device=device)
-        self.zero_frame = torch.zeros(n, config.keys, device=device)
+        self.zero_frame = torch.zeros(n, config.frame_width, device=device)
 
     def prefill(self, prime: torch.Tensor, cond: torch.Tensor | None) -> None:
         """Fill the rings with the inputs of times 0 … P-1 from one forward pass over the

@@ -110,14 +110,23 @@ class RepresentationAdapter:
         """The DataInfo of what this codec encodes (``facts``: the prepared pieces')."""
         raise NotImplementedError
 
-    def decode(self, array: np.ndarray) -> Score:
-        """One generated or prepared piece (a cache's ``data`` array) -> Score."""
+    def decode(self, array: np.ndarray, with_onsets: bool = False) -> Score:
+        """One generated or prepared piece (a cache's ``data`` array) -> Score.
+        ``with_onsets``: the array is ``data ‖ onsets`` (a model that writes onsets);
+        only representations with an onset grid (:attr:`onset_grid`) accept it."""
         raise NotImplementedError
 
-    def primer(self, score: Score, where: str | Any = "") -> np.ndarray:
+    def primer(self, score: Score, where: str | Any = "", with_onsets: bool = False) -> np.ndarray:
         """A music file's Score as the beginning of a piece to continue (a primer):
-        the ``data`` array, ready to be continued. ``where`` names the file in errors."""
+        the ``data`` array (``data ‖ onsets`` with ``with_onsets``), ready to be continued.
+        ``where`` names the file in errors."""
+        self.refuse_onsets(with_onsets)
         return np.asarray(self.encode(score)["data"])
+
+    def refuse_onsets(self, with_onsets: bool) -> None:
+        """Raise ConfigError when onsets are asked of a representation without them."""
+        if with_onsets and not self.onset_grid:
+            raise ConfigError(f"the {self.name} representation has no onsets")
 
     @classmethod
     def pitch_range_options(cls, low: int, high: int) -> dict[str, int]:

@@ -306,10 +306,12 @@ class DrumsAdapter(RepresentationAdapter):
     def info(self, facts: list[dict] | None = None) -> DataInfo:
         return info(self.cfg)
 
-    def decode(self, array: np.ndarray) -> Score:
+    def decode(self, array: np.ndarray, with_onsets: bool = False) -> Score:
+        self.refuse_onsets(with_onsets)
         return decode(array, self.cfg)
 
-    def primer(self, score: Score, where: str | Any = "") -> np.ndarray:
+    def primer(self, score: Score, where: str | Any = "", with_onsets: bool = False) -> np.ndarray:
+        self.refuse_onsets(with_onsets)
         return encode(score, self.cfg, where=str(where))
 
     # ---- what needs only a DataInfo ------------------------------------------------------

@@ -233,10 +233,12 @@ class EventsAdapter(RepresentationAdapter):
     def info(self, facts: list[dict] | None = None) -> DataInfo:
         return dataclasses.replace(info(self.cfg), repr_config=self.options())
 
-    def decode(self, array: np.ndarray) -> Score:
+    def decode(self, array: np.ndarray, with_onsets: bool = False) -> Score:
+        self.refuse_onsets(with_onsets)
         return decode(np.asarray(array).astype(np.int64), self.cfg)
 
-    def primer(self, score: Score, where: str | Any = "") -> np.ndarray:
+    def primer(self, score: Score, where: str | Any = "", with_onsets: bool = False) -> np.ndarray:
+        self.refuse_onsets(with_onsets)
         """The pitched tracks' tokens without the closing EOS: a primer is continued."""
         tokens = np.asarray(encode(select_tracks(score, drums=False), self.cfg),
                             dtype=np.int64)  # (n,)

@@ -330,10 +330,12 @@ class MelodyAdapter(RepresentationAdapter):
         made = info(self.cfg, steps_per_bar=per_bar, track=self.track)
         return dataclasses.replace(made, repr_config=self.options())
 
-    def decode(self, array: np.ndarray) -> Score:
+    def decode(self, array: np.ndarray, with_onsets: bool = False) -> Score:
+        self.refuse_onsets(with_onsets)
         return decode(np.asarray(array).astype(np.int64), self.cfg)
 
-    def primer(self, score: Score, where: str | Any = "") -> np.ndarray:
+    def primer(self, score: Score, where: str | Any = "", with_onsets: bool = False) -> np.ndarray:
+        self.refuse_onsets(with_onsets)
         """The melody of the named track (of the whole score when it has none)."""
         return np.asarray(encode(self._melody_track(score, False), self.cfg), dtype=np.int64)
 

@@ -289,6 +289,12 @@ def flatten_tracks(grid: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(grid.transpose(1, 0, 2)).reshape(steps, tracks * pitches)
 
 
+def unflatten_tracks(frames: np.ndarray, pitches: int) -> np.ndarray:
+    """``(steps, tracks * pitches)`` -> ``(tracks, steps, pitches)``: :func:`flatten_tracks`
+    undone."""
+    return frames.reshape(frames.shape[0], -1, pitches).transpose(1, 0, 2)
+
+
 @register
 class PianorollAdapter(RepresentationAdapter):
     """Score <-> ``(steps, tracks * pitches)`` frames, track-major (a cache's ``data``),
@@ -390,19 +396,27 @@ class PianorollAdapter(RepresentationAdapter):
     def info(self, facts: list[dict] | None = None) -> DataInfo:
         return dataclasses.replace(info(self.cfg), repr_config=self.options())
 
-    def decode(self, array: np.ndarray) -> Score:
+    def decode(self, array: np.ndarray, with_onsets: bool = False) -> Score:
         """``(steps, tracks × pitches)`` frames (probabilities or 0/1) -> Score: a cell
-        above 0.5 sounds."""
+        above 0.5 sounds. ``with_onsets``: ``(steps, 2K)`` frames ‖ onsets, and a note
+        starts at each onset, so repeated notes stay repeated."""
         array = np.asarray(array)
-        if array.ndim != 2 or array.shape[1] % self.cfg.n_pitches:
-            raise ConfigError(f"expected (steps, tracks × {self.cfg.n_pitches}) frames, "
-                              f"got {array.shape}")
-        grid = array.reshape(array.shape[0], -1, self.cfg.n_pitches).transpose(1, 0, 2)
-        return decode((grid > 0.5).astype(np.uint8), self.cfg)  # grid: (tracks, T, P)
+        width = 2 * self.cfg.n_pitches if with_onsets else self.cfg.n_pitches
+        if array.ndim != 2 or array.shape[1] % width:
+            raise ConfigError(f"expected (steps, {'2 × ' if with_onsets else ''}tracks × "
+                              f"{self.cfg.n_pitches}) frames, got {array.shape}")
+        onsets = None
+        if with_onsets:
+            keys = array.shape[1] // 2
+            array, starts = array[:, :keys], array[:, keys:]
+            onsets = (unflatten_tracks(starts, self.cfg.n_pitches) > 0.5).astype(np.uint8)
+        grid = unflatten_tracks(array, self.cfg.n_pitches)  # (tracks, T, P)
+        return decode((grid > 0.5).astype(np.uint8), self.cfg, onsets=onsets)
 
-    def primer(self, score: Score, where: str | Any = "") -> np.ndarray:
+    def primer(self, score: Score, where: str | Any = "", with_onsets: bool = False) -> np.ndarray:
         """The pitched tracks (merged unless the data kept its tracks, which must then
-        be as many) as ``(steps, tracks · pitches)`` frames."""
+        be as many) as ``(steps, tracks · pitches)`` frames (``(steps, 2K)`` frames ‖
+        onsets ``with_onsets``)."""
         score = select_tracks(score, drums=False)
         n_tracks = len(self.cfg.track_names) or 1
         if self.merge:
@@ -411,7 +425,10 @@ class PianorollAdapter(RepresentationAdapter):
         if len(score.tracks) != n_tracks:
             raise MusicFileError(where, f"has {len(score.tracks)} pitched tracks, the model "
                                         f"was trained on {n_tracks}")
-        return flatten_tracks(encode(score, self.cfg))
+        frames, starts = encode_with_onsets(score, self.cfg)  # (tracks, steps, pitches)
+        if with_onsets:  # (steps, 2K): keys ‖ onsets
+            return np.concatenate([flatten_tracks(frames), flatten_tracks(starts)], axis=1)
+        return flatten_tracks(frames)
 
     # ---- what needs only a DataInfo ------------------------------------------------------
     @classmethod

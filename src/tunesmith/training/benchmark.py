@@ -42,7 +42,7 @@ import torch
 
 from tunesmith.data.corpora import PolyphonicBenchmark, get_corpus
 from tunesmith.errors import ConfigError
-from tunesmith.models.likelihood import score_split
+from tunesmith.models.likelihood import model_pieces, score_split
 from tunesmith.training.checkpoint import CONFIG_FILE, load_checkpoint, read_json, write_json
 from tunesmith.training.trainer import (
     HISTORY_FILE,
@@ -357,8 +357,10 @@ def score_run(run_dir: str | Path, *, command: str = "", session_minutes: float 
     _check_prepared(prepared)
     started = time.perf_counter()
     batch = 2 * int(settings["batch_size"])
-    valid_nll = score_split(model, prepared.pieces("valid"), batch)
-    test_nll = score_split(model, prepared.pieces("test"), batch)
+    valid_nll = score_split(model, model_pieces(model, prepared.pieces("valid"),
+                                                prepared.onsets("valid")), batch)
+    test_nll = score_split(model, model_pieces(model, prepared.pieces("test"),
+                                               prepared.onsets("test")), batch)
     score_minutes = (time.perf_counter() - started) / 60
 
     history = read_json(run_dir / HISTORY_FILE)["history"]
