@@ -49,6 +49,7 @@ from symusic import KeySignature, Note, Score, Tempo, TimeSignature, Track
 from symusic.core import NoteTickList
 
 from tunesmith.errors import ConfigError, MusicFileError
+from tunesmith.music.abc import render_tunes, split_abc_tunes, tune_score
 from tunesmith.music.midi_gate import check_midi, length_seconds
 
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -59,7 +60,8 @@ SUPPORTED_SUFFIXES = MIDI_SUFFIXES + MUSIC21_SUFFIXES
 MUSIC21_TPQ = 480
 #: Bump when a file may load differently (corpora put it in the prepared-data cache key).
 #: 2: repeats written out, unpitched percussion kept, stricter pickups, Latin-1 ABC.
-LOADER_VERSION = 2
+#: 3: ABC read through abc2midi (music21 for the tunes it cannot read).
+LOADER_VERSION = 3
 #: The longest piece read by default (seconds); ``$TUNESMITH_MAX_PIECE_SECONDS`` overrides.
 MAX_PIECE_SECONDS = 2 * 3600.0
 #: The longest music21 parse of one file by default (seconds).
@@ -282,7 +284,7 @@ def _load_music21(path: Path) -> list[Score]:
     suffix = path.suffix.lower()
     fmt = _FORMAT_NAMES[suffix]
     if suffix == ".abc":
-        return parse_abc(read_text(path), path)
+        return load_abc_text(read_text(path), path)
     if suffix == ".mxl":
         _check_mxl(path)
     try:
@@ -320,9 +322,25 @@ def _check_mxl(path: Path) -> None:
                              f"(it holds {', '.join(names[:5]) or 'nothing'})")
 
 
+def load_abc_text(text: str, where: str | Path, time_limit: float = TIME_LIMIT) -> list[Score]:
+    """Every tune of an ABC text (one Score each): through abc2midi
+    (:mod:`tunesmith.music.abc`), and through music21 (:func:`parse_abc`) the tunes
+    abc2midi cannot read. Raises MusicFileError naming ``where`` with a plain reason
+    when music21 cannot read one of those either."""
+    tunes = split_abc_tunes(text)
+    if not tunes:  # no X: line: music21 reads what it can, or says why not
+        return parse_abc(text, where)
+    rendered = render_tunes([tune for _, tune in tunes], time_limit)
+    scores = []
+    for (_, tune), tune_rendered in zip(tunes, rendered, strict=True):
+        score = tune_score(tune_rendered, tune)
+        scores += parse_abc(tune, where) if isinstance(score, str) else [score]
+    return scores
+
+
 def parse_abc(text: str, where: str | Path) -> list[Score]:
-    """Every tune of an ABC text (one Score each). Raises MusicFileError naming
-    ``where`` with a plain reason when music21 cannot read it."""
+    """Every tune of an ABC text (one Score each) through music21. Raises
+    MusicFileError naming ``where`` with a plain reason when music21 cannot read it."""
     import music21
 
     try:
