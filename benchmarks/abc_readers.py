@@ -16,8 +16,8 @@ meters) and by what the tune's text holds that explains it:
   bar line, music21 applies it to its note only;
 * ``accidental held over a line end``: the same across a line end without a bar line
   (Essen writes phrases one a line; a line end there is sometimes a bar line);
-* ``tie between different pitches``: ``D-E``; abc2midi plays both, music21 merges
-  them into the first;
+* ``tie between different pitches``: ``D-E``, ``=F-^F``; abc2midi plays both notes,
+  music21 merges them into the first;
 * ``key or meter change``: ``K:``/``M:`` inside the tune; abc2midi applies it, music21
   ignores it;
 * ``music21's own meters``: music21 gives a bar that does not fit the written meter a
@@ -49,8 +49,8 @@ from collections import Counter
 
 _NOTE = re.compile(r"([_^=]{0,2})([A-Ga-g])([,']*)")
 _BAR = re.compile(r"[|:]*\|[|:\]]*|::|\[\|")
-_TIE = re.compile(r"([A-Ga-g][,']*)[0-9/]*\)?-[\s|:\]]*(?:\[?[0-9]+)?[\s(]*[_^=]{0,2}"
-                  r"([A-Ga-g][,']*)")
+_TIE = re.compile(r"([_^=]{0,2}[A-Ga-g][,']*)[0-9/]*\)?-[\s|:\]]*(?:\[?[0-9]+)?[\s(]*"
+                  r"([_^=]{0,2}[A-Ga-g][,']*)")
 
 
 def body_lines(text: str) -> list[str]:
@@ -89,7 +89,9 @@ def features(text: str) -> set[str]:
         found.add("accidental held in the bar")
     elif _carries(_BAR.split(" ".join(lines))):
         found.add("accidental held over a line end")
-    if any(a.lower() != b.lower() or a != b for a, b in _TIE.findall(body)):
+    # a second accidental counts (F-^F: two pitches), a repeated one or none does not
+    if any(a.lstrip("_^=") != b.lstrip("_^=") or (b[0] in "_^=" and a != b)
+           for a, b in _TIE.findall(body)):
         found.add("tie between different pitches")
     after_key = text.split("\nK:", 1)[1].split("\n", 1)[1] if "\nK:" in text else ""
     if re.search(r"(?m)\[[KM]:|^[KM]:", after_key):
