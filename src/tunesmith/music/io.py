@@ -3,9 +3,14 @@
 Everything is read into a :class:`symusic.Score` in ticks:
 
 * MIDI (``.mid``, ``.midi``) through symusic's C++ reader;
-* ABC, MusicXML and Humdrum kern (``.abc``, ``.xml``, ``.musicxml``, ``.mxl``, ``.krn``)
-  through music21, converted part by part into symusic tracks (tempo, time and key
-  signatures kept). A multi-tune ABC file (Essen, O'Neill's) yields one Score per tune.
+* ABC (``.abc``) through abc2midi, the reader symusic ships, one process for all the
+  tunes of a file, normalised to the conventions below (:mod:`tunesmith.music.abc`;
+  about 100 times faster than music21, and it follows the ABC standard where music21
+  does not); a tune abc2midi cannot read (several voices, an error it reports) goes to
+  music21. A multi-tune ABC file (Essen, O'Neill's) yields one Score per tune;
+* MusicXML and Humdrum kern (``.xml``, ``.musicxml``, ``.mxl``, ``.krn``) through
+  music21, converted part by part into symusic tracks (tempo, time and key signatures
+  kept).
 
 Any file we cannot use raises :class:`~tunesmith.errors.MusicFileError` naming the
 file and the reason: unknown extension, missing or empty file, bytes that are not MIDI,
@@ -27,13 +32,17 @@ Documented behaviour on odd but valid input:
   percussion notes of MusicXML, keyed by General MIDI percussion numbers from each
   note's instrument (``<midi-unpitched>``), else the part's, else 38 (snare);
 * tempo and time-signature changes are kept; tracks without notes are kept;
-* repeats (repeat bar lines, 1st/2nd endings, D.C., D.S., Coda, Fine) of ABC, MusicXML
-  and kern are written out as music21's ``expandRepeats`` does, so the Score holds the
-  music as played; a piece whose repeats music21 cannot expand is read as written;
-* a music21 piece that opens with a pickup (anacrusis) bar is shifted right by the
-  bar's missing part, so that bar lines fall on the time-signature grid from tick 0.
-  Only a true pickup moves: a short first bar followed by two full bars (a piece whose
-  meters alternate, 3/4 then 2/4, is left where it is);
+* repeats (repeat bar lines, 1st/2nd endings, D.C., D.S., Coda, Fine) of MusicXML and
+  kern are written out as music21's ``expandRepeats`` does (ABC's as abc2midi plays
+  them), so the Score holds the music as played; a piece whose repeats music21 cannot
+  expand is read as written;
+* a piece that opens with a pickup (anacrusis) bar is shifted right by the bar's
+  missing part, so that bar lines fall on the time-signature grid from tick 0. Only a
+  true pickup moves: a short first bar followed by two full bars (a piece whose meters
+  alternate, 3/4 then 2/4, is left where it is);
+* ABC follows the standard: an accidental holds to the end of its bar, inline key and
+  meter changes apply, a tie between two pitches plays both; grace notes and
+  decorations (trills, rolls, staccato) are not played (see :mod:`tunesmith.music.abc`);
 * ABC files are read as UTF-8, or as Latin-1 when they are not valid UTF-8.
 """
 
