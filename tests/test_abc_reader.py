@@ -121,3 +121,24 @@ def test_real_tunes_read_as_music21_reads_them(name):
         assert np.array_equal(melody.encode(ours, cfg), melody.encode(theirs, cfg)), source.id
         checked += 1
     assert checked >= (30 if name == "essen-folk" else 10)  # 37 and 14 here
+
+
+def test_a_crash_or_malformed_output_of_abc2midi_sends_the_tune_to_music21(monkeypatch,
+                                                                           tmp_path):
+    tune = HEAD + "C D E F|G4|]\n"
+    crashing = tmp_path / "abc2midi"
+    crashing.write_text("#!/bin/sh\nkill -SEGV $$\n")
+    crashing.chmod(0o755)
+    monkeypatch.setattr(abc, "abc2midi_path", lambda: crashing)
+    assert read_tunes([tune], 10)[0] == "abc2midi cannot run (abc2midi crashed (signal 11))"
+    assert notes(load_abc_text(tune, "x.abc")[0]) == notes(parse_abc(tune, "x.abc")[0])
+    monkeypatch.undo()
+
+    def garbage(texts, time_limit):  # MThd, then a track running past the end
+        return [b"MThd\x00\x00\x00\x06\x00\x01\x00\x01\x01\xe0MTrk\xff\xff\xff\xff"
+                for _ in texts], ""
+
+    monkeypatch.setattr(abc, "run_abc2midi", garbage)
+    reason = read_tunes([tune], 10)[0]
+    assert isinstance(reason, str) and reason.startswith("abc2midi wrote malformed MIDI")
+    assert notes(load_abc_text(tune, "x.abc")[0]) == notes(parse_abc(tune, "x.abc")[0])

@@ -28,7 +28,9 @@ of :func:`tunesmith.music.io.music21_to_score`:
   signatures as abc2midi writes them (repeated ones dropped).
 
 abc2midi is a C program: it runs in its own process (a crash or a hang costs that call,
-never the caller) under a time limit, on text only (tunesmith splits files into tunes).
+never the caller; its tunes then go to music21) under a time limit, on text only
+(tunesmith splits files into tunes), and the MIDI it writes passes the MIDI gate
+(:func:`~tunesmith.music.midi_gate.check_midi`) before symusic's C++ reader sees it.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ from pathlib import Path
 
 import numpy as np
 from symusic import KeySignature, Note, Score, Tempo, TimeSignature, Track
+
+from tunesmith.errors import MusicFileError
+from tunesmith.music.midi_gate import check_midi
 
 #: controller number of the bar-line marks (undefined in General MIDI)
 BAR_MARK = 110
@@ -218,6 +223,8 @@ def run_abc2midi(texts: list[str], time_limit: float) -> tuple[list[bytes | None
             midi = Path(folder) / f"t{number}.mid"
             out.append(midi.read_bytes() if midi.is_file() else None)
     printed = (done.stdout + done.stderr).decode("utf-8", "replace")
+    if done.returncode < 0:  # killed by a signal: a crash; trust none of its files
+        raise OSError(f"abc2midi crashed (signal {-done.returncode})")
     return out, printed
 
 
@@ -409,7 +416,11 @@ def tune_score(rendered: tuple[bytes, bytes] | str, text: str) -> Score | str:
     if isinstance(rendered, str):
         return rendered
     try:
+        for midi in rendered:  # symusic's C++ reader sees only well-formed MIDI
+            check_midi(midi, "abc2midi's output")
         score = from_abc2midi(*rendered, free=free_meter(text))
+    except MusicFileError as exc:
+        return f"abc2midi wrote malformed MIDI ({exc.reason})"
     except Exception as exc:  # symusic's reader on abc2midi's bytes
         return f"abc2midi's MIDI unreadable ({exc})"
     return score if score.note_num() else "abc2midi found no notes"
