@@ -439,6 +439,9 @@ def music21_to_score(stream, tpq: int = MUSIC21_TPQ, *, expand_repeats: bool = T
     plan = _played_bars(stream) if expand_repeats and in_place else None
     if plan is not None:  # the same Score as music21's expansion, without its copies
         parts = list(stream.parts)
+        written = list(parts[0].getElementsByClass("Measure"))
+        # before ties are merged: a note tied over a bar line would lengthen its bar
+        pickup_shift = _pickup_shift([written[index] for index, _ in plan])
         views = [_played_view(part, plan) for part in parts]
     else:
         if expand_repeats:
@@ -447,8 +450,8 @@ def music21_to_score(stream, tpq: int = MUSIC21_TPQ, *, expand_repeats: bool = T
             stream = expanded
         parts = (list(stream.parts) if hasattr(stream, "parts") and len(stream.parts)
                  else [stream])
+        pickup_shift = _pickup_shift(list(parts[0].getElementsByClass("Measure")))
         views = [_flat_view(part, in_place) for part in parts]
-    pickup_shift = _pickup_shift(views[0][2])
 
     def ticks(quarters: float) -> int:
         return round(float(quarters) * tpq)
@@ -458,7 +461,7 @@ def music21_to_score(stream, tpq: int = MUSIC21_TPQ, *, expand_repeats: bool = T
         return 0 if float(offset) == 0 else ticks(float(offset) + pickup_shift)
 
     score = Score(tpq)
-    for index, (part, (notes, marks, _)) in enumerate(zip(parts, views, strict=True)):
+    for index, (part, (notes, marks)) in enumerate(zip(parts, views, strict=True)):
         name = str(getattr(part, "partName", None)
                    or (part.id if isinstance(part.id, str) else None) or f"Part {index + 1}")
         instrument = _part_instrument(part)
@@ -510,16 +513,16 @@ def _mark_classes():
 
 
 def _flat_view(part, in_place: bool):
-    """(notes, marks, bars) of a part as written: ``[(offset, note or chord)]`` with ties
-    merged, ``{class: [(offset, mark)]}`` of its tempo marks, time and key signatures,
-    and its measures."""
+    """(notes, marks) of a part as written: ``[(offset, note or chord)]`` with ties
+    merged, and ``{class: [(offset, mark)]}`` of its tempo marks, time and key
+    signatures."""
     if in_place:
         part.stripTies(inPlace=True)
     flat = (part if in_place else part.stripTies()).flatten()
     notes = [(element.offset, element) for element in flat.notes]
     marks = {cls: [(m.offset, m) for m in flat.getElementsByClass(cls)]
              for cls in _mark_classes()}
-    return notes, marks, list(part.getElementsByClass("Measure"))
+    return notes, marks
 
 
 def _played_view(part, plan: list[tuple[int, object]]):
@@ -545,7 +548,7 @@ def _played_view(part, plan: list[tuple[int, object]]):
         for cls in classes:
             marks[cls] += [(opFrac(start + offset), m) for offset, m in measure_marks[cls]]
     notes.sort(key=lambda pair: pair[0])  # stable: a measure's own order among equals
-    return notes, marks, [measures[index] for index, _ in plan]
+    return notes, marks
 
 
 def _played_bars(stream) -> list[tuple[int, object]] | None:
