@@ -25,6 +25,8 @@ meters) and by what the tune's text holds that explains it:
   written meter;
 * ``broken rhythm or grace note in a slur``: ``(A>).B``, ``({g}fe)``; music21 misreads
   some of these;
+* ``jump``: ``D.C.``, ``D.S.``, ``!D.C.!``: abc2midi plays the jump (as music21's
+  ``expandRepeats`` does for MusicXML), music21's ABC reader does not;
 * ``decoration``: ``H``, ``T``, ``~``, ``.`` before a note (``G Hc>c``); music21 misreads
   some of these (abc2midi would play them: tunesmith removes them first);
 
@@ -98,6 +100,8 @@ def features(text: str) -> set[str]:
         found.add("key or meter change")
     if re.search(r"\([^)]*[<>]\)|\(\{", body) or re.search(r"\([^)]*\{", body):
         found.add("broken rhythm or grace note in a slur")
+    if re.search(r"D\.[CS]\.", "\n".join(text.split("\n")[1:]).split("\nK:", 1)[-1]):
+        found.add("jump")
     if re.search(r"[.~HLMPTuv][_^=]*[A-Ga-g]", body):
         found.add("decoration")
     return found
@@ -129,13 +133,13 @@ def difference(old: dict, new: dict) -> str:
 def reasons(kind: str, found: set[str], old: dict, new: dict) -> list[str]:
     """The explanations that fit a difference of ``kind``."""
     fits = {
-        "more notes": {"repeats", "tie between different pitches",
+        "more notes": {"repeats", "jump", "tie between different pitches",
                        "broken rhythm or grace note in a slur", "decoration"},
-        "fewer notes": {"repeats", "tie between different pitches",
+        "fewer notes": {"repeats", "jump", "tie between different pitches",
                         "broken rhythm or grace note in a slur", "decoration"},
         "pitches": {"accidental held in the bar", "accidental held over a line end",
                     "key or meter change", "tie between different pitches"},
-        "times": {"repeats", "broken rhythm or grace note in a slur",
+        "times": {"repeats", "jump", "broken rhythm or grace note in a slur",
                   "tie between different pitches", "decoration"},
         "meters": {"key or meter change"},
         "keys": {"key or meter change"},

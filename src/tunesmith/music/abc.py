@@ -105,8 +105,10 @@ def multi_voice(text: str) -> bool:
 
 def for_abc2midi(text: str, number: int, bars: bool = False) -> str:
     """A tune's text for abc2midi: ``X:`` renumbered to ``number``, chords unstaggered
-    (``%%MIDI chordattack 0``), and no blank lines (the ABC standard ends a tune at a
-    blank line; some Essen tunes hold one in their middle, and music21 reads on).
+    (``%%MIDI chordattack 0``), no ``R:`` field (abc2midi would swing a hornpipe's
+    eighths and refuses one not in 2/4 or 4/4), and no blank lines (the ABC standard
+    ends a tune at a blank line; some Essen tunes hold one in their middle, and music21
+    reads on).
 
     ``bars``: the rendition that finds the bar lines instead: a :data:`BAR_MARK`
     controller event before every bar line of the tune body, rests written as
@@ -123,6 +125,8 @@ def for_abc2midi(text: str, number: int, bars: bool = False) -> str:
         if not line.strip():  # tunesmith splits tunes at X:; music21 reads on, too
             continue
         if not in_body or _FIELD_LINE.match(line) or line.startswith("%"):
+            if line.startswith("R:"):  # abc2midi swings a "R:hornpipe" (music21 does not)
+                continue
             if line.startswith("X:"):
                 line = f"X:{number}"
             elif line.startswith("K:") and not in_body:
