@@ -127,14 +127,24 @@ def test_the_time_limit_fires_again_when_a_parser_swallows_it():
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
 
-def test_a_music21_parse_past_the_time_limit_is_stopped():
+def test_a_music21_parse_past_the_time_limit_is_stopped(tmp_path):
+    # a voice (V:) sends the tune to music21, which takes minutes over the long note
+    slow = tmp_path / "slow_note_65535.abc"
+    slow.write_text((DATA / slow.name).read_text().replace("K:G\n", "K:G\nV:1\n"))
     started = time.monotonic()
     with pytest.raises(MusicFileError, match=r"slow_note_65535\.abc: reading it took more "
                        r"than 1\.5 s \(the per-file time limit\)"):
-        load(DATA / "slow_note_65535.abc", time_limit=1.5)
+        load(slow, time_limit=1.5)
     assert time.monotonic() - started < 10
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # the alarm was disarmed
     assert signal.getsignal(signal.SIGALRM) == signal.SIG_DFL  # and its handler restored
+
+
+def test_abc2midi_reads_the_music21_slow_file_at_once_and_refuses_its_length():
+    started = time.monotonic()
+    with pytest.raises(MusicFileError, match=r"slow_note_65535\.abc: the piece lasts 4\.6 h"):
+        load(DATA / "slow_note_65535.abc", time_limit=1.5)
+    assert time.monotonic() - started < 1.5
 
 
 # ---------------------------------------------------------------------------- length limit

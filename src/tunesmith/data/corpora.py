@@ -37,14 +37,17 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from symusic import Score
 
 from tunesmith.data.polyphonic import LOWEST_PITCH, N_KEYS, STEPS_PER_QUARTER, load_polyphonic_mat
 from tunesmith.errors import ConfigError, MusicFileError
+from tunesmith.music.abc import render_tunes, split_abc_tunes, tune_score
 from tunesmith.music.io import (
     LOADER_VERSION,
+    MUSIC21_TPQ,
     SUPPORTED_SUFFIXES,
     TIME_LIMIT,
     check_length,
@@ -185,32 +188,6 @@ def _broken_link_reason(path: str) -> str:
     return "not a regular file or folder"
 
 
-_TUNE_START = re.compile(r"(?m)^X:[ \t]*(\S*)")
-
-
-def split_abc_tunes(text: str) -> list[tuple[str, str]]:
-    """Split a multi-tune ABC text into ``(X number, tune text)`` pairs.
-
-    The file header (fields before the first ``X:``) applies to every tune, so it is
-    copied into each tune right after its ``X:`` line.
-    """
-    starts = list(_TUNE_START.finditer(text))
-    if not starts:
-        return []
-    header = "".join(
-        line + "\n"
-        for line in text[: starts[0].start()].splitlines()
-        if re.match(r"^[A-Za-z]:", line)
-    )
-    tunes = []
-    for i, match in enumerate(starts):
-        end = starts[i + 1].start() if i + 1 < len(starts) else len(text)
-        body = text[match.start() : end]
-        first_line, _, rest = body.partition("\n")
-        tunes.append((match.group(1) or str(i + 1), first_line + "\n" + header + rest))
-    return tunes
-
-
 def abc_tune_ids(path: Path, prefix: str) -> list[tuple[str, int]]:
     """``(piece id, tune index)`` of every tune of an ABC file, ids ``prefix#X-<number>``.
 
@@ -225,23 +202,30 @@ def abc_tune_ids(path: Path, prefix: str) -> list[tuple[str, int]]:
     return out
 
 
-_abc_cache: dict[str, list[tuple[str, str]]] = {}
+#: the ABC file a worker is on: its path, its tunes, abc2midi's renditions of them
+_abc_file: dict[str, Any] = {}
 
 
-def load_abc_tune(path: str | Path, tune: int) -> Score:
-    """Parse one tune of a multi-tune ABC file (each tune alone: fast, and a bad tune
-    does not spoil its neighbours)."""
+def load_abc_tune(path: str | Path, tune: int, time_limit: float = TIME_LIMIT) -> Score:
+    """One tune of a multi-tune ABC file. abc2midi renders the whole file once (one
+    process for hundreds of tunes; workers walk files in order, so only the current
+    file is kept) and each tune is read on its own, so a bad tune does not spoil its
+    neighbours; music21 reads the tunes abc2midi cannot (:mod:`tunesmith.music.abc`)."""
     path = Path(path)
-    key = str(path)
-    if key not in _abc_cache:
-        _abc_cache.clear()  # workers walk files in order: keep only the current one
-        _abc_cache[key] = split_abc_tunes(read_text(path))
-    tunes = _abc_cache[key]
+    if _abc_file.get("path") != str(path):
+        _abc_file.clear()
+        tunes = split_abc_tunes(read_text(path))
+        _abc_file.update(path=str(path), tunes=tunes,
+                         rendered=render_tunes([text for _, text in tunes], time_limit))
+    tunes = _abc_file["tunes"]
     if not 0 <= tune < len(tunes):
         raise MusicFileError(path, f"has no tune #{tune + 1} (found {len(tunes)})")
     number, text = tunes[tune]
     where = f"{path}#X-{number}"
-    score = parse_abc(text, where)[0]
+    score = tune_score(_abc_file["rendered"][tune], text)
+    if isinstance(score, str):
+        parsed = parse_abc(text, where)
+        score = parsed[0] if parsed else Score(MUSIC21_TPQ)
     if score.note_num() == 0:
         raise MusicFileError(where, "the tune contains no notes")
     return score
@@ -250,7 +234,8 @@ def load_abc_tune(path: str | Path, tune: int) -> Score:
 def _load_tune(source: PieceSource, max_seconds: float | None, time_limit: float) -> Score:
     """One tune of a multi-tune ABC file, within the limits of :func:`tunesmith.music.load`."""
     where = f"{source.path}#{source.id.rpartition('#')[2]}"
-    score = parse_within(where, time_limit, lambda: load_abc_tune(source.path, source.tune or 0))
+    score = parse_within(where, time_limit, lambda: load_abc_tune(source.path, source.tune or 0,
+                                                             time_limit))
     check_length(score, where, max_seconds)
     return score
 

@@ -3,9 +3,14 @@
 Everything is read into a :class:`symusic.Score` in ticks:
 
 * MIDI (``.mid``, ``.midi``) through symusic's C++ reader;
-* ABC, MusicXML and Humdrum kern (``.abc``, ``.xml``, ``.musicxml``, ``.mxl``, ``.krn``)
-  through music21, converted part by part into symusic tracks (tempo, time and key
-  signatures kept). A multi-tune ABC file (Essen, O'Neill's) yields one Score per tune.
+* ABC (``.abc``) through abc2midi, the reader symusic ships, one process for all the
+  tunes of a file, normalised to the conventions below (:mod:`tunesmith.music.abc`;
+  about 100 times faster than music21, and it follows the ABC standard where music21
+  does not); a tune abc2midi cannot read (several voices, an error it reports) goes to
+  music21. A multi-tune ABC file (Essen, O'Neill's) yields one Score per tune;
+* MusicXML and Humdrum kern (``.xml``, ``.musicxml``, ``.mxl``, ``.krn``) through
+  music21, converted part by part into symusic tracks (tempo, time and key signatures
+  kept).
 
 Any file we cannot use raises :class:`~tunesmith.errors.MusicFileError` naming the
 file and the reason: unknown extension, missing or empty file, bytes that are not MIDI,
@@ -27,18 +32,23 @@ Documented behaviour on odd but valid input:
   percussion notes of MusicXML, keyed by General MIDI percussion numbers from each
   note's instrument (``<midi-unpitched>``), else the part's, else 38 (snare);
 * tempo and time-signature changes are kept; tracks without notes are kept;
-* repeats (repeat bar lines, 1st/2nd endings, D.C., D.S., Coda, Fine) of ABC, MusicXML
-  and kern are written out as music21's ``expandRepeats`` does, so the Score holds the
-  music as played; a piece whose repeats music21 cannot expand is read as written;
-* a music21 piece that opens with a pickup (anacrusis) bar is shifted right by the
-  bar's missing part, so that bar lines fall on the time-signature grid from tick 0.
-  Only a true pickup moves: a short first bar followed by two full bars (a piece whose
-  meters alternate, 3/4 then 2/4, is left where it is);
+* repeats (repeat bar lines, 1st/2nd endings, D.C., D.S., Coda, Fine) of MusicXML and
+  kern are written out as music21's ``expandRepeats`` does (ABC's as abc2midi plays
+  them), so the Score holds the music as played; a piece whose repeats music21 cannot
+  expand is read as written;
+* a piece that opens with a pickup (anacrusis) bar is shifted right by the bar's
+  missing part, so that bar lines fall on the time-signature grid from tick 0. Only a
+  true pickup moves: a short first bar followed by two full bars (a piece whose meters
+  alternate, 3/4 then 2/4, is left where it is);
+* ABC follows the standard: an accidental holds to the end of its bar, inline key and
+  meter changes apply, a tie between two pitches plays both; grace notes and
+  decorations (trills, rolls, staccato) are not played (see :mod:`tunesmith.music.abc`);
 * ABC files are read as UTF-8, or as Latin-1 when they are not valid UTF-8.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import signal
@@ -49,6 +59,7 @@ from symusic import KeySignature, Note, Score, Tempo, TimeSignature, Track
 from symusic.core import NoteTickList
 
 from tunesmith.errors import ConfigError, MusicFileError
+from tunesmith.music.abc import render_tunes, split_abc_tunes, tune_score
 from tunesmith.music.midi_gate import check_midi, length_seconds
 
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -59,7 +70,8 @@ SUPPORTED_SUFFIXES = MIDI_SUFFIXES + MUSIC21_SUFFIXES
 MUSIC21_TPQ = 480
 #: Bump when a file may load differently (corpora put it in the prepared-data cache key).
 #: 2: repeats written out, unpitched percussion kept, stricter pickups, Latin-1 ABC.
-LOADER_VERSION = 2
+#: 3: ABC read through abc2midi (music21 for the tunes it cannot read).
+LOADER_VERSION = 3
 #: The longest piece read by default (seconds); ``$TUNESMITH_MAX_PIECE_SECONDS`` overrides.
 MAX_PIECE_SECONDS = 2 * 3600.0
 #: The longest music21 parse of one file by default (seconds).
@@ -282,7 +294,7 @@ def _load_music21(path: Path) -> list[Score]:
     suffix = path.suffix.lower()
     fmt = _FORMAT_NAMES[suffix]
     if suffix == ".abc":
-        return parse_abc(read_text(path), path)
+        return load_abc_text(read_text(path), path)
     if suffix == ".mxl":
         _check_mxl(path)
     try:
@@ -320,9 +332,25 @@ def _check_mxl(path: Path) -> None:
                              f"(it holds {', '.join(names[:5]) or 'nothing'})")
 
 
+def load_abc_text(text: str, where: str | Path, time_limit: float = TIME_LIMIT) -> list[Score]:
+    """Every tune of an ABC text (one Score each): through abc2midi
+    (:mod:`tunesmith.music.abc`), and through music21 (:func:`parse_abc`) the tunes
+    abc2midi cannot read. Raises MusicFileError naming ``where`` with a plain reason
+    when music21 cannot read one of those either."""
+    tunes = split_abc_tunes(text)
+    if not tunes:  # no X: line: music21 reads what it can, or says why not
+        return parse_abc(text, where)
+    rendered = render_tunes([tune for _, tune in tunes], time_limit)
+    scores = []
+    for (_, tune), tune_rendered in zip(tunes, rendered, strict=True):
+        score = tune_score(tune_rendered, tune)
+        scores += parse_abc(tune, where) if isinstance(score, str) else [score]
+    return scores
+
+
 def parse_abc(text: str, where: str | Path) -> list[Score]:
-    """Every tune of an ABC text (one Score each). Raises MusicFileError naming
-    ``where`` with a plain reason when music21 cannot read it."""
+    """Every tune of an ABC text (one Score each) through music21. Raises
+    MusicFileError naming ``where`` with a plain reason when music21 cannot read it."""
     import music21
 
     try:
@@ -403,16 +431,27 @@ def music21_to_score(stream, tpq: int = MUSIC21_TPQ, *, expand_repeats: bool = T
     position, as read by :func:`_musicxml_drum_keys`. Tempo marks, time and key
     signatures of the first part (music21 repeats them in each part) become the Score's.
     ``in_place`` lets the conversion change ``stream`` (merging ties) instead of working
-    on a deep copy: for a stream nobody else holds, it saves most of the time.
+    on a deep copy: for a stream nobody else holds, it saves most of the time, and lets
+    repeats be written out without copying the notes (:func:`_played_bars`).
     """
     import music21
 
-    if expand_repeats:
-        expanded = _expand_repeats(stream)
-        in_place = in_place or expanded is not stream  # a fresh copy: ours to change
-        stream = expanded
-    parts = list(stream.parts) if hasattr(stream, "parts") and len(stream.parts) else [stream]
-    pickup_shift = _pickup_shift(parts[0])
+    plan = _played_bars(stream) if expand_repeats and in_place else None
+    if plan is not None:  # the same Score as music21's expansion, without its copies
+        parts = list(stream.parts)
+        written = list(parts[0].getElementsByClass("Measure"))
+        # before ties are merged: a note tied over a bar line would lengthen its bar
+        pickup_shift = _pickup_shift([written[index] for index, _ in plan])
+        views = [_played_view(part, plan) for part in parts]
+    else:
+        if expand_repeats:
+            expanded = _expand_repeats(stream)
+            in_place = in_place or expanded is not stream  # a fresh copy: ours to change
+            stream = expanded
+        parts = (list(stream.parts) if hasattr(stream, "parts") and len(stream.parts)
+                 else [stream])
+        pickup_shift = _pickup_shift(list(parts[0].getElementsByClass("Measure")))
+        views = [_flat_view(part, in_place) for part in parts]
 
     def ticks(quarters: float) -> int:
         return round(float(quarters) * tpq)
@@ -422,20 +461,17 @@ def music21_to_score(stream, tpq: int = MUSIC21_TPQ, *, expand_repeats: bool = T
         return 0 if float(offset) == 0 else ticks(float(offset) + pickup_shift)
 
     score = Score(tpq)
-    for index, part in enumerate(parts):
-        if in_place:
-            part.stripTies(inPlace=True)
-        flat = (part if in_place else part.stripTies()).flatten()
+    for index, (part, (notes, marks)) in enumerate(zip(parts, views, strict=True)):
         name = str(getattr(part, "partName", None)
                    or (part.id if isinstance(part.id, str) else None) or f"Part {index + 1}")
         instrument = _part_instrument(part)
         track = Track(name, _part_program(instrument), False)
         drum_track = Track(name, 0, True)
         positions = (drums or {}).get(getattr(instrument, "partId", None), {})
-        for element in flat.notes:
-            start = ticks(float(element.offset) + pickup_shift)
+        for offset, element in notes:
+            start = ticks(float(offset) + pickup_shift)
             # end from the exact offset, so that triplets tile without gaps or overlaps
-            duration = ticks(float(element.offset + element.quarterLength) + pickup_shift) - start
+            duration = ticks(float(offset + element.quarterLength) + pickup_shift) - start
             if duration <= 0:
                 continue  # grace notes
             velocity = int(element.volume.velocity or 80)
@@ -453,20 +489,138 @@ def music21_to_score(stream, tpq: int = MUSIC21_TPQ, *, expand_repeats: bool = T
         else:
             score.tracks.append(track)  # tracks without notes are kept, as in MIDI
         if index == 0:
-            for mark in flat.getElementsByClass(music21.tempo.MetronomeMark):
+            for offset, mark in marks[music21.tempo.MetronomeMark]:
                 qpm = mark.getQuarterBPM()
                 if qpm and math.isfinite(qpm) and qpm > 0:
-                    _append_new(score.tempos, Tempo(onset_ticks(mark.offset), float(qpm)))
-            for ts in flat.getElementsByClass(music21.meter.TimeSignature):
+                    _append_new(score.tempos, Tempo(onset_ticks(offset), float(qpm)))
+            for offset, ts in marks[music21.meter.TimeSignature]:
                 _append_new(score.time_signatures, TimeSignature(
-                    onset_ticks(ts.offset), int(ts.numerator), int(ts.denominator)))
-            for ks in flat.getElementsByClass(music21.key.KeySignature):
+                    onset_ticks(offset), int(ts.numerator), int(ts.denominator)))
+            for offset, ks in marks[music21.key.KeySignature]:
                 tonality = 1 if getattr(ks, "mode", "major") == "minor" else 0
                 _append_new(score.key_signatures,
-                            KeySignature(onset_ticks(ks.offset), int(ks.sharps), tonality))
+                            KeySignature(onset_ticks(offset), int(ks.sharps), tonality))
     if not score.tempos:
         score.tempos.append(Tempo(0, 120.0))
     return score
+
+
+def _mark_classes():
+    import music21
+
+    return (music21.tempo.MetronomeMark, music21.meter.TimeSignature,
+            music21.key.KeySignature)
+
+
+def _flat_view(part, in_place: bool):
+    """(notes, marks) of a part as written: ``[(offset, note or chord)]`` with ties
+    merged, and ``{class: [(offset, mark)]}`` of its tempo marks, time and key
+    signatures."""
+    if in_place:
+        part.stripTies(inPlace=True)
+    flat = (part if in_place else part.stripTies()).flatten()
+    notes = [(element.offset, element) for element in flat.notes]
+    marks = {cls: [(m.offset, m) for m in flat.getElementsByClass(cls)]
+             for cls in _mark_classes()}
+    return notes, marks
+
+
+def _played_view(part, plan: list[tuple[int, object]]):
+    """:func:`_flat_view` of a part with its repeats written out by ``plan`` (the index of
+    each measure as played and where it starts, :func:`_played_bars`): the notes of
+    each measure again at each of its places, where music21's expansion copies them."""
+    from music21.common.numberTools import opFrac
+
+    part.stripTies(inPlace=True)
+    measures = list(part.getElementsByClass("Measure"))
+    classes = _mark_classes()
+    inside: dict[int, tuple] = {}
+    notes: list = []
+    marks: dict = {cls: [] for cls in classes}
+    for index, start in plan:
+        if index not in inside:
+            flat = measures[index].flatten()
+            inside[index] = ([(e.offset, e) for e in flat.notes],
+                             {cls: [(m.offset, m) for m in flat.getElementsByClass(cls)]
+                              for cls in classes})
+        measure_notes, measure_marks = inside[index]
+        notes += [(opFrac(start + offset), e) for offset, e in measure_notes]
+        for cls in classes:
+            marks[cls] += [(opFrac(start + offset), m) for offset, m in measure_marks[cls]]
+    notes.sort(key=lambda pair: pair[0])  # stable: a measure's own order among equals
+    return notes, marks
+
+
+def _played_bars(stream) -> list[tuple[int, object]] | None:
+    """``[(measure index, offset)]`` of the bars of a multi-part score as played, read
+    from music21's expansion of a copy of the first part without its notes (a
+    ``template``: a quarter of the work of expanding every part with its notes); None
+    when :func:`_expand_repeats` must do it: no repeat marks, marks that differ from part
+    to part (D.C. over the top staff only, repeat bar lines in some parts), a tie over a
+    jump of the repeats, a repeat past :data:`MAX_REPEAT_TIMES`, or music21 failing."""
+    from music21 import bar, repeat, spanner
+
+    parts = list(stream.parts) if hasattr(stream, "parts") and len(stream.parts) else None
+    if not parts:
+        return None
+    marks = list(stream.recurse().getElementsByClass(
+        (bar.Repeat, repeat.RepeatExpression, spanner.RepeatBracket)))
+    if not marks or any((getattr(m, "times", None) or 0) > MAX_REPEAT_TIMES for m in marks):
+        return None
+    layouts = {_repeat_layout(part) for part in parts}
+    if len(layouts) != 1:
+        return None
+    try:
+        skeleton = parts[0].template(fillWithRests=True, retainVoices=False)
+        written = list(skeleton.getElementsByClass("Measure"))
+        index = {id(m): i for i, m in enumerate(written)}
+        plan = []
+        for measure in skeleton.expandRepeats(copySpanners=False).getElementsByClass("Measure"):
+            origin = measure
+            while id(origin) not in index:
+                origin = origin.derivation.origin
+                if origin is None:
+                    return None
+            plan.append((index[id(origin)], measure.offset))
+    except Exception:  # music21's ExpanderException, StreamException, or its own bugs
+        return None
+    for part in parts:  # a tie into a bar that is not the next one played: copy, merge
+        measures = list(part.getElementsByClass("Measure"))
+        for (a, _), (b, _) in itertools.pairwise(plan):
+            if b != a + 1 and _ends_tied(measures[a]):
+                return None
+    return plan
+
+
+def _repeat_layout(part) -> tuple:
+    """What decides the path through a part's repeats, bar by bar: bar numbers, repeat
+    bar lines, repeat words (D.C., Fine...) and the endings each bar belongs to."""
+    from music21 import bar, repeat, spanner
+
+    endings: dict[int, list] = {}
+    for bracket in part.spannerBundle.getByClass(spanner.RepeatBracket):
+        for measure in bracket.getSpannedElements():
+            endings.setdefault(id(measure), []).append(str(bracket.number))
+    layout = []
+    for measure in part.getElementsByClass("Measure"):
+        lines = tuple((b.direction, b.times) if isinstance(b, bar.Repeat) else None
+                      for b in (measure.leftBarline, measure.rightBarline))
+        words = tuple(type(e).__name__ for e in
+                      measure.getElementsByClass(repeat.RepeatExpression))
+        layout.append((measure.number, lines, words, tuple(endings.get(id(measure), ()))))
+    return tuple(layout)
+
+
+def _ends_tied(measure) -> bool:
+    """True when a note of the measure is tied over its end."""
+    for element in measure.flatten().notes:
+        tie = getattr(element, "tie", None)
+        if tie is not None and tie.type in ("start", "continue"):
+            return True
+        for note in getattr(element, "notes", ()):
+            if note.tie is not None and note.tie.type in ("start", "continue"):
+                return True
+    return False
 
 
 def _append_new(events, event) -> None:
@@ -551,7 +705,7 @@ def _share_repeat_expressions(parts) -> list:
     return added
 
 
-def _pickup_shift(part) -> float:
+def _pickup_shift(measures: list) -> float:
     """Quarter notes missing from an opening pickup bar (anacrusis), 0 when there is none.
 
     music21 pads any short first bar as a pickup. It is one only when the two bars
@@ -562,7 +716,6 @@ def _pickup_shift(part) -> float:
     signs. The last bar is not looked at: a piece with a pickup ends short by design.)
     A piece with nothing between its first and last bars shifts only a bar numbered 0.
     """
-    measures = list(part.getElementsByClass("Measure"))
     if not measures:
         return 0.0
     first = measures[0]
