@@ -355,7 +355,7 @@ def _pickup_shift(bars: list[int], signatures: list[tuple[int, int, int]], tpq: 
     if not bars or not signatures:
         return 0
     bounds = [0, *bars] + ([end] if end > bars[-1] else [])
-    measures: list[tuple[int, int]] = []  # (length, its own bar length)
+    measures: list[tuple[float, float]] = []  # (length, its own bar length)
     for start, stop in itertools.pairwise(bounds):
         full = _bar_ticks(signatures, start, tpq)
         if measures and 0 < full < stop - start:  # music21's reBar (not the first bar)
