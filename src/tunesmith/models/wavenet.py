@@ -74,6 +74,9 @@ class WaveNetConfig(ModelConfig):
     dropout: float = 0.0  # gated: on z; relu: after each ReLU inside a block (Bai JSB 0.5)
     head: str = "bernoulli"  # output head from models.heads.HEADS ("bernoulli", "nade", "voices")
     nade_hidden: int = 150  # hidden units of the NADE or voices head
+    nade_dropout: float = 0.0  # NADE head: dropout on its hidden units (training only)
+    nade_order_agnostic: bool = False  # NADE head: train on a random key ordering per frame
+    nade_orderings: int = 1  # NADE head: score with the mixture of this many orderings
     n_global_classes: int = 0  # >0: learned embedding of batch key corpus_id (B,) in [0, n)
     global_channels: int = 16  # size of that embedding
     pitch_histogram_cond: bool = False  # condition on batch key pitch_histogram (B, 12)
@@ -218,7 +221,9 @@ class WaveNet(GenerativeModel):
             self.post = None
             hidden = c.channels
         self.head = make_head(c.head, hidden, c.keys, n_tracks=c.n_tracks,
-                              nade_hidden=c.nade_hidden)
+                              nade_hidden=c.nade_hidden, nade_dropout=c.nade_dropout,
+                              nade_order_agnostic=c.nade_order_agnostic,
+                              nade_orderings=c.nade_orderings)
 
     @classmethod
     def config_for_data(cls, config: WaveNetConfig, info: DataInfo) -> WaveNetConfig:
