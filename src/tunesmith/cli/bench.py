@@ -115,7 +115,7 @@ def register(app: typer.Typer) -> None:
         preset: str = typer.Option(
             None, help="auto: model, size, dropout, batch, time budget from the data's train "
                        "split (rules: docs/benchmarks.md); none: the defaults (default: auto "
-                       "without --model and --set)."),
+                       "without --model and model --set options)."),
         set_: list[str] = typer.Option(
             None, "--set", help="Model option key=value or model.key=value; training setting "
                                 "train.key=value, e.g. train.ema_decay=0.999 (repeat)."),
