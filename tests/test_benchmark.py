@@ -14,7 +14,7 @@ import pytorch_lightning as pl
 import scipy.io
 
 from cli_helpers import run_cli
-from tunesmith.cli.bench import parse_transpose
+from tunesmith.cli.bench import parse_transpose, split_set_options
 from tunesmith.errors import ConfigError
 from tunesmith.evaluation.likelihood import checkpoint_nll
 from tunesmith.evaluation.report import held_out_nll
@@ -188,6 +188,32 @@ def test_cli_bench_nll_writes_run_folder_and_json(tiny_mat, tmp_path):
     model, meta = load_checkpoint(tmp_path / "run")
     assert meta["training"]["settings"]["objective"] == "frame_nll"
     assert model.config.keys == 88
+
+
+def test_cli_set_routes_train_settings_and_model_options(tiny_mat, tmp_path, capsys):
+    assert split_set_options({"hidden": 3, "model.head": "nade", "train.ema_decay": 0.9}) == \
+        ({"hidden": 3, "head": "nade"}, {"ema_decay": 0.9})
+    with pytest.raises(ConfigError, match="unknown training setting 'emma'"):
+        split_set_options({"train.emma": 0.9})
+    with pytest.raises(ConfigError, match="model option"):
+        split_set_options({"data.x": 1})
+    out = tmp_path / "cli.json"
+    assert run_cli(["bench", "nll", "--data", tiny_mat, "--model", "tcn", "--set", "levels=1",
+                    "--set", "model.head=nade", "--set", "model.nade_dropout=0.2",
+                    "--set", "model.nade_order_agnostic=true", "--set", "model.nade_orderings=2",
+                    "--set", "train.ema_decay=0.9", "--epochs", "2", "--batch-size", "2",
+                    "--threads", "1", "--out", tmp_path / "run", "--json", out]) == 0
+    written = json.loads(out.read_text())
+    assert written["training"]["ema_decay"] == 0.9 and written["training"]["swa_start"] == 0
+    assert written["config"]["nade_orderings"] == 2 and written["config"]["nade_dropout"] == 0.2
+    model, _ = load_checkpoint(tmp_path / "run")
+    assert model.head.orderings.shape[0] == 2
+    # the checkpoint is the averaged model: rescoring it gives the reported figure
+    assert checkpoint_nll(tmp_path / "run", "test")["value"] == pytest.approx(
+        written["test_nll"], rel=1e-6)
+    assert run_cli(["bench", "nll", "--data", tiny_mat, "--model", "tcn", "--epochs", "1",
+                    "--set", "train.epochs=2", "--out", tmp_path / "r2"]) == 2
+    assert "repeats an option given by its flag" in capsys.readouterr().err
 
 
 def test_seeds_runs_each_seed_and_reports_mean_spread_and_each_run(tiny_mat, tmp_path):

@@ -256,3 +256,120 @@ def test_voices_head_draws_only_allowed_pitches_or_rest():
     unmasked.load_state_dict(head.state_dict())
     free = unmasked.draw(h, SamplingControls(temperature=2.0), torch.Generator().manual_seed(1))
     assert free[:, ~allowed].any()  # the same head without the mask does draw them
+
+
+# ---- NADE regularisers: dropout on the hidden units, order-agnostic training, orderings
+
+
+def ordered_nade_log_prob(head: NADEHead, h: torch.Tensor, x: torch.Tensor,
+                          order: torch.Tensor) -> torch.Tensor:
+    """The NADE recursion visiting the NADE keys in ``order`` (position -> key within
+    [low, high)), one key at a time; keys outside the range are independent sigmoids."""
+    visible = head.visible_bias(h)  # (..., K)
+    total = torch.zeros(x.shape[:-1])
+    a = head.hidden_bias(h)
+    for k in [*range(head.low), *range(head.high, head.keys)]:
+        p = torch.sigmoid(visible[..., k])
+        total += torch.where(x[..., k] > 0, p.log(), (1 - p).log())
+    for key in order.tolist():
+        k = head.low + key
+        p = torch.sigmoid(visible[..., k] + torch.sigmoid(a) @ head.output_weight[key])
+        total += torch.where(x[..., k] > 0, p.log(), (1 - p).log())
+        a = a + x[..., k : k + 1] * head.input_weight[key]
+    return total
+
+
+@pytest.mark.parametrize("ranges", [{}, {"nade_low": 1, "nade_high": 5}])
+def test_nade_log_prob_in_any_order_equals_the_key_by_key_recursion(ranges):
+    head = random_nade(keys=6, **ranges)
+    width = head.high - head.low
+    h = torch.randn(5, 5)
+    x = (torch.rand(5, 6) > 0.5).float()
+    orders = torch.stack([torch.randperm(width) for _ in range(5)])  # one per frame
+    fast = head._log_prob(h, x, orders)
+    for i in range(5):
+        expected = ordered_nade_log_prob(head, h[i], x[i], orders[i])
+        assert fast[i].item() == pytest.approx(expected.item(), abs=1e-5)
+    # another order is another distribution (the test would pass for any order otherwise)
+    assert not torch.allclose(fast, head._log_prob(h, x), atol=1e-3)
+
+
+@pytest.mark.parametrize("ranges", [{}, {"nade_low": 1, "nade_high": 4}])
+def test_nade_mixture_of_orderings_is_normalised_and_is_the_mean_of_its_orderings(ranges):
+    torch.manual_seed(0)
+    head = random_nade(keys=5, nade_orderings=3, nade_order_agnostic=True, **ranges).eval()
+    assert head.orderings.shape == (3, head.high - head.low)
+    assert head.orderings[0].tolist() == list(range(head.high - head.low))
+    frames = all_frames(5)  # (32, 5)
+    for h in torch.randn(3, 5):
+        h = h.expand(len(frames), 5)
+        log_probs = head.log_prob(h, frames)  # (32,)
+        assert torch.logsumexp(log_probs, 0).item() == pytest.approx(0.0, abs=1e-5)
+        each = torch.stack([ordered_nade_log_prob(head, h, frames, o) for o in head.orderings])
+        assert torch.allclose(log_probs, each.exp().mean(0).log(), atol=1e-5)
+
+
+def test_nade_order_agnostic_training_scores_each_frame_in_a_random_order():
+    head = random_nade(keys=6, nade_order_agnostic=True).train()
+    h, x = torch.randn(2, 3, 5), (torch.rand(2, 3, 6) > 0.5).float()
+    torch.manual_seed(3)
+    trained = head.log_prob(h, x)  # (2, 3)
+    torch.manual_seed(3)
+    orders = torch.rand(6, 6).argsort(-1)  # the orderings the head drew, one per frame
+    expected = torch.stack([ordered_nade_log_prob(head, h.reshape(6, 5)[i], x.reshape(6, 6)[i],
+                                                  orders[i]) for i in range(6)]).reshape(2, 3)
+    assert torch.allclose(trained, expected, atol=1e-5)
+    assert len({tuple(o.tolist()) for o in orders}) > 1  # not one order for all frames
+    # in eval mode with one ordering it is the low-to-high NADE, as without the option
+    plain = random_nade(keys=6).eval()
+    assert torch.allclose(head.eval().log_prob(h, x), plain.log_prob(h, x))
+
+
+def test_nade_dropout_acts_in_training_only_and_zero_changes_nothing():
+    h, x = torch.randn(4, 5), (torch.rand(4, 6) > 0.5).float()
+    plain, off, on = (random_nade(keys=6, nade_dropout=p) for p in (0.0, 0.0, 0.5))
+    for head in (plain, off, on):
+        head.train()
+    torch.manual_seed(1)
+    assert torch.equal(off.log_prob(h, x), plain.log_prob(h, x))
+    torch.manual_seed(1)
+    dropped = on.log_prob(h, x)
+    assert not torch.allclose(dropped, plain.log_prob(h, x))
+    # scoring (eval mode) is the undropped head
+    assert torch.allclose(on.eval().log_prob(h, x), plain.eval().log_prob(h, x))
+
+
+def test_nade_options_are_checked():
+    with pytest.raises(ConfigError, match="nade_dropout"):
+        NADEHead(5, 6, nade_dropout=1.0)
+    with pytest.raises(ConfigError, match="nade_order_agnostic"):
+        NADEHead(5, 6, nade_orderings=2)
+    with pytest.raises(ConfigError, match="nade_orderings"):
+        NADEHead(5, 6, nade_orderings=0, nade_order_agnostic=True)
+
+
+def test_nade_orderings_are_saved_with_the_weights():
+    head = NADEHead(5, 6, nade_orderings=4, nade_order_agnostic=True)
+    assert "orderings" in head.state_dict()
+    assert "orderings" not in NADEHead(5, 6).state_dict()  # older checkpoints still load
+    other = NADEHead(5, 6, nade_orderings=4, nade_order_agnostic=True)
+    other.load_state_dict(head.state_dict())
+    assert torch.equal(other.orderings, head.orderings)
+
+
+def test_nade_samples_from_the_mixture_of_orderings():
+    head = random_nade(keys=3, nade_orderings=3, nade_order_agnostic=True).eval()
+    h = torch.randn(1, 5).expand(6000, 5)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        frames = head.sample(h, SamplingControls(), generator=generator)  # (6000, 3)
+        codes = (frames * torch.tensor([4.0, 2.0, 1.0])).sum(-1).long()
+        observed = torch.bincount(codes, minlength=8).float() / len(codes)
+        expected = head.log_prob(h[:8], all_frames(3)).exp()  # codes 0..7 in this order
+    assert torch.allclose(observed, expected, atol=0.025)
+    # the greedy chain of one of the orderings, row by row; note limits per group hold
+    with torch.no_grad():
+        head.visible_bias.bias.fill_(20.0)
+        full = head.sample(torch.randn(4, 5), SamplingControls(max_notes_per_step=1),
+                           group_size=3)
+    assert full.sum(-1).tolist() == [1.0] * 4

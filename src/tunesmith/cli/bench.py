@@ -37,6 +37,33 @@ def parse_transpose(text: str | None) -> list[int] | None:
     return [low, high]
 
 
+def split_set_options(assignments: dict) -> tuple[dict, dict]:
+    """``--set`` of ``bench nll``: ``model.x=...`` or plain ``x=...`` is a model option,
+    ``train.x=...`` a training setting (a :class:`TrainSettings` field, e.g.
+    ``train.ema_decay=0.999``). Returns (model options, train settings)."""
+    import dataclasses
+
+    from tunesmith.training.settings import TrainSettings
+
+    fields = {f.name for f in dataclasses.fields(TrainSettings)}
+    model, train = {}, {}
+    for key, value in assignments.items():
+        section, dot, name = key.partition(".")
+        if not dot:
+            model[key] = value
+        elif section == "model" and name:
+            model[name] = value
+        elif section == "train" and name in fields:
+            train[name] = value
+        elif section == "train":
+            raise ConfigError(f"--set {key}: unknown training setting {name!r}; known: "
+                              f"{', '.join(sorted(fields))}")
+        else:
+            raise ConfigError(f"--set {key}: a model option (x=... or model.x=...) or a "
+                              "training setting (train.x=...)")
+    return model, train
+
+
 #: --device -> Lightning accelerator
 ACCELERATORS = {"cpu": "cpu", "cuda": "gpu", "gpu": "gpu", "mps": "mps", "auto": "auto"}
 
@@ -88,8 +115,10 @@ def register(app: typer.Typer) -> None:
         preset: str = typer.Option(
             None, help="auto: model, size, dropout, batch, time budget from the data's train "
                        "split (rules: docs/benchmarks.md); none: the defaults (default: auto "
-                       "without --model and --set)."),
-        set_: list[str] = typer.Option(None, "--set", help="Model option key=value (repeat)."),
+                       "without --model and model --set options)."),
+        set_: list[str] = typer.Option(
+            None, "--set", help="Model option key=value or model.key=value; training setting "
+                                "train.key=value, e.g. train.ema_decay=0.999 (repeat)."),
         epochs: int = typer.Option(None, help="Maximum epochs (default 100)."),
         patience: int = typer.Option(
             None, help="Stop after this many epochs without gain on valid (default 10)."),
@@ -149,15 +178,20 @@ def register(app: typer.Typer) -> None:
             "devices": None if device is None else 1,
         }
         settings = {k: v for k, v in given.items() if v is not None}
+        model_options, train_options = split_set_options(parse_assignments(set_))
+        both = sorted(set(settings) & set(train_options))
+        if both:
+            raise ConfigError(f"--set train.{both[0]} repeats an option given by its flag")
+        settings.update(train_options)
         if seeds < 1:
             raise ConfigError(f"--seeds must be >= 1, got {seeds}")
         if preset is None:
-            preset = "auto" if model is None and not set_ and not resume else "none"
+            preset = "auto" if model is None and not model_options and not resume else "none"
         run = bench_nll if seeds == 1 else partial(bench_nll_seeds, seeds=seeds)
         run(
             model if model or resume or preset == "auto" else "lstm",
             data,
-            parse_assignments(set_),
+            model_options,
             out,
             path=path,
             resume=resume,

@@ -46,6 +46,9 @@ class FrameTransformerConfig(ModelConfig):
     nade_hidden: int = 150  # hidden units of the NADE or voices head
     nade_low: int = 0  # NADE head: autoregression over keys [nade_low, nade_high) only;
     nade_high: int = 0  # keys outside get independent sigmoids (0 = all keys)
+    nade_dropout: float = 0.0  # NADE head: dropout on its hidden units (training only)
+    nade_order_agnostic: bool = False  # NADE head: train on a random key ordering per frame
+    nade_orderings: int = 1  # NADE head: score with the mixture of this many orderings
 
     def check(self) -> None:
         if self.d_model % self.n_heads:

@@ -15,6 +15,7 @@ rest of the frame knowing those keys are off.
 from __future__ import annotations
 
 import inspect
+import math
 
 import torch
 import torch.nn.functional as F
@@ -96,25 +97,62 @@ class NADEHead(FrameHead):
     ``nade_low``/``nade_high`` (optional) limit the autoregression to keys [low, high), e.g.
     the range a corpus uses, to save time; keys outside keep p = σ(b_k(h)), independent of
     the other keys of the frame (still an exact, normalised distribution).
+
+    Regularisers (training only; scoring and sampling are unchanged by them):
+
+    * ``nade_dropout`` p: dropout on the NADE hidden units σ(a_k) (inverted: kept units
+      scaled by 1/(1−p)); one mask per distinct hidden state, i.e. shared by the keys
+      between two sounding keys, whose a_k is the same vector.
+    * ``nade_order_agnostic``: order-agnostic training (Uria, Murray & Larochelle 2014,
+      "A deep and tractable density estimator", ICML): each frame is scored under a
+      uniformly random ordering o of the NADE keys, a_{o_i} = c(h) + Σ_{j<i} x_{o_j} W_{o_j},
+      so the weights learn every ordering's conditionals. With one hidden layer and
+      weight sharing the whole frame's likelihood under o costs one pass, so the loss is
+      an unbiased estimate of E_o[−log p_o(x)] (the paper's DeepNADE needs a mask trick
+      instead). ``nade_orderings`` K then scores (eval mode) with the uniform mixture of K
+      fixed orderings, p(x) = (1/K) Σ_k p_{o_k}(x): exact, each p_{o_k} being normalised;
+      ordering 0 is low to high, the others random permutations drawn once (seed 0) and
+      kept in the checkpoint. Sampling picks one of the K orderings per row, uniformly,
+      then draws in its order: a draw from the same mixture.
     """
 
     def __init__(
         self, hidden: int, keys: int, nade_hidden: int = 150, nade_low: int = 0,
-        nade_high: int = 0,
+        nade_high: int = 0, nade_dropout: float = 0.0, nade_orderings: int = 1,
+        nade_order_agnostic: bool = False,
     ):
         super().__init__()
         self.keys = keys
         self.low, self.high = nade_low, nade_high or keys
         if not 0 <= self.low < self.high <= keys:
             raise ConfigError(f"NADE keys [{self.low}, {self.high}) must lie within [0, {keys})")
+        if not 0 <= nade_dropout < 1:
+            raise ConfigError(f"nade_dropout must be in [0, 1), got {nade_dropout}")
+        if nade_orderings < 1:
+            raise ConfigError(f"nade_orderings must be >= 1, got {nade_orderings}")
+        if nade_orderings > 1 and not nade_order_agnostic:
+            raise ConfigError("nade_orderings > 1 scores with orderings the head was not "
+                              "trained on; set nade_order_agnostic=true too")
         active = self.high - self.low
+        self.dropout = float(nade_dropout)
+        self.order_agnostic = bool(nade_order_agnostic)
         self.visible_bias = nn.Linear(hidden, keys)  # b(h)
         self.hidden_bias = nn.Linear(hidden, nade_hidden)  # c(h)
         self.input_weight = nn.Parameter(torch.randn(active, nade_hidden) * 0.01)  # W (Ka, N)
         self.output_weight = nn.Parameter(torch.randn(active, nade_hidden) * 0.01)  # V (Ka, N)
+        orderings = None  # (O, Ka) position -> key; saved with the weights, so fixed
+        if nade_orderings > 1:
+            generator = torch.Generator().manual_seed(0)
+            orderings = torch.stack([torch.arange(active)] + [
+                torch.randperm(active, generator=generator) for _ in range(nade_orderings - 1)])
+        self.register_buffer("orderings", orderings)
 
-    def logits(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Logit of each key given the keys below it: h (..., H), x (..., K) -> (..., K).
+    def logits(self, h: torch.Tensor, x: torch.Tensor,
+               order: torch.Tensor | None = None) -> torch.Tensor:
+        """Logit of each key given the keys before it: h (..., H), x (..., K) -> (..., K).
+
+        ``order`` (Ka,) or (n, Ka) long, n = the frames of x: the NADE keys' visiting order
+        (position -> key index within [low, high)); None = low to high.
 
         a_k only changes at the keys that sound, so a frame with m notes has m + 1 distinct
         NADE hidden states. Only those are computed (one matrix product over all of them)
@@ -122,37 +160,60 @@ class NADEHead(FrameHead):
         of O(K·N) elementwise passes over a (frames, K, N) tensor, several times faster
         on sparse piano-rolls. Exact for any x (non-binary values weight W_j by x_j).
         """
-        active = x[..., self.low : self.high].reshape(-1, self.high - self.low)  # (n, Ka)
+        width = self.high - self.low
+        active = x[..., self.low : self.high].reshape(-1, width)  # (n, Ka) by key
+        if order is not None:
+            order = order.expand(active.shape[0], width)  # (n, Ka)
+            active = active.gather(1, order)  # (n, Ka) by position in the order
         hidden_bias = self.hidden_bias(h).reshape(active.shape[0], -1)  # (n, N)
         sounding = active != 0  # (n, Ka)
-        notes_below = sounding.cumsum(-1) - sounding.long()  # segment of each key (n, Ka)
+        notes_below = sounding.cumsum(-1) - sounding.long()  # segment of each position (n, Ka)
         notes = sounding.sum(-1)  # (n,)
         first_state = torch.cumsum(notes + 1, 0) - (notes + 1)  # (n,) row of state 0 in S
-        frame_of_note, key_of_note = sounding.nonzero(as_tuple=True)  # keys ascend per frame
-        rank = notes_below[frame_of_note, key_of_note]  # 0 for a frame's lowest note, ...
+        frame_of_note, place_of_note = sounding.nonzero(as_tuple=True)  # in visiting order
+        key_of_note = place_of_note if order is None else order[frame_of_note, place_of_note]
+        rank = notes_below[frame_of_note, place_of_note]  # 0 for a frame's first note, ...
         most = int(notes.max()) if len(notes) else 0
-        weighted = self.input_weight[key_of_note] * active[frame_of_note, key_of_note, None]
+        weighted = self.input_weight[key_of_note] * active[frame_of_note, place_of_note, None]
         increments = hidden_bias.new_zeros(len(notes), most, hidden_bias.shape[1])
         increments = increments.index_put((frame_of_note, rank), weighted)  # (n, M, N)
         padded = torch.cat([hidden_bias.unsqueeze(1), increments], 1).cumsum(1)  # (n, M+1, N)
         in_frame = torch.arange(most + 1, device=x.device) <= notes.unsqueeze(-1)  # (n, M+1)
         states = padded[in_frame]  # (S, N): a_k of each segment, frames one after another
-        per_state = torch.sigmoid(states) @ self.output_weight.T  # (S, Ka)
-        key_index = torch.arange(active.shape[1], device=x.device)
+        hidden_units = torch.sigmoid(states)  # (S, N)
+        if self.training and self.dropout:
+            hidden_units = F.dropout(hidden_units, self.dropout)
+        per_state = hidden_units @ self.output_weight.T  # (S, Ka) by key
+        key_index = torch.arange(width, device=x.device) if order is None else order
         autoregressive = per_state[first_state.unsqueeze(-1) + notes_below, key_index]  # (n, Ka)
+        if order is not None:  # back from visiting order to key order
+            autoregressive = torch.empty_like(autoregressive).scatter_(1, order, autoregressive)
         autoregressive = autoregressive.reshape(*x.shape[:-1], -1)  # (..., Ka)
         autoregressive = F.pad(autoregressive, (self.low, self.keys - self.high))  # (..., K)
         return self.visible_bias(h) + autoregressive
 
-    def log_prob(self, h, x):
-        logits = self.logits(h, x)
+    def _log_prob(self, h, x, order=None):
+        logits = self.logits(h, x, order)
         return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
 
+    def log_prob(self, h, x):
+        if self.order_agnostic and self.training:  # one random ordering per frame
+            frames = x[..., 0].numel()
+            order = torch.rand(frames, self.high - self.low, device=x.device).argsort(-1)
+            return self._log_prob(h, x, order)  # (...)
+        if self.orderings is None:
+            return self._log_prob(h, x)
+        each = torch.stack([self._log_prob(h, x, order) for order in self.orderings])  # (O, ...)
+        return torch.logsumexp(each, 0) - math.log(len(self.orderings))  # the mixture (...)
+
     def sample(self, h, controls: SamplingControls, generator=None, group_size=None):
-        """Key by key, low to high; temperature, threshold and max notes per group apply."""
+        """Key by key, low to high (or in one of the K orderings, chosen per row);
+        temperature, threshold and max notes per group apply."""
         size = group_size or self.keys
         if self.keys % size:
             raise ConfigError(f"{self.keys} keys do not split into groups of {size}")
+        if self.orderings is not None:
+            return self._sample_ordered(h, controls, generator, size)
         visible_bias = self.visible_bias(h)  # (B, K)
         pre_hidden = self.hidden_bias(h)  # (B, N)
         frame = torch.zeros_like(visible_bias)
@@ -172,6 +233,38 @@ class NADEHead(FrameHead):
             frame[:, k] = note
             if self.low <= k < self.high:
                 pre_hidden = pre_hidden + note.unsqueeze(-1) * self.input_weight[k - self.low]
+        return frame
+
+    def _sample_ordered(self, h, controls: SamplingControls, generator, size: int):
+        """:meth:`sample` with K orderings: keys outside [low, high) first (independent),
+        then the NADE keys in the row's ordering (one of K, uniform)."""
+        rows = h.shape[0]
+        visible_bias = self.visible_bias(h)  # (B, K)
+        pre_hidden = self.hidden_bias(h)  # (B, N)
+        frame = torch.zeros_like(visible_bias)
+        notes_in_group = torch.zeros(rows, self.keys // size, device=h.device)  # (B, G)
+        pick = torch.randint(len(self.orderings), (rows,), generator=generator,
+                             device=self.orderings.device).to(h.device)
+        order = self.orderings.to(h.device)[pick] + self.low  # (B, Ka) keys in visiting order
+        outside = [k for k in range(self.keys) if not self.low <= k < self.high]
+        row = torch.arange(rows, device=h.device)
+        steps = [torch.full((rows,), k, device=h.device, dtype=torch.long) for k in outside]
+        steps += [order[:, i] for i in range(order.shape[1])]
+        for key in steps:  # (B,) the key each row draws now
+            logit = visible_bias[row, key]  # (B,)
+            nade = (key >= self.low) & (key < self.high)
+            index = (key - self.low).clamp(0, self.high - self.low - 1)
+            logit = logit + nade * (torch.sigmoid(pre_hidden)
+                                    * self.output_weight[index]).sum(-1)
+            allowed = None if self.allowed_keys is None else self.allowed_keys[key]
+            note = draw_notes(torch.sigmoid(logit.float() / controls.temperature), controls,
+                              generator, allowed)
+            group = key // size
+            if controls.max_notes_per_step > 0:
+                note = note * (notes_in_group[row, group] < controls.max_notes_per_step).float()
+            notes_in_group[row, group] += note
+            frame[row, key] = note
+            pre_hidden = pre_hidden + (note * nade).unsqueeze(-1) * self.input_weight[index]
         return frame
 
 

@@ -38,6 +38,9 @@ class RNNConfig(ModelConfig):
     nade_hidden: int = 150  # hidden units of the NADE or voices head
     nade_low: int = 0  # NADE head: autoregression over keys [nade_low, nade_high) only;
     nade_high: int = 0  # keys outside get independent sigmoids (0 = all keys)
+    nade_dropout: float = 0.0  # NADE head: dropout on its hidden units (training only)
+    nade_order_agnostic: bool = False  # NADE head: train on a random key ordering per frame
+    nade_orderings: int = 1  # NADE head: score with the mixture of this many orderings
 
     choices: ClassVar[dict[str, tuple]] = {"cell": ("lstm", "gru")}
     ranges: ClassVar[dict[str, Range]] = {"hidden": at_least(1), "layers": at_least(1),
@@ -50,7 +53,9 @@ def head_options(config) -> dict:
     if config.keys % per_track:
         raise ConfigError(f"{config.keys} keys do not split into tracks of {per_track} pitches")
     return {"n_tracks": config.keys // per_track, "nade_hidden": config.nade_hidden,
-            "nade_low": config.nade_low, "nade_high": config.nade_high}
+            "nade_low": config.nade_low, "nade_high": config.nade_high,
+            "nade_dropout": config.nade_dropout, "nade_order_agnostic": config.nade_order_agnostic,
+            "nade_orderings": config.nade_orderings}
 
 
 class FrameRNN(GenerativeModel):

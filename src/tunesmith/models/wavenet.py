@@ -77,6 +77,9 @@ class WaveNetConfig(ModelConfig):
     head: str = "bernoulli"  # output head from models.heads.HEADS ("bernoulli", "nade", "voices",
     # "voices-onset": strike / hold / rest per voice; reads and writes frames ‖ onsets)
     nade_hidden: int = 150  # hidden units of the NADE or voices head
+    nade_dropout: float = 0.0  # NADE head: dropout on its hidden units (training only)
+    nade_order_agnostic: bool = False  # NADE head: train on a random key ordering per frame
+    nade_orderings: int = 1  # NADE head: score with the mixture of this many orderings
     n_global_classes: int = 0  # >0: learned embedding of batch key corpus_id (B,) in [0, n)
     global_channels: int = 16  # size of that embedding
     pitch_histogram_cond: bool = False  # condition on batch key pitch_histogram (B, 12)
@@ -224,7 +227,9 @@ class WaveNet(GenerativeModel):
             self.post = None
             hidden = c.channels
         self.head = make_head(c.head, hidden, c.keys, n_tracks=c.n_tracks,
-                              nade_hidden=c.nade_hidden, onset_input=True)
+                              nade_hidden=c.nade_hidden, nade_dropout=c.nade_dropout,
+                              nade_order_agnostic=c.nade_order_agnostic,
+                              nade_orderings=c.nade_orderings, onset_input=True)
         self.reads_onsets = self.head.reads_onsets  # frames (B, T, 2K): keys ‖ onsets
 
     @classmethod

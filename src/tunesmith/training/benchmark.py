@@ -396,6 +396,8 @@ def score_run(run_dir: str | Path, *, command: str = "", session_minutes: float 
             "max_minutes": settings["max_time"],
             "transpose_augment": settings.get("transpose"),
             "window": settings.get("window"),
+            "ema_decay": settings.get("ema_decay", 0.0),
+            "swa_start": settings.get("swa_start", 0),
             "seed": settings["seed"],
             "trainer": "tunesmith.training.trainer (Lightning), objective frame_nll",
         },

@@ -44,6 +44,10 @@ class TrainSettings(DictConfig):
     lr_schedule: str = "plateau"  # constant | cosine | plateau
     lr_decay_patience: int = 3  # plateau: halve the lr after this many epochs without gain
     objective: str = "loss"  # "loss": the family's own; "frame_nll": benchmark frame NLL
+    ema_decay: float = 0.0  # > 0: validate and keep an EMA of the weights with this decay
+    # per step (training.averaging; 0 = off)
+    swa_start: int = 0  # >= 1: validate and keep the equal average (SWA) of the weights at
+    # each epoch's end from this epoch (1-based) on (training.averaging; 0 = off)
     seed: int = 0  # seeds Python, numpy and torch (Lightning's seed_everything)
     accelerator: str = "auto"  # Lightning: cpu, gpu, mps, auto...
     devices: Any = "auto"  # Lightning: 1, 4, "auto", [0, 1]...
@@ -84,6 +88,12 @@ class TrainSettings(DictConfig):
         if self.objective not in OBJECTIVES:
             raise ConfigError(f"unknown objective {self.objective!r}; choose one of "
                               f"{', '.join(OBJECTIVES)}")
+        if not 0 <= self.ema_decay < 1:  # NaN fails too
+            raise ConfigError(f"ema_decay must be in [0, 1) (0 = off), got {self.ema_decay}")
+        if self.swa_start < 0:
+            raise ConfigError(f"swa_start must be >= 0 epochs (0 = off), got {self.swa_start}")
+        if self.ema_decay and self.swa_start:
+            raise ConfigError("give ema_decay (EMA) or swa_start (SWA), not both")
         if self.window is not None and self.window < 2:
             raise ConfigError(f"window must be >= 2 steps, got {self.window}")
         if not self.lr > 0:

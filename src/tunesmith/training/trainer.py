@@ -74,6 +74,7 @@ from tunesmith.representations.adapter import get_representation, representation
 from tunesmith.representations.info import DataInfo
 from tunesmith.representations.output_mask import OutputMask
 from tunesmith.training import loop_state
+from tunesmith.training.averaging import AVERAGE_FILE, ModelAveraging, make_averaging
 from tunesmith.training.checkpoint import (
     CONFIG_FILE,
     WEIGHTS_FILE,
@@ -227,6 +228,13 @@ class RunStateCallback(pl.Callback):
         self._last_saved: int | None = None  # global step of the last save
         self._rng_to_restore: tuple | None = None
         self.monitor = "val_loss"
+        self.averaging: ModelAveraging | None = None  # EMA/SWA: what validation reads
+
+    def validated_model(self, pl_module: TrainingTask):
+        """The weights validation scored: the averaged ones under EMA/SWA, else the live."""
+        if self.averaging is None:
+            return pl_module.model
+        return self.averaging.validated_model(pl_module)
 
     # ---- what gets written --------------------------------------------------------
     def wall_time(self) -> float:
@@ -315,6 +323,8 @@ class RunStateCallback(pl.Callback):
         save_optimizer_states(list(trainer.optimizers), tmp)
         write_json(tmp / SCHEDULER_FILE, {"schedulers": point["schedulers"]})
         save_file(point["rng"], str(tmp / RNG_FILE))
+        if self.averaging is not None:
+            save_file(self.averaging.state_tensors(), str(tmp / AVERAGE_FILE))
         write_json(tmp / STATE_FILE, state)
         last = self.run_dir / LAST_DIR
         old = self.run_dir / (LAST_DIR + ".old")
@@ -394,9 +404,21 @@ class RunStateCallback(pl.Callback):
             raise CheckpointError(last / RNG_FILE, f"corrupt or unreadable ({first_line(exc)})") \
                 from exc
         _set_rng_state(dict(rng_tensors), state["rng"], last)  # checks; set again at train start
+        average = None
+        if self.averaging is not None:
+            if not (last / AVERAGE_FILE).is_file():
+                raise CheckpointError(last / AVERAGE_FILE, "missing: the run was saved without "
+                                      "weight averaging (ema_decay/swa_start)")
+            try:
+                average = load_file(str(last / AVERAGE_FILE))
+            except Exception as exc:
+                raise CheckpointError(last / AVERAGE_FILE, f"corrupt or unreadable "
+                                      f"({first_line(exc)})") from exc
 
         # all checked: load
         load_weights(pl_module.model, last / WEIGHTS_FILE)
+        if average is not None:
+            self.averaging.load_state_tensors(average, last / AVERAGE_FILE)
         load_optimizer_states(list(trainer.optimizers), last)
         for config, saved in zip(configs, schedulers["schedulers"], strict=True):
             config.scheduler.load_state_dict(saved)
@@ -482,7 +504,7 @@ class RunStateCallback(pl.Callback):
             self.best_epoch = trainer.current_epoch
             if trainer.is_global_zero:
                 save_checkpoint(
-                    self.run_dir, pl_module.model, model_name=self.model_name,
+                    self.run_dir, self.validated_model(pl_module), model_name=self.model_name,
                     data_info=self.data_info, corpus=self.corpus, split=self.split,
                     training=self.training_metadata(trainer),
                 )
@@ -601,7 +623,9 @@ def _fit(model, train_loader, val_loader, run_dir: Path, has_val: bool, monitor:
                              split=split, settings=settings, resume=resume,
                              train_loader=train_loader, val_loader=val_loader if has_val else None)
     state.monitor = monitor
-    all_callbacks: list[pl.Callback] = [state]
+    state.averaging = make_averaging(settings.ema_decay, settings.swa_start)
+    # the average is updated before the run state reads it at each batch's end
+    all_callbacks: list[pl.Callback] = [c for c in (state.averaging, state) if c is not None]
     if settings.early_stopping_patience:
         # not strict: a step limit may end the run before the first validation; the
         # monitor is chosen above from the data, so it is never a typo
@@ -656,8 +680,8 @@ def _fit(model, train_loader, val_loader, run_dir: Path, has_val: bool, monitor:
     if trainer.is_global_zero:
         final = state.training_metadata(trainer)
         if not (run_dir / CONFIG_FILE).is_file() or not math.isfinite(state.best_val):
-            save_checkpoint(run_dir, task.model, model_name=model_name, data_info=data_info,
-                            corpus=corpus, split=split, training=final)
+            save_checkpoint(run_dir, state.validated_model(task), model_name=model_name,
+                            data_info=data_info, corpus=corpus, split=split, training=final)
         else:  # keep the best weights; record how the whole run went beside them
             meta = read_json(run_dir / CONFIG_FILE)
             meta["training"] = {**meta.get("training", {}), "run": final}
