@@ -22,6 +22,16 @@ For every ``--model LABEL=CHECKPOINT`` (a run folder or ``pretrained:NAME``) thi
 The real row is the test split itself: its voice activity, and the two-sample accuracy of
 test against train pieces (the band of that test).
 
+**Choosing sampling controls without looking at test.** ``--band-split valid`` measures the
+band (and the two-sample test's real pieces) on the valid split instead: valid against
+train. ``--model-sampling LABEL:KEY=VALUE`` sets a control for one label, so one
+checkpoint under several labels sweeps controls in one run::
+
+    PYTHONPATH=src nice python benchmarks/sample_quality.py --band-split valid \\
+        --model t0.8=pretrained:bach-chorales --model-sampling t0.8:temperature=0.8 \\
+        --model t0.9=pretrained:bach-chorales --model-sampling t0.9:temperature=0.9 \\
+        --samples 32 --seed 0 --seed 1 --seed 2 --out OUT.json
+
 Usage::
 
     PYTHONPATH=src nice python benchmarks/sample_quality.py \\
@@ -49,7 +59,8 @@ TARGETS = {
 
 
 def score_model(label: str, checkpoint: str, samples: int, bars: int, seeds: list[int],
-                work: Path, threads: int, sampling: dict | None = None) -> dict:
+                work: Path, threads: int, sampling: dict | None = None,
+                band_split: str = "test") -> dict:
     """NLL once, then sampling and evaluation for every sampling seed; the row's own
     figures are those of the first seed, ``by_seed`` holds each seed's and ``mean`` the
     means over seeds (within band, two-sample accuracy, lowest voice activity)."""
@@ -84,7 +95,7 @@ def score_model(label: str, checkpoint: str, samples: int, bars: int, seeds: lis
     by_seed = {}
     for seed in seeds:
         by_seed[seed] = sample_and_evaluate(label, folder, samples, bars, seed,
-                                            work / f"seed{seed}", sampling)
+                                            work / f"seed{seed}", sampling, band_split)
     row.update(by_seed[seeds[0]])
     print(f"  {label}: NLL {row['test_nll_frames_2_to_T']} nats/frame", flush=True)
     if len(seeds) > 1:
@@ -100,8 +111,9 @@ def score_model(label: str, checkpoint: str, samples: int, bars: int, seeds: lis
 
 
 def sample_and_evaluate(label: str, folder: Path, samples: int, bars: int, seed: int,
-                        work: Path, sampling: dict | None) -> dict:
-    """One sampling seed: generate, evaluate against train with the test band."""
+                        work: Path, sampling: dict | None, band_split: str = "test") -> dict:
+    """One sampling seed: generate, evaluate against train with the band of the held-out
+    ``band_split`` (test, or valid when choosing sampling controls)."""
     from tunesmith.cli.demo import DEMO_SAMPLING
     from tunesmith.evaluation.report import run_evaluation
     from tunesmith.generation.generate import generate_from_checkpoint
@@ -109,7 +121,7 @@ def sample_and_evaluate(label: str, folder: Path, samples: int, bars: int, seed:
 
     row = {"seed": seed}
     print(f"{label}: {samples} samples of {bars} bars (sampling seed {seed}), evaluated "
-          f"against {CORPUS}:train ...",
+          f"against {CORPUS}:train with the {band_split} band ...",
           flush=True)
     start = time.perf_counter()
     out = work
@@ -120,11 +132,14 @@ def sample_and_evaluate(label: str, folder: Path, samples: int, bars: int, seed:
     row["generate_s"] = round(time.perf_counter() - start, 1)
     start = time.perf_counter()
     results, _ = run_evaluation(out / "samples", f"{CORPUS}:train", out / "evaluate",
-                                samples=samples, seed=seed, plots=False, progress=False)
+                                samples=samples, seed=seed, plots=False, progress=False,
+                                band_split=band_split)
     row["evaluate_s"] = round(time.perf_counter() - start, 1)
     band = results["band"]
     tracks = results["voice_activity"]["tracks"]
     row["voice_activity"] = {name: round(v["generated"]["mean"], 4) for name, v in tracks.items()}
+    row["band_split"] = band_split
+    # the held-out split's own activity (the key keeps its name; band_split says which split)
     row["voice_activity_test"] = {
         name: round(band["rows"][f"voice_activity[{name}]"]["test"], 4) for name in tracks}
     row["within_band"], row["judged"] = band["n_within"], band["n_judged"]
@@ -190,7 +205,10 @@ def table(rows: dict[str, dict]) -> str:
                                  if seeded else ""),
              "|---" * (len(voices) + 4 + 2 * seeded) + "|"]
     for label, row in rows.items():
-        line = (f"| {label} | " + " | ".join(f"{row['voice_activity'][v]:.1%}" for v in voices)
+        controls = ", ".join(f"{k} {v}" for k, v in row["sampling"].items()
+                             if k != "max_notes_per_step")
+        line = (f"| {label} ({controls}) | "
+                + " | ".join(f"{row['voice_activity'][v]:.1%}" for v in voices)
                 + f" | {row['test_nll_frames_2_to_T']:.3f} | {row['within_band']}/"
                   f"{row['judged']} | {row['two_sample_accuracy']:.1%} |")
         if seeded and "by_seed" in row:
@@ -200,9 +218,10 @@ def table(rows: dict[str, dict]) -> str:
         elif seeded:
             line += " - | - |"
         lines.append(line)
-    lines.append("| real test chorales | " + " | ".join(
+    split = first.get("band_split", "test")
+    lines.append(f"| real {split} chorales | " + " | ".join(
         f"{first['voice_activity_test'][v]:.1%}" for v in voices)
-        + f" | - | (the band) | {first['two_sample_test_vs_train']:.1%} (test vs train) |"
+        + f" | - | (the band) | {first['two_sample_test_vs_train']:.1%} ({split} vs train) |"
         + (" - | - |" if seeded else ""))
     return "\n".join(lines)
 
@@ -222,6 +241,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sampling", action="append", default=[],
                         help="KEY=VALUE: a sampling control instead of the demo's, e.g. "
                              "temperature=0.9 (repeatable; applies to every model)")
+    parser.add_argument("--model-sampling", action="append", default=[],
+                        help="LABEL:KEY=VALUE: a sampling control for one model only, over "
+                             "--sampling (repeatable; one checkpoint under several labels "
+                             "sweeps its sampling controls side by side)")
+    parser.add_argument("--band-split", choices=("test", "valid"), default="test",
+                        help="the held-out split that sets the band and the two-sample "
+                             "test's real pieces: test (the figures to report) or valid (to "
+                             "choose sampling controls without looking at test)")
     parser.add_argument("--note", action="append", default=[],
                         help="LABEL=TEXT: how a checkpoint was made (repeatable)")
     args = parser.parse_args(argv)
@@ -232,11 +259,23 @@ def main(argv: list[str] | None = None) -> int:
     load = list(os.getloadavg())
     sampling = {key: json.loads(value) for key, _, value in
                 (item.partition("=") for item in args.sampling)}
+    per_model: dict[str, dict] = {}
+    for item in args.model_sampling:
+        label, _, setting = item.partition(":")
+        key, _, value = setting.partition("=")
+        if not (label and key and value):
+            parser.error(f"--model-sampling {item!r}: expected LABEL:KEY=VALUE")
+        per_model.setdefault(label, {})[key] = json.loads(value)
+    labels = [spec.partition("=")[0] for spec in args.model]
+    for label in per_model:
+        if label not in labels:
+            parser.error(f"--model-sampling names {label!r}, which no --model has")
     rows = {}
     for spec in args.model:
         label, _, checkpoint = spec.partition("=")
         rows[label] = score_model(label, checkpoint, args.samples, args.bars, seeds,
-                                  args.work / label, args.threads, sampling)
+                                  args.work / label, args.threads,
+                                  {**sampling, **per_model.get(label, {})}, args.band_split)
     notes = dict(n.split("=", 1) for n in args.note)
     for label, text in notes.items():
         if label in rows:
@@ -251,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                       argv if argv is not None else sys.argv[1:]),
                   "corpus": CORPUS, "samples": args.samples, "bars": args.bars,
                   "seed": seeds[0], "seeds": seeds, "threads": args.threads,
+                  "band_split": args.band_split,
                   "load_average_start": load, "load_average_end": list(os.getloadavg()),
                   "total_wall_s": round(time.perf_counter() - begin, 1),
                   "models": rows, "targets": checks, "table": text}
