@@ -8,9 +8,11 @@ For every ``--model LABEL=CHECKPOINT`` (a run folder or ``pretrained:NAME``) thi
   computes it), and beside it the whole-piece figure of benchmarks/heldout_nll.py
   (first frame included, what a shipped model's card holds);
 * generates ``--samples`` pieces of ``--bars`` bars the way the demo draws them
-  (:data:`tunesmith.cli.demo.DEMO_SAMPLING`: temperature 0.9, one note per voice, no note
-  held past 16 steps) and runs ``tunesmith evaluate``'s machinery on them against
-  ``bach-chorales:train`` with the held-out band (the test split): **per-voice activity**
+  (:func:`tunesmith.cli.demo.demo_sampling`: :data:`~tunesmith.cli.demo.DEMO_SAMPLING`,
+  temperature 0.9, one note per voice, no note held past 16 steps, under the checkpoint's
+  own card's sampling where it names one) and runs ``tunesmith evaluate``'s machinery on
+  them against ``bach-chorales:train`` with the held-out band (the test split):
+  **per-voice activity**
   (fraction of steps each voice sounds), **metrics within band** (count / judged) and the
   **two-sample accuracy** (a small CNN telling generated 4-bar windows from real test
   ones, cross-validated; 50 % = indistinguishable);
@@ -114,7 +116,7 @@ def sample_and_evaluate(label: str, folder: Path, samples: int, bars: int, seed:
                         work: Path, sampling: dict | None, band_split: str = "test") -> dict:
     """One sampling seed: generate, evaluate against train with the band of the held-out
     ``band_split`` (test, or valid when choosing sampling controls)."""
-    from tunesmith.cli.demo import DEMO_SAMPLING
+    from tunesmith.cli.demo import demo_sampling
     from tunesmith.evaluation.report import run_evaluation
     from tunesmith.generation.generate import generate_from_checkpoint
     from tunesmith.models.sampling import SamplingControls
@@ -125,7 +127,7 @@ def sample_and_evaluate(label: str, folder: Path, samples: int, bars: int, seed:
           flush=True)
     start = time.perf_counter()
     out = work
-    row["sampling"] = {**DEMO_SAMPLING, **(sampling or {})}
+    row["sampling"] = {**demo_sampling(folder), **(sampling or {})}
     controls = SamplingControls(seed=seed, **row["sampling"])
     generate_from_checkpoint(folder, n=samples, bars=bars, controls=controls,
                              out_dir=out / "samples", wav=False, png=False)
