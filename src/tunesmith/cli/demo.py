@@ -52,9 +52,11 @@ DEMO_OPTIONS = {"head": "voices", "dropout": 0.3}
 DEMO_TRAIN = {"window": None, "length_buckets": True, "batch_size": 16, "lr": 2e-3,
               "gradient_clip": 1.0, "early_stopping_patience": 0, "lr_schedule": "plateau",
               "epochs": None, "threads": 1}
-#: how it samples: temperature 0.9 (fewer stray chromatic notes than 1.0, which drifted
-#: out of key; benchmarks/sample_quality.py --sampling temperature=T), one note per voice,
-#: no note held longer than a whole note (4/4 at 4 steps a quarter)
+#: how it samples its own model: temperature 0.9 (fewer stray chromatic notes than 1.0, which
+#: drifted out of key; benchmarks/sample_quality.py --sampling temperature=T), one note per
+#: voice, no note held longer than a whole note (4/4 at 4 steps a quarter). A checkpoint
+#: whose card names its sampling (the shipped model's, chosen on the valid split) is drawn
+#: with that instead (:func:`demo_sampling`)
 DEMO_SAMPLING = {"temperature": 0.9, "max_notes_per_step": 1, "max_sustain_steps": 16}
 #: the shipped model the demo plays first
 SHIPPED_MODEL = "bach-chorales"
