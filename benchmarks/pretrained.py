@@ -17,6 +17,15 @@ Usage (the lead packages other runs the same way)::
 
     PYTHONPATH=src python benchmarks/pretrained.py RUN_DIR NAME [--samples 32]
         [--command "tunesmith train ..."] [--minutes-note "..."] [--force]
+        [--sampling KEY=VALUE ... --sampling-chosen "how they were chosen"]
+
+``--sampling`` records the model's default sampling controls in its card (``sampling``:
+``generate``, ``evaluate``, the studio and the demo draw with them unless told otherwise);
+the card's quality figures are then measured with them. To set them on a model already
+shipped, without retraining or touching its weights (its quality is measured again)::
+
+    PYTHONPATH=src python benchmarks/pretrained.py --update-sampling NAME \
+        --sampling temperature=1.0 --sampling max_sustain_steps=16 --sampling-chosen "..."
 
 The folder must stay under 10 MB (``tunesmith.pretrained.MAX_BYTES``); the script refuses
 a larger one. Evaluation parses the reference corpus once and caches its summary
@@ -174,8 +183,10 @@ def drums_two_sample(checkpoint: Path, run: dict, seed: int = 0) -> dict:
 
 
 def quality(checkpoint: Path, corpus: str, samples: int, seed: int, out: Path) -> dict:
-    """Figures of ``tunesmith evaluate CHECKPOINT --reference CORPUS:train``."""
+    """Figures of ``tunesmith evaluate CHECKPOINT --reference CORPUS:train`` (samples drawn
+    with the checkpoint's card's sampling, when its card names one)."""
     from tunesmith.evaluation.report import run_evaluation
+    from tunesmith.training.checkpoint import sampling_defaults
 
     start = time.perf_counter()
     results, _ = run_evaluation(checkpoint, f"{corpus}:train", out, samples=samples, seed=seed,
@@ -205,8 +216,47 @@ def quality(checkpoint: Path, corpus: str, samples: int, seed: int, out: Path) -
         "two_sample_accuracy": accuracy("samples"),
         "two_sample_band": accuracy("band"),
         "plagiarism_flagged": results["plagiarism"]["n_flagged"],
+        "sampling": sampling_defaults(checkpoint) or "SamplingControls defaults",
         "seconds": round(time.perf_counter() - start, 1),
     }
+
+
+def sampling_entry(sampling: dict, chosen: str) -> dict:
+    """A card's ``sampling``: the controls (checked) and how they were chosen."""
+    from tunesmith.models.sampling import SamplingControls
+    from tunesmith.training.checkpoint import SAMPLING_DEFAULT_KEYS
+
+    unknown = sorted(set(sampling) - set(SAMPLING_DEFAULT_KEYS))
+    if unknown:
+        raise SystemExit(f"--sampling: unknown control(s) {', '.join(unknown)}; expected "
+                         f"{', '.join(SAMPLING_DEFAULT_KEYS)}")
+    SamplingControls(**sampling)  # a bad value fails here, before anything is written
+    if not chosen:
+        raise SystemExit("--sampling needs --sampling-chosen: say how the controls were chosen")
+    return {"controls": dict(sampling), "chosen": chosen}
+
+
+def update_sampling(name: str, dest: Path, sampling: dict, chosen: str, samples: int = 32,
+                    seed: int = 0) -> Path:
+    """Record default sampling controls in a shipped model's card and measure its quality
+    again with them; weights, config, training and NLL stay as they are."""
+    from tunesmith.pretrained import CARD_FILE
+    from tunesmith.training.checkpoint import read_json, write_json
+
+    folder = dest / name
+    card = read_json(folder / CARD_FILE)
+    card["sampling"] = sampling_entry(sampling, chosen)
+    write_json(folder / CARD_FILE, card)  # quality below draws with it
+    print(f"{name}: evaluating {samples} samples against {card['corpus']}:train with "
+          f"{sampling} ...", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        card["quality"] = quality(folder, card["corpus"], samples, seed, Path(tmp))
+    print(f"  within band {card['quality']['within_band']}/{card['quality']['judged']}, "
+          f"two-sample accuracy {card['quality']['two_sample_accuracy']}", flush=True)
+    card["tunesmith_commit"] = git_commit()
+    write_json(folder / CARD_FILE, card)
+    print(f"wrote {folder / CARD_FILE}")
+    return folder
 
 
 def git_commit() -> str:
@@ -232,7 +282,8 @@ def machine() -> str:
 
 
 def package(run_dir: Path, name: str, dest: Path, samples: int = 32, seed: int = 0,
-            command: str | None = None, note: str = "", force: bool = False) -> Path:
+            command: str | None = None, note: str = "", force: bool = False,
+            sampling: dict | None = None, sampling_chosen: str = "") -> Path:
     from tunesmith.data import get_corpus
     from tunesmith.pretrained import CARD_FILE, MAX_BYTES
     from tunesmith.representations.info import DataInfo
@@ -268,6 +319,9 @@ def package(run_dir: Path, name: str, dest: Path, samples: int = 32, seed: int =
     print(f"{name}: held-out NLL on {corpus_name}:test ...", flush=True)
     nll = held_out_nll(folder, run)
     print(f"  {nll['value']} {nll['unit']} over {nll['pieces']} pieces", flush=True)
+    card_sampling = sampling_entry(sampling, sampling_chosen) if sampling else None
+    if card_sampling:  # the quality figures below draw with the card's sampling
+        write_json(folder / CARD_FILE, {"name": name, "sampling": card_sampling})
     print(f"{name}: evaluating {samples} samples against {corpus_name}:train ...", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         figures = quality(folder, corpus_name, samples, seed, Path(tmp))
@@ -298,6 +352,7 @@ def package(run_dir: Path, name: str, dest: Path, samples: int = 32, seed: int =
         },
         "held_out_nll": nll,
         "quality": figures,
+        **({"sampling": card_sampling} if card_sampling else {}),
         "tunesmith_commit": git_commit(),
     }
     write_json(folder / CARD_FILE, card)
@@ -307,8 +362,15 @@ def package(run_dir: Path, name: str, dest: Path, samples: int = 32, seed: int =
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_dir", type=Path, help="a training run folder")
-    parser.add_argument("name", help="the shipped name (pretrained:NAME)")
+    parser.add_argument("run_dir", type=Path, nargs="?", help="a training run folder")
+    parser.add_argument("name", nargs="?", help="the shipped name (pretrained:NAME)")
+    parser.add_argument("--update-sampling", metavar="NAME", default=None,
+                        help="set --sampling on the shipped model NAME and measure its "
+                             "quality again (no run folder, weights untouched)")
+    parser.add_argument("--sampling", action="append", default=[], metavar="KEY=VALUE",
+                        help="a default sampling control for the card (repeatable)")
+    parser.add_argument("--sampling-chosen", default="",
+                        help="how the --sampling controls were chosen (e.g. the sweep)")
     parser.add_argument("--dest", type=Path, default=ROOT / "src" / "tunesmith" / "pretrained")
     parser.add_argument("--samples", type=int, default=32, help="pieces generated to evaluate")
     parser.add_argument("--seed", type=int, default=0)
@@ -316,8 +378,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--note", default="", help="a note on the run (machine load...)")
     parser.add_argument("--force", action="store_true", help="replace an existing model")
     args = parser.parse_args(argv)
+    sampling = {key: json.loads(value) for key, _, value in
+                (item.partition("=") for item in args.sampling)}
+    if args.update_sampling:
+        if not sampling:
+            parser.error("--update-sampling needs --sampling KEY=VALUE")
+        update_sampling(args.update_sampling, args.dest, sampling, args.sampling_chosen,
+                        samples=args.samples, seed=args.seed)
+        return 0
+    if args.run_dir is None or args.name is None:
+        parser.error("RUN_DIR and NAME are required (or --update-sampling NAME)")
     package(args.run_dir, args.name, args.dest, samples=args.samples, seed=args.seed,
-            command=args.command, note=args.note, force=args.force)
+            command=args.command, note=args.note, force=args.force, sampling=sampling or None,
+            sampling_chosen=args.sampling_chosen)
     return 0
 
 

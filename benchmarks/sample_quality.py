@@ -8,9 +8,11 @@ For every ``--model LABEL=CHECKPOINT`` (a run folder or ``pretrained:NAME``) thi
   computes it), and beside it the whole-piece figure of benchmarks/heldout_nll.py
   (first frame included, what a shipped model's card holds);
 * generates ``--samples`` pieces of ``--bars`` bars the way the demo draws them
-  (:data:`tunesmith.cli.demo.DEMO_SAMPLING`: temperature 0.9, one note per voice, no note
-  held past 16 steps) and runs ``tunesmith evaluate``'s machinery on them against
-  ``bach-chorales:train`` with the held-out band (the test split): **per-voice activity**
+  (:func:`tunesmith.cli.demo.demo_sampling`: :data:`~tunesmith.cli.demo.DEMO_SAMPLING`,
+  temperature 0.9, one note per voice, no note held past 16 steps, under the checkpoint's
+  own card's sampling where it names one) and runs ``tunesmith evaluate``'s machinery on
+  them against ``bach-chorales:train`` with the held-out band (the test split):
+  **per-voice activity**
   (fraction of steps each voice sounds), **metrics within band** (count / judged) and the
   **two-sample accuracy** (a small CNN telling generated 4-bar windows from real test
   ones, cross-validated; 50 % = indistinguishable);
@@ -21,6 +23,16 @@ For every ``--model LABEL=CHECKPOINT`` (a run folder or ``pretrained:NAME``) thi
 
 The real row is the test split itself: its voice activity, and the two-sample accuracy of
 test against train pieces (the band of that test).
+
+**Choosing sampling controls without looking at test.** ``--band-split valid`` measures the
+band (and the two-sample test's real pieces) on the valid split instead: valid against
+train. ``--model-sampling LABEL:KEY=VALUE`` sets a control for one label, so one
+checkpoint under several labels sweeps controls in one run::
+
+    PYTHONPATH=src nice python benchmarks/sample_quality.py --band-split valid \\
+        --model t0.8=pretrained:bach-chorales --model-sampling t0.8:temperature=0.8 \\
+        --model t0.9=pretrained:bach-chorales --model-sampling t0.9:temperature=0.9 \\
+        --samples 32 --seed 0 --seed 1 --seed 2 --out OUT.json
 
 Usage::
 
@@ -49,7 +61,8 @@ TARGETS = {
 
 
 def score_model(label: str, checkpoint: str, samples: int, bars: int, seeds: list[int],
-                work: Path, threads: int, sampling: dict | None = None) -> dict:
+                work: Path, threads: int, sampling: dict | None = None,
+                band_split: str = "test") -> dict:
     """NLL once, then sampling and evaluation for every sampling seed; the row's own
     figures are those of the first seed, ``by_seed`` holds each seed's and ``mean`` the
     means over seeds (within band, two-sample accuracy, lowest voice activity)."""
@@ -84,7 +97,7 @@ def score_model(label: str, checkpoint: str, samples: int, bars: int, seeds: lis
     by_seed = {}
     for seed in seeds:
         by_seed[seed] = sample_and_evaluate(label, folder, samples, bars, seed,
-                                            work / f"seed{seed}", sampling)
+                                            work / f"seed{seed}", sampling, band_split)
     row.update(by_seed[seeds[0]])
     print(f"  {label}: NLL {row['test_nll_frames_2_to_T']} nats/frame", flush=True)
     if len(seeds) > 1:
@@ -100,31 +113,35 @@ def score_model(label: str, checkpoint: str, samples: int, bars: int, seeds: lis
 
 
 def sample_and_evaluate(label: str, folder: Path, samples: int, bars: int, seed: int,
-                        work: Path, sampling: dict | None) -> dict:
-    """One sampling seed: generate, evaluate against train with the test band."""
-    from tunesmith.cli.demo import DEMO_SAMPLING
+                        work: Path, sampling: dict | None, band_split: str = "test") -> dict:
+    """One sampling seed: generate, evaluate against train with the band of the held-out
+    ``band_split`` (test, or valid when choosing sampling controls)."""
+    from tunesmith.cli.demo import demo_sampling
     from tunesmith.evaluation.report import run_evaluation
     from tunesmith.generation.generate import generate_from_checkpoint
     from tunesmith.models.sampling import SamplingControls
 
     row = {"seed": seed}
     print(f"{label}: {samples} samples of {bars} bars (sampling seed {seed}), evaluated "
-          f"against {CORPUS}:train ...",
+          f"against {CORPUS}:train with the {band_split} band ...",
           flush=True)
     start = time.perf_counter()
     out = work
-    row["sampling"] = {**DEMO_SAMPLING, **(sampling or {})}
+    row["sampling"] = {**demo_sampling(folder), **(sampling or {})}
     controls = SamplingControls(seed=seed, **row["sampling"])
     generate_from_checkpoint(folder, n=samples, bars=bars, controls=controls,
                              out_dir=out / "samples", wav=False, png=False)
     row["generate_s"] = round(time.perf_counter() - start, 1)
     start = time.perf_counter()
     results, _ = run_evaluation(out / "samples", f"{CORPUS}:train", out / "evaluate",
-                                samples=samples, seed=seed, plots=False, progress=False)
+                                samples=samples, seed=seed, plots=False, progress=False,
+                                band_split=band_split)
     row["evaluate_s"] = round(time.perf_counter() - start, 1)
     band = results["band"]
     tracks = results["voice_activity"]["tracks"]
     row["voice_activity"] = {name: round(v["generated"]["mean"], 4) for name, v in tracks.items()}
+    row["band_split"] = band_split
+    # the held-out split's own activity (the key keeps its name; band_split says which split)
     row["voice_activity_test"] = {
         name: round(band["rows"][f"voice_activity[{name}]"]["test"], 4) for name in tracks}
     row["within_band"], row["judged"] = band["n_within"], band["n_judged"]
@@ -190,7 +207,10 @@ def table(rows: dict[str, dict]) -> str:
                                  if seeded else ""),
              "|---" * (len(voices) + 4 + 2 * seeded) + "|"]
     for label, row in rows.items():
-        line = (f"| {label} | " + " | ".join(f"{row['voice_activity'][v]:.1%}" for v in voices)
+        controls = ", ".join(f"{k} {v}" for k, v in row["sampling"].items()
+                             if k != "max_notes_per_step")
+        line = (f"| {label} ({controls}) | "
+                + " | ".join(f"{row['voice_activity'][v]:.1%}" for v in voices)
                 + f" | {row['test_nll_frames_2_to_T']:.3f} | {row['within_band']}/"
                   f"{row['judged']} | {row['two_sample_accuracy']:.1%} |")
         if seeded and "by_seed" in row:
@@ -200,9 +220,10 @@ def table(rows: dict[str, dict]) -> str:
         elif seeded:
             line += " - | - |"
         lines.append(line)
-    lines.append("| real test chorales | " + " | ".join(
+    split = first.get("band_split", "test")
+    lines.append(f"| real {split} chorales | " + " | ".join(
         f"{first['voice_activity_test'][v]:.1%}" for v in voices)
-        + f" | - | (the band) | {first['two_sample_test_vs_train']:.1%} (test vs train) |"
+        + f" | - | (the band) | {first['two_sample_test_vs_train']:.1%} ({split} vs train) |"
         + (" - | - |" if seeded else ""))
     return "\n".join(lines)
 
@@ -222,6 +243,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sampling", action="append", default=[],
                         help="KEY=VALUE: a sampling control instead of the demo's, e.g. "
                              "temperature=0.9 (repeatable; applies to every model)")
+    parser.add_argument("--model-sampling", action="append", default=[],
+                        help="LABEL:KEY=VALUE: a sampling control for one model only, over "
+                             "--sampling (repeatable; one checkpoint under several labels "
+                             "sweeps its sampling controls side by side)")
+    parser.add_argument("--band-split", choices=("test", "valid"), default="test",
+                        help="the held-out split that sets the band and the two-sample "
+                             "test's real pieces: test (the figures to report) or valid (to "
+                             "choose sampling controls without looking at test)")
     parser.add_argument("--note", action="append", default=[],
                         help="LABEL=TEXT: how a checkpoint was made (repeatable)")
     args = parser.parse_args(argv)
@@ -232,11 +261,23 @@ def main(argv: list[str] | None = None) -> int:
     load = list(os.getloadavg())
     sampling = {key: json.loads(value) for key, _, value in
                 (item.partition("=") for item in args.sampling)}
+    per_model: dict[str, dict] = {}
+    for item in args.model_sampling:
+        label, _, setting = item.partition(":")
+        key, _, value = setting.partition("=")
+        if not (label and key and value):
+            parser.error(f"--model-sampling {item!r}: expected LABEL:KEY=VALUE")
+        per_model.setdefault(label, {})[key] = json.loads(value)
+    labels = [spec.partition("=")[0] for spec in args.model]
+    for label in per_model:
+        if label not in labels:
+            parser.error(f"--model-sampling names {label!r}, which no --model has")
     rows = {}
     for spec in args.model:
         label, _, checkpoint = spec.partition("=")
         rows[label] = score_model(label, checkpoint, args.samples, args.bars, seeds,
-                                  args.work / label, args.threads, sampling)
+                                  args.work / label, args.threads,
+                                  {**sampling, **per_model.get(label, {})}, args.band_split)
     notes = dict(n.split("=", 1) for n in args.note)
     for label, text in notes.items():
         if label in rows:
@@ -251,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
                       argv if argv is not None else sys.argv[1:]),
                   "corpus": CORPUS, "samples": args.samples, "bars": args.bars,
                   "seed": seeds[0], "seeds": seeds, "threads": args.threads,
+                  "band_split": args.band_split,
                   "load_average_start": load, "load_average_end": list(os.getloadavg()),
                   "total_wall_s": round(time.perf_counter() - begin, 1),
                   "models": rows, "targets": checks, "table": text}

@@ -141,3 +141,61 @@ def test_band_from_the_test_split_leads_the_report(tmp_path):
     assert lower["samples"] < 0.6 and lower["within"] is False  # half the time silent
     assert report["two_sample"] is None and "two_sample_accuracy" not in report["band"]["rows"]
     assert report["context"]["reference_from_cache"] is True
+
+
+def test_band_from_the_valid_split_is_measured_on_the_valid_pieces(tmp_path):
+    """--band-split valid: the band is valid vs train (to choose sampling controls without
+    looking at test); it is computed from the valid pieces and differs from the test band."""
+    from tunesmith.errors import ConfigError
+    from tunesmith.evaluation import metrics
+    from tunesmith.evaluation.reference import held_out_split, reference_summary
+
+    rng = np.random.default_rng(2)
+    reference = tmp_path / "ref"
+    for i in range(40):
+        # pieces of different lengths, so a mean differs from split to split
+        save_midi(random_piece(rng, n_notes=int(rng.integers(20, 120))),
+                  reference / f"piece{i:02d}.mid")
+    generated = tmp_path / "gen"
+    for i in range(6):
+        save_midi(random_piece(rng), generated / f"new{i}.mid")
+    spec = f"folder:{reference}"
+    valid, _, _ = reference_summary(spec, "valid", workers=1, progress=False)
+    test, _, _ = reference_summary(spec, "test", workers=1, progress=False)
+    assert len(valid) >= 2 and len(test) >= 2 and set(valid.names).isdisjoint(test.names)
+
+    reports = {}
+    for split in ("test", "valid"):
+        out = tmp_path / split
+        main(["evaluate", str(generated), "--reference", spec, "--out", str(out),
+              "--workers", "1", "--no-plots", "--band-split", split])
+        reports[split] = json.loads((out / "report.json").read_text())
+        first = next(line for line in (out / "report.md").read_text().splitlines()
+                     if line.startswith("|"))
+        assert first == f"| metric | samples | {split}-split band | within band |"
+    band = reports["valid"]["band"]
+    assert band["split"] == "valid" and reports["test"]["band"]["split"] == "test"
+    assert band["n_test"] == len(valid)
+    assert reports["valid"]["two_sample"]["real"] == "held-out valid split"
+    assert reports["valid"]["two_sample"]["samples"]["pieces"][0] == len(valid)
+    # each metric's held-out value is the mean over the valid pieces, not the test ones
+    for name in metrics.feature_vector(metrics.NoteTable.of(random_piece(rng))):
+        row, row_test = band["rows"].get(name), reports["test"]["band"]["rows"].get(name)
+        if row is None or row["kind"] != "mean" or row["test"] is None:
+            continue
+        assert row["test"] == pytest.approx(np.nanmean(valid.column(name)))
+        assert row_test["test"] == pytest.approx(np.nanmean(test.column(name)))
+    # the samples and train are the same in both runs; only the band moved
+    assert reports["valid"]["metrics"] == reports["test"]["metrics"]
+    moved = [n for n, r in band["rows"].items()
+             if r["test"] is not None and r["test"] != reports["test"]["band"]["rows"][n]["test"]]
+    assert len(moved) > len(band["rows"]) // 2
+
+    assert held_out_split("train", "valid") == "valid"
+    assert held_out_split("valid", "valid") is None  # valid against itself has no band
+    with pytest.raises(ConfigError, match="band split"):
+        held_out_split("train", "train")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", str(generated), "--reference", spec, "--out", str(tmp_path / "x"),
+              "--band-split", "train"])
+    assert exit_info.value.code == 2

@@ -130,3 +130,74 @@ def test_size_guard_and_empty_primer_read_the_keys_of_the_stored_data_info(name)
         with pytest.raises(Refused, match="GiB of samples"):
             check_sample_size(meta, 1, steps)
         check_sample_size(meta, 1, steps // info.keys)  # what a 1-key count would allow
+
+
+def _with_sampling(folder, controls: dict) -> None:
+    """Give the fake shipped model's card a ``sampling`` entry."""
+    card_path = folder / pretrained.CARD_FILE
+    card = json.loads(card_path.read_text())
+    card["sampling"] = {"controls": controls, "chosen": "in a test"}
+    card_path.write_text(json.dumps(card))
+
+
+def test_a_cards_sampling_is_the_default_of_generate_evaluate_studio_and_demo(
+        fake_shipped, tmp_path, monkeypatch):
+    """What a card's ``sampling.controls`` holds is how generate (CLI and API), the studio
+    and the demo draw the model unless told otherwise; an explicit control still wins."""
+    from tunesmith.cli.demo import DEMO_SAMPLING, demo_sampling
+    from tunesmith.errors import CheckpointError
+    from tunesmith.generation import generate as generation
+    from tunesmith.studio.session import Studio
+
+    assert checkpoint.sampling_defaults("pretrained:tiny") == {}  # a card without sampling
+    card = {"temperature": 0.5, "max_sustain_steps": 3, "max_notes_per_step": 1}
+    _with_sampling(fake_shipped, card)
+    assert checkpoint.sampling_defaults("pretrained:tiny") == card
+
+    seen = []
+    original = generation.sample_arrays
+
+    def spy(model, meta, n, steps, controls, *args):
+        seen.append(controls)
+        return original(model, meta, n, steps, controls, *args)
+
+    monkeypatch.setattr(generation, "sample_arrays", spy)
+    generation.generate_from_checkpoint("pretrained:tiny", n=1, bars=1, out_dir=tmp_path / "a",
+                                        wav=False, png=False, seed=3)
+    assert (seen[-1].temperature, seen[-1].max_sustain_steps, seen[-1].seed) == (0.5, 3, 3)
+    run_cli(["generate", "--checkpoint", "pretrained:tiny", "--n", "1", "--bars", "1",
+             "--no-wav", "--no-png", "--out", str(tmp_path / "b")])
+    assert (seen[-1].temperature, seen[-1].max_sustain_steps,
+            seen[-1].max_notes_per_step) == (0.5, 3, 1)
+    run_cli(["generate", "--checkpoint", "pretrained:tiny", "--n", "1", "--bars", "1",
+             "--temperature", "1.2", "--max-sustain", "0", "--no-wav", "--no-png",
+             "--out", str(tmp_path / "c")])
+    assert (seen[-1].temperature, seen[-1].max_sustain_steps,
+            seen[-1].max_notes_per_step) == (1.2, 0, 1)
+
+    studio = Studio(["pretrained:tiny"], tmp_path / "studio")
+    entry = studio.entry("pretrained:tiny")
+    assert studio.describe("pretrained:tiny")["sampling"] == {"top_p": 1.0, **card}
+    page = studio.controls({}, entry)  # the page sent nothing: the card's
+    assert (page.temperature, page.max_sustain_steps) == (0.5, 3)
+    page = studio.controls({"temperature": "0.7", "top_p": "0.9"}, entry)
+    assert (page.temperature, page.top_p, page.max_sustain_steps) == (0.7, 0.9, 3)
+
+    assert demo_sampling(checkpoint.resolve_checkpoint("pretrained:tiny")) == \
+        {**DEMO_SAMPLING, **card}
+
+    _with_sampling(fake_shipped, {"temperature": 0.5, "warmth": 2})
+    with pytest.raises(CheckpointError, match="warmth"):
+        checkpoint.sampling_defaults("pretrained:tiny")
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_sampling_defaults_are_valid_controls(name):
+    from tunesmith.models.sampling import SamplingControls
+
+    defaults = checkpoint.sampling_defaults(f"pretrained:{name}")
+    controls = SamplingControls(**defaults)
+    assert {k: getattr(controls, k) for k in defaults} == defaults
+    sampling = pretrained.card(name).get("sampling")
+    if sampling is not None:  # a card that names its sampling says how it was chosen
+        assert sampling["chosen"]

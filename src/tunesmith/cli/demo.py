@@ -52,9 +52,11 @@ DEMO_OPTIONS = {"head": "voices", "dropout": 0.3}
 DEMO_TRAIN = {"window": None, "length_buckets": True, "batch_size": 16, "lr": 2e-3,
               "gradient_clip": 1.0, "early_stopping_patience": 0, "lr_schedule": "plateau",
               "epochs": None, "threads": 1}
-#: how it samples: temperature 0.9 (fewer stray chromatic notes than 1.0, which drifted
-#: out of key; benchmarks/sample_quality.py --sampling temperature=T), one note per voice,
-#: no note held longer than a whole note (4/4 at 4 steps a quarter)
+#: how it samples its own model: temperature 0.9 (fewer stray chromatic notes than 1.0, which
+#: drifted out of key; benchmarks/sample_quality.py --sampling temperature=T), one note per
+#: voice, no note held longer than a whole note (4/4 at 4 steps a quarter). A checkpoint
+#: whose card names its sampling (the shipped model's, chosen on the valid split) is drawn
+#: with that instead (:func:`demo_sampling`)
 DEMO_SAMPLING = {"temperature": 0.9, "max_notes_per_step": 1, "max_sustain_steps": 16}
 #: the shipped model the demo plays first
 SHIPPED_MODEL = "bach-chorales"
@@ -176,12 +178,21 @@ def start_reference_summary():
     return process
 
 
+def demo_sampling(checkpoint: Path) -> dict:
+    """How the demo draws from a checkpoint: :data:`DEMO_SAMPLING`, under the checkpoint's
+    own defaults where it has them (the shipped model's card, chosen on the valid split)."""
+    from tunesmith.training.checkpoint import sampling_defaults
+
+    return {**DEMO_SAMPLING, **sampling_defaults(checkpoint)}
+
+
 def compose(checkpoint: Path, out_dir: Path, *, n: int, bars: int, seed: int) -> dict:
-    """Four chorales (MIDI, WAV, PNG) in ``out_dir``, drawn the demo's way."""
+    """Four chorales (MIDI, WAV, PNG) in ``out_dir``, drawn the demo's way
+    (:func:`demo_sampling`)."""
     from tunesmith.generation.generate import generate_from_checkpoint
     from tunesmith.models.sampling import SamplingControls
 
-    controls = SamplingControls(seed=seed, **DEMO_SAMPLING)
+    controls = SamplingControls(seed=seed, **demo_sampling(checkpoint))
     start = time.perf_counter()
     paths = generate_from_checkpoint(checkpoint, n=n, bars=bars, controls=controls,
                                      out_dir=out_dir, stem="chorale")
@@ -201,7 +212,7 @@ def evaluate_set(composed: dict, *, bars: int, seed: int, eval_samples: int) -> 
     samples = out_dir / "evaluate" / "samples"
     if samples.is_dir():
         shutil.rmtree(samples)  # the demo's own earlier samples
-    controls = SamplingControls(seed=seed, **DEMO_SAMPLING)
+    controls = SamplingControls(seed=seed, **demo_sampling(composed["checkpoint"]))
     generate_from_checkpoint(composed["checkpoint"], n=eval_samples, bars=bars,
                              controls=controls, out_dir=samples, wav=False, png=False,
                              seed=seed + 1)

@@ -37,6 +37,10 @@ def register(app: typer.Typer) -> None:
             True, help="With CORPUS:train, measure the test split too: the held-out band."),
         two_sample: bool = typer.Option(
             True, help="Classifier two-sample test on 4-bar windows (a few seconds)."),
+        band_split: str = typer.Option(
+            "test", "--band-split",
+            help="The held-out split that sets the band: test, or valid to choose sampling "
+                 "controls without looking at test."),
     ) -> None:
         """Metrics with their held-out band, two-sample test, pitch-class JS, likelihood,
         Yang & Lerch and plagiarism vs a corpus."""
@@ -53,7 +57,11 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--workers must be >= 1, got {workers}")
 
         from tunesmith.data.corpora import get_corpus
-        from tunesmith.evaluation.reference import parse_reference
+        from tunesmith.evaluation.reference import BAND_SPLITS, parse_reference
+
+        if band_split not in BAND_SPLITS:
+            raise ConfigError(f"--band-split must be one of {', '.join(BAND_SPLITS)}, "
+                              f"got {band_split!r}")
 
         get_corpus(parse_reference(reference)[0], path)  # an unknown corpus fails at once
 
@@ -65,6 +73,7 @@ def register(app: typer.Typer) -> None:
             generated, reference, out, path=path, samples=samples,
             lcs_threshold=lcs_threshold, span_threshold=span_threshold, workers=workers,
             refresh=refresh, seed=seed, plots=plots, band=band, two_sample=two_sample,
+            band_split=band_split,
         )
         console = Console()
         print_summary(results, console)

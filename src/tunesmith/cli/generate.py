@@ -81,15 +81,20 @@ def register(app: typer.Typer) -> None:
                                    "3600, two hours of 4/4 at 120 bpm)."),
         seconds: float = typer.Option(None, "--seconds",
                                       help="Length in seconds (at most 7200)."),
-        temperature: float = typer.Option(1.0, help="Divide logits by this (<1 sharper)."),
-        top_k: int = typer.Option(0, help="Keep the k most likely events (0 = all)."),
-        top_p: float = typer.Option(1.0, help="Nucleus sampling mass (1 = all)."),
+        temperature: float = typer.Option(
+            None, help="Divide logits by this (<1 sharper; default: the model card's, else 1)."),
+        top_k: int = typer.Option(
+            None, help="Keep the k most likely events (0 = all; default: the card's, else 0)."),
+        top_p: float = typer.Option(
+            None, help="Nucleus sampling mass (1 = all; default: the card's, else 1)."),
         threshold: float = typer.Option(
             None, help="Piano-rolls: note on where p > threshold (default: Bernoulli draws)."),
         max_notes_per_step: int = typer.Option(
-            0, help="Piano-rolls: at most this many notes per track and step (0 = any)."),
+            None, help="Piano-rolls: at most this many notes per track and step (0 = any; "
+                       "default: the card's, else 0)."),
         max_sustain: int = typer.Option(
-            0, "--max-sustain", help="Piano-rolls: release notes held this many steps."),
+            None, "--max-sustain", help="Piano-rolls: release notes held this many steps "
+                                        "(0 = never; default: the card's, else 0)."),
         prime: Path = typer.Option(None, "--prime",
                                    help="MIDI/ABC/MusicXML file to continue (kept as is)."),
         pitch_histogram: str = typer.Option(
@@ -113,10 +118,15 @@ def register(app: typer.Typer) -> None:
 
         from tunesmith.generation.generate import generate_from_checkpoint
         from tunesmith.models.sampling import SamplingControls
+        from tunesmith.training.checkpoint import sampling_defaults
 
-        controls = SamplingControls(
-            temperature=temperature, top_k=top_k, top_p=top_p, threshold=threshold,
-            max_notes_per_step=max_notes_per_step, max_sustain_steps=max_sustain, seed=seed)
+        given = {"temperature": temperature, "top_k": top_k, "top_p": top_p,
+                 "threshold": threshold, "max_notes_per_step": max_notes_per_step,
+                 "max_sustain_steps": max_sustain}
+        # what is not given comes from the checkpoint's card (a shipped model's sampling)
+        controls = SamplingControls(**{**sampling_defaults(checkpoint),
+                                       **{k: v for k, v in given.items() if v is not None}},
+                                    seed=seed)
         with empty_pieces() as empty:
             paths = generate_from_checkpoint(
                 checkpoint, n=n, bars=bars, seconds=seconds, controls=controls, prime=prime,

@@ -497,6 +497,7 @@ def compare_sets(
     held_out=None,
     two_sample: bool = True,
     seed: int = 0,
+    held_out_split: str = "test",
 ) -> dict:
     """Every set-level comparison of two :class:`~tunesmith.evaluation.reference.SetSummary`.
 
@@ -507,11 +508,11 @@ def compare_sets(
     generated piece against every reference piece. ``progress`` is called once per
     generated piece searched.
 
-    With ``held_out`` (the corpus's test split, when ``reference`` is its training
-    split) it adds ``band`` (:func:`held_out_band`). With ``two_sample`` it adds the
-    classifier two-sample test of generated against held-out pieces (against the
-    reference when there is no held-out set) and, with ``held_out``, of held-out
-    against reference pieces as its band.
+    With ``held_out`` (the corpus's test split, or the split named ``held_out_split``,
+    when ``reference`` is its training split) it adds ``band`` (:func:`held_out_band`).
+    With ``two_sample`` it adds the classifier two-sample test of generated against
+    held-out pieces (against the reference when there is no held-out set) and, with
+    ``held_out``, of held-out against reference pieces as its band.
     """
     import time
 
@@ -560,7 +561,7 @@ def compare_sets(
         start = time.perf_counter()
         real = held_out if held_out is not None else reference
         c2st_results = {
-            "real": "held-out test split" if held_out is not None else "reference",
+            "real": f"held-out {held_out_split} split" if held_out is not None else "reference",
             "samples": c2st(real.rolls, generated.rolls, seed=seed),
             "band": c2st(held_out.rolls, reference.rolls, seed=seed)
             if held_out is not None else None,
@@ -570,7 +571,8 @@ def compare_sets(
     if held_out is not None:
         start = time.perf_counter()
         band = held_out_band(generated, reference, held_out, c2st_results, seed=seed)
-        band["n_test"] = len(held_out)
+        band["n_test"] = len(held_out)  # pieces of the held-out split (test or valid)
+        band["split"] = held_out_split
         timings["band_s"] = time.perf_counter() - start
     oa = [v["oa_generated"] for v in yl.values() if np.isfinite(v["oa_generated"])]
     kl = [v["kl_generated"] for v in yl.values() if np.isfinite(v["kl_generated"])]

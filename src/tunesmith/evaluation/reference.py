@@ -40,6 +40,9 @@ from tunesmith.evaluation import metrics, plagiarism, two_sample
 #: bump when a metric or the event coding changes (invalidates cached summaries)
 SUMMARY_FORMAT = 2
 SPLIT_CHOICES = ("train", "valid", "test", "all")
+#: the held-out splits that may set the band: test (the default, what a report shows) or
+#: valid (to choose sampling controls without looking at test)
+BAND_SPLITS = ("test", "valid")
 
 
 @dataclass
@@ -194,10 +197,14 @@ def parse_reference(spec: str) -> tuple[str, str]:
     return spec, "train"
 
 
-def held_out_split(split: str) -> str | None:
-    """The split that sets the reference band when comparing with ``split``: the test
-    split when the reference is the training split (the model never saw it), else None."""
-    return "test" if split == "train" else None
+def held_out_split(split: str, band_split: str = "test") -> str | None:
+    """The split that sets the reference band when comparing with ``split``: the held-out
+    ``band_split`` (test by default, or valid to tune sampling without seeing test) when the
+    reference is the training split (the model never saw either), else None."""
+    if band_split not in BAND_SPLITS:
+        raise ConfigError(f"unknown band split {band_split!r}; expected one of "
+                          f"{', '.join(BAND_SPLITS)}")
+    return band_split if split == "train" else None
 
 
 def reference_cache_dir(corpus, split: str) -> Path:

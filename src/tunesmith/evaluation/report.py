@@ -235,8 +235,8 @@ def plot_band(results: dict, path: Path) -> Path:
 # ----------------------------------------------------------------------------- text
 
 
-def _band_cells(row: dict | None) -> tuple[str, str, str]:
-    """(samples, band, within) cells of one band row."""
+def _band_cells(row: dict | None, split: str = "test") -> tuple[str, str, str]:
+    """(samples, band, within) cells of one band row; ``split`` names the held-out split."""
     if row is None:
         return "–", "–", "–"
     if not math.isfinite(row["high"]):
@@ -244,12 +244,12 @@ def _band_cells(row: dict | None) -> tuple[str, str, str]:
     verdict = {True: "yes", False: "**no**", None: "–"}[row["within"]]
     if row["kind"] == "accuracy":
         return (_percent(row["samples"]),
-                f"≤ {_percent(row['high'])} (test vs train {_percent(row['test'])})", verdict)
+                f"≤ {_percent(row['high'])} ({split} vs train {_percent(row['test'])})", verdict)
     if row["kind"] == "distance":
-        return (_fmt(row["samples"], 4), f"≤ {_fmt(row['high'], 4)} (test {_fmt(row['test'], 4)})",
-                verdict)
+        return (_fmt(row["samples"], 4),
+                f"≤ {_fmt(row['high'], 4)} ({split} {_fmt(row['test'], 4)})", verdict)
     return (_fmt(row["samples"]),
-            f"{_fmt(row['low'])} – {_fmt(row['high'])} (test {_fmt(row['test'])})", verdict)
+            f"{_fmt(row['low'])} – {_fmt(row['high'])} ({split} {_fmt(row['test'])})", verdict)
 
 
 def _percent(value) -> str:
@@ -257,8 +257,10 @@ def _percent(value) -> str:
 
 
 def band_table(results: dict, context: dict) -> list[str]:
-    """The report's leading table: metric, samples, test-split band, within band."""
+    """The report's leading table: metric, samples, held-out band (the test split's unless
+    the band was measured on valid), within band."""
     band = results.get("band")
+    split = band.get("split", "test") if band else "test"
     two = results.get("two_sample")
     lines = ["## Sample quality against the held-out band", ""]
     explain = []
@@ -269,21 +271,21 @@ def band_table(results: dict, context: dict) -> list[str]:
         rows = band["rows"]
         lines += [f"**Within band on {band['n_within']} of {band['n_judged']} metrics.**", ""]
         explain = [
-            "The band is where held-out real music lands: the corpus's test split "
+            f"The band is where held-out real music lands: the corpus's {split} split "
             f"({band['n_test']} pieces) measured against its training split. For a "
             f"per-piece metric it is the train mean ± the {100 * band['level']:.0f} % "
             "quantile of the distance from the train mean of the means of sets of the "
             "samples' size resampled from the test pieces; for the pitch-class JS "
             "divergence from the pooled training histogram, the same quantile of that "
-            "divergence; for the two-sample accuracy, the test split's own accuracy "
+            f"divergence; for the two-sample accuracy, the {split} split's own accuracy "
             "against train plus the one-sided noise of a guessing classifier. Samples: "
             "mean over the generated pieces. Voice-activity tracks are matched by "
             f"{band['track_matching']}.",
             "",
         ]
-    lines += ["| metric | samples | test-split band | within band |", "|---|---|---|---|"]
+    lines += [f"| metric | samples | {split}-split band | within band |", "|---|---|---|---|"]
     for name, row in rows.items():
-        cells = _band_cells(row)
+        cells = _band_cells(row, split)
         if row is None and name in results["metrics"]:
             cells = (_fmt(results["metrics"][name]["generated"]["mean"]), "–", "–")
         lines.append(f"| {name} | {' | '.join(cells)} |")
@@ -467,6 +469,7 @@ def print_summary(results: dict, console=None) -> None:
     head.add_row("flagged as copies", f"{plag['n_flagged']} / {len(plag['pieces'])}", "0")
     two = results.get("two_sample")
     band = results.get("band")
+    split = band.get("split", "test") if band else "test"
     if two and two.get("samples"):
         scale = two["band"]["accuracy"] if two.get("band") else 0.5
         head.add_row("two-sample accuracy", _percent(two["samples"]["accuracy"]),
@@ -482,14 +485,14 @@ def print_summary(results: dict, console=None) -> None:
     table.add_column("generated", justify="right")
     table.add_column("reference", justify="right")
     if band:
-        table.add_column("test-split band", justify="right")
+        table.add_column(f"{split}-split band", justify="right")
         table.add_column("within", justify="center")
     for name, stats in results["metrics"].items():
         g, r = stats["generated"], stats["reference"]
         cells = [name, f"{_fmt(g['mean'])} ± {_fmt(g['std'])}",
                  f"{_fmt(r['mean'])} ± {_fmt(r['std'])}"]
         if band:
-            _, interval, verdict = _band_cells(band["rows"].get(name))
+            _, interval, verdict = _band_cells(band["rows"].get(name), split)
             cells += [interval, verdict.replace("**", "")]
         table.add_row(*cells)
     for label, stats in results["voice_activity"]["tracks"].items():
@@ -497,7 +500,8 @@ def print_summary(results: dict, console=None) -> None:
         cells = [f"voice_activity[{label}]", f"{_fmt(g['mean'])} ± {_fmt(g['std'])}",
                  f"{_fmt(r['mean'])} ± {_fmt(r['std'])}"]
         if band:
-            _, interval, verdict = _band_cells(band["rows"].get(f"voice_activity[{label}]"))
+            _, interval, verdict = _band_cells(band["rows"].get(f"voice_activity[{label}]"),
+                                               split)
             cells += [interval, verdict.replace("**", "")]
         table.add_row(*cells)
     console.print(table)
@@ -612,12 +616,14 @@ def run_evaluation(
     plots: bool = True,
     band: bool = True,
     two_sample: bool = True,
+    band_split: str = "test",
 ) -> tuple[dict, dict[str, Path]]:
     """Evaluate a folder of generated pieces (or a checkpoint) against ``CORPUS[:split]``.
 
     When the reference is a training split and ``band`` is set, the corpus's test split
-    is summarised too (cached like the reference) and sets the held-out band of every
-    metric; ``two_sample`` runs the classifier two-sample test. Returns ``(results,
+    (or ``band_split="valid"``: its valid split, to choose sampling controls without
+    looking at test) is summarised too (cached like the reference) and sets the held-out
+    band of every metric; ``two_sample`` runs the classifier two-sample test. Returns ``(results,
     written paths)``; see :func:`write_report`.
     """
     import time
@@ -649,11 +655,12 @@ def run_evaluation(
     context["reference_cache"] = str(cache_dir)
     context["reference_from_cache"] = cached
     held_out_set = None
-    held_split = held_out_split(split) if band else None
+    held_split = held_out_split(split, band_split) if band else None
     if held_split is None:
         context["band_note"] = ("turned off (--no-band)" if not band else
                                 f"the reference is the {split!r} split; the band needs "
-                                f"{corpus}:train, whose test split was never trained on")
+                                f"{corpus}:train, whose {band_split} split was never trained "
+                                f"on")
     else:
         start = time.perf_counter()
         try:
@@ -671,7 +678,8 @@ def run_evaluation(
         task = bar.add_task("", total=len(generated_set))
         results = compare_sets(generated_set, reference_set, lcs_threshold, span_threshold,
                                progress=lambda: bar.advance(task), held_out=held_out_set,
-                               two_sample=two_sample, seed=seed)
+                               two_sample=two_sample, seed=seed,
+                               held_out_split=held_split or "test")
     timings["compare_s"] = time.perf_counter() - start
     start = time.perf_counter()
     context["timings"] = timings

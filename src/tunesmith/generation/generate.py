@@ -34,7 +34,11 @@ from tunesmith.models.sampling import SamplingControls
 from tunesmith.music import keys, load, save_midi
 from tunesmith.render import render_png, render_wav
 from tunesmith.representations.adapter import RepresentationAdapter, get_representation
-from tunesmith.training.checkpoint import checkpoint_data_info, load_checkpoint
+from tunesmith.training.checkpoint import (
+    checkpoint_data_info,
+    load_checkpoint,
+    sampling_defaults,
+)
 
 #: tempo (quarter notes per minute) of representations that store none
 DEFAULT_QPM = 120.0
@@ -334,7 +338,9 @@ def generate_from_checkpoint(
             are 4/4 unless the data recorded another bar, seconds use the
             representation's tempo. Token models get a budget of
             :data:`EVENT_TOKENS_PER_BAR` tokens a bar and are cut to the length.
-        controls: :class:`SamplingControls` (temperature, top-k/p, threshold, note limits).
+        controls: :class:`SamplingControls` (temperature, top-k/p, threshold, note limits);
+            None: the checkpoint's own defaults (a shipped model's card, ``sampling``;
+            :func:`~tunesmith.training.checkpoint.sampling_defaults`), else the class's.
         prime: a MIDI/ABC/MusicXML file whose encoding starts every piece, unchanged.
         pitch_histogram: a key name ("C major"), a music file, or 12 weights; only for
             models trained with a pitch-histogram condition (WaveNet
@@ -346,7 +352,7 @@ def generate_from_checkpoint(
     A piece that holds no notes is written too, with an :class:`EmptyPieceWarning`.
     """
     check_length(bars, seconds, n)
-    controls = controls or SamplingControls()
+    controls = controls or SamplingControls(**sampling_defaults(checkpoint))
     if seed is not None:
         controls = SamplingControls(**{**controls.to_dict(), "seed": int(seed)})
     model, meta = load_checkpoint(checkpoint)

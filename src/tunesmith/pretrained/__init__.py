@@ -13,7 +13,10 @@ plain ``pip install`` carries it) holding::
 machine), ``held_out_nll`` (value, unit and piece count on the corpus's **test** split),
 ``quality`` (from ``tunesmith evaluate`` of samples against the corpus's train split with
 its held-out band: per-track voice activity, metrics within band, two-sample accuracy)
-and ``tunesmith_commit``. ``benchmarks/pretrained.py`` writes a card from a training run.
+``sampling`` (optional: ``controls``, the sampling controls ``generate``, ``evaluate``,
+the studio and the demo draw it with unless told otherwise, and ``chosen``, how they were
+chosen; :func:`tunesmith.training.checkpoint.sampling_defaults` reads them) and
+``tunesmith_commit``. ``benchmarks/pretrained.py`` writes a card from a training run.
 
 Names resolve in one place, :func:`tunesmith.training.checkpoint.resolve_checkpoint`;
 this module lists the models and reads their cards::
@@ -29,6 +32,7 @@ from pathlib import Path
 
 from tunesmith.errors import CheckpointError
 from tunesmith.training.checkpoint import (
+    CARD_FILE,
     PRETRAINED_DIR,
     PRETRAINED_PREFIX,
     load_checkpoint,
@@ -37,7 +41,6 @@ from tunesmith.training.checkpoint import (
     resolve_checkpoint,
 )
 
-CARD_FILE = "card.json"
 #: the most a shipped checkpoint folder may weigh (weights, config and card)
 MAX_BYTES = 10_000_000
 

@@ -208,6 +208,8 @@ class Studio:
             "can_continue": not isinstance(model, MusicVAE | GANModel),
             "regenerate": regenerate,
             "fixed_bars": fixed_bars,
+            # the controls the model is drawn with unless the page changes them (its card's)
+            "sampling": {"temperature": 1.0, "top_p": 1.0, **self.sampling(entry)},
         }
 
     def list_models(self) -> list[dict]:
@@ -299,15 +301,26 @@ class Studio:
 
     # ---- controls ----------------------------------------------------------------------
     @staticmethod
-    def controls(params: dict) -> SamplingControls:
+    def sampling(entry: ModelEntry) -> dict:
+        """The model's own sampling defaults (a shipped model's card), {} for none."""
+        from tunesmith.training.checkpoint import sampling_defaults
+
+        return sampling_defaults(entry.spec)
+
+    def controls(self, params: dict, entry: ModelEntry) -> SamplingControls:
+        """The page's temperature, top-p and seed over the model's own defaults (its card's
+        sampling: also its note limits, which the page does not show)."""
+        defaults = self.sampling(entry)
         seed = params.get("seed")
         seed = None if seed in (None, "") else _number(params, "seed", None, int, 0, 2**31 - 1)
         try:
-            return SamplingControls(
-                temperature=_number(params, "temperature", 1.0, float, 0.01, 10.0),
-                top_p=_number(params, "top_p", 1.0, float, 0.01, 1.0),
-                seed=seed,
-            )
+            return SamplingControls(**{
+                **defaults,
+                "temperature": _number(params, "temperature", defaults.get("temperature", 1.0),
+                                       float, 0.01, 10.0),
+                "top_p": _number(params, "top_p", defaults.get("top_p", 1.0), float, 0.01, 1.0),
+                "seed": seed,
+            })
         except ConfigError as exc:
             raise StudioError(str(exc)) from None
 
@@ -331,7 +344,7 @@ class Studio:
         model, meta = entry.model, entry.meta
         bars = _number(params, "bars", 8, float, 1, MAX_STUDIO_BARS)
         check_length(bars=bars)
-        controls = self.controls(params)
+        controls = self.controls(params, entry)
         with entry.lock:
             if isinstance(model, MusicVAE):
                 array = sample_prior(model, 1, controls)[0].cpu().numpy()
@@ -367,7 +380,8 @@ class Studio:
             raise StudioError(f"the piece would be longer than {MAX_STUDIO_BARS} bars")
         with entry.lock:
             array = continue_array(entry.model, entry.meta, piece.array, steps,
-                                   self.controls(params), self.key_condition(entry, params))
+                                   self.controls(params, entry),
+                                   self.key_condition(entry, params))
         return self._store(entry.key, array,
                            f"continued by {bars:g} bar{'' if bars == 1 else 's'}")
 
@@ -392,7 +406,7 @@ class Studio:
                                       * info["qpm"] / 60 / 4))
         first = _number(params, "from_bar", 1, int, 1, n_bars)
         last = _number(params, "to_bar", first, int, first, n_bars)
-        controls = self.controls(params)
+        controls = self.controls(params, entry)
         candidates = _number(params, "candidates", DEFAULT_CANDIDATES, int, 1, 64)
         if not per_bar:
             with entry.lock:

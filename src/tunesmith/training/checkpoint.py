@@ -56,6 +56,12 @@ FORMAT_NAME = "tunesmith-checkpoint"
 FORMAT_VERSION = 1
 #: ``pretrained:NAME`` names a checkpoint shipped in the package
 PRETRAINED_PREFIX = "pretrained:"
+#: a shipped model's card (tunesmith.pretrained); its ``sampling`` entry, when present, holds
+#: the controls the model samples with unless told otherwise (:func:`sampling_defaults`)
+CARD_FILE = "card.json"
+#: the controls a card's ``sampling`` may set (the fields of SamplingControls but the seed)
+SAMPLING_DEFAULT_KEYS = ("temperature", "top_k", "top_p", "threshold", "max_notes_per_step",
+                         "max_sustain_steps")
 #: where the shipped checkpoints are: package data of :mod:`tunesmith.pretrained` (a plain
 #: folder here, so resolving a name imports nothing from the layer above)
 PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
@@ -399,6 +405,26 @@ def resolve_checkpoint(checkpoint: str | Path) -> Path:
         raise ConfigError(f"unknown pretrained model {name!r}; available: "
                           f"{', '.join(names) or '(none shipped)'}")
     return PRETRAINED_DIR / name
+
+
+def sampling_defaults(directory: str | Path) -> dict:
+    """The sampling controls a checkpoint (a folder or ``pretrained:NAME``) is drawn with
+    unless the caller sets them: its card's ``sampling.controls`` (keys of
+    :data:`SAMPLING_DEFAULT_KEYS`), or ``{}`` when it has no card or the card names none
+    (then :class:`~tunesmith.models.sampling.SamplingControls`' own defaults hold). A card
+    naming an unknown control is a one-line :class:`CheckpointError`."""
+    card_path = resolve_checkpoint(directory) / CARD_FILE
+    if not card_path.is_file():
+        return {}
+    sampling = read_json(card_path).get("sampling") or {}
+    controls = sampling.get("controls") if isinstance(sampling, dict) else None
+    if not isinstance(controls, dict):
+        return {}
+    unknown = sorted(set(controls) - set(SAMPLING_DEFAULT_KEYS))
+    if unknown:
+        raise CheckpointError(card_path, f"sampling.controls names unknown control(s) "
+                              f"{', '.join(unknown)}; expected {', '.join(SAMPLING_DEFAULT_KEYS)}")
+    return dict(controls)
 
 
 def read_checkpoint_config(directory: str | Path) -> dict:

@@ -64,6 +64,11 @@ function describeModel() {
                 ["tracks", info.tracks.join(", ")], ["encoding", info.representation],
                 ["parameters", info.parameters ? info.parameters.toLocaleString() : "?"]];
   if (info.fixed_bars) rows.push(["phrase", info.fixed_bars + " bars"]);
+  // the model's own sampling (a shipped model's card) fills the controls
+  if (info.sampling) {
+    $("temperature").value = info.sampling.temperature;
+    $("top-p").value = info.sampling.top_p;
+  }
   for (const [k, v] of rows) {
     const dt = document.createElement("dt"); dt.textContent = k;
     const dd = document.createElement("dd"); dd.textContent = v;
