@@ -95,6 +95,8 @@ class AudioWaveNet(GenerativeModel):
 
     family = "audio-wavenet"
     representation = "audio"
+    data_help = ("audio: folder:PATH (WAV/FLAC/OGG) or rendered:CORPUS; roll_conditioned=true "
+                 "(a MIDI-to-audio synthesiser) needs rendered:CORPUS (audio + piano-roll)")
     config_class = Config
 
     def __init__(self, config: Config):

@@ -49,7 +49,8 @@ class GenerativeModel(nn.Module):
     """
 
     family: ClassVar[str] = ""  # registry name, e.g. "wavenet"
-    representation: ClassVar[str] = ""  # "pianoroll" | "melody" | "events"
+    representation: ClassVar[str] = ""  # "pianoroll" | "melody" | "events" | "audio"
+    data_help: ClassVar[str] = ""  # the data it takes, for `tunesmith models` ("": its repr.)
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
     config: ModelConfig
     automatic_optimization: ClassVar[bool] = True

@@ -183,6 +183,8 @@ class VQVAE(GenerativeModel):
 
     family = "vq-vae"
     representation = "audio"
+    data_help = ("audio: folder:PATH (WAV/FLAC/OGG) or rendered:CORPUS; its prior "
+                 "(tunesmith audio prior) trains on the codes of the same data")
     config_class = Config
 
     def __init__(self, config: Config):
