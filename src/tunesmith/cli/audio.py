@@ -77,12 +77,12 @@ def register(app: typer.Typer) -> None:
                                       "each piece."),
         limit: int = typer.Option(None, "--limit", help="Keep the first pieces."),
         window: int = typer.Option(None, "--window",
-                                   help="Samples per training item. [default: 8000]"),
-        batch_size: int = typer.Option(None, "--batch-size", help="[default: 8]"),
+                                   help="Samples per training item (new run: 8000)."),
+        batch_size: int = typer.Option(None, "--batch-size", help="New run: 8."),
         epochs: int = typer.Option(None, "--epochs"),
-        max_steps: int = typer.Option(None, "--max-steps"),
+        max_steps: int = typer.Option(None, "--max-steps", help="Most steps."),
         max_time: float = typer.Option(None, "--max-time", help="Minutes."),
-        lr: float = typer.Option(None, "--lr", help="[default: 0.001]"),
+        lr: float = typer.Option(None, "--lr", help="New run: 0.001."),
         threads: int = typer.Option(1, "--threads"),
         resume: bool = typer.Option(
             False, "--resume", help="Continue the run in --out from its last saved state "
