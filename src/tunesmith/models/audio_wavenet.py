@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -276,13 +277,16 @@ class AudioWaveNet(GenerativeModel):
     def _sample_cached(self, bins, n_prime, frame_cond, uniforms, temperature) -> None:
         steps = bins.shape[1]
         state = _FastState(self, bins.shape[0], frame_cond)
-        previous = torch.full((bins.shape[0],), self.silence, dtype=torch.long,
-                              device=bins.device)
+        out = np.empty(bins.shape, np.int64)  # the bins, on the CPU
+        out[:, :n_prime] = bins[:, :n_prime].cpu().numpy()
+        previous = np.full(bins.shape[0], self.silence, np.int64)
+        uniforms = uniforms.cpu()
         for t in range(steps):
             logits = state.step(previous, t)  # (n, Q): p(bin_t | bins < t)
             if t >= n_prime:
-                bins[:, t] = _draw(logits, uniforms[:, t], temperature)
-            previous = bins[:, t]
+                out[:, t] = _draw(logits, uniforms[:, t], temperature).numpy()
+            previous = out[:, t]
+        bins.copy_(torch.from_numpy(out))
 
 
 def _draw(logits: torch.Tensor, u: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -294,65 +298,102 @@ def _draw(logits: torch.Tensor, u: torch.Tensor, temperature: float) -> torch.Te
 class _FastState:
     """One sample at a time through an :class:`AudioWaveNet` (see the module docstring).
 
-    Everything is preallocated and every op writes into a fixed buffer (a step is 7 ops
-    per layer): per layer ``w_both`` (C, 4C) = [W_now | W_past]ᵀ of the kernel-2 dilated
-    conv; a queue of d rows, row t mod d holding W_past · x_{t−d} + b + V c_t for the
-    step t that reads it (written d steps earlier; the first d rows start as b + V c_t
-    for the zero padding); the residual/skip 1×1 with its bias as one (C + 1, C + S)
-    matrix, applied to [z | 1] and added in place to the state row [x | Σ skips].
+    The per-sample step costs ~7 small ops per layer, so its time is mostly the cost of
+    calling each op: the step runs on numpy arrays (a numpy call on a (1, 256) array
+    costs a fraction of a torch one; profiled in ``benchmarks/audio_wavenet.py speed``),
+    every op writing into a preallocated buffer, with the model's float32 weights
+    rearranged once:
+
+    * per layer ``w_both`` (C, 4C) = [W_now | W_past] of the kernel-2 dilated conv, so one
+      product gives this step's W_now x_t and the W_past x_t that the step t + d reads;
+      a queue of d rows, row t mod d holding W_past x_{t−d} + b + V c_t (written d steps
+      earlier; the first d rows start as b + V c_t, the zero padding);
+    * σ(g) = (1 + tanh(g / 2)) / 2: the gate's half of every pre-activation is stored
+      halved, so one tanh covers both halves, and z = tanh f ⊙ σ(g) is formed as
+      ½ (tanh f + tanh f ⊙ tanh g), the ½ and the sum folded into the 1×1 weights that
+      read the layer's buffer [tanh f ⊙ tanh g | tanh f | tanh g | 1];
+    * the residual 1×1 is one product per layer; the skip 1×1s of all layers are one
+      product at the end over all the layers' buffers (one contiguous array).
     """
 
     def __init__(self, model: AudioWaveNet, n: int, frame_cond: torch.Tensor | None):
         c = model.config
-        C, S = c.channels, c.skip_channels
+        C, S, L = c.channels, c.skip_channels, len(model.layers)
+        width = 3 * C + 1  # [tanh f ⊙ tanh g | tanh f | tanh g | 1]
         self.n, self.channels = n, C
         self.hop = c.local_hop if model.local_net is not None else 0
-        self.embed = model.embed.weight.detach()  # (Q, C)
-        self.state = torch.zeros(n, C + S)  # [x | Σ skips]
-        self.both = torch.empty(n, 4 * C)  # [W_now x_t | W_past x_t]
+
+        def numpy(t: torch.Tensor) -> np.ndarray:
+            return np.ascontiguousarray(t.detach().float().cpu().numpy())
+
+        half = torch.ones(2 * C)
+        half[C:] = 0.5  # the gate's half, for σ(g) = (1 + tanh(g / 2)) / 2
+        self.embed = numpy(model.embed.weight)  # (Q, C)
+        self.x = np.zeros((n, C), np.float32)  # the residual stream x
+        self.both = np.empty((n, 4 * C), np.float32)  # [W_now x_t | W_past x_t]
         self.now, self.past = self.both[:, : 2 * C], self.both[:, 2 * C :]
-        self.a = torch.empty(n, 2 * C)  # pre-activation
-        self.z = torch.ones(n, C + 1)  # [tanh ⊙ σ | 1]
-        self.z_gate = torch.empty(n, C)
+        self.res = np.empty((n, C), np.float32)
+        self.zall = np.ones((n, L, width), np.float32)  # every layer's buffer (last col 1)
         self.layers = []
-        for layer in model.layers:
+        skip_rows = []
+        for index, layer in enumerate(model.layers):
             w = layer.dilated.weight.detach()  # (2C, C, 2): tap 0 reads t − d, tap 1 reads t
-            w_both = torch.cat([w[:, :, 1], w[:, :, 0]], dim=0).t().contiguous()  # (C, 4C)
+            w_both = numpy(torch.cat([w[:, :, 1] * half[:, None], w[:, :, 0] * half[:, None]],
+                                     dim=0).t())  # (C, 4C)
             bias = layer.dilated.bias.detach()  # (2C,)
-            if frame_cond is not None:  # (F, n, 2C): V c_f + b
+            if frame_cond is not None:  # (F, n, 2C): b + V c_f
                 per_frame = (layer.cond(frame_cond) + bias[None, :, None]).permute(2, 0, 1)
             else:
                 per_frame = bias.expand(1, n, -1)
-            per_frame = list(per_frame.contiguous().unbind(0))  # F × (n, 2C)
+            per_frame = numpy(per_frame * half)
+            frames = list(per_frame)  # F × (n, 2C) views
             d = layer.dilated.dilation[0]
-            queue = torch.stack([per_frame[self._frame(t, len(per_frame))] for t in range(d)])
-            rs = layer.res_skip
-            rs_w = torch.cat([rs.weight.detach()[:, :, 0].t(), rs.bias.detach()[None]], 0)
-            self.layers.append((w_both, per_frame, list(queue.unbind(0)), d, rs_w.contiguous()))
-        self.post_w = model.post.weight.detach()[:, :, 0].t().contiguous()
-        self.post_b = model.post.bias.detach()
-        self.out_w = model.out.weight.detach()[:, :, 0].t().contiguous()
-        self.out_b = model.out.bias.detach()
+            queue = np.stack([frames[self._frame(t, len(frames))] for t in range(d)])
+            rs_w = layer.res_skip.weight.detach()[:, :, 0].t()  # (C, C + S)
+            rs_b = layer.res_skip.bias.detach()
+            rows = torch.cat([0.5 * rs_w, 0.5 * rs_w, torch.zeros(C, C + S), rs_b[None]])
+            skip_rows.append(rows[:, C:])  # (width, S)
+            last = index == L - 1  # its residual output is never read
+            z = self.zall[:, index]  # (n, width) view
+            self.layers.append((w_both, frames, list(queue), d, z[:, C : 3 * C],
+                                z[:, :C], z[:, C : 2 * C], z[:, 2 * C : 3 * C], z,
+                                None if last else numpy(rows[:, :C])))
+        self.zflat = self.zall.reshape(n, L * width)
+        self.skip_w = numpy(torch.cat(skip_rows))  # (L·width, S)
+        self.skips = np.empty((n, S), np.float32)
+        self.post_w = numpy(model.post.weight[:, :, 0].t())
+        self.post_b = numpy(model.post.bias)
+        self.out_w = numpy(model.out.weight[:, :, 0].t())
+        self.out_b = numpy(model.out.bias)
+        self.h = np.empty((n, S), np.float32)
+        self.out = np.empty((n, self.out_w.shape[1]), np.float32)
+        self.out_t = torch.from_numpy(self.out)  # shares the memory
 
     def _frame(self, t: int, frames: int) -> int:
         return min(t // self.hop, frames - 1) if self.hop else 0
 
-    def step(self, previous: torch.Tensor, t: int) -> torch.Tensor:
-        """Logits (n, Q) of bin t from bin t−1 (``previous``, (n,) long)."""
-        C = self.channels
-        state, both, now, past, a, z, z_gate = (self.state, self.both, self.now, self.past,
-                                                 self.a, self.z, self.z_gate)
-        x, filt, gate, z_out = state[:, :C], a[:, :C], a[:, C:], z[:, :C]
-        state[:, :C] = self.embed[previous]  # x (n, C)
-        state[:, C:] = 0  # Σ skips (n, S)
-        for w_both, per_frame, queue, d, rs_w in self.layers:
-            torch.mm(x, w_both, out=both)  # (n, 4C)
-            slot = queue[t % d]  # W_past x_{t-d} + b + V c_t
-            torch.add(now, slot, out=a)
-            torch.add(past, per_frame[self._frame(t + d, len(per_frame))], out=slot)  # for t + d
-            torch.tanh(filt, out=z_out)
-            torch.sigmoid(gate, out=z_gate)
-            z_out.mul_(z_gate)
-            state.addmm_(z, rs_w)  # [x + res | skips + skip]
-        h = torch.relu(torch.addmm(self.post_b, torch.relu(state[:, C:]), self.post_w))
-        return torch.addmm(self.out_b, h, self.out_w)  # (n, Q)
+    def step(self, previous: np.ndarray, t: int) -> torch.Tensor:
+        """The output layer (n, Q) for sample t from bin t−1 (``previous``, (n,) ints);
+        a view of one buffer, overwritten by the next step."""
+        x, both, now, past, res = self.x, self.both, self.now, self.past, self.res
+        hop = self.hop
+        np.take(self.embed, previous, axis=0, out=x)  # x (n, C)
+        for w_both, frames, queue, d, tanh_in, product, tanh_f, tanh_g, z, res_w in self.layers:
+            np.dot(x, w_both, out=both)  # (n, 4C)
+            slot = queue[t % d]  # W_past x_{t-d} + b + V c_t (gate half halved)
+            np.add(now, slot, out=tanh_in)
+            # W_past x_t + b + V c_{t+d}, for step t + d
+            np.add(past, frames[min((t + d) // hop, len(frames) - 1) if hop else 0], out=slot)
+            np.tanh(tanh_in, out=tanh_in)  # [tanh f | tanh(g / 2)]
+            np.multiply(tanh_f, tanh_g, out=product)
+            if res_w is not None:
+                np.dot(z, res_w, out=res)  # the residual 1×1 of z
+                np.add(x, res, out=x)
+        np.dot(self.zflat, self.skip_w, out=self.skips)  # Σ skips (n, S)
+        np.maximum(self.skips, 0, out=self.skips)
+        np.dot(self.skips, self.post_w, out=self.h)
+        self.h += self.post_b
+        np.maximum(self.h, 0, out=self.h)
+        np.dot(self.h, self.out_w, out=self.out)
+        self.out += self.out_b
+        return self.out_t  # (n, Q)
