@@ -8,6 +8,13 @@ times, §2.1), each layer a gated unit z = tanh(W_f ∗ x + V_f c) ⊙ σ(W_g �
 a 1×1 residual and skip output (§2.3-2.4); the skips are summed, then ReLU → 1×1 → ReLU
 → 1×1 give the logits of the next sample's bin.
 
+**Output** (``output``). "softmax": 2^bits logits. "mol": a mixture of ``mixtures``
+logistics over the amplitude (Salimans et al. 2017, "PixelCNN++", §2.1; the output of
+Parallel WaveNet, van den Oord et al. 2018): 3 outputs per logistic (π logit, μ, log s),
+and p(bin) is the mixture's mass between the bin's μ-law edges mapped to the linear
+domain (the outer bins reach ±∞), so its NLL is the probability of the same bins as the
+softmax's, in the same bits per sample; sampling inverts the CDF of those bins.
+
 **Conditioning** (§2.5). Global: a learned embedding of ``corpus_id`` (corpus or
 instrument). Local: a piano-roll ``roll`` (B, F, R) with one frame every ``local_hop``
 samples (sounding keys and onsets, as ``rendered:`` data gives), passed through a small
@@ -29,6 +36,7 @@ the same samples.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import torch
@@ -40,6 +48,8 @@ from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel, ModelConfig
 from tunesmith.models.wavenet import GatedResidualLayer
 
+OUTPUTS = ("softmax", "mol")
+
 
 @dataclasses.dataclass
 class Config(ModelConfig):
@@ -47,6 +57,8 @@ class Config(ModelConfig):
 
     sample_rate: int = 16000  # (data) samples per second the model was trained at
     bits: int = 8  # μ-law bits: a 2^bits-way softmax (8: 256 classes, as in the paper)
+    output: str = "softmax"  # "softmax" over the bins, or "mol": discretised logistic mixture
+    mixtures: int = 10  # logistics in the "mol" output (PixelCNN++ uses 5-10)
     channels: int = 64  # residual channels
     skip_channels: int = 64  # skip channels (= hidden size of the output stack)
     levels: int = 10  # dilations 1 … 2^(levels-1) in a stack (10: 1 … 512)
@@ -63,6 +75,10 @@ class Config(ModelConfig):
     def __post_init__(self):
         if not 1 <= self.bits <= 16:
             raise ConfigError(f"bits must be in 1..16, got {self.bits}")
+        if self.output not in OUTPUTS:
+            raise ConfigError(f"output must be one of {', '.join(OUTPUTS)}, got {self.output!r}")
+        if self.mixtures < 1:
+            raise ConfigError(f"mixtures must be >= 1, got {self.mixtures}")
         for name in ("sample_rate", "channels", "skip_channels", "levels", "blocks",
                      "global_channels", "local_hidden", "local_kernel"):
             if getattr(self, name) < 1:
@@ -84,6 +100,11 @@ class Config(ModelConfig):
     @property
     def classes(self) -> int:
         return 2**self.bits
+
+    @property
+    def out_channels(self) -> int:
+        """Outputs per sample: the bins' logits, or 3 per logistic (π logit, μ, log s)."""
+        return self.classes if self.output == "softmax" else 3 * self.mixtures
 
     @property
     def cond_channels(self) -> int:
@@ -109,7 +130,9 @@ class AudioWaveNet(GenerativeModel):
             for d in c.layer_dilations()
         )
         self.post = nn.Conv1d(c.skip_channels, c.skip_channels, 1)
-        self.out = nn.Conv1d(c.skip_channels, c.classes, 1)
+        self.out = nn.Conv1d(c.skip_channels, c.out_channels, 1)
+        # the bins' edges in the linear domain ("mol"): not saved, a function of bits
+        self.register_buffer("edges", bin_edges(c.bits), persistent=False)
         self.corpus_embedding = (
             nn.Embedding(c.n_global_classes, c.global_channels) if c.n_global_classes else None
         )
@@ -191,9 +214,10 @@ class AudioWaveNet(GenerativeModel):
         return frame_cond.repeat_interleave(hop, dim=2)[:, :, :steps]
 
     # ---- training -------------------------------------------------------------------
-    def logits(self, bins: torch.Tensor, condition: dict | None = None,
-               cond: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits (B, Q, T) of every sample's bin from the bins before it; ``bins`` (B, T)."""
+    def outputs(self, bins: torch.Tensor, condition: dict | None = None,
+                cond: torch.Tensor | None = None) -> torch.Tensor:
+        """The output layer (B, O, T) for every sample from the bins before it; ``bins``
+        (B, T). O = 2^bits logits, or 3 × mixtures for the "mol" output."""
         batch, steps = bins.shape
         if cond is None:
             cond = self._upsample(self.frame_condition(condition, batch), steps)
@@ -204,12 +228,29 @@ class AudioWaveNet(GenerativeModel):
             x, skip = layer(x, cond)  # (B, C, T), (B, S, T)
             skips = skips + skip
         h = torch.relu(self.post(torch.relu(skips)))  # (B, S, T)
-        return self.out(h)  # (B, Q, T)
+        return self.out(h)  # (B, O, T)
+
+    def bin_logits(self, out: torch.Tensor) -> torch.Tensor:
+        """(B, O, T) outputs -> (B, Q, T) logits of the bins: the softmax's, or the
+        "mol" output's discretised log-probabilities (they sum to 1 over the bins)."""
+        if self.config.output == "softmax":
+            return out
+        return mol_bin_log_probs(out, self.edges)
+
+    def logits(self, bins: torch.Tensor, condition: dict | None = None,
+               cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, Q, T) of every sample's bin from the bins before it; ``bins`` (B, T)."""
+        return self.bin_logits(self.outputs(bins, condition, cond))
 
     def sample_nll(self, audio: torch.Tensor, condition: dict | None = None) -> torch.Tensor:
-        """−log p(bin_t | bins < t, c) in nats for every sample: (B, T)."""
+        """−log p(bin_t | bins < t, c) in nats for every sample: (B, T). For both outputs
+        this is the probability of the sample's μ-law bin, so the two compare in bits per
+        sample (the "mol" output integrates its mixture over the bin's edges)."""
         bins = mu_law_encode(audio, self.config.bits)
-        return F.cross_entropy(self.logits(bins, condition), bins, reduction="none")
+        out = self.outputs(bins, condition)
+        if self.config.output == "softmax":
+            return F.cross_entropy(out, bins, reduction="none")
+        return -mol_log_prob(out, bins, self.edges)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Mean NLL over real samples, nats per sample; also logged in bits per sample."""
@@ -268,7 +309,8 @@ class AudioWaveNet(GenerativeModel):
                         # bins t - window … t - 1 are seen
                         start = 0 if window is None else max(0, t - window)
                         part = None if cond is None else cond[:, :, start : t + 1]
-                        logits = self.logits(bins[:, start : t + 1], cond=part)[:, :, -1]
+                        out = self.outputs(bins[:, start : t + 1], cond=part)[:, :, -1:]
+                        logits = self.bin_logits(out)[:, :, 0]  # (n, Q)
                         bins[:, t] = _draw(logits, uniforms[:, t], temperature)
         finally:
             self.train(was_training)
@@ -281,12 +323,61 @@ class AudioWaveNet(GenerativeModel):
         out[:, :n_prime] = bins[:, :n_prime].cpu().numpy()
         previous = np.full(bins.shape[0], self.silence, np.int64)
         uniforms = uniforms.cpu()
+        softmax = self.config.output == "softmax"
         for t in range(steps):
-            logits = state.step(previous, t)  # (n, Q): p(bin_t | bins < t)
+            head = state.step(previous, t)  # (n, O): p(bin_t | bins < t)
+            logits = head if softmax else self.bin_logits(head[:, :, None])[:, :, 0]
             if t >= n_prime:
                 out[:, t] = _draw(logits, uniforms[:, t], temperature).numpy()
             previous = out[:, t]
         bins.copy_(torch.from_numpy(out))
+
+
+# ---- the discretised mixture of logistics ("mol" output) ------------------------------
+# Salimans et al. (2017), "PixelCNN++", §2.1; as the output of Parallel WaveNet (van den
+# Oord et al. 2018). Here the mixture lives in the linear amplitude domain and is
+# integrated over the edges of each μ-law bin, so that its likelihood is the probability
+# of the same 2^bits bins as the softmax's and the two compare in bits per sample.
+
+EDGE = 1e6  # stands for ±∞ at the outer edges (finite: no inf · 0 in the gradients)
+MIN_LOG_SCALE, MAX_LOG_SCALE = -9.0, 3.0  # the logistics' log s is clamped to this range
+
+
+def bin_edges(bits: int) -> torch.Tensor:
+    """The Q + 1 edges (linear domain) of the Q = 2^bits μ-law bins, ±EDGE outside:
+    bin i holds the x that :func:`mu_law_encode` rounds to i."""
+    mu = 2**bits - 1
+    y = (2 * torch.arange(1, mu + 1, dtype=torch.float64) - 1) / mu - 1  # companded edges
+    x = torch.sign(y) * torch.expm1(y.abs() * math.log1p(mu)) / mu
+    return torch.cat([torch.tensor([-EDGE]), x, torch.tensor([EDGE])]).float()  # (Q + 1,)
+
+
+def _mol_parts(out: torch.Tensor):
+    """(B, 3K, …) -> log π (B, K, …), μ, 1/s."""
+    logit_pi, mean, log_scale = out.chunk(3, dim=1)
+    inv_scale = torch.exp(-log_scale.clamp(MIN_LOG_SCALE, MAX_LOG_SCALE))
+    return torch.log_softmax(logit_pi, dim=1), mean, inv_scale
+
+
+def _log_delta(lower, upper, mean, inv_scale):
+    """log(σ((U − μ)/s) − σ((L − μ)/s)), stably: σ(b) − σ(a) = σ(b) σ(−a) (1 − e^(a−b))."""
+    a, b = (lower - mean) * inv_scale, (upper - mean) * inv_scale
+    return F.logsigmoid(b) + F.logsigmoid(-a) + torch.log(-torch.expm1((lower - upper)
+                                                                       * inv_scale))
+
+
+def mol_log_prob(out: torch.Tensor, bins: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+    """log p(bin) (B, T) of each bin (B, T) under the mixtures ``out`` (B, 3K, T)."""
+    log_pi, mean, inv_scale = _mol_parts(out)  # (B, K, T) each
+    lower, upper = edges[bins][:, None], edges[bins + 1][:, None]  # (B, 1, T)
+    return torch.logsumexp(log_pi + _log_delta(lower, upper, mean, inv_scale), dim=1)
+
+
+def mol_bin_log_probs(out: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+    """log p of every bin (B, Q, T) under the mixtures ``out`` (B, 3K, T)."""
+    log_pi, mean, inv_scale = (p[:, :, None] for p in _mol_parts(out))  # (B, K, 1, T)
+    lower, upper = edges[:-1, None], edges[1:, None]  # (Q, 1)
+    return torch.logsumexp(log_pi + _log_delta(lower, upper, mean, inv_scale), dim=1)
 
 
 def _draw(logits: torch.Tensor, u: torch.Tensor, temperature: float) -> torch.Tensor:
