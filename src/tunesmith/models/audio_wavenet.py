@@ -389,7 +389,7 @@ def _draw(logits: torch.Tensor, u: torch.Tensor, temperature: float) -> torch.Te
 class _FastState:
     """One sample at a time through an :class:`AudioWaveNet` (see the module docstring).
 
-    The per-sample step costs ~7 small ops per layer, so its time is mostly the cost of
+    The per-sample step costs 8 small ops per layer, so its time is mostly the cost of
     calling each op: the step runs on numpy arrays (a numpy call on a (1, 256) array
     costs a fraction of a torch one; profiled in ``benchmarks/audio_wavenet.py speed``),
     every op writing into a preallocated buffer, with the model's float32 weights
@@ -400,9 +400,8 @@ class _FastState:
       a queue of d rows, row t mod d holding W_past x_{t−d} + b + V c_t (written d steps
       earlier; the first d rows start as b + V c_t, the zero padding);
     * σ(g) = (1 + tanh(g / 2)) / 2: the gate's half of every pre-activation is stored
-      halved, so one tanh covers both halves, and z = tanh f ⊙ σ(g) is formed as
-      ½ (tanh f + tanh f ⊙ tanh g), the ½ and the sum folded into the 1×1 weights that
-      read the layer's buffer [tanh f ⊙ tanh g | tanh f | tanh g | 1];
+      halved, so one tanh covers both halves, and 2z = tanh f ⊙ (1 + tanh(g / 2)); the ½
+      is folded into the 1×1 weights, which read the layer's buffer [2z | 1] (bias row);
     * the residual 1×1 is one product per layer; the skip 1×1s of all layers are one
       product at the end over all the layers' buffers (one contiguous array).
     """
@@ -410,7 +409,7 @@ class _FastState:
     def __init__(self, model: AudioWaveNet, n: int, frame_cond: torch.Tensor | None):
         c = model.config
         C, S, L = c.channels, c.skip_channels, len(model.layers)
-        width = 3 * C + 1  # [tanh f ⊙ tanh g | tanh f | tanh g | 1]
+        width = C + 1  # [2z | 1]
         self.n, self.channels = n, C
         self.hop = c.local_hop if model.local_net is not None else 0
 
@@ -424,7 +423,9 @@ class _FastState:
         self.both = np.empty((n, 4 * C), np.float32)  # [W_now x_t | W_past x_t]
         self.now, self.past = self.both[:, : 2 * C], self.both[:, 2 * C :]
         self.res = np.empty((n, C), np.float32)
-        self.zall = np.ones((n, L, width), np.float32)  # every layer's buffer (last col 1)
+        self.tanh = np.empty((n, 2 * C), np.float32)  # [tanh f | tanh(g / 2)]
+        self.tanh_f, self.tanh_g = self.tanh[:, :C], self.tanh[:, C:]
+        self.zall = np.ones((n, L, width), np.float32)  # every layer's [2z | 1]
         self.layers = []
         skip_rows = []
         for index, layer in enumerate(model.layers):
@@ -442,12 +443,11 @@ class _FastState:
             queue = np.stack([frames[self._frame(t, len(frames))] for t in range(d)])
             rs_w = layer.res_skip.weight.detach()[:, :, 0].t()  # (C, C + S)
             rs_b = layer.res_skip.bias.detach()
-            rows = torch.cat([0.5 * rs_w, 0.5 * rs_w, torch.zeros(C, C + S), rs_b[None]])
+            rows = torch.cat([0.5 * rs_w, rs_b[None]])  # (C + 1, C + S), read [2z | 1]
             skip_rows.append(rows[:, C:])  # (width, S)
             last = index == L - 1  # its residual output is never read
             z = self.zall[:, index]  # (n, width) view
-            self.layers.append((w_both, frames, list(queue), d, z[:, C : 3 * C],
-                                z[:, :C], z[:, C : 2 * C], z[:, 2 * C : 3 * C], z,
+            self.layers.append((w_both, frames, list(queue), d, z[:, :C], z,
                                 None if last else numpy(rows[:, :C])))
         self.zflat = self.zall.reshape(n, L * width)
         self.skip_w = numpy(torch.cat(skip_rows))  # (L·width, S)
@@ -469,14 +469,16 @@ class _FastState:
         x, both, now, past, res = self.x, self.both, self.now, self.past, self.res
         hop = self.hop
         np.take(self.embed, previous, axis=0, out=x)  # x (n, C)
-        for w_both, frames, queue, d, tanh_in, product, tanh_f, tanh_g, z, res_w in self.layers:
+        tanh, tanh_f, tanh_g = self.tanh, self.tanh_f, self.tanh_g
+        for w_both, frames, queue, d, z2, z, res_w in self.layers:
             np.dot(x, w_both, out=both)  # (n, 4C)
             slot = queue[t % d]  # W_past x_{t-d} + b + V c_t (gate half halved)
-            np.add(now, slot, out=tanh_in)
+            np.add(now, slot, out=tanh)
             # W_past x_t + b + V c_{t+d}, for step t + d
             np.add(past, frames[min((t + d) // hop, len(frames) - 1) if hop else 0], out=slot)
-            np.tanh(tanh_in, out=tanh_in)  # [tanh f | tanh(g / 2)]
-            np.multiply(tanh_f, tanh_g, out=product)
+            np.tanh(tanh, out=tanh)  # [tanh f | tanh(g / 2)] = [tanh f | 2σ(g) − 1]
+            tanh_g += 1  # 2σ(g)
+            np.multiply(tanh_f, tanh_g, out=z2)  # 2z
             if res_w is not None:
                 np.dot(z, res_w, out=res)  # the residual 1×1 of z
                 np.add(x, res, out=x)
