@@ -52,7 +52,11 @@ def train(args) -> None:
     from tunesmith.training.audio import train_audio
 
     options = dict(SIZE, roll_conditioned=args.variant == "cond")
-    train_audio("audio-wavenet", data(args.seconds), options, Path(args.out) / args.variant,
+    name = args.variant
+    if args.output == "mol":  # the mixture-of-logistics output, integrated over the bins
+        options.update(output="mol", mixtures=args.mixtures)
+        name += "-mol"
+    train_audio("audio-wavenet", data(args.seconds), options, Path(args.out) / name,
                 overwrite=True, window=4000, batch_size=4, epochs=None, max_time=args.minutes,
                 max_steps=args.steps,
                 lr=2e-3, lr_schedule="constant", threads=1, windows_per_piece=None,
@@ -89,11 +93,16 @@ def nll(args) -> None:
             "LPC-32, adaptive Laplace over mu-law bins":
                 lpc_bits(train_audio[: args.lpc_pieces], test_audio)}
     models = {}
-    for variant in ("uncond", "cond"):
+    for variant in ("uncond", "cond", "uncond-mol", "cond-mol"):
+        if variant.endswith("-mol") and not (Path(args.out) / variant).is_dir():
+            continue  # the mixture-of-logistics runs are optional
         model, meta = load_checkpoint(Path(args.out) / variant)
         models[variant] = model
         run = meta["training"].get("run", meta["training"])
-        label = f"WaveNet {'piano-roll conditioned' if variant == 'cond' else 'unconditioned'}"
+        label = ("WaveNet " + ("piano-roll conditioned" if variant.startswith("cond")
+                               else "unconditioned")
+                 + (f", {model.config.mixtures}-logistic mixture" if variant.endswith("-mol")
+                    else ""))
         rows[label] = model_bits(model, prepared, test, args.eval_seconds)
         rows[label + " (training steps)"] = run.get("global_step")
     # MIDI-to-audio: the conditioned model's synthesis of held-out chorales vs an
@@ -279,6 +288,9 @@ def main() -> None:
     p.add_argument("--variant", choices=("cond", "uncond"), required=True)
     p.add_argument("--minutes", type=float, default=25)
     p.add_argument("--steps", type=int, default=500, help="the same for both variants")
+    p.add_argument("--output", choices=("softmax", "mol"), default="softmax",
+                   help="mol: a mixture of logistics (the run goes to VARIANT-mol)")
+    p.add_argument("--mixtures", type=int, default=10)
     p.add_argument("--seconds", type=float, default=8, help="first seconds of each chorale")
     p.add_argument("--out", default="/tmp/audio-wavenet-bench")
     p = sub.add_parser("nll")

@@ -34,6 +34,7 @@ CONDITIONINGS = {
 
 def tiny(seed: int = 0, **options) -> AudioWaveNet:
     torch.manual_seed(seed)
+    options.setdefault("zero_init_condition", False)  # conditioning that shows at once
     model = AudioWaveNet(Config(channels=8, skip_channels=6, levels=3, blocks=2, **options))
     with torch.no_grad():  # spread the weights so that samples vary
         for p in model.parameters():
@@ -118,6 +119,20 @@ def test_conditioning_changes_the_distribution_and_is_required():
         model.sample_nll(audio, {"corpus_id": torch.tensor([0])})
     with pytest.raises(ConfigError, match="roll covers"):
         model.generate(1, 200, condition={"roll": condition["roll"][:, :2]})
+
+
+def test_zero_init_conditioning_starts_as_an_unconditioned_model():
+    torch.manual_seed(0)
+    model = AudioWaveNet(Config(channels=8, skip_channels=6, levels=3, blocks=1,
+                                **CONDITIONINGS["both"])).eval()
+    audio = torch.rand(1, 30) - 0.5
+    condition = condition_for(model, 1, 30)
+    other = {"corpus_id": torch.tensor([1]), "roll": 1 - condition["roll"]}
+    assert torch.equal(model.sample_nll(audio, condition), model.sample_nll(audio, other))
+    # ... and the conditioning weights get a gradient, so it learns to read them
+    model.train()
+    model.loss({"audio": audio, **condition})["loss"].backward()
+    assert all(layer.cond.weight.grad.abs().sum() > 0 for layer in model.layers)
 
 
 def test_bad_options_are_one_line_errors():

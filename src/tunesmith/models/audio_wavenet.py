@@ -71,6 +71,8 @@ class Config(ModelConfig):
     local_hop: int = 0  # (data) samples per roll frame
     local_hidden: int = 64  # channels of the conditioning stack over roll frames
     local_kernel: int = 3  # its kernel (frames; centred: sees the next frames too)
+    zero_init_condition: bool = True  # V = 0 at init: a conditioned model starts as an
+    # unconditioned one and learns to read the conditioning (ControlNet-style zero init)
 
     def __post_init__(self):
         if not 1 <= self.bits <= 16:
@@ -129,6 +131,10 @@ class AudioWaveNet(GenerativeModel):
             GatedResidualLayer(c.channels, c.skip_channels, 2, d, c.cond_channels, 0.0)
             for d in c.layer_dilations()
         )
+        if c.zero_init_condition:
+            for layer in self.layers:
+                if layer.cond is not None:
+                    nn.init.zeros_(layer.cond.weight)
         self.post = nn.Conv1d(c.skip_channels, c.skip_channels, 1)
         self.out = nn.Conv1d(c.skip_channels, c.out_channels, 1)
         # the bins' edges in the linear domain ("mol"): not saved, a function of bits
