@@ -73,3 +73,14 @@ def test_resume_refuses_other_data_and_missing_runs(tmp_path, spec):
     run_file.write_text(json.dumps(run))
     with pytest.raises(CheckpointError, match="resume it on the same data"):
         train_audio(None, None, out_dir=tmp_path / "run", resume=True)
+
+
+def test_run_json_records_the_cuts_of_prepared_data(tmp_path, spec):
+    from tunesmith.data.audio import prepare_audio
+
+    data = prepare_audio(spec, 4000, max_seconds=2, progress=False, report=False)
+    run = train_audio("audio-wavenet", data, OPTIONS, tmp_path / "run",
+                      **{**SETTINGS, "max_steps": 1})
+    saved = json.loads((run / "run.json").read_text())["data"]
+    assert saved["max_seconds"] == 2 and saved["limit"] is None
+    assert json.loads((run / "config.json").read_text())["corpus"]["max_seconds"] == 2

@@ -106,7 +106,7 @@ def train_audio(model_name: str | None, data: str | AudioData | None,
                                   rolls=rolls)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_file, {"model_name": model_name, "options": dict(options or {}),
-                          "data": {**corpus, "max_seconds": max_seconds, "limit": limit},
+                          "data": corpus,  # with the cuts it was prepared with
                           "settings": train_settings.to_dict(),
                           "windows_per_piece": windows_per_piece})
     split = {"counts": corpus["pieces"], "method": "hash of piece id or the corpus's split",
