@@ -33,7 +33,8 @@ from tunesmith.evaluation.audio import (
     si_sdr,
 )
 
-OPTIONS = {"strides": [4, 4, 4], "codebook_size": 512, "channels": 64, "code_dim": 64}
+OPTIONS = {"strides": [4, 4, 4], "codebook_size": 512, "channels": 64, "code_dim": 64,
+           "lookup_dim": 16, "kmeans_init_rows": 4096, "usage_window": 50, "restart_threshold": 0.0}
 
 
 def data(seconds: float):

@@ -83,3 +83,20 @@ def test_errors_are_one_line(trained, capsys):
         run("audio", "encode", bad, "--checkpoint", root / "vq", "--out", root / "x")
     err = capsys.readouterr().err
     assert "bad.wav" in err and "corrupt" in err and "Traceback" not in err
+
+
+def test_models_lists_the_audio_families_with_their_data(capsys):
+    from tunesmith.models import registry
+
+    run("models", "--json")
+    rows = {row["model"]: row for row in json.loads(capsys.readouterr().out)}
+    assert sorted(rows) == sorted(registry.family_names() + registry.audio_family_names())
+    for name in registry.audio_family_names():
+        assert rows[name]["domain"] == "audio"
+        assert rows[name]["train"] == "tunesmith audio train"
+        assert "rendered:" in rows[name]["data"] and "folder:" in rows[name]["data"]
+    assert "roll_conditioned" in rows["audio-wavenet"]["options"]
+    assert rows["wavenet"]["domain"] == "symbolic"
+    assert "pianoroll" in rows["wavenet"]["data"]
+    run("models", "vq-vae")  # the table, one family
+    assert "vq-vae" in capsys.readouterr().out

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -69,33 +70,48 @@ def register(app: typer.Typer) -> None:
 
     @audio_app.command("train")
     def train_command(
-        model: str = typer.Option(..., "--model", help="audio-wavenet or vq-vae."),
-        data: str = typer.Option(..., "--data", help="folder:PATH or rendered:CORPUS."),
+        model: str = typer.Option(None, "--model", help="audio-wavenet or vq-vae."),
+        data: str = typer.Option(None, "--data", help="folder:PATH or rendered:CORPUS."),
         out: Path = typer.Option(Path("runs/audio"), "--out", help="Run folder."),
         sample_rate: int = typer.Option(16000, "--sample-rate", help="Hz."),
         seconds: float = typer.Option(None, "--seconds", help="Keep the first seconds of "
                                       "each piece."),
         limit: int = typer.Option(None, "--limit", help="Keep the first pieces."),
-        window: int = typer.Option(8000, "--window", help="Samples per training item."),
-        batch_size: int = typer.Option(8, "--batch-size"),
+        window: int = typer.Option(None, "--window",
+                                   help="Samples per training item (new run: 8000)."),
+        batch_size: int = typer.Option(None, "--batch-size", help="New run: 8."),
         epochs: int = typer.Option(None, "--epochs"),
-        max_steps: int = typer.Option(-1, "--max-steps"),
+        max_steps: int = typer.Option(None, "--max-steps", help="Most steps."),
         max_time: float = typer.Option(None, "--max-time", help="Minutes."),
-        lr: float = typer.Option(1e-3, "--lr"),
+        lr: float = typer.Option(None, "--lr", help="New run: 0.001."),
         threads: int = typer.Option(1, "--threads"),
+        resume: bool = typer.Option(
+            False, "--resume", help="Continue the run in --out from its last saved state "
+                                    "(model, data and settings from its run.json; the "
+                                    "options given here override its settings)."),
         overwrite: bool = typer.Option(False, "--overwrite"),
         set_: list[str] = typer.Option(None, "--set", help="Model option key=value."),
     ) -> None:
-        """Train an audio family through the generic trainer."""
+        """Train an audio family through the generic trainer (or --resume a run)."""
         check_out_folder(out)
         from tunesmith.training.audio import train_audio
 
-        if epochs is None and max_steps < 0 and max_time is None:
-            epochs = 10
+        given = {"window": window, "batch_size": batch_size, "epochs": epochs,
+                 "max_steps": max_steps, "max_time": max_time, "lr": lr, "threads": threads}
+        settings: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+        if resume:
+            if not out.is_dir():
+                raise ConfigError(f"{out}: nothing to resume: no such run folder")
+        else:
+            if model is None or data is None:
+                raise ConfigError("give a model (--model) and data (--data), or --resume a run")
+            settings = {"window": 8000, "batch_size": 8, "lr": 1e-3, "max_steps": -1,
+                        **settings}
+            if epochs is None and max_steps is None and max_time is None:
+                settings["epochs"] = 10
         run = train_audio(model, data, parse_assignments(set_), out, sample_rate=sample_rate,
-                          max_seconds=seconds, limit=limit, overwrite=overwrite, window=window,
-                          batch_size=batch_size, epochs=epochs, max_steps=max_steps,
-                          max_time=max_time, lr=lr, threads=threads)
+                          max_seconds=seconds, limit=limit, resume=resume,
+                          overwrite=overwrite, **settings)
         _print(f"checkpoint: {run}")
 
     @audio_app.command("synth")

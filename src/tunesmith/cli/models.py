@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import json
 
 import typer
 
@@ -15,8 +15,12 @@ def register(app: typer.Typer) -> None:
         pretrained: bool = typer.Option(
             False, "--pretrained",
             help="List the shipped models (use as --checkpoint pretrained:NAME)."),
+        json_out: bool = typer.Option(
+            False, "--json",
+            help="Print the listing as JSON (model, domain, representation, data, train "
+                 "command, options)."),
     ) -> None:
-        """List model families, the representation each reads, and their options."""
+        """List model families (symbolic and audio), the data each takes, and their options."""
         from tunesmith.models import registry
 
         if name:
@@ -29,18 +33,16 @@ def register(app: typer.Typer) -> None:
         if pretrained:
             console.print(pretrained_table())
             return
-        names = [name] if name else registry.family_names()
+        rows = registry.listing([name] if name else None)
+        if json_out:
+            print(json.dumps(rows, indent=1))
+            return
         table = Table(title="tunesmith models")
-        table.add_column("model")
-        table.add_column("representation")
-        table.add_column("options (default)")
-        for model_name in names:
-            cls = registry.get_family(model_name)
-            config = cls.config_class.from_dict(registry.preset_options(model_name))
-            options = ", ".join(
-                f"{f.name}={getattr(config, f.name)!r}" for f in dataclasses.fields(config)
-            )
-            table.add_row(model_name, cls.representation, options)
+        for column in ("model", "domain", "data", "options (default)"):
+            table.add_column(column)
+        for row in rows:
+            options = ", ".join(f"{k}={v!r}" for k, v in row["options"].items())
+            table.add_row(row["model"], row["domain"], row["data"], options)
         console.print(table)
 
 

@@ -65,6 +65,8 @@ class AudioData:
     roll_offsets: np.ndarray | None = field(default=None, repr=False)
     hop: int = 0  # samples per roll frame (rendered data), 0 without rolls
     roll_info: dict = field(default_factory=dict)  # pitch_low, keys, resolution, qpm
+    max_seconds: float | None = None  # the cuts it was prepared with (prepare_audio's)
+    limit: int | None = None
 
     @property
     def has_rolls(self) -> bool:
@@ -98,7 +100,8 @@ class AudioData:
     def describe(self) -> dict:
         """What a checkpoint records about its data."""
         return {"spec": self.spec, "sample_rate": self.sample_rate, "hop": self.hop,
-                "roll_info": self.roll_info,
+                "roll_info": self.roll_info, "max_seconds": self.max_seconds,
+                "limit": self.limit,
                 "pieces": {s: len(self.indices(s)) for s in SPLITS},
                 "seconds": {s: round(self.seconds(s), 1) for s in SPLITS}}
 
@@ -145,7 +148,9 @@ def prepare_audio(spec: str, sample_rate: int = 16000, *, max_seconds: float | N
     cache_dir = cache_root() / "audio" / f"{spec.split(':')[0]}-{slug}-{sample_rate}-{key}"
     if not refresh and (cache_dir / "meta.json").is_file():
         try:
-            return load_audio_cache(cache_dir)
+            data = load_audio_cache(cache_dir)
+            data.max_seconds, data.limit = max_seconds, limit
+            return data
         except (TunesmithError, OSError, ValueError, KeyError):
             pass  # a damaged cache is rebuilt
     if spec.startswith("folder:"):
@@ -154,6 +159,7 @@ def prepare_audio(spec: str, sample_rate: int = 16000, *, max_seconds: float | N
         data = _prepare_rendered(spec, symbolic, sample_rate, max_seconds, progress)
     _write_cache(cache_dir, data)
     data.cache_dir = cache_dir
+    data.max_seconds, data.limit = max_seconds, limit
     if report and data.skipped:
         print_skipped(data.skipped)
     return data

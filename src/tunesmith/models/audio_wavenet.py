@@ -8,6 +8,13 @@ times, §2.1), each layer a gated unit z = tanh(W_f ∗ x + V_f c) ⊙ σ(W_g �
 a 1×1 residual and skip output (§2.3-2.4); the skips are summed, then ReLU → 1×1 → ReLU
 → 1×1 give the logits of the next sample's bin.
 
+**Output** (``output``). "softmax": 2^bits logits. "mol": a mixture of ``mixtures``
+logistics over the amplitude (Salimans et al. 2017, "PixelCNN++", §2.1; the output of
+Parallel WaveNet, van den Oord et al. 2018): 3 outputs per logistic (π logit, μ, log s),
+and p(bin) is the mixture's mass between the bin's μ-law edges mapped to the linear
+domain (the outer bins reach ±∞), so its NLL is the probability of the same bins as the
+softmax's, in the same bits per sample; sampling inverts the CDF of those bins.
+
 **Conditioning** (§2.5). Global: a learned embedding of ``corpus_id`` (corpus or
 instrument). Local: a piano-roll ``roll`` (B, F, R) with one frame every ``local_hop``
 samples (sounding keys and onsets, as ``rendered:`` data gives), passed through a small
@@ -29,8 +36,10 @@ the same samples.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -42,13 +51,17 @@ from tunesmith.models.base import GenerativeModel, ModelConfig
 from tunesmith.models.sampling import SamplingControls
 from tunesmith.models.wavenet import GatedResidualLayer
 
+OUTPUTS = ("softmax", "mol")
+
 
 @dataclasses.dataclass
-class Config(ModelConfig):
+class AudioWaveNetConfig(ModelConfig):
     """Options of the audio WaveNet. (data) marks sizes the prepared audio sets."""
 
     sample_rate: int = 16000  # (data) samples per second the model was trained at
     bits: int = 8  # μ-law bits: a 2^bits-way softmax (8: 256 classes, as in the paper)
+    output: str = "softmax"  # "softmax" over the bins, or "mol": discretised logistic mixture
+    mixtures: int = 10  # logistics in the "mol" output (PixelCNN++ uses 5-10)
     channels: int = 64  # residual channels
     skip_channels: int = 64  # skip channels (= hidden size of the output stack)
     levels: int = 10  # dilations 1 … 2^(levels-1) in a stack (10: 1 … 512)
@@ -61,9 +74,12 @@ class Config(ModelConfig):
     local_hop: int = 0  # (data) samples per roll frame
     local_hidden: int = 64  # channels of the conditioning stack over roll frames
     local_kernel: int = 3  # its kernel (frames; centred: sees the next frames too)
+    zero_init_condition: bool = True  # V = 0 at init: a conditioned model starts as an
+    # unconditioned one and learns to read the conditioning (ControlNet-style zero init)
 
+    choices: ClassVar[dict[str, tuple]] = {"output": OUTPUTS}
     ranges: ClassVar[dict[str, Range]] = {
-        "bits": Range(1, 16),
+        "bits": Range(1, 16), "mixtures": at_least(1),
         **dict.fromkeys(("sample_rate", "channels", "skip_channels", "levels", "blocks",
                         "global_channels", "local_hidden", "local_kernel", "dilations"),
                         at_least(1)),
@@ -85,6 +101,11 @@ class Config(ModelConfig):
         return 2**self.bits
 
     @property
+    def out_channels(self) -> int:
+        """Outputs per sample: the bins' logits, or 3 per logistic (π logit, μ, log s)."""
+        return self.classes if self.output == "softmax" else 3 * self.mixtures
+
+    @property
     def cond_channels(self) -> int:
         return ((self.global_channels if self.n_global_classes else 0)
                 + (self.local_hidden if self.local_channels else 0))
@@ -95,9 +116,11 @@ class AudioWaveNet(GenerativeModel):
 
     family = "audio-wavenet"
     representation = "audio"
-    config_class = Config
+    data_help = ("audio: folder:PATH (WAV/FLAC/OGG) or rendered:CORPUS; roll_conditioned=true "
+                 "(a MIDI-to-audio synthesiser) needs rendered:CORPUS (audio + piano-roll)")
+    config_class = AudioWaveNetConfig
 
-    def __init__(self, config: Config):
+    def __init__(self, config: AudioWaveNetConfig):
         super().__init__(config)
         c = config
         self.embed = nn.Embedding(c.classes, c.channels)  # one-hot input → 1×1 conv
@@ -105,8 +128,14 @@ class AudioWaveNet(GenerativeModel):
             GatedResidualLayer(c.channels, c.skip_channels, 2, d, c.cond_channels, 0.0)
             for d in c.layer_dilations()
         )
+        if c.zero_init_condition:
+            for layer in self.layers:
+                if layer.cond is not None:
+                    nn.init.zeros_(layer.cond.weight)
         self.post = nn.Conv1d(c.skip_channels, c.skip_channels, 1)
-        self.out = nn.Conv1d(c.skip_channels, c.classes, 1)
+        self.out = nn.Conv1d(c.skip_channels, c.out_channels, 1)
+        # the bins' edges in the linear domain ("mol"): not saved, a function of bits
+        self.register_buffer("edges", bin_edges(c.bits), persistent=False)
         self.corpus_embedding = (
             nn.Embedding(c.n_global_classes, c.global_channels) if c.n_global_classes else None
         )
@@ -121,7 +150,7 @@ class AudioWaveNet(GenerativeModel):
             )
 
     @classmethod
-    def config_for_audio(cls, config: Config, data) -> Config:
+    def config_for_audio(cls, config: AudioWaveNetConfig, data) -> AudioWaveNetConfig:
         """The sample rate of ``data`` (an :class:`~tunesmith.data.audio.AudioData`), and
         its roll's channels and hop when the model is ``roll_conditioned``."""
         changes = {"sample_rate": data.sample_rate}
@@ -188,9 +217,10 @@ class AudioWaveNet(GenerativeModel):
         return frame_cond.repeat_interleave(hop, dim=2)[:, :, :steps]
 
     # ---- training -------------------------------------------------------------------
-    def logits(self, bins: torch.Tensor, condition: dict | None = None,
-               cond: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits (B, Q, T) of every sample's bin from the bins before it; ``bins`` (B, T)."""
+    def outputs(self, bins: torch.Tensor, condition: dict | None = None,
+                cond: torch.Tensor | None = None) -> torch.Tensor:
+        """The output layer (B, O, T) for every sample from the bins before it; ``bins``
+        (B, T). O = 2^bits logits, or 3 × mixtures for the "mol" output."""
         batch, steps = bins.shape
         if cond is None:
             cond = self._upsample(self.frame_condition(condition, batch), steps)
@@ -201,12 +231,29 @@ class AudioWaveNet(GenerativeModel):
             x, skip = layer(x, cond)  # (B, C, T), (B, S, T)
             skips = skips + skip
         h = torch.relu(self.post(torch.relu(skips)))  # (B, S, T)
-        return self.out(h)  # (B, Q, T)
+        return self.out(h)  # (B, O, T)
+
+    def bin_logits(self, out: torch.Tensor) -> torch.Tensor:
+        """(B, O, T) outputs -> (B, Q, T) logits of the bins: the softmax's, or the
+        "mol" output's discretised log-probabilities (they sum to 1 over the bins)."""
+        if self.config.output == "softmax":
+            return out
+        return mol_bin_log_probs(out, self.edges)
+
+    def logits(self, bins: torch.Tensor, condition: dict | None = None,
+               cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, Q, T) of every sample's bin from the bins before it; ``bins`` (B, T)."""
+        return self.bin_logits(self.outputs(bins, condition, cond))
 
     def sample_nll(self, audio: torch.Tensor, condition: dict | None = None) -> torch.Tensor:
-        """−log p(bin_t | bins < t, c) in nats for every sample: (B, T)."""
+        """−log p(bin_t | bins < t, c) in nats for every sample: (B, T). For both outputs
+        this is the probability of the sample's μ-law bin, so the two compare in bits per
+        sample (the "mol" output integrates its mixture over the bin's edges)."""
         bins = mu_law_encode(audio, self.config.bits)
-        return F.cross_entropy(self.logits(bins, condition), bins, reduction="none")
+        out = self.outputs(bins, condition)
+        if self.config.output == "softmax":
+            return F.cross_entropy(out, bins, reduction="none")
+        return -mol_log_prob(out, bins, self.edges)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Mean NLL over real samples, nats per sample; also logged in bits per sample."""
@@ -267,7 +314,8 @@ class AudioWaveNet(GenerativeModel):
                         # bins t - window … t - 1 are seen
                         start = 0 if window is None else max(0, t - window)
                         part = None if cond is None else cond[:, :, start : t + 1]
-                        logits = self.logits(bins[:, start : t + 1], cond=part)[:, :, -1]
+                        out = self.outputs(bins[:, start : t + 1], cond=part)[:, :, -1:]
+                        logits = self.bin_logits(out)[:, :, 0]  # (n, Q)
                         bins[:, t] = _draw(logits, uniforms[:, t], temperature)
         finally:
             self.train(was_training)
@@ -276,13 +324,65 @@ class AudioWaveNet(GenerativeModel):
     def _sample_cached(self, bins, n_prime, frame_cond, uniforms, temperature) -> None:
         steps = bins.shape[1]
         state = _FastState(self, bins.shape[0], frame_cond)
-        previous = torch.full((bins.shape[0],), self.silence, dtype=torch.long,
-                              device=bins.device)
+        out = np.empty(bins.shape, np.int64)  # the bins, on the CPU
+        out[:, :n_prime] = bins[:, :n_prime].cpu().numpy()
+        previous = np.full(bins.shape[0], self.silence, np.int64)
+        uniforms = uniforms.cpu()
+        softmax = self.config.output == "softmax"
         for t in range(steps):
-            logits = state.step(previous, t)  # (n, Q): p(bin_t | bins < t)
+            head = state.step(previous, t)  # (n, O): p(bin_t | bins < t)
+            logits = head if softmax else self.bin_logits(head[:, :, None])[:, :, 0]
             if t >= n_prime:
-                bins[:, t] = _draw(logits, uniforms[:, t], temperature)
-            previous = bins[:, t]
+                out[:, t] = _draw(logits, uniforms[:, t], temperature).numpy()
+            previous = out[:, t]
+        bins.copy_(torch.from_numpy(out))
+
+
+# ---- the discretised mixture of logistics ("mol" output) ------------------------------
+# Salimans et al. (2017), "PixelCNN++", §2.1; as the output of Parallel WaveNet (van den
+# Oord et al. 2018). Here the mixture lives in the linear amplitude domain and is
+# integrated over the edges of each μ-law bin, so that its likelihood is the probability
+# of the same 2^bits bins as the softmax's and the two compare in bits per sample.
+
+EDGE = 1e6  # stands for ±∞ at the outer edges (finite: no inf · 0 in the gradients)
+MIN_LOG_SCALE, MAX_LOG_SCALE = -9.0, 3.0  # the logistics' log s is clamped to this range
+
+
+def bin_edges(bits: int) -> torch.Tensor:
+    """The Q + 1 edges (linear domain) of the Q = 2^bits μ-law bins, ±EDGE outside:
+    bin i holds the x that :func:`mu_law_encode` rounds to i."""
+    mu = 2**bits - 1
+    y = (2 * torch.arange(1, mu + 1, dtype=torch.float64) - 1) / mu - 1  # companded edges
+    x = torch.sign(y) * torch.expm1(y.abs() * math.log1p(mu)) / mu
+    return torch.cat([torch.tensor([-EDGE]), x, torch.tensor([EDGE])]).float()  # (Q + 1,)
+
+
+def _mol_parts(out: torch.Tensor):
+    """(B, 3K, …) -> log π (B, K, …), μ, 1/s."""
+    logit_pi, mean, log_scale = out.chunk(3, dim=1)
+    inv_scale = torch.exp(-log_scale.clamp(MIN_LOG_SCALE, MAX_LOG_SCALE))
+    return torch.log_softmax(logit_pi, dim=1), mean, inv_scale
+
+
+def _log_delta(lower, upper, mean, inv_scale):
+    """log(σ((U − μ)/s) − σ((L − μ)/s)), stably: σ(b) − σ(a) = σ(b) σ(−a) (1 − e^(a−b))."""
+    a, b = (lower - mean) * inv_scale, (upper - mean) * inv_scale
+    return F.logsigmoid(b) + F.logsigmoid(-a) + torch.log(-torch.expm1((lower - upper)
+                                                                       * inv_scale))
+
+
+def mol_log_prob(out: torch.Tensor, bins: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+    """log p(bin) (B, T) of each bin (B, T) under the mixtures ``out`` (B, 3K, T)."""
+    log_pi, mean, inv_scale = _mol_parts(out)  # (B, K, T) each
+    lower, upper = edges[bins][:, None], edges[bins + 1][:, None]  # (B, 1, T)
+    return torch.logsumexp(log_pi + _log_delta(lower, upper, mean, inv_scale), dim=1)
+
+
+def mol_bin_log_probs(out: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+    """log p of every bin (B, Q, T) under the mixtures ``out`` (B, 3K, T)."""
+    log_pi, mean, inv_scale = (p[:, :, None] for p in _mol_parts(out))  # (B, K, 1, T)
+    lower, upper = edges[:-1, None], edges[1:, None]  # (Q, 1)
+    return torch.logsumexp(log_pi + _log_delta(lower, upper, mean, inv_scale), dim=1)
 
 
 def _draw(logits: torch.Tensor, u: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -294,65 +394,104 @@ def _draw(logits: torch.Tensor, u: torch.Tensor, temperature: float) -> torch.Te
 class _FastState:
     """One sample at a time through an :class:`AudioWaveNet` (see the module docstring).
 
-    Everything is preallocated and every op writes into a fixed buffer (a step is 7 ops
-    per layer): per layer ``w_both`` (C, 4C) = [W_now | W_past]ᵀ of the kernel-2 dilated
-    conv; a queue of d rows, row t mod d holding W_past · x_{t−d} + b + V c_t for the
-    step t that reads it (written d steps earlier; the first d rows start as b + V c_t
-    for the zero padding); the residual/skip 1×1 with its bias as one (C + 1, C + S)
-    matrix, applied to [z | 1] and added in place to the state row [x | Σ skips].
+    The per-sample step costs 8 small ops per layer, so its time is mostly the cost of
+    calling each op: the step runs on numpy arrays (a numpy call on a (1, 256) array
+    costs a fraction of a torch one; profiled in ``benchmarks/audio_wavenet.py speed``),
+    every op writing into a preallocated buffer, with the model's float32 weights
+    rearranged once:
+
+    * per layer ``w_both`` (C, 4C) = [W_now | W_past] of the kernel-2 dilated conv, so one
+      product gives this step's W_now x_t and the W_past x_t that the step t + d reads;
+      a queue of d rows, row t mod d holding W_past x_{t−d} + b + V c_t (written d steps
+      earlier; the first d rows start as b + V c_t, the zero padding);
+    * σ(g) = (1 + tanh(g / 2)) / 2: the gate's half of every pre-activation is stored
+      halved, so one tanh covers both halves, and 2z = tanh f ⊙ (1 + tanh(g / 2)); the ½
+      is folded into the 1×1 weights, which read the layer's buffer [2z | 1] (bias row);
+    * the residual 1×1 is one product per layer; the skip 1×1s of all layers are one
+      product at the end over all the layers' buffers (one contiguous array).
     """
 
     def __init__(self, model: AudioWaveNet, n: int, frame_cond: torch.Tensor | None):
         c = model.config
-        C, S = c.channels, c.skip_channels
+        C, S, L = c.channels, c.skip_channels, len(model.layers)
+        width = C + 1  # [2z | 1]
         self.n, self.channels = n, C
         self.hop = c.local_hop if model.local_net is not None else 0
-        self.embed = model.embed.weight.detach()  # (Q, C)
-        self.state = torch.zeros(n, C + S)  # [x | Σ skips]
-        self.both = torch.empty(n, 4 * C)  # [W_now x_t | W_past x_t]
+
+        def numpy(t: torch.Tensor) -> np.ndarray:
+            return np.ascontiguousarray(t.detach().float().cpu().numpy())
+
+        half = torch.ones(2 * C)
+        half[C:] = 0.5  # the gate's half, for σ(g) = (1 + tanh(g / 2)) / 2
+        self.embed = numpy(model.embed.weight)  # (Q, C)
+        self.x = np.zeros((n, C), np.float32)  # the residual stream x
+        self.both = np.empty((n, 4 * C), np.float32)  # [W_now x_t | W_past x_t]
         self.now, self.past = self.both[:, : 2 * C], self.both[:, 2 * C :]
-        self.a = torch.empty(n, 2 * C)  # pre-activation
-        self.z = torch.ones(n, C + 1)  # [tanh ⊙ σ | 1]
-        self.z_gate = torch.empty(n, C)
+        self.res = np.empty((n, C), np.float32)
+        self.tanh = np.empty((n, 2 * C), np.float32)  # [tanh f | tanh(g / 2)]
+        self.tanh_f, self.tanh_g = self.tanh[:, :C], self.tanh[:, C:]
+        self.zall = np.ones((n, L, width), np.float32)  # every layer's [2z | 1]
         self.layers = []
-        for layer in model.layers:
+        skip_rows = []
+        for index, layer in enumerate(model.layers):
             w = layer.dilated.weight.detach()  # (2C, C, 2): tap 0 reads t − d, tap 1 reads t
-            w_both = torch.cat([w[:, :, 1], w[:, :, 0]], dim=0).t().contiguous()  # (C, 4C)
+            w_both = numpy(torch.cat([w[:, :, 1] * half[:, None], w[:, :, 0] * half[:, None]],
+                                     dim=0).t())  # (C, 4C)
             bias = layer.dilated.bias.detach()  # (2C,)
-            if frame_cond is not None:  # (F, n, 2C): V c_f + b
+            if frame_cond is not None:  # (F, n, 2C): b + V c_f
                 per_frame = (layer.cond(frame_cond) + bias[None, :, None]).permute(2, 0, 1)
             else:
                 per_frame = bias.expand(1, n, -1)
-            per_frame = list(per_frame.contiguous().unbind(0))  # F × (n, 2C)
+            per_frame = numpy(per_frame * half)
+            frames = list(per_frame)  # F × (n, 2C) views
             d = layer.dilated.dilation[0]
-            queue = torch.stack([per_frame[self._frame(t, len(per_frame))] for t in range(d)])
-            rs = layer.res_skip
-            rs_w = torch.cat([rs.weight.detach()[:, :, 0].t(), rs.bias.detach()[None]], 0)
-            self.layers.append((w_both, per_frame, list(queue.unbind(0)), d, rs_w.contiguous()))
-        self.post_w = model.post.weight.detach()[:, :, 0].t().contiguous()
-        self.post_b = model.post.bias.detach()
-        self.out_w = model.out.weight.detach()[:, :, 0].t().contiguous()
-        self.out_b = model.out.bias.detach()
+            queue = np.stack([frames[self._frame(t, len(frames))] for t in range(d)])
+            rs_w = layer.res_skip.weight.detach()[:, :, 0].t()  # (C, C + S)
+            rs_b = layer.res_skip.bias.detach()
+            rows = torch.cat([0.5 * rs_w, rs_b[None]])  # (C + 1, C + S), read [2z | 1]
+            skip_rows.append(rows[:, C:])  # (width, S)
+            last = index == L - 1  # its residual output is never read
+            z = self.zall[:, index]  # (n, width) view
+            self.layers.append((w_both, frames, list(queue), d, z[:, :C], z,
+                                None if last else numpy(rows[:, :C])))
+        self.zflat = self.zall.reshape(n, L * width)
+        self.skip_w = numpy(torch.cat(skip_rows))  # (L·width, S)
+        self.skips = np.empty((n, S), np.float32)
+        self.post_w = numpy(model.post.weight[:, :, 0].t())
+        self.post_b = numpy(model.post.bias)
+        self.out_w = numpy(model.out.weight[:, :, 0].t())
+        self.out_b = numpy(model.out.bias)
+        self.h = np.empty((n, S), np.float32)
+        self.out = np.empty((n, self.out_w.shape[1]), np.float32)
+        self.out_t = torch.from_numpy(self.out)  # shares the memory
 
     def _frame(self, t: int, frames: int) -> int:
         return min(t // self.hop, frames - 1) if self.hop else 0
 
-    def step(self, previous: torch.Tensor, t: int) -> torch.Tensor:
-        """Logits (n, Q) of bin t from bin t−1 (``previous``, (n,) long)."""
-        C = self.channels
-        state, both, now, past, a, z, z_gate = (self.state, self.both, self.now, self.past,
-                                                 self.a, self.z, self.z_gate)
-        x, filt, gate, z_out = state[:, :C], a[:, :C], a[:, C:], z[:, :C]
-        state[:, :C] = self.embed[previous]  # x (n, C)
-        state[:, C:] = 0  # Σ skips (n, S)
-        for w_both, per_frame, queue, d, rs_w in self.layers:
-            torch.mm(x, w_both, out=both)  # (n, 4C)
-            slot = queue[t % d]  # W_past x_{t-d} + b + V c_t
-            torch.add(now, slot, out=a)
-            torch.add(past, per_frame[self._frame(t + d, len(per_frame))], out=slot)  # for t + d
-            torch.tanh(filt, out=z_out)
-            torch.sigmoid(gate, out=z_gate)
-            z_out.mul_(z_gate)
-            state.addmm_(z, rs_w)  # [x + res | skips + skip]
-        h = torch.relu(torch.addmm(self.post_b, torch.relu(state[:, C:]), self.post_w))
-        return torch.addmm(self.out_b, h, self.out_w)  # (n, Q)
+    def step(self, previous: np.ndarray, t: int) -> torch.Tensor:
+        """The output layer (n, Q) for sample t from bin t−1 (``previous``, (n,) ints);
+        a view of one buffer, overwritten by the next step."""
+        x, both, now, past, res = self.x, self.both, self.now, self.past, self.res
+        hop = self.hop
+        np.take(self.embed, previous, axis=0, out=x)  # x (n, C)
+        tanh, tanh_f, tanh_g = self.tanh, self.tanh_f, self.tanh_g
+        for w_both, frames, queue, d, z2, z, res_w in self.layers:
+            np.dot(x, w_both, out=both)  # (n, 4C)
+            slot = queue[t % d]  # W_past x_{t-d} + b + V c_t (gate half halved)
+            np.add(now, slot, out=tanh)
+            # W_past x_t + b + V c_{t+d}, for step t + d
+            np.add(past, frames[min((t + d) // hop, len(frames) - 1) if hop else 0], out=slot)
+            np.tanh(tanh, out=tanh)  # [tanh f | tanh(g / 2)] = [tanh f | 2σ(g) − 1]
+            tanh_g += 1  # 2σ(g)
+            np.multiply(tanh_f, tanh_g, out=z2)  # 2z
+            if res_w is not None:
+                np.dot(z, res_w, out=res)  # the residual 1×1 of z
+                np.add(x, res, out=x)
+        np.dot(self.zflat, self.skip_w, out=self.skips)  # Σ skips (n, S)
+        np.maximum(self.skips, 0, out=self.skips)
+        np.dot(self.skips, self.post_w, out=self.h)
+        self.h += self.post_b
+        np.maximum(self.h, 0, out=self.h)
+        np.dot(self.h, self.out_w, out=self.out)
+        self.out += self.out_b
+        return self.out_t  # (n, Q)

@@ -17,7 +17,7 @@ Batches are dicts of tensors, by representation:
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -35,6 +35,15 @@ class ModelConfig(DictConfig):
     """Base of every family's ``<Family>Config``: JSON round trip with a clear error on typos."""
 
     config_name: ClassVar[str] = "model"
+    #: option -> what a checkpoint saved before the option existed meant (the old
+    #: behaviour), for a saved config that lacks it; a new default applies to new models only
+    saved_defaults: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def from_saved(cls, data: dict[str, Any]):
+        """A config read from a checkpoint's ``config.json``: options it predates take
+        their :attr:`saved_defaults`, so an old checkpoint rebuilds the model it saved."""
+        return cls.from_dict({**cls.saved_defaults, **data})
 
     def updated(self, **changes):
         """A copy with some fields changed (names checked)."""
@@ -50,7 +59,8 @@ class GenerativeModel(nn.Module):
     """
 
     family: ClassVar[str] = ""  # registry name, e.g. "wavenet"
-    representation: ClassVar[str] = ""  # "pianoroll" | "melody" | "events"
+    representation: ClassVar[str] = ""  # "pianoroll" | "melody" | "events" | "audio"
+    data_help: ClassVar[str] = ""  # the data it takes, for `tunesmith models` ("": its repr.)
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
     config: ModelConfig
     automatic_optimization: ClassVar[bool] = True

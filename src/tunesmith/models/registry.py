@@ -57,6 +57,31 @@ def audio_family_names() -> list[str]:
     return sorted(AUDIO_FAMILIES)
 
 
+def all_family_names() -> list[str]:
+    """Every registered name: the symbolic families, then the audio ones."""
+    return family_names() + audio_family_names()
+
+
+def listing(names: list[str] | None = None) -> list[dict]:
+    """One JSON-ready row per family (all of them by default): its ``model`` name,
+    ``domain`` (symbolic | audio), the ``representation`` it reads, the ``data`` it
+    takes, the ``train`` command and its ``options`` with their defaults. Imports the
+    families (and torch)."""
+    rows = []
+    for name in names or all_family_names():
+        check_name(name)
+        cls = get_family(name)
+        config = cls.config_class.from_dict(preset_options(name))
+        audio = name in AUDIO_FAMILIES
+        data = cls.data_help or (f"a symbolic corpus or folder of MIDI/ABC/MusicXML, "
+                                 f"encoded as {cls.representation}")
+        rows.append({"model": name, "domain": "audio" if audio else "symbolic",
+                     "representation": cls.representation, "data": data,
+                     "train": "tunesmith audio train" if audio else "tunesmith train",
+                     "options": config.to_dict()})
+    return rows
+
+
 def check_name(name: str) -> str:
     """``name`` when it is registered, else a ConfigError listing the names (no import)."""
     _entry(name)

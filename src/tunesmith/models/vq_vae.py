@@ -7,9 +7,13 @@ representation learning"; Razavi et al. 2019, VQ-VAE-2; Dhariwal et al. 2020, "J
 * **Codebook** (:class:`EMACodebook`): nearest-neighbour quantisation; the codes are
   exponential moving averages of the encoder outputs assigned to them (VQ-VAE appendix
   A.1: N_k ← γ N_k + (1−γ) n_k, m_k ← γ m_k + (1−γ) Σ z, e_k = m_k / Ñ_k with Laplace
-  smoothing of N); a commitment loss β ‖z − sg(e)‖²; straight-through gradients; codes
-  whose usage N_k falls below ``restart_threshold`` are restarted on random encoder
-  outputs of the batch (Jukebox §3.2, "random restarts").
+  smoothing of N); a commitment loss β ‖z − sg(e)‖²; straight-through gradients. To keep
+  the codes in use: the lookup is in a ``lookup_dim``-dimensional projection of z with
+  l2-normalised vectors (Yu et al. 2022, "Vector-quantized image modeling with improved
+  VQGAN", §3.2); the codes start as k-means(++) centroids of the first
+  ``kmeans_init_rows`` encoder outputs; a code no row used in the last ``usage_window``
+  updates (or whose N_k falls below ``restart_threshold``) is restarted on a random
+  encoder output of the batch (Jukebox §3.2, "random restarts").
 * **Decoder**: the mirror: transposed convolutions (kernel 2s, stride s), tanh output.
 * **Loss**: L1 on the waveform + ``spectral_weight`` × multi-resolution STFT loss
   (spectral convergence + log-magnitude, Yamamoto et al. 2020; Jukebox uses a spectral
@@ -29,7 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +47,7 @@ from tunesmith.models.sampling import SamplingControls
 
 
 @dataclasses.dataclass
-class Config(ModelConfig):
+class VQVAEConfig(ModelConfig):
     """VQ-VAE options. (data) marks what the prepared audio sets."""
 
     sample_rate: int = 16000  # (data) samples per second
@@ -54,15 +58,24 @@ class Config(ModelConfig):
     codebook_size: int = 512  # K codes per level (9 bits: 250 codes/s × 9 = 2.25 kbps)
     beta: float = 0.25  # commitment weight β
     ema_decay: float = 0.99  # γ of the codebook's moving averages
-    restart_threshold: float = 1.0  # restart codes whose EMA count N_k falls below this
+    restart_threshold: float = 0.0  # also restart codes whose EMA count N_k is below this
+    usage_window: int = 50  # restart codes no row used in this many updates (0: never)
+    lookup_dim: int = 16  # codes looked up in a projected, l2-normalised space of this size
+    # (capped at code_dim; 0: in the code space itself, not normalised)
+    kmeans_init_rows: int = 4096  # k-means init of the codes from this many first rows (0: off)
     spectral_weight: float = 1.0  # weight of the multi-resolution STFT loss
 
+    # checkpoints saved before the factorised lookup, k-means init and usage-window
+    # restarts looked codes up in the code space itself
+    saved_defaults: ClassVar[dict[str, Any]] = {"lookup_dim": 0, "kmeans_init_rows": 0,
+                                                "usage_window": 0}
     ranges: ClassVar[dict[str, Range]] = {
         **dict.fromkeys(("sample_rate", "channels", "code_dim", "codebook_size"),
                         at_least(1)),
         "strides": at_least(2), "top_strides": at_least(2),
         "ema_decay": Range(0, 1, low_open=True, high_open=True),
-        **dict.fromkeys(("beta", "spectral_weight", "restart_threshold"), at_least(0))}
+        **dict.fromkeys(("beta", "spectral_weight", "restart_threshold", "usage_window",
+                         "lookup_dim", "kmeans_init_rows"), at_least(0))}
 
     def check(self) -> None:
         if not self.strides:
@@ -86,43 +99,117 @@ class Config(ModelConfig):
 
 
 class EMACodebook(nn.Module):
-    """K codes of size D updated by moving averages, with dead-code restarts (see above)."""
+    """K codes of size D updated by moving averages, with dead-code restarts (see above).
+
+    Options (all off by default here; :class:`VQVAE` turns them on from its config):
+
+    * ``normalise``: codes and inputs are l2-normalised, so the lookup is by cosine
+      similarity (Yu et al. 2022, "Vector-quantized image modeling with improved
+      VQGAN", §3.2: with a low-dimensional lookup space it keeps far more codes in use);
+    * ``init_rows`` > 0: the codes start as k-means centroids (``kmeans_iters``
+      iterations) of the first ``init_rows`` encoder outputs, gathered over the first
+      batches (until then they are random rows of the first batch, and nothing restarts);
+    * ``usage_window`` > 0: a code assigned no row in the last ``usage_window`` updates is
+      dead and restarted on a random row of the batch (usage over a window rather than
+      the EMA count alone, which restarts codes still settling).
+    """
 
     def __init__(self, size: int, dim: int, decay: float, restart_threshold: float,
-                 eps: float = 1e-5):
+                 eps: float = 1e-5, *, normalise: bool = False, init_rows: int = 0,
+                 kmeans_iters: int = 10, usage_window: int = 0):
         super().__init__()
         self.size, self.dim, self.decay, self.eps = size, dim, decay, eps
         self.restart_threshold = restart_threshold
-        embedding = torch.randn(size, dim) * 0.1
+        self.normalise, self.kmeans_iters, self.usage_window = normalise, kmeans_iters, usage_window
+        embedding = self._norm(torch.randn(size, dim) * 0.1)
         self.register_buffer("embedding", embedding)  # e_k (K, D)
         self.register_buffer("cluster_size", torch.ones(size))  # N_k
         self.register_buffer("embed_sum", embedding.clone())  # m_k = N_k e_k
         self.register_buffer("initialised", torch.tensor(False))
+        # k-means initialisation: rows gathered so far (kept for an exact resume)
+        self.register_buffer("init_buffer", torch.zeros(init_rows, dim))
+        self.register_buffer("init_count", torch.tensor(0))
+        # rows assigned to each code since the window began, and updates in the window
+        self.register_buffer("recent_usage", torch.zeros(size))
+        self.register_buffer("window_steps", torch.tensor(0))
+
+    def _norm(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x, dim=-1) if self.normalise else x
 
     def codes(self, flat: torch.Tensor) -> torch.Tensor:
-        """Nearest code of each row of (M, D) -> (M,) long."""
+        """Nearest code of each row of (M, D) -> (M,) long (rows normalised as the codes)."""
+        flat = self._norm(flat)
+        if self.normalise:  # unit vectors: nearest = most similar
+            return (flat @ self.embedding.t()).argmax(1)
         distances = (flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.embedding.t()
                      + self.embedding.pow(2).sum(1)[None])  # (M, K)
         return distances.argmin(1)
 
     @torch.no_grad()
+    def kmeans(self, rows: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """K centroids of ``rows`` (M, D) by Lloyd's iterations from k-means++ seeds
+        (Arthur & Vassilvitskii 2007: each seed drawn with probability ∝ its squared
+        distance to the seeds so far; spherical k-means when normalised); an empty cluster
+        is moved to a random row."""
+        centroids = rows.new_empty(self.size, rows.shape[1])
+        centroids[0] = rows[torch.randint(0, len(rows), (1,), generator=generator)]
+        nearest = (rows - centroids[0]).pow(2).sum(1)  # (M,) squared distance to the seeds
+        for k in range(1, self.size):
+            weights = nearest if nearest.sum() > 0 else torch.ones_like(nearest)
+            centroids[k] = rows[torch.multinomial(weights, 1, generator=generator)]
+            nearest = torch.minimum(nearest, (rows - centroids[k]).pow(2).sum(1))
+        for _ in range(self.kmeans_iters):
+            self.embedding.copy_(centroids)
+            assign = self.codes(rows)
+            counts = torch.bincount(assign, minlength=self.size).float()
+            sums = torch.zeros_like(centroids).index_add_(0, assign, rows)
+            empty = counts == 0
+            centroids = self._norm(sums / counts.clamp(min=1)[:, None])
+            centroids[empty] = rows[torch.randint(0, len(rows), (int(empty.sum()),),
+                                                  generator=generator)]
+        return centroids
+
+    @torch.no_grad()
     def update(self, flat: torch.Tensor, codes: torch.Tensor) -> int:
         """One EMA step from encoder outputs (M, D) and their codes (M,); then restart the
-        codes whose N_k < threshold on random rows of ``flat``. Returns how many restarted."""
+        dead codes on random rows of ``flat``. Returns how many restarted."""
+        flat = self._norm(flat)
         if not bool(self.initialised):  # first batch: codes start on encoder outputs
             rows = flat[torch.randint(0, len(flat), (self.size,), device=flat.device)]
-            self.embedding.copy_(rows)
-            self.embed_sum.copy_(rows)
-            self.cluster_size.fill_(1.0)
+            self._reset(rows, torch.ones(self.size, device=flat.device))
             self.initialised.fill_(True)
             codes = self.codes(flat)
+        gathering = int(self.init_count) < len(self.init_buffer)
+        if gathering:  # k-means from the first batches' rows
+            start = int(self.init_count)
+            take = flat[: len(self.init_buffer) - start]
+            self.init_buffer[start : start + len(take)] = take
+            self.init_count.add_(len(take))
+            if int(self.init_count) == len(self.init_buffer):
+                centroids = self.kmeans(self.init_buffer)
+                assign = self.codes(self.init_buffer)
+                per_row = len(flat) / len(self.init_buffer)  # counts at one batch's scale
+                counts = torch.bincount(assign, minlength=self.size).float() * per_row
+                self._reset(centroids, counts.clamp(min=per_row))
+                codes = self.codes(flat)
+                gathering = False
         onehot = F.one_hot(codes, self.size).type(flat.dtype)  # (M, K)
-        self.cluster_size.mul_(self.decay).add_(onehot.sum(0), alpha=1 - self.decay)
+        used = onehot.sum(0)
+        self.cluster_size.mul_(self.decay).add_(used, alpha=1 - self.decay)
         self.embed_sum.mul_(self.decay).add_(onehot.t() @ flat, alpha=1 - self.decay)
         total = self.cluster_size.sum()
         smoothed = (self.cluster_size + self.eps) / (total + self.size * self.eps) * total
-        self.embedding.copy_(self.embed_sum / smoothed[:, None])
+        self.embedding.copy_(self._norm(self.embed_sum / smoothed[:, None]))
+        if gathering:
+            return 0
         dead = self.cluster_size < self.restart_threshold
+        if self.usage_window:
+            self.recent_usage.add_(used)
+            self.window_steps.add_(1)
+            if int(self.window_steps) >= self.usage_window:
+                dead |= self.recent_usage == 0
+                self.recent_usage.zero_()
+                self.window_steps.zero_()
         n_dead = int(dead.sum())
         if n_dead:
             rows = flat[torch.randint(0, len(flat), (n_dead,), device=flat.device)]
@@ -131,22 +218,58 @@ class EMACodebook(nn.Module):
             self.cluster_size[dead] = 1.0
         return n_dead
 
+    def _reset(self, codes: torch.Tensor, counts: torch.Tensor) -> None:
+        self.embedding.copy_(codes)
+        self.cluster_size.copy_(counts)
+        self.embed_sum.copy_(codes * counts[:, None])
+
     def forward(self, z: torch.Tensor):
         """z (B, D, N) -> (straight-through quantised (B, D, N), codes (B, N), commitment
-        ‖z − sg(e)‖² mean); EMA-updates the codes in training mode."""
+        ‖z − sg(e)‖² mean); EMA-updates the codes in training mode. With ``normalise``
+        the quantised vectors and z are unit vectors."""
         b, d, n = z.shape
-        flat = z.transpose(1, 2).reshape(-1, d)  # (B·N, D)
+        flat = self._norm(z.transpose(1, 2).reshape(-1, d))  # (B·N, D)
         codes = self.codes(flat)
         if self.training:
             self.update(flat.detach(), codes)
             codes = self.codes(flat)  # against the updated codes
-        quantised = self.embedding[codes].reshape(b, n, d).transpose(1, 2)  # (B, D, N)
-        commitment = F.mse_loss(z, quantised.detach())
-        return z + (quantised - z).detach(), codes.reshape(b, n), commitment
+        quantised = self.embedding[codes]  # (B·N, D)
+        commitment = F.mse_loss(flat, quantised.detach())
+        out = flat + (quantised - flat).detach()  # straight through
+        return out.reshape(b, n, d).transpose(1, 2), codes.reshape(b, n), commitment
 
     def lookup(self, codes: torch.Tensor) -> torch.Tensor:
         """(B, N) long -> (B, D, N)."""
         return self.embedding[codes].transpose(1, 2)
+
+
+class Quantiser(nn.Module):
+    """An :class:`EMACodebook` in a low-dimensional lookup space (Yu et al. 2022, §3.2,
+    "factorized codes"): a 1×1 projection D → d before the (l2-normalised) lookup and
+    d → D after it; the same interface as the codebook, with ``book`` its codebook."""
+
+    def __init__(self, book: EMACodebook, dim: int):
+        super().__init__()
+        self.book = book
+        self.down = nn.Conv1d(dim, book.dim, 1)
+        self.up = nn.Conv1d(book.dim, dim, 1)
+
+    @property
+    def cluster_size(self) -> torch.Tensor:
+        return self.book.cluster_size
+
+    @property
+    def embedding(self) -> torch.Tensor:
+        return self.book.embedding
+
+    def forward(self, z: torch.Tensor):
+        """z (B, D, N) -> (quantised (B, D, N), codes (B, N), commitment)."""
+        quantised, codes, commitment = self.book(self.down(z))  # (B, d, N)
+        return self.up(quantised), codes, commitment
+
+    def lookup(self, codes: torch.Tensor) -> torch.Tensor:
+        """(B, N) long -> (B, D, N)."""
+        return self.up(self.book.lookup(codes))
 
 
 class ResBlock(nn.Module):
@@ -185,24 +308,34 @@ class VQVAE(GenerativeModel):
 
     family = "vq-vae"
     representation = "audio"
-    config_class = Config
+    data_help = ("audio: folder:PATH (WAV/FLAC/OGG) or rendered:CORPUS; its prior "
+                 "(tunesmith audio prior) trains on the codes of the same data")
+    config_class = VQVAEConfig
 
-    def __init__(self, config: Config):
+    def __init__(self, config: VQVAEConfig):
         super().__init__(config)
         c = config
         self.encoder = _encoder(1, c.channels, c.code_dim, c.strides)
-        self.codebook = EMACodebook(c.codebook_size, c.code_dim, c.ema_decay,
-                                    c.restart_threshold)
+        self.codebook = self._codebook()
         self.decoder = _decoder(c.code_dim, c.channels, 1, c.strides)
         self.top_encoder = self.top_codebook = self.top_decoder = None
         if c.top_strides:
             self.top_encoder = _encoder(c.code_dim, c.channels, c.code_dim, c.top_strides)
-            self.top_codebook = EMACodebook(c.codebook_size, c.code_dim, c.ema_decay,
-                                            c.restart_threshold)
+            self.top_codebook = self._codebook()
             self.top_decoder = _decoder(c.code_dim, c.channels, c.code_dim, c.top_strides)
 
+    def _codebook(self) -> nn.Module:
+        """A level's quantiser: the EMA codebook, in a projected l2-normalised space of
+        ``lookup_dim`` (D → d 1×1 in, d → D 1×1 out) unless ``lookup_dim`` = 0."""
+        c = self.config
+        dim = min(c.lookup_dim, c.code_dim) or c.code_dim
+        book = EMACodebook(c.codebook_size, dim, c.ema_decay, c.restart_threshold,
+                           normalise=bool(c.lookup_dim), init_rows=c.kmeans_init_rows,
+                           usage_window=c.usage_window)
+        return Quantiser(book, c.code_dim) if c.lookup_dim else book
+
     @classmethod
-    def config_for_audio(cls, config: Config, data) -> Config:
+    def config_for_audio(cls, config: VQVAEConfig, data) -> VQVAEConfig:
         """The sample rate of the prepared audio."""
         return config.updated(sample_rate=data.sample_rate)
 

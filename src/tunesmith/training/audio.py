@@ -11,6 +11,7 @@ The checkpoint's ``corpus`` records the audio data (spec, rate, hop, pieces per 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from tunesmith.data.audio import AudioData, audio_loader, prepare_audio
-from tunesmith.errors import ConfigError
+from tunesmith.errors import CheckpointError, ConfigError
 from tunesmith.models import registry
-from tunesmith.training.checkpoint import write_json
+from tunesmith.training.checkpoint import build_model, require_fields, write_json
 from tunesmith.training.settings import TrainSettings
-from tunesmith.training.trainer import RUN_FILE, clear_run, fit
+from tunesmith.training.trainer import RUN_FILE, clear_run, fit, open_run
 
 
 def build_audio_model(model_name: str, options: dict | None, data: AudioData | None):
@@ -39,25 +40,38 @@ def build_audio_model(model_name: str, options: dict | None, data: AudioData | N
     return cls(config)
 
 
-def train_audio(model_name: str, data: str | AudioData, options: dict | None = None,
-                out_dir: str | Path = "runs/audio", *, sample_rate: int = 16000,
-                max_seconds: float | None = None, limit: int | None = None,
-                windows_per_piece: int | None = None, overwrite: bool = False,
-                **settings: Any) -> Path:
+def train_audio(model_name: str | None, data: str | AudioData | None,
+                options: dict | None = None, out_dir: str | Path = "runs/audio", *,
+                sample_rate: int = 16000, max_seconds: float | None = None,
+                limit: int | None = None, windows_per_piece: int | None = None,
+                resume: bool = False, overwrite: bool = False,
+                callbacks: Sequence[pl.Callback] = (), **settings: Any) -> Path:
     """Train ``model_name`` on audio; return the run folder (a checkpoint).
 
     ``data``: ``folder:PATH``, ``rendered:CORPUS`` or a prepared :class:`AudioData`;
     ``max_seconds``/``limit`` cut pieces/corpus when preparing; ``settings`` are
     :class:`TrainSettings` fields, ``window`` in samples (a multiple of the roll hop for
-    rendered data).
+    rendered data). ``resume`` continues the run in ``out_dir`` exactly as
+    :func:`tunesmith.training.trainer.train` does (the same :func:`open_run` and
+    ``last/`` state): model, options, data (spec, rate, cuts) and settings come from its
+    ``run.json``, those given here override the settings; ``model_name`` and ``data``
+    may be None. ``callbacks``: more Lightning callbacks for the run.
     """
     out_dir = Path(out_dir)
-    if (out_dir / RUN_FILE).exists() or (out_dir / "last").exists():
-        if not overwrite:
-            raise ConfigError(f"{out_dir} already holds a training run; pass --overwrite to "
-                              "start it again, or choose another --out")
-        clear_run(out_dir)
-    train_settings = TrainSettings.from_dict(settings)
+    run_file = out_dir / RUN_FILE
+    if resume and not isinstance(data, AudioData):
+        data = None  # the run's own data (run.json), as train() does for a spec
+    start = open_run(out_dir, model_name, data, options, settings, resume=resume,
+                     overwrite=overwrite)
+    model_name, options, train_settings = start.model_name, start.options, start.settings
+    if start.run:  # resumed (or restarted from step 0): the data as the run prepared it
+        saved = start.run["data"]
+        require_fields(saved, {"spec": (str,), "sample_rate": (int,)}, run_file)
+        sample_rate = saved["sample_rate"]
+        max_seconds, limit = saved.get("max_seconds"), saved.get("limit")
+        if windows_per_piece is None:
+            windows_per_piece = start.run.get("windows_per_piece")
+        data = data if isinstance(data, AudioData) else saved["spec"]
     if train_settings.window is None:
         raise ConfigError("audio training needs a window (samples per training item)")
     if model_name not in registry.audio_family_names():
@@ -68,8 +82,18 @@ def train_audio(model_name: str, data: str | AudioData, options: dict | None = N
     if not isinstance(data, AudioData):
         data = prepare_audio(data, sample_rate, max_seconds=max_seconds, limit=limit,
                              progress=train_settings.progress_bar)
+    corpus = data.describe()
+    if start.run:
+        saved = start.run["data"]
+        for key in ("spec", "sample_rate", "pieces", "seconds"):
+            if key in saved and saved[key] != corpus[key]:
+                raise CheckpointError(run_file, f"the run trained on {key} {saved[key]}, the "
+                                      f"data has {corpus[key]}; resume it on the same data")
     pl.seed_everything(train_settings.seed, workers=True, verbose=False)
-    model = build_audio_model(model_name, options, data)
+    if start.resume:
+        model = build_model(lambda: build_audio_model(model_name, options, data), run_file)
+    else:
+        model = build_audio_model(model_name, options, data)
     window = train_settings.window
     rolls = bool(getattr(model.config, "local_channels", 0))  # only a synthesiser reads them
     train_loader = audio_loader(data, "train", window, train_settings.batch_size,
@@ -81,14 +105,15 @@ def train_audio(model_name: str, data: str | AudioData, options: dict | None = N
                                   shuffle=False, windows_per_piece=windows_per_piece,
                                   rolls=rolls)
     out_dir.mkdir(parents=True, exist_ok=True)
-    corpus = data.describe()
-    write_json(out_dir / RUN_FILE, {"model_name": model_name, "options": dict(options or {}),
-                                    "data": corpus, "settings": train_settings.to_dict(),
-                                    "windows_per_piece": windows_per_piece})
+    write_json(run_file, {"model_name": model_name, "options": dict(options or {}),
+                          "data": corpus,  # with the cuts it was prepared with
+                          "settings": train_settings.to_dict(),
+                          "windows_per_piece": windows_per_piece})
     split = {"counts": corpus["pieces"], "method": "hash of piece id or the corpus's split",
              "test_ids": [data.ids[i] for i in data.indices("test")][:1000]}
     return fit(model, train_loader, val_loader, out_dir, model_name=model_name,
-               settings=train_settings, data_info=None, corpus=corpus, split=split)
+               settings=train_settings, data_info=None, corpus=corpus, split=split,
+               resume=start.resume, callbacks=callbacks)
 
 
 # ------------------------------------------------------------------------------ the prior

@@ -494,7 +494,7 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu"):
         raise CheckpointError(weights_path, "no such file")
     try:
         cls = registry.get_family(meta["model_name"])
-        config = cls.config_class.from_dict(meta["model_config"])
+        config = cls.config_class.from_saved(meta["model_config"])
         model = build_model(lambda: cls(config), config_path)
     except CheckpointError:
         raise

@@ -48,6 +48,7 @@ A run killed before anything was saved restarts from step 0 on ``--resume``;
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import random
 import re
@@ -731,39 +732,34 @@ def prepare_data(data: dict, representation: str, progress: bool = True):
     )
 
 
-def train(
-    model_name: str | None,
-    data_spec: Any,
-    options: dict | None = None,
-    out_dir: str | Path = "runs/run",
-    *,
-    resume: bool = False,
-    overwrite: bool = False,
-    callbacks: Sequence[pl.Callback] = (),
-    **settings: Any,
-) -> Path:
-    """Train a registered model on a corpus; return the run folder (a checkpoint).
+@dataclasses.dataclass
+class RunStart:
+    """What :func:`open_run` decides: the run's model, data spec, options and settings
+    (on resume: those of its ``run.json``, overridden by the ones given), and whether it
+    resumes (False too when a resumed run had saved nothing yet)."""
 
-    Args:
-        model_name: a registry name (``tunesmith models``); may be None on resume.
-        data_spec: a corpus name, a dict (``corpus``, ``path``, ``representation``,
-            ``options`` for the representation, ``transpose_to_c``, ``limit``), or a
-            prepared :class:`~tunesmith.data.prepare.PreparedData`; may be None on resume.
-        options: model config overrides.
-        out_dir: the run folder.
-        resume: continue the run saved in ``out_dir/last`` (model, options and data
-            come from ``out_dir/run.json``; ``settings`` given here override the saved ones).
-            A run stopped before its first save starts again from step 0, with a note.
-        overwrite: remove what an earlier run wrote in ``out_dir`` (only that) and start
-            afresh; without it a folder holding a run is refused.
-        settings: :class:`TrainSettings` fields (epochs, max_steps, max_time in minutes,
-            batch_size, window, lr, seed, accelerator, devices, num_nodes, strategy...).
+    model_name: str | None
+    data_spec: Any
+    options: dict | None
+    settings: TrainSettings
+    resume: bool
+    run: dict  # the saved run.json on resume, else {}
+
+
+def open_run(out_dir: Path, model_name: str | None, data_spec: Any, options: dict | None,
+             settings: dict, *, resume: bool, overwrite: bool) -> RunStart:
+    """Start or continue the run in ``out_dir``: the one path every trainer entry point
+    (:func:`train`, :func:`tunesmith.training.audio.train_audio`) takes.
+
+    Resume: ``run.json`` gives the model name, options (overridden by ``options``), data
+    spec (unless ``data_spec`` is prepared data) and settings (overridden by
+    ``settings``); without ``last/`` the run starts again from step 0, with a note. A new
+    run: a folder that holds a run is refused unless ``overwrite`` (then cleared).
     """
-    out_dir = Path(out_dir)
     run_file = out_dir / RUN_FILE
     if resume and overwrite:
         raise ConfigError("give --resume (continue the run) or --overwrite (start again), not both")
-    prepared = None
+    run: dict = {}
     if resume:
         if not run_file.is_file():
             raise CheckpointError(run_file, "nothing to resume: no training run here; "
@@ -798,9 +794,46 @@ def train(
     try:
         train_settings = TrainSettings.from_dict(merged)
     except ConfigError as exc:
-        if resume:
+        if run:
             raise CheckpointError(run_file, str(exc)) from exc
         raise
+    return RunStart(model_name, data_spec, options, train_settings, resume, run)
+
+
+def train(
+    model_name: str | None,
+    data_spec: Any,
+    options: dict | None = None,
+    out_dir: str | Path = "runs/run",
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    callbacks: Sequence[pl.Callback] = (),
+    **settings: Any,
+) -> Path:
+    """Train a registered model on a corpus; return the run folder (a checkpoint).
+
+    Args:
+        model_name: a registry name (``tunesmith models``); may be None on resume.
+        data_spec: a corpus name, a dict (``corpus``, ``path``, ``representation``,
+            ``options`` for the representation, ``transpose_to_c``, ``limit``), or a
+            prepared :class:`~tunesmith.data.prepare.PreparedData`; may be None on resume.
+        options: model config overrides.
+        out_dir: the run folder.
+        resume: continue the run saved in ``out_dir/last`` (model, options and data
+            come from ``out_dir/run.json``; ``settings`` given here override the saved ones).
+            A run stopped before its first save starts again from step 0, with a note.
+        overwrite: remove what an earlier run wrote in ``out_dir`` (only that) and start
+            afresh; without it a folder holding a run is refused.
+        settings: :class:`TrainSettings` fields (epochs, max_steps, max_time in minutes,
+            batch_size, window, lr, seed, accelerator, devices, num_nodes, strategy...).
+    """
+    out_dir = Path(out_dir)
+    run_file = out_dir / RUN_FILE
+    start = open_run(out_dir, model_name, data_spec, options, settings, resume=resume,
+                     overwrite=overwrite)
+    model_name, data_spec, options = start.model_name, start.data_spec, start.options
+    resume, train_settings = start.resume, start.settings
     validate_lightning_flags(train_settings)  # before any data work or process starts
     cls = registry.get_family(model_name)  # unknown names fail before any data work
     if train_settings.objective == "frame_nll" and not (
