@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from tunesmith.cli.demo import lightning_output_to
 from tunesmith.data.audio import prepare_audio
 from tunesmith.evaluation.audio import log_mel_distance, si_sdr
 from tunesmith.generation.audio import synthesize_roll
@@ -42,20 +43,24 @@ def run_demo(out: Path, minutes: float = 5.0, threads: int = 2) -> Iterator[str]
     common = {"overwrite": True, "epochs": None, "threads": threads, "progress_bar": True,
               "loggers": False, "early_stopping_patience": 0, "lr_schedule": "constant",
               "limit_val_batches": 5}
-    vq_run = train_audio("vq-vae", data, {"channels": 48}, out / "vq-vae", window=8000,
-                         batch_size=8, max_time=0.35 * minutes, lr=2e-3, **common)
+    log_path = out / "train.log"  # Lightning's banner, summaries and notices go here
+    with lightning_output_to(log_path):
+        vq_run = train_audio("vq-vae", data, {"channels": 48}, out / "vq-vae", window=8000,
+                             batch_size=8, max_time=0.35 * minutes, lr=2e-3, **common)
     yield f"vq-vae: {vq_run}"
-    prior_run = train_prior(vq_run, data, {"context": 250, "d_model": 128, "n_layers": 3,
-                                           "n_heads": 4, "d_ff": 256}, out / "prior",
-                            window=250, batch_size=16, max_time=0.15 * minutes, lr=1e-3,
-                            **common)
+    with lightning_output_to(log_path):
+        prior_run = train_prior(vq_run, data, {"context": 250, "d_model": 128, "n_layers": 3,
+                                               "n_heads": 4, "d_ff": 256}, out / "prior",
+                                window=250, batch_size=16, max_time=0.15 * minutes, lr=1e-3,
+                                **common)
     yield f"prior: {prior_run}"
-    wn_run = train_audio("audio-wavenet", data, {"roll_conditioned": True, "channels": 32,
-                                                  "skip_channels": 64, "levels": 9,
-                                                  "blocks": 1},
-                         out / "wavenet", window=4000, batch_size=8, max_time=0.4 * minutes,
-                         lr=2e-3, **common)
-    yield f"audio-wavenet: {wn_run}"
+    with lightning_output_to(log_path):
+        wn_run = train_audio("audio-wavenet", data, {"roll_conditioned": True, "channels": 32,
+                                                      "skip_channels": 64, "levels": 9,
+                                                      "blocks": 1},
+                             out / "wavenet", window=4000, batch_size=8,
+                             max_time=0.4 * minutes, lr=2e-3, **common)
+    yield f"audio-wavenet: {wn_run} (Lightning's log: {log_path})"
 
     torch.set_num_threads(threads)
     vq, _ = load_checkpoint(vq_run)
