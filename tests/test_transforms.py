@@ -203,3 +203,18 @@ def test_pitched_tracks_drops_drum_tracks_and_copies_only_when_it_must():
     score.tracks.append(kit)
     pitched = tf.pitched_tracks(score)
     assert [t.name for t in pitched.tracks] == ["Piano"] and len(score.tracks) == 2
+
+
+def test_append_new_event_skips_a_restatement_and_keeps_a_change():
+    score = Score(480)
+    tf.append_new_event(score.time_signatures, TimeSignature(0, 3, 4))
+    tf.append_new_event(score.time_signatures, TimeSignature(1440, 3, 4))  # restated
+    tf.append_new_event(score.time_signatures, TimeSignature(2880, 4, 4))  # a change
+    assert [(t.time, t.numerator) for t in score.time_signatures] == [(0, 3), (2880, 4)]
+    tf.append_new_event(score.tempos, Tempo(0, 100.0))
+    tf.append_new_event(score.tempos, Tempo(960, 100.0))
+    tf.append_new_event(score.tempos, Tempo(1920, 90.0))
+    assert [round(t.qpm) for t in score.tempos] == [100, 90]
+    tf.append_new_event(score.key_signatures, KeySignature(0, 2, 0))
+    tf.append_new_event(score.key_signatures, KeySignature(960, 2, 1))  # same key, minor
+    assert len(score.key_signatures) == 2

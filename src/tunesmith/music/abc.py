@@ -48,6 +48,7 @@ from symusic import KeySignature, Note, Score, Tempo, TimeSignature, Track
 
 from tunesmith.errors import MusicFileError
 from tunesmith.music.midi_gate import check_midi
+from tunesmith.music.transforms import append_new_event
 
 #: controller number of the bar-line marks (undefined in General MIDI)
 BAR_MARK = 110
@@ -300,11 +301,11 @@ def from_abc2midi(music: bytes, bars: bytes, free: bool = False,
                                 int(pitches[k]), VELOCITY))
     score.tracks.append(track)
     for tempo in raw.tempos:
-        _append_new(score.tempos, Tempo(at(int(tempo.time)), float(tempo.qpm)))
+        append_new_event(score.tempos, Tempo(at(int(tempo.time)), float(tempo.qpm)))
     for time, numerator, denominator in signatures:
-        _append_new(score.time_signatures, TimeSignature(at(time), numerator, denominator))
+        append_new_event(score.time_signatures, TimeSignature(at(time), numerator, denominator))
     for ks in raw.key_signatures:
-        _append_new(score.key_signatures,
+        append_new_event(score.key_signatures,
                     KeySignature(at(int(ks.time)), int(ks.key), int(ks.tonality)))
     if not score.tempos:
         score.tempos.append(Tempo(0, 120.0))
@@ -321,17 +322,6 @@ def _notes(score: Score) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     durations = np.concatenate([a["duration"] for a in arrays]).astype(np.int64)
     pitches = np.concatenate([a["pitch"] for a in arrays]).astype(np.int64)
     return times, times + durations, pitches
-
-
-def _append_new(events, event) -> None:
-    """Append a tempo/meter/key event unless it repeats the one before."""
-    if len(events):
-        last = events[-1]
-        fields = [f for f in ("qpm", "numerator", "denominator", "key", "tonality")
-                  if hasattr(event, f)]
-        if all(getattr(last, f) == getattr(event, f) for f in fields):
-            return
-    events.append(event)
 
 
 def _bar_ticks(signatures: list[tuple[int, int, int]], tick: int, tpq: int) -> float:

@@ -61,6 +61,7 @@ from symusic.core import NoteTickList
 from tunesmith.errors import ConfigError, MusicFileError
 from tunesmith.music.abc import render_tunes, split_abc_tunes, tune_score
 from tunesmith.music.midi_gate import check_midi, length_seconds
+from tunesmith.music.transforms import append_new_event
 
 MIDI_SUFFIXES = (".mid", ".midi")
 MUSIC21_SUFFIXES = (".abc", ".xml", ".musicxml", ".mxl", ".krn")
@@ -492,13 +493,13 @@ def music21_to_score(stream, tpq: int = MUSIC21_TPQ, *, expand_repeats: bool = T
             for offset, mark in marks[music21.tempo.MetronomeMark]:
                 qpm = mark.getQuarterBPM()
                 if qpm and math.isfinite(qpm) and qpm > 0:
-                    _append_new(score.tempos, Tempo(onset_ticks(offset), float(qpm)))
+                    append_new_event(score.tempos, Tempo(onset_ticks(offset), float(qpm)))
             for offset, ts in marks[music21.meter.TimeSignature]:
-                _append_new(score.time_signatures, TimeSignature(
+                append_new_event(score.time_signatures, TimeSignature(
                     onset_ticks(offset), int(ts.numerator), int(ts.denominator)))
             for offset, ks in marks[music21.key.KeySignature]:
                 tonality = 1 if getattr(ks, "mode", "major") == "minor" else 0
-                _append_new(score.key_signatures,
+                append_new_event(score.key_signatures,
                             KeySignature(onset_ticks(offset), int(ks.sharps), tonality))
     if not score.tempos:
         score.tempos.append(Tempo(0, 120.0))
@@ -621,18 +622,6 @@ def _ends_tied(measure) -> bool:
             if note.tie is not None and note.tie.type in ("start", "continue"):
                 return True
     return False
-
-
-def _append_new(events, event) -> None:
-    """Append a tempo/meter/key event unless it repeats the one before (written-out
-    repeats restate the opening signatures)."""
-    if len(events):
-        last = events[-1]
-        fields = [f for f in ("qpm", "numerator", "denominator", "key", "tonality")
-                  if hasattr(event, f)]
-        if all(getattr(last, f) == getattr(event, f) for f in fields):
-            return
-    events.append(event)
 
 
 def _expand_repeats(stream):

@@ -340,3 +340,15 @@ def is_monophonic(track: Track, tolerance: int = 0) -> bool:
     time, end = time[order], (time + duration)[order]
     latest_end = np.maximum.accumulate(end)[:-1]  # the latest end of the notes so far
     return bool(np.all(time[1:] >= latest_end - tolerance))
+
+
+def append_new_event(events, event) -> None:
+    """Append a tempo, time- or key-signature event to a Score's list unless it repeats
+    the one before (written-out repeats and re-read tunes restate the opening ones)."""
+    if len(events):
+        last = events[-1]
+        fields = [f for f in ("qpm", "numerator", "denominator", "key", "tonality")
+                  if hasattr(event, f)]
+        if all(getattr(last, f) == getattr(event, f) for f in fields):
+            return
+    events.append(event)
