@@ -545,3 +545,16 @@ def test_fit_restores_torch_thread_count_and_denormal_flushing(tmp_path):
         assert torch.tensor([1e-40], dtype=torch.float32).item() != 0.0  # flushing off again
     finally:
         torch.set_num_threads(1)
+
+
+@pytest.mark.parametrize("summary", [True, False])
+def test_model_summary_can_be_left_out_beside_the_progress_bar(tmp_path, summary):
+    seen = []
+
+    class Summaries(pl.Callback):
+        def on_fit_start(self, trainer, pl_module):
+            seen.append(any(type(c).__name__.endswith("ModelSummary") for c in trainer.callbacks))
+
+    _run(tmp_path, callbacks=[Summaries()], progress_bar=True, model_summary=summary,
+         max_steps=1, epochs=None)
+    assert seen == [summary]

@@ -63,6 +63,7 @@ class TrainSettings(DictConfig):
     # on a busy CPU: threads of a small step spin against each other (see docs/benchmarks.md)
     limit_val_batches: float = 1.0  # Lightning: fraction (float) or number (int) of val batches
     progress_bar: bool = True  # a rich progress bar
+    model_summary: bool = True  # Lightning's table of the model's layers (with the bar only)
     loggers: bool = True  # CSV and TensorBoard logs
 
     def __post_init__(self):

@@ -658,7 +658,7 @@ def _fit(model, train_loader, val_loader, run_dir: Path, has_val: bool, monitor:
         log_every_n_steps=settings.log_every,
         enable_checkpointing=False,  # our checkpoints are safetensors, see RunStateCallback
         enable_progress_bar=settings.progress_bar,
-        enable_model_summary=settings.progress_bar,
+        enable_model_summary=settings.progress_bar and settings.model_summary,
         default_root_dir=str(run_dir),
         limit_val_batches=settings.limit_val_batches,
         # our loaders deal each epoch out to the processes themselves (EpochSampler):
