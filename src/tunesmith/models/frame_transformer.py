@@ -18,10 +18,13 @@ O(length) attention, not a re-run of the prefix.
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from tunesmith.config import UNIT_OPEN, Range
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import ModelConfig
 from tunesmith.models.heads import make_head
@@ -41,6 +44,7 @@ class FrameTransformerConfig(ModelConfig):
     context: int = 256  # distances with their own relative embedding (longer ones share one)
     relative_per_head: bool = True  # one E_r per head (False: one shared by all heads)
     dropout: float = 0.1  # on the input projection, attention weights and residual branches
+    input_dropout: float = 0.0  # dropout on the context frames the network reads (training)
     head: str = "bernoulli"  # output head: "bernoulli" (independent sigmoids) | "nade" |
     # "voices" (one categorical per track over its pitches + rest)
     nade_hidden: int = 150  # hidden units of the NADE or voices head
@@ -49,6 +53,8 @@ class FrameTransformerConfig(ModelConfig):
     nade_dropout: float = 0.0  # NADE head: dropout on its hidden units (training only)
     nade_order_agnostic: bool = False  # NADE head: train on a random key ordering per frame
     nade_orderings: int = 1  # NADE head: score with the mixture of this many orderings
+
+    ranges: ClassVar[dict[str, Range]] = {"dropout": UNIT_OPEN, "input_dropout": UNIT_OPEN}
 
     def check(self) -> None:
         if self.d_model % self.n_heads:
@@ -80,6 +86,9 @@ class FrameTransformer(FrameRNN):
     def features(self, frames: torch.Tensor, state: KVCache | None = None):
         """Features h (B, T, D) where h[:, t] has seen frames ≤ t (and any cached before);
         returns (h, cache)."""
+        if self.training and self.config.input_dropout:
+            # context-note dropout, as the TCN's: the frames to predict are untouched
+            frames = F.dropout(frames, self.config.input_dropout, training=True)
         h = self.dropout(self.project(frames))  # (B, T, D)
         for layer, block in enumerate(self.blocks):
             h = block(h, state, layer)

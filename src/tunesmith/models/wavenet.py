@@ -74,6 +74,7 @@ class WaveNetConfig(ModelConfig):
     channels: int = 64  # residual channels (TCN: channels of every level)
     skip_channels: int = 64  # skip channels of the gated block = feature size H
     dropout: float = 0.0  # gated: on z; relu: after each ReLU inside a block (Bai JSB 0.5)
+    input_dropout: float = 0.0  # dropout on the context frames the network reads (training)
     head: str = "bernoulli"  # output head from models.heads.HEADS ("bernoulli", "nade", "voices",
     # "voices-onset": strike / hold / rest per voice; reads and writes frames ‖ onsets)
     nade_hidden: int = 150  # hidden units of the NADE or voices head
@@ -93,7 +94,7 @@ class WaveNetConfig(ModelConfig):
         **dict.fromkeys(("kernel_size", "levels", "blocks", "channels", "skip_channels",
                         "global_channels", "local_rate", "nade_hidden", "dilations"),
                         at_least(1)),
-        "dropout": UNIT_OPEN}
+        "dropout": UNIT_OPEN, "input_dropout": UNIT_OPEN}
 
     def check(self) -> None:
         if self.keys != self.n_tracks * self.n_pitches:
@@ -320,6 +321,11 @@ class WaveNet(GenerativeModel):
 
     def _features(self, frames: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         x = F.pad(frames.transpose(1, 2), (1, -1))  # (B, K, T): frame t-1 at step t, zeros at 0
+        if self.training and self.config.input_dropout:
+            # Context-note dropout: the past frames are read with notes dropped (the frames
+            # to predict and the loss are untouched), so the network cannot lean on any one
+            # note of the context; scoring and sampling (eval mode) read every note.
+            x = F.dropout(x, self.config.input_dropout, training=True)
         if self.config.block == "gated":
             x = self.input(x)  # (B, C, T)
             skips = 0
