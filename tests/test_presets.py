@@ -40,7 +40,8 @@ def test_short_small_corpus_gets_the_small_tcn_with_nade_over_its_keys():
     assert "nade_low" not in preset.options  # the TCN's NADE head has no key range
     assert "transpose" not in preset.settings and "window" not in preset.settings
     assert preset.settings["max_time"] == 30  # the floor
-    assert len(preset.reasons) == 9 and preset.reasons[0].startswith("R1")
+    assert preset.options["input_dropout"] == 0.2 and preset.settings["swa_start"] == 40
+    assert len(preset.reasons) == 10 and preset.reasons[0].startswith("R1")
 
 
 def test_long_large_corpus_gets_the_large_transformer_and_windows_for_long_pieces():
@@ -49,6 +50,7 @@ def test_long_large_corpus_gets_the_large_transformer_and_windows_for_long_piece
     assert preset.model == "frame-transformer"
     assert (preset.options["d_model"], preset.options["n_layers"]) == (128, 3)
     assert preset.options["dropout"] == 0.2
+    assert "input_dropout" not in preset.options and "swa_start" not in preset.settings
     assert preset.settings["window"] == 512
     assert (preset.options["nade_low"], preset.options["nade_high"]) == (27, 54)  # keys 30–50
     assert preset.settings["max_time"] == pytest.approx(30 * 63_000 / 15_000)
@@ -84,9 +86,10 @@ def test_cli_without_model_or_options_runs_the_preset_and_records_it(small_mat, 
     result = json.loads((out / "bench.json").read_text())
     assert result["model"] == "tcn" and result["config"]["head"] == "nade"
     assert result["config"]["channels"] == 8  # --set overrides the preset's options
-    assert result["training"]["max_epochs"] == 1  # --epochs overrides the preset's 300
+    assert result["training"]["max_epochs"] == 1  # --epochs overrides the preset's 1,000
+    assert result["training"]["swa_start"] == 40 and result["config"]["input_dropout"] == 0.2
     assert result["training"]["batch_size"] == 8 and result["training"]["clip"] == 0.4
-    assert result["preset"]["model"] == "tcn" and len(result["preset"]["reasons"]) == 9
+    assert result["preset"]["model"] == "tcn" and len(result["preset"]["reasons"]) == 10
 
 
 def test_preset_refuses_another_model(small_mat, tmp_path):

@@ -36,6 +36,12 @@ R8    —                                            batch 8; TCN lr 2e-3, clip 
 R9    train frames F, cores c                      time budget 30 · (F / 15,000) · (2 / c)
                                                    minutes, within [30, 180]; one torch
                                                    thread per run (the figures' setting)
+R10   the family of R1                             TCN: context-note dropout 0.2
+                                                   (``input_dropout``) and SWA of the
+                                                   weights from epoch 40, at most 1,000
+                                                   epochs (JSB, 2 seeds: 5.33 -> below 5.0);
+                                                   Transformer: neither (not measured on
+                                                   long pieces)
 ====  ===========================================  ========================================
 
 Options given by hand (``--set``, ``--lr``...) override the preset's.
@@ -65,6 +71,8 @@ WINDOW_FROM, WINDOW = 2048, 512
 MINUTES_PER_15K, MIN_MINUTES, MAX_MINUTES = 30.0, 30.0, 180.0
 #: R5: the families whose NADE head takes a key range (nade_low/nade_high)
 NADE_RANGE_FAMILIES = ("frame-transformer", "lstm-nade")
+#: R10: the TCN's context-note dropout, first SWA epoch and epoch cap
+TCN_INPUT_DROPOUT, TCN_SWA_START, TCN_MAX_EPOCHS = 0.2, 40, 1000
 #: MIDI pitch of key 0 of the benchmark rolls
 LOWEST_PITCH = 21
 
@@ -154,4 +162,11 @@ def auto_preset(train: Sequence[np.ndarray], cores: int) -> Preset:
     settings["max_time"] = round(min(MAX_MINUTES, max(MIN_MINUTES, minutes)), 1)
     reasons.append(f"R9 {f['frames']:,} frames, {f['cores']} cores: "
                    f"{settings['max_time']:g} minutes")
+    if model == "tcn":
+        options["input_dropout"] = TCN_INPUT_DROPOUT
+        settings.update({"swa_start": TCN_SWA_START, "epochs": TCN_MAX_EPOCHS})
+        reasons.append(f"R10 tcn: context-note dropout {TCN_INPUT_DROPOUT}, SWA from epoch "
+                       f"{TCN_SWA_START}, at most {TCN_MAX_EPOCHS:,} epochs")
+    else:
+        reasons.append(f"R10 {model}: no context-note dropout or weight averaging")
     return Preset(model, options, settings, f, reasons)
