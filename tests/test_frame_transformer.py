@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import itertools
 
-import pytest
 import torch
 
-from tiny_model import roll_info
-from tunesmith.errors import ConfigError
+from tiny_model import assert_input_dropout_acts_in_training_only, roll_info
 from tunesmith.models import registry
 from tunesmith.models.likelihood import frame_nll, sequence_log_probs
 from tunesmith.models.music_transformer import RelativeSelfAttention, relative_attention_naive
@@ -96,16 +94,5 @@ def test_generation_keeps_the_primer_and_fills_the_requested_length():
 
 
 def test_input_dropout_acts_on_the_context_in_training_only():
-    frames = random_frames(2, 10, 6)
-    plain = tiny_model(dropout=0.0)
-    dropped = tiny_model(dropout=0.0, input_dropout=0.5)
-    dropped.load_state_dict(plain.state_dict())
-    plain.eval()
-    dropped.eval()
-    torch.testing.assert_close(dropped.frame_log_prob(frames), plain.frame_log_prob(frames))
-    plain.train()
-    dropped.train()
-    torch.manual_seed(3)
-    assert not torch.allclose(dropped.frame_log_prob(frames), plain.frame_log_prob(frames))
-    with pytest.raises(ConfigError, match="input_dropout"):
-        tiny_model(input_dropout=1.0)
+    assert_input_dropout_acts_in_training_only(
+        lambda **options: tiny_model(dropout=0.0, **options), random_frames(2, 10, 6))

@@ -11,10 +11,12 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
 from tunesmith.data.batching import collate_frames
+from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel, ModelConfig
 from tunesmith.models.heads import BernoulliHead
 from tunesmith.representations import pianoroll
@@ -209,3 +211,19 @@ def save_tiny_checkpoint(folder, **metadata):
     model = TinyFrameModel(TinyFrameModel.config_for_data(TinyFrameConfig(), TINY_INFO))
     return save_checkpoint(folder, model, model_name="tiny-frames", data_info=TINY_INFO,
                            **metadata)
+
+
+def assert_input_dropout_acts_in_training_only(build, frames: torch.Tensor) -> None:
+    """``build(input_dropout=p)`` -> a piano-roll model without other dropout: p changes
+    nothing in eval mode, changes the figures in training, and 1.0 is refused."""
+    plain, dropped = build(input_dropout=0.0), build(input_dropout=0.5)
+    dropped.load_state_dict(plain.state_dict())  # same weights: only the option differs
+    plain.eval()
+    dropped.eval()
+    torch.testing.assert_close(dropped.frame_log_prob(frames), plain.frame_log_prob(frames))
+    plain.train()
+    dropped.train()
+    torch.manual_seed(3)
+    assert not torch.allclose(dropped.frame_log_prob(frames), plain.frame_log_prob(frames))
+    with pytest.raises(ConfigError, match="input_dropout"):
+        build(input_dropout=1.0)
