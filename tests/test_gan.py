@@ -12,6 +12,7 @@ from tiny_model import roll_info
 from tunesmith.errors import ConfigError
 from tunesmith.models import registry
 from tunesmith.models.gan import (
+    GANConfig,
     discriminator_loss,
     diversity,
     generator_loss,
@@ -303,3 +304,14 @@ def test_gan_cli_generates_chord_conditioned_midi(tmp_path):
     assert max(n.end for n in soprano) == 4 * 8 * (score.ticks_per_quarter // 2)
     assert run_cli(["gan", "generate", "--checkpoint", str(checkpoint), "--chords", "X7",
                     "--out", str(out)]) == 2
+
+
+@pytest.mark.parametrize("config_class", [MidiNetConfig, MuseGANConfig])
+def test_both_gan_configs_check_the_options_the_gan_step_reads(config_class):
+    """GANConfig's rules hold in every family: loss name, n_critic, two Adam betas in [0, 1)."""
+    assert isinstance(config_class(), GANConfig)
+    for bad in ({"loss": "hinge"}, {"n_critic": 0}, {"adam_betas": [0.5]},
+                {"adam_betas": [0.5, 1.0]}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            config_class(**bad)
+    assert config_class(adam_betas=[0.0, 0.99], n_critic=3).n_critic == 3

@@ -71,7 +71,7 @@ def multi_resolution_stft_loss(estimate: torch.Tensor, target: torch.Tensor,
                                resolutions=MULTI_RESOLUTION) -> torch.Tensor:
     """Spectral convergence + log-magnitude L1, averaged over resolutions (Yamamoto et al.
     2020, "Parallel WaveGAN", eq. 4-6); (B, samples) each -> scalar."""
-    total = 0.0
+    total = estimate.new_zeros(())
     for n_fft, hop in resolutions:
         est, ref = stft_magnitude(estimate, n_fft, hop), stft_magnitude(target, n_fft, hop)
         convergence = torch.linalg.norm(ref - est) / torch.linalg.norm(ref).clamp(min=1e-7)

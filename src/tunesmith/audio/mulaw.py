@@ -26,9 +26,9 @@ def mu_law_encode(audio, bits: int = 8):
         x = audio.clamp(-1.0, 1.0)
         y = torch.sign(x) * torch.log1p(mu * x.abs()) / math.log1p(mu)  # [-1, 1]
         return torch.round((y + 1) / 2 * mu).long()
-    x = np.clip(np.asarray(audio, np.float64), -1.0, 1.0)
-    y = np.sign(x) * np.log1p(mu * np.abs(x)) / math.log1p(mu)
-    return np.round((y + 1) / 2 * mu).astype(np.int64)
+    clipped = np.clip(np.asarray(audio, np.float64), -1.0, 1.0)
+    companded = np.sign(clipped) * np.log1p(mu * np.abs(clipped)) / math.log1p(mu)
+    return np.round((companded + 1) / 2 * mu).astype(np.int64)
 
 
 def mu_law_decode(bins, bits: int = 8):
@@ -37,5 +37,6 @@ def mu_law_decode(bins, bits: int = 8):
     if isinstance(bins, torch.Tensor):
         y = bins.float() / mu * 2 - 1
         return torch.sign(y) * torch.expm1(y.abs() * math.log1p(mu)) / mu
-    y = np.asarray(bins, np.float64) / mu * 2 - 1
-    return (np.sign(y) * np.expm1(np.abs(y) * math.log1p(mu)) / mu).astype(np.float32)
+    companded = np.asarray(bins, np.float64) / mu * 2 - 1
+    return (np.sign(companded) * np.expm1(np.abs(companded) * math.log1p(mu)) / mu
+            ).astype(np.float32)

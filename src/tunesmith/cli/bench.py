@@ -14,6 +14,7 @@ import shlex
 import sys
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -177,7 +178,7 @@ def register(app: typer.Typer) -> None:
             "accelerator": None if device is None else ACCELERATORS[device],
             "devices": None if device is None else 1,
         }
-        settings = {k: v for k, v in given.items() if v is not None}
+        settings: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
         model_options, train_options = split_set_options(parse_assignments(set_))
         both = sorted(set(settings) & set(train_options))
         if both:

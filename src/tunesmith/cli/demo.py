@@ -31,6 +31,7 @@ import shutil
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -49,7 +50,7 @@ DEMO_OPTIONS = {"head": "voices", "dropout": 0.3}
 #: 128-step windows never show a piece's start, so samples never rested or began with a
 #: pickup; transposition taught every key with nothing to hold one: the samples drifted
 #: between keys. docs/benchmarks.md, "Chorale sample quality")
-DEMO_TRAIN = {"window": None, "length_buckets": True, "batch_size": 16, "lr": 2e-3,
+DEMO_TRAIN: dict[str, Any] = {"window": None, "length_buckets": True, "batch_size": 16, "lr": 2e-3,
               "gradient_clip": 1.0, "early_stopping_patience": 0, "lr_schedule": "plateau",
               "epochs": None, "threads": 1}
 #: how it samples its own model: temperature 0.9 (fewer stray chromatic notes than 1.0, which

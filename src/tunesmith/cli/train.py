@@ -101,6 +101,8 @@ def register(app: typer.Typer) -> None:
             if data_spec is None:
                 raise ConfigError("give data with --data (see tunesmith data list)")
             check_names_first(name, data_spec, settings)
+            if "window" not in settings and whole_pieces_by_default(registry.get_family(name)):
+                settings["window"] = None
         else:
             if not out.is_dir():
                 raise ConfigError(f"{out}: nothing to resume: no such run folder")
@@ -112,10 +114,6 @@ def register(app: typer.Typer) -> None:
         from tunesmith.training.settings import first_process
         from tunesmith.training.trainer import train
 
-        if not resume:
-            cls = registry.get_family(name)
-            if "window" not in settings and whole_pieces_by_default(cls):
-                settings["window"] = None
         run_dir = train(name, data_spec, options, out, resume=resume, overwrite=overwrite,
                         **settings)
         if not first_process():  # DDP's other processes: the first one reports

@@ -32,6 +32,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -88,7 +89,7 @@ class AudioData:
 
     def roll(self, index: int) -> np.ndarray:
         """Piece ``index``'s piano-roll (frames, 2K) uint8: K sounding keys, K onsets."""
-        if self.rolls is None:
+        if self.rolls is None or self.roll_offsets is None:
             raise ConfigError(f"{self.spec} has no piano-rolls (only rendered: corpora do)")
         o = self.roll_offsets
         return self.rolls[o[index] : o[index + 1]]
@@ -131,7 +132,8 @@ def prepare_audio(spec: str, sample_rate: int = 16000, *, max_seconds: float | N
         files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
         fingerprint = [(str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
                        for p in files]
-        key_source = {"kind": "folder", "root": str(root.resolve()), "files": fingerprint}
+        key_source: dict[str, Any] = {"kind": "folder", "root": str(root.resolve()),
+                                      "files": fingerprint}
     elif spec.startswith("rendered:"):
         corpus = spec[len("rendered:"):]
         symbolic = prepare(corpus, "pianoroll", {"merge_tracks": True, "onset": True,
@@ -174,7 +176,10 @@ def _progress(progress: bool, total: int, what: str):
 
 def _prepare_folder(spec, root: Path, files, sample_rate, max_seconds, limit,
                     progress) -> AudioData:
-    ids, splits, pieces, skipped = [], [], [], []
+    ids: list[str] = []
+    splits: list[str] = []
+    pieces: list[np.ndarray] = []
+    skipped: list[tuple[str, str]] = []
     bar, task = _progress(progress, len(files), f"reading {root}")
     with bar:
         for path in files:
@@ -257,9 +262,9 @@ def _write_cache(cache_dir: Path, data: AudioData) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     arrays = {"pcm": data.pcm, "offsets": data.offsets}
-    if data.rolls is not None:
+    if data.rolls is not None and data.roll_offsets is not None:
         arrays.update(rolls=data.rolls, roll_offsets=data.roll_offsets)
-    np.savez(tmp / "data.npz", **arrays)
+    np.savez(tmp / "data.npz", **arrays)  # type: ignore[arg-type]  # numpy's stub: arrays
     meta = {"format": CACHE_FORMAT, "spec": data.spec, "sample_rate": data.sample_rate,
             "ids": data.ids, "splits": data.splits, "hop": data.hop, "roll_info": data.roll_info}
     (tmp / "meta.json").write_text(json.dumps(meta))

@@ -51,21 +51,23 @@ def length_batches(lengths: Sequence[int], batch_size: int, rng=None,
     before its padded size (pieces × longest piece) would pass ``max_frames``, so long
     pieces go in small batches (one alone if it is longer than ``max_frames``).
     """
-    lengths = np.asarray(lengths)
-    order = np.argsort(lengths, kind="stable")
+    length_of = np.asarray(lengths)  # (pieces,)
+    order = np.argsort(length_of, kind="stable")
     if rng is not None and len(order):
         window = batch_size * 8
         order = np.concatenate(
             [rng.permutation(order[i : i + window]) for i in range(0, len(order), window)]
         ).astype(np.int64)
-        order = order[np.argsort(lengths[order], kind="stable")]
+        order = order[np.argsort(length_of[order], kind="stable")]
+    batches: list[list[int]]
     if max_frames is None:
         batches = [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
     else:
-        batches, current = [], []
+        batches = []
+        current: list[int] = []
         for index in order.tolist():  # ascending length: this piece is the batch's longest
             if current and (len(current) == batch_size or
-                            (len(current) + 1) * int(lengths[index]) > max_frames):
+                            (len(current) + 1) * int(length_of[index]) > max_frames):
                 batches.append(current)
                 current = []
             current.append(index)

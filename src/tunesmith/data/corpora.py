@@ -600,6 +600,7 @@ class PolyphonicBenchmark(Corpus):
 
     def roll(self, source: PieceSource) -> np.ndarray:
         """The ``(frames, 88)`` uint8 roll of one piece."""
+        assert source.split is not None and source.tune is not None  # set by sources()
         return self.rolls()[source.split][source.tune]
 
     def load(self, source: PieceSource, max_seconds: float | None = None,

@@ -57,7 +57,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from tunesmith import __version__
-from tunesmith.data.corpora import SPLITS, Corpus, PieceSource, get_corpus
+from tunesmith.data.corpora import (
+    SPLITS,
+    Corpus,
+    PieceSource,
+    PolyphonicBenchmark,
+    get_corpus,
+)
 from tunesmith.data.polyphonic import LOWEST_PITCH
 from tunesmith.errors import ConfigError, MusicFileError, TunesmithError
 from tunesmith.music import keys
@@ -123,6 +129,10 @@ class PreparedData:
         """Pieces of each split."""
         return {split: self.piece_splits.count(split) for split in SPLITS}
 
+    def _store(self) -> PieceStore:
+        assert self.store is not None  # set by __post_init__
+        return self.store
+
     def _indices(self, split: str | None) -> list[int]:
         if split is not None and split not in SPLITS:
             raise ConfigError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
@@ -135,13 +145,13 @@ class PreparedData:
     def pieces(self, split: str | None = None) -> PieceList:
         """The arrays of a split's pieces, each read when asked for (views into the
         cache's memory maps, or unpacked copies; do not modify)."""
-        return PieceList(self.store, "data", self._indices(split))
+        return PieceList(self._store(), "data", self._indices(split))
 
     def onsets(self, split: str | None = None) -> PieceList | None:
         """Piano-roll onset grids like :meth:`pieces`, when prepared with ``onset=True``."""
-        if not self.store.has("onsets"):
+        if not self._store().has("onsets"):
             return None
-        return PieceList(self.store, "onsets", self._indices(split))
+        return PieceList(self._store(), "onsets", self._indices(split))
 
     def meta(self, split: str | None = None) -> list[dict]:
         return [self.piece_meta[i] for i in self._indices(split)]
@@ -397,6 +407,7 @@ def _skip_reason(exc: Exception) -> str:
 
 def _encode_roll(corpus: Corpus, encoder: RepresentationAdapter, source: PieceSource):
     """(arrays, facts) of a benchmark roll, without a Score."""
+    assert isinstance(corpus, PolyphonicBenchmark)  # the one corpus of kind "rolls"
     roll = corpus.roll(source)
     facts = {"notes": None, "quarters": roll.shape[0] / corpus.steps_per_quarter,
              "seconds": None, "key": _key_name(_roll_key(roll))}

@@ -147,13 +147,11 @@ def lpc_bits(train_audio: list[np.ndarray], test_audio: list[np.ndarray], order:
     # x-edges of each bin: decode of bin ± 1/2, the outer edges at ±∞
     edges = np.r_[-np.inf, mu_law_decode(np.arange(classes - 1) + 0.5, bits), np.inf]
     fit_on = train_audio[: max(1, min(len(train_audio), 20))]
-    best = None
-    for gain in (0.5, 0.75, 1.0, 1.5, 2.0):
-        for floor in (1e-5, 1e-4, 1e-3):
-            total = sum(_lpc_piece_bits(x, a, gain, edges, bits, decay, floor) for x in fit_on)
-            if best is None or total < best[0]:
-                best = (total, gain, floor)
-    _, gain, floor = best
+    _, gain, floor = min(  # the first of the lowest totals
+        ((sum(_lpc_piece_bits(x, a, gain, edges, bits, decay, floor) for x in fit_on),
+          gain, floor)
+         for gain in (0.5, 0.75, 1.0, 1.5, 2.0) for floor in (1e-5, 1e-4, 1e-3)),
+        key=lambda row: row[0])
     total = sum(_lpc_piece_bits(x, a, gain, edges, bits, decay, floor) for x in test_audio)
     return total / sum(len(x) for x in test_audio)
 
@@ -196,12 +194,13 @@ def wavenet_report(model, data, seconds: float = 4.0, pieces: int | None = None,
         total += float(model.sample_nll(audio, condition).sum()) / math.log(2)
         count += audio.shape[1]
     train = [data.audio(i) for i in data.indices("train")[:100]] or test_audio
-    condition = None
+    speed_condition = None
     if model.config.local_channels:
-        condition = {"roll": torch.tensor(data.roll(indices[0]), dtype=torch.float32)[None]}
+        speed_condition = {"roll": torch.tensor(data.roll(indices[0]),
+                                                dtype=torch.float32)[None]}
         speed_samples = min(speed_samples, len(data.roll(indices[0])) * data.hop)
     start = time.perf_counter()
-    model.generate(1, speed_samples, condition=condition)
+    model.generate(1, speed_samples, condition=speed_condition)
     elapsed = time.perf_counter() - start
     return {"test pieces": len(indices), "test samples": count,
             "test NLL (bits per sample)": total / count,
@@ -215,7 +214,8 @@ def vqvae_report(model, data, seconds: float = 4.0, pieces: int | None = None) -
     """Reconstruction distances of the test pieces' first ``seconds``, codebook usage
     and perplexity of their codes, and the bitrate."""
     indices, n = _test_pieces(data, seconds, pieces)
-    rows, codes = [], [[] for _ in range(1 + bool(model.config.top_strides))]
+    rows: list[tuple[float, float, float]] = []  # per piece: STFT, log-mel, SI-SDR
+    codes: list[list[np.ndarray]] = [[] for _ in range(1 + bool(model.config.top_strides))]
     for i in indices:
         audio = torch.tensor(data.audio(i)[:n])[None]
         level_codes = model.encode(audio)

@@ -151,8 +151,9 @@ def summarise(score) -> tuple:
 
 def skip_reason(exc: Exception) -> str:
     """Why a piece was skipped, in words: a MusicFileError's reason, else the exception."""
-    if getattr(exc, "reason", None):
-        return exc.reason
+    reason = getattr(exc, "reason", None)
+    if reason:
+        return str(reason)
     if isinstance(exc, ValueError):
         return f"cannot be measured: {exc}"
     return f"cannot be measured ({type(exc).__name__}: {exc})"
@@ -218,7 +219,7 @@ def reference_cache_dir(corpus, split: str) -> Path:
 def _summarise_sources(corpus_spec: str, path: str | None, sources: list) -> list[tuple]:
     """Worker: ``(id, summary tuple)`` or ``(id, None, reason)`` per source."""
     corpus = get_corpus(corpus_spec, path)
-    out = []
+    out: list[tuple] = []
     for source in sources:
         try:
             summary = summarise(corpus.load(source))

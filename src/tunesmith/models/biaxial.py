@@ -23,7 +23,8 @@ conditionals). Note limits in sampling apply per track.
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -37,7 +38,8 @@ from tunesmith.models.sampling import SamplingControls, limit_sustain
 @dataclasses.dataclass
 class BiaxialConfig(ModelConfig):
     #: older checkpoints and command lines spell pitch_low "lowest_pitch"; still read
-    renamed: ClassVar[dict[str, str]] = {"lowest_pitch": "pitch_low"}
+    renamed: ClassVar[dict[str, str | tuple[str, Callable[[Any], Any]]]] = {
+        "lowest_pitch": "pitch_low"}
 
     keys: int = 88  # keys of a frame: n_tracks × pitches per track, track-major
     pitch_low: int = 21  # MIDI pitch of key 0 of every track (pitch classes depend on it)
@@ -62,6 +64,11 @@ class BiaxialRNN(GenerativeModel):
     representation = "pianoroll"
     config_class = BiaxialConfig
     config: BiaxialConfig
+    # buffers (not weights)
+    pitch_class_onehot: torch.Tensor  # (K, 12)
+    relative_classes: torch.Tensor  # (K, 12) long: class (pc(p) + i) % 12 of key p
+    position: torch.Tensor  # (K, 1) in [0, 1)
+    track_onehot: torch.Tensor  # (K, tracks), (K, 0) with one track
 
     def __init__(self, config: BiaxialConfig):
         super().__init__(config)

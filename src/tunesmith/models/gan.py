@@ -18,21 +18,42 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
-from tunesmith.config import at_least
+from tunesmith.config import UNIT_OPEN, Range, at_least
 from tunesmith.errors import ConfigError
-from tunesmith.models.base import GenerativeModel
+from tunesmith.models.base import GenerativeModel, ModelConfig
 from tunesmith.models.music_vae import slerp
 from tunesmith.models.rolls import pitch_class_histograms
 from tunesmith.models.sampling import SamplingControls, sample_bernoulli
 
 LOSSES = ("standard", "wgan-gp")
-#: what every GAN family's config declares about its ``loss`` and ``n_critic`` options
-GAN_CHOICES = {"loss": LOSSES}
-GAN_RANGES = {"n_critic": at_least(1)}
+
+
+@dataclass
+class GANConfig(ModelConfig):
+    """The options :class:`GANModel` reads, which every GAN family's config has; each
+    family sets its own defaults (MidiNet: the standard loss, MuseGAN: WGAN-GP)."""
+
+    n_pitches: int = 128  # pitches per track (filled from the data)
+    pitch_low: int = 0  # MIDI pitch of the first pitch row (filled from the data)
+    loss: str = "standard"  # "standard" (non-saturating BCE) | "wgan-gp"
+    real_label: float = 1.0  # one-sided label smoothing for the standard loss (1 = none)
+    n_critic: int = 1  # discriminator steps per generator step
+    gp_weight: float = 10.0  # λ of the gradient penalty (wgan-gp)
+    adam_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    diversity_every: int = 50  # log diversity() of the fakes every this many steps (0 = never)
+
+    choices: ClassVar[dict[str, tuple]] = {"loss": LOSSES}
+    ranges: ClassVar[dict[str, Range]] = {"n_critic": at_least(1), "adam_betas": UNIT_OPEN}
+
+    def check(self) -> None:
+        if len(self.adam_betas) != 2:
+            raise ConfigError(f"adam_betas must be two numbers (β1, β2), got {self.adam_betas}")
 
 
 def check_loss_name(loss: str) -> None:
@@ -128,9 +149,11 @@ class GANModel(GenerativeModel):
     """
 
     automatic_optimization = False
+    config: GANConfig
+    gan_step: torch.Tensor  # () long buffer: training steps taken (discriminator updates)
 
-    def __init__(self, config):
-        super().__init__(config)  # the config checked loss and n_critic (GAN_CHOICES/RANGES)
+    def __init__(self, config: GANConfig):
+        super().__init__(config)  # the config checked loss and n_critic (GANConfig)
         self.register_buffer("gan_step", torch.zeros((), dtype=torch.long))
 
     # ---- the family's pieces ----------------------------------------------------------
@@ -190,7 +213,8 @@ class GANModel(GenerativeModel):
 
     # ---- training -------------------------------------------------------------------
     def configure_optimizers(self, lr: float, weight_decay: float = 0.0):
-        betas = tuple(self.config.adam_betas)
+        beta1, beta2 = self.config.adam_betas
+        betas = (beta1, beta2)
         opt_g = torch.optim.Adam(self.generator_parameters(), lr, betas, weight_decay=weight_decay)
         opt_d = torch.optim.Adam(
             self.discriminator_parameters(), lr, betas, weight_decay=weight_decay

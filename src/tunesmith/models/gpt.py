@@ -82,6 +82,9 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention, optionally with rotary positions."""
 
+    cos: torch.Tensor  # (context, head_dim / 2) rotary angles (buffers, with rotary only)
+    sin: torch.Tensor
+
     def __init__(self, config: EventGPTConfig):
         super().__init__()
         c = config

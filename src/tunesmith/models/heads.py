@@ -35,6 +35,7 @@ class FrameHead(nn.Module):
     """Interface: ``log_prob(h, x)`` for training and scoring, ``sample(h, ...)`` for generation."""
 
     reads_onsets = False  # True: frames are (..., 2K) sounding keys ‖ onsets
+    allowed_keys: torch.Tensor | None
 
     def __init__(self):
         super().__init__()
@@ -115,6 +116,8 @@ class NADEHead(FrameHead):
       kept in the checkpoint. Sampling picks one of the K orderings per row, uniformly,
       then draws in its order: a draw from the same mixture.
     """
+
+    orderings: torch.Tensor | None  # (O, Ka) buffer: position -> key, None for one ordering
 
     def __init__(
         self, hidden: int, keys: int, nade_hidden: int = 150, nade_low: int = 0,
@@ -243,9 +246,11 @@ class NADEHead(FrameHead):
         pre_hidden = self.hidden_bias(h)  # (B, N)
         frame = torch.zeros_like(visible_bias)
         notes_in_group = torch.zeros(rows, self.keys // size, device=h.device)  # (B, G)
-        pick = torch.randint(len(self.orderings), (rows,), generator=generator,
-                             device=self.orderings.device).to(h.device)
-        order = self.orderings.to(h.device)[pick] + self.low  # (B, Ka) keys in visiting order
+        orderings = self.orderings
+        assert orderings is not None  # sample() calls this only when there are orderings
+        pick = torch.randint(len(orderings), (rows,), generator=generator,
+                             device=orderings.device).to(h.device)
+        order = orderings.to(h.device)[pick] + self.low  # (B, Ka) keys in visiting order
         outside = [k for k in range(self.keys) if not self.low <= k < self.high]
         row = torch.arange(rows, device=h.device)
         steps = [torch.full((rows,), k, device=h.device, dtype=torch.long) for k in outside]
@@ -519,4 +524,5 @@ def make_head(name: str, hidden: int, keys: int, **options) -> FrameHead:
         raise ConfigError(f"output head {name!r} models onsets; only a backbone that reads "
                           "frames and onsets (wavenet) can use it")
     accepted = inspect.signature(cls.__init__).parameters
-    return cls(hidden, keys, **{k: v for k, v in options.items() if k in accepted})
+    return cls(hidden, keys,  # type: ignore[call-arg]  # every head in HEADS takes these
+               **{k: v for k, v in options.items() if k in accepted})

@@ -104,7 +104,7 @@ class MelodyRNN(GenerativeModel):
         self.head = nn.Linear(head_in, self.n_classes)
 
     @classmethod
-    def config_for_data(cls, config: MelodyRNNConfig, info: DataInfo) -> MelodyRNNConfig:
+    def config_for_data(cls, config, info: DataInfo):
         return config.updated(vocab_size=info.vocab_size, steps_per_bar=info.steps_per_bar)
 
     # ---- inputs ---------------------------------------------------------------------
@@ -164,6 +164,7 @@ class MelodyRNN(GenerativeModel):
 
     def _head(self, outputs: torch.Tensor, window: torch.Tensor | None) -> torch.Tensor:
         if self.attention:
+            assert window is not None  # an attention model always passes its window
             outputs = torch.cat([outputs, self._attend(outputs, window)], dim=-1)
         return self.head(self.dropout(outputs))
 
@@ -209,11 +210,12 @@ class MelodyRNN(GenerativeModel):
         """
         lstm_state, window = state if state is not None else (None, None)
         output, lstm_state = self.lstm(self.features(events, t, t + 1), lstm_state)  # (B,1,H)
-        if self.attention and window is None:
+        if not self.attention:
+            return self._head(output, None)[:, 0], (lstm_state, None)
+        if window is None:
             window = output.new_zeros(output.shape[0], self.config.attn_length, output.shape[-1])
-        logits = self._head(output, None if window is None else window[:, None])[:, 0]
-        if self.attention:
-            window = torch.cat([window[:, 1:], output], dim=1)  # drop the oldest output
+        logits = self._head(output, window[:, None])[:, 0]
+        window = torch.cat([window[:, 1:], output], dim=1)  # drop the oldest output
         return logits, (lstm_state, window)
 
     def allowed_classes(self) -> torch.Tensor | None:

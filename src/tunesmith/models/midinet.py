@@ -31,8 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tunesmith.errors import ConfigError
-from tunesmith.models.base import ModelConfig
-from tunesmith.models.gan import GAN_CHOICES, GAN_RANGES, GANModel
+from tunesmith.models.gan import GANConfig, GANModel
 from tunesmith.models.music_vae import bar_windows
 from tunesmith.models.rolls import pitch_class_histograms
 from tunesmith.models.sampling import SamplingControls
@@ -45,7 +44,7 @@ DEFAULT_PROGRESSION = "C G Am F"  # used when generation is asked for without ch
 
 
 @dataclass
-class MidiNetConfig(ModelConfig):
+class MidiNetConfig(GANConfig):
     """MidiNet sizes and training options (defaults: the paper's layer shapes, smaller dense)."""
 
     n_tracks: int = 1  # tracks of the data (filled from the data)
@@ -70,10 +69,8 @@ class MidiNetConfig(ModelConfig):
     adam_betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
     diversity_every: int = 50  # log diversity() of the fakes every this many steps (0 = never)
 
-    choices = GAN_CHOICES
-    ranges = GAN_RANGES
-
     def check(self) -> None:
+        super().check()
         if self.steps_per_bar % 8:
             raise ConfigError(
                 f"MidiNet needs steps_per_bar divisible by 8, got {self.steps_per_bar}"

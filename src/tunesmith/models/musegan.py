@@ -38,8 +38,7 @@ from torch import nn
 
 from tunesmith.config import Range, at_least
 from tunesmith.errors import ConfigError
-from tunesmith.models.base import ModelConfig
-from tunesmith.models.gan import GAN_CHOICES, GAN_RANGES, GANModel
+from tunesmith.models.gan import GANConfig, GANModel
 from tunesmith.models.music_vae import bar_windows
 from tunesmith.models.sampling import SamplingControls
 
@@ -47,7 +46,7 @@ MODES = ("jamming", "composer", "hybrid")
 
 
 @dataclass
-class MuseGANConfig(ModelConfig):
+class MuseGANConfig(GANConfig):
     """MuseGAN sizes and training options (defaults: a small CPU-sized model)."""
 
     mode: str = "hybrid"  # "jamming" | "composer" | "hybrid"
@@ -67,11 +66,12 @@ class MuseGANConfig(ModelConfig):
     adam_betas: list[float] = field(default_factory=lambda: [0.5, 0.9])
     diversity_every: int = 50  # log diversity() of the fakes every this many steps (0 = never)
 
-    choices: ClassVar[dict[str, tuple]] = {"mode": MODES, **GAN_CHOICES}
+    choices: ClassVar[dict[str, tuple]] = {"mode": MODES}
     ranges: ClassVar[dict[str, Range]] = {
-        "n_pitches": at_least(12), "n_bars": at_least(2), **GAN_RANGES}
+        "n_pitches": at_least(12), "n_bars": at_least(2)}
 
     def check(self) -> None:
+        super().check()
         if self.steps_per_bar % 4:
             raise ConfigError(f"steps_per_bar must be a multiple of 4, got {self.steps_per_bar}")
 

@@ -185,6 +185,7 @@ class MusicVAE(GenerativeModel):
     representation = "melody"
     config_class = MusicVAEConfig
     config: MusicVAEConfig
+    kl_step: torch.Tensor  # () long buffer: training steps taken, for the KL schedule
 
     def __init__(self, config: MusicVAEConfig):
         super().__init__(config)

@@ -42,6 +42,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from tunesmith.errors import MusicFileError
 
@@ -149,7 +150,7 @@ def walk_track(data: bytes, position: int, end: int, index: int = 0,
     """Check the events of the track chunk ``data[position:end]`` one by one; the time of
     its last event before end-of-track. Raises MusicFileError at the first fault."""
 
-    def fail(at: int, what: str):
+    def fail(at: int, what: str) -> NoReturn:
         raise MusicFileError(path, f"corrupt MIDI at byte {at} (track {index + 1}): {what}")
 
     def read_length(at: int) -> tuple[int, int]:  # variable-length quantity, 1-4 bytes
@@ -297,7 +298,9 @@ def _fast_track(data: bytes, position: int, end: int) -> bool:
     """
     first, pattern = position, _EXPLICIT
     while True:
-        position = pattern.match(data, position, end).end()
+        matched = pattern.match(data, position, end)
+        assert matched is not None  # both expressions match the empty string
+        position = matched.end()
         if position >= end:
             return True
         # the event the expression did not take: running status (in _EXPLICIT), end of

@@ -48,7 +48,7 @@ def render_png(score: Score, path: str | Path, title: str | None = None) -> Path
     width = float(np.clip(2.0 + 0.55 * bars, 8.0, 24.0))
     height = float(np.clip(0.12 * (high - low) + 1.8, 3.5, 9.0))
     fig, ax = plt.subplots(figsize=(width, height), dpi=100)
-    colours = plt.get_cmap("tab10").colors
+    colours = plt.get_cmap("tab10")(np.arange(10))  # (10, 4) RGBA
     for index, track in enumerate(score.tracks):
         notes = track.notes.numpy()
         if not len(notes["pitch"]):

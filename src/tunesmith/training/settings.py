@@ -257,6 +257,6 @@ def validate_lightning_flags(settings: TrainSettings) -> None:
     try:
         with warnings.catch_warnings():  # Lightning warns about legacy names ("bf16") itself
             warnings.simplefilter("ignore")
-            _convert_precision_to_unified_args(settings.precision)
+            _convert_precision_to_unified_args(settings.precision)  # type: ignore[arg-type]
     except ValueError as exc:
         raise ConfigError(f"train option precision: {exc}") from None

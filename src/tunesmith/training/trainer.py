@@ -418,7 +418,7 @@ class RunStateCallback(pl.Callback):
 
         # all checked: load
         load_weights(pl_module.model, last / WEIGHTS_FILE)
-        if average is not None:
+        if self.averaging is not None and average is not None:
             self.averaging.load_state_tensors(average, last / AVERAGE_FILE)
         load_optimizer_states(list(trainer.optimizers), last)
         for config, saved in zip(configs, schedulers["schedulers"], strict=True):
@@ -651,7 +651,7 @@ def _fit(model, train_loader, val_loader, run_dir: Path, has_val: bool, monitor:
         devices=settings.devices,
         num_nodes=settings.num_nodes,
         strategy=settings.strategy,
-        precision=settings.precision,
+        precision=settings.precision,  # type: ignore[arg-type]  # validate_lightning_flags
         gradient_clip_val=clip,
         callbacks=all_callbacks,
         logger=loggers,
@@ -738,9 +738,9 @@ class RunStart:
     (on resume: those of its ``run.json``, overridden by the ones given), and whether it
     resumes (False too when a resumed run had saved nothing yet)."""
 
-    model_name: str | None
+    model_name: str
     data_spec: Any
-    options: dict | None
+    options: dict
     settings: TrainSettings
     resume: bool
     run: dict  # the saved run.json on resume, else {}
@@ -797,7 +797,7 @@ def open_run(out_dir: Path, model_name: str | None, data_spec: Any, options: dic
         if run:
             raise CheckpointError(run_file, str(exc)) from exc
         raise
-    return RunStart(model_name, data_spec, options, train_settings, resume, run)
+    return RunStart(model_name, data_spec, options or {}, train_settings, resume, run)
 
 
 def train(
@@ -891,13 +891,14 @@ def clear_run(out_dir: Path) -> None:
 
 def make_loaders(prepared, settings: TrainSettings):
     """Train and validation loaders from the data layer (validation may be None)."""
+    low, high = settings.transpose or (0, 0)
     buckets = settings.length_buckets
     if buckets is None:  # whole pieces of very different lengths: batch like with like
         buckets = settings.window is None
     train_loader = make_dataloader(prepared, "train", batch_size=settings.batch_size,
                                    window=settings.window, shuffle=True, seed=settings.seed,
                                    num_workers=settings.num_workers,
-                                   transpose=tuple(settings.transpose or (0, 0)),
+                                   transpose=(low, high),
                                    length_buckets=buckets)
     if not prepared.ids("valid"):
         return train_loader, None
