@@ -18,6 +18,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -40,9 +41,10 @@ def run_demo(out: Path, minutes: float = 5.0, threads: int = 2) -> Iterator[str]
     out = Path(out)
     data = prepare_audio("rendered:bach-chorales", RATE, max_seconds=SECONDS)
     yield f"data: {data.describe()['pieces']} pieces, {data.seconds():.0f} s at {RATE} Hz"
-    common = {"overwrite": True, "epochs": None, "threads": threads, "progress_bar": True,
-              "model_summary": False, "loggers": False, "early_stopping_patience": 0,
-              "lr_schedule": "constant", "limit_val_batches": 5}
+    common: dict[str, Any] = {
+        "overwrite": True, "epochs": None, "threads": threads, "progress_bar": True,
+        "model_summary": False, "loggers": False, "early_stopping_patience": 0,
+        "lr_schedule": "constant", "limit_val_batches": 5}
     log_path = out / "train.log"  # Lightning's banner, summaries and notices go here
     with lightning_output_to(log_path):
         vq_run = train_audio("vq-vae", data, {"channels": 48}, out / "vq-vae", window=8000,
