@@ -26,17 +26,14 @@ from torch import nn
 
 from tunesmith.config import UNIT_OPEN, Range
 from tunesmith.errors import ConfigError
-from tunesmith.models.base import ModelConfig
 from tunesmith.models.heads import make_head
 from tunesmith.models.music_transformer import relative_attention_blocks
-from tunesmith.models.rnn import FrameRNN, head_options
+from tunesmith.models.next_frame import NextFrameConfig, NextFrameModel, head_options
 from tunesmith.models.transformer_blocks import KVCache
 
 
 @dataclasses.dataclass
-class FrameTransformerConfig(ModelConfig):
-    keys: int = 88  # tracks × pitches of a frame (set from the data)
-    pitches_per_track: int = 0  # keys of one track, for note limits per track (0 = all keys)
+class FrameTransformerConfig(NextFrameConfig):
     d_model: int = 128  # width of the residual stream
     n_layers: int = 3  # Transformer blocks
     n_heads: int = 4  # attention heads (d_model must divide by it)
@@ -45,14 +42,6 @@ class FrameTransformerConfig(ModelConfig):
     relative_per_head: bool = True  # one E_r per head (False: one shared by all heads)
     dropout: float = 0.1  # on the input projection, attention weights and residual branches
     input_dropout: float = 0.0  # dropout on the context frames the network reads (training)
-    head: str = "bernoulli"  # output head: "bernoulli" (independent sigmoids) | "nade" |
-    # "voices" (one categorical per track over its pitches + rest)
-    nade_hidden: int = 150  # hidden units of the NADE or voices head
-    nade_low: int = 0  # NADE head: autoregression over keys [nade_low, nade_high) only;
-    nade_high: int = 0  # keys outside get independent sigmoids (0 = all keys)
-    nade_dropout: float = 0.0  # NADE head: dropout on its hidden units (training only)
-    nade_order_agnostic: bool = False  # NADE head: train on a random key ordering per frame
-    nade_orderings: int = 1  # NADE head: score with the mixture of this many orderings
 
     ranges: ClassVar[dict[str, Range]] = {"dropout": UNIT_OPEN, "input_dropout": UNIT_OPEN}
 
@@ -63,11 +52,11 @@ class FrameTransformerConfig(ModelConfig):
             raise ConfigError("context must be >= 2 and n_layers >= 1")
 
 
-class FrameTransformer(FrameRNN):
+class FrameTransformer(NextFrameModel):
     """Causal relative-attention Transformer over frames; ``features`` -> head.
 
-    Shares :class:`~tunesmith.models.rnn.FrameRNN`'s loss, scoring and sampling loop; the
-    state carried between sampling steps is a :class:`KVCache` instead of an LSTM state.
+    Scoring, the loss and the sampling loop are :class:`NextFrameModel`'s; the state carried
+    between sampling steps is a :class:`KVCache`.
     """
 
     family = "frame-transformer"
@@ -75,7 +64,7 @@ class FrameTransformer(FrameRNN):
     config: FrameTransformerConfig
 
     def __init__(self, config: FrameTransformerConfig):
-        super(FrameRNN, self).__init__(config)  # GenerativeModel: no recurrent layers here
+        super().__init__(config)
         c = config
         self.project = nn.Linear(c.keys, c.d_model)
         self.dropout = nn.Dropout(c.dropout)
