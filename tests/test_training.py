@@ -392,6 +392,43 @@ def test_overwrite_starts_a_run_again_and_removes_only_what_a_run_writes(tmp_pat
     assert read_json(out / "last" / "trainer_state.json")["global_step"] == 6
 
 
+class WeightsAtStart(pl.Callback):
+    """Keep a copy of the model's weights as training starts."""
+
+    def on_train_start(self, trainer, pl_module):
+        self.weights = {k: v.clone() for k, v in pl_module.model.state_dict().items()}
+
+
+def test_init_from_starts_a_new_run_from_a_checkpoints_weights_and_model(tmp_path):
+    """Fine-tuning: the new run's first step starts from the checkpoint's weights, and it
+    takes the checkpoint's family and options when given none."""
+    _train(tmp_path / "base", epochs=2)
+    base, _ = load_checkpoint(tmp_path / "base")
+    fresh, at_start = WeightsAtStart(), WeightsAtStart()
+    _train(tmp_path / "fresh", epochs=1, callbacks=[fresh])
+    torch.manual_seed(0)
+    run = train(None, tiny_prepared(), None, tmp_path / "tuned", callbacks=[at_start],
+                **{**FAST, "epochs": 1, "lr": 0.05, "window": 8,
+                   "init_from": str(tmp_path / "base")})
+    for name, tensor in base.state_dict().items():
+        assert torch.equal(at_start.weights[name], tensor)
+    assert any(not torch.equal(fresh.weights[k], v) for k, v in base.state_dict().items())
+    assert read_json(run / "run.json")["model_name"] == "tiny-frames"
+    tuned, _ = load_checkpoint(run)
+    assert any(not torch.equal(tuned.state_dict()[k], v) for k, v in base.state_dict().items())
+
+
+def test_init_from_a_checkpoint_of_another_model_names_what_differs(tmp_path):
+    _train(tmp_path / "base", epochs=1)
+    hidden = TinyFrameModel.config_class().hidden
+    with pytest.raises(CheckpointError, match=rf"config\.json.*hidden {hidden} \(this run: 3\)"):
+        train("tiny-frames", tiny_prepared(), {"hidden": 3}, tmp_path / "other",
+              **{**FAST, "epochs": 1, "window": 8, "init_from": str(tmp_path / "base")})
+    with pytest.raises(CheckpointError, match="missing: no such checkpoint folder"):
+        train("tiny-frames", tiny_prepared(), None, tmp_path / "none",
+              **{**FAST, "epochs": 1, "window": 8, "init_from": str(tmp_path / "missing")})
+
+
 def test_a_model_too_big_for_memory_is_refused_before_training(tmp_path):
     with pytest.raises(ConfigError, match=r"1\.7e\+13 parameters \(68\.0 TB of weights\)"):
         torch.manual_seed(0)

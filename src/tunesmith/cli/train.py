@@ -75,6 +75,10 @@ def register(app: typer.Typer) -> None:
         epochs: int = typer.Option(None, "--epochs", help="Most epochs."),
         max_time: float = typer.Option(None, "--max-time", help="Most minutes of training."),
         resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
+        init_from: str = typer.Option(
+            None, "--init-from", help="Fine-tune: start from this checkpoint's weights (a run "
+                                      "folder or pretrained:NAME); --model and the model "
+                                      "options default to its own."),
         overwrite: bool = typer.Option(
             False, "--overwrite", help="Start again in an --out that holds a run (removes "
                                        "only what a run writes there)."),
@@ -90,12 +94,17 @@ def register(app: typer.Typer) -> None:
         check_out_folder(out)
         flags = {"epochs": epochs, "max_time": max_time, "accelerator": accelerator,
                  "devices": None if devices is None else parse_value(devices),
-                 "num_nodes": num_nodes, "strategy": strategy, "threads": threads}
+                 "num_nodes": num_nodes, "strategy": strategy, "threads": threads,
+                 "init_from": init_from}
         name, data_spec, options, settings = build_run(model, data, repr_set, path, config,
                                                        set_, flags)
         if max_time is not None and epochs is None:
             settings.setdefault("epochs", None)
         if not resume:
+            if name is None and settings.get("init_from"):  # fine-tuning: the checkpoint's
+                from tunesmith.training.checkpoint import checkpoint_model_options
+
+                name = checkpoint_model_options(settings["init_from"])[0]
             if name is None:
                 raise ConfigError("give a model with --model (see tunesmith models)")
             if data_spec is None:

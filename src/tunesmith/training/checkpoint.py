@@ -46,6 +46,7 @@ from safetensors.torch import load_file, save_file
 import tunesmith
 from tunesmith.errors import CheckpointError, ConfigError, TunesmithError
 from tunesmith.models import registry
+from tunesmith.models.base import GenerativeModel
 from tunesmith.representations.adapter import get_representation
 from tunesmith.representations.info import DataInfo
 from tunesmith.representations.output_mask import OutputMask
@@ -512,6 +513,38 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu"):
         raise CheckpointError(config_path, str(exc)) from exc
     model.eval()
     return model, meta
+
+
+def checkpoint_model_options(checkpoint: str | Path) -> tuple[str, dict]:
+    """``(model name, model config)`` a checkpoint (a run folder or pretrained:NAME) was
+    saved with: what a fine-tuning run builds when given no model of its own."""
+    directory = resolve_checkpoint(checkpoint)
+    meta = read_checkpoint_config(directory)
+    try:
+        config = registry.get_family(meta["model_name"]).config_class.from_saved(
+            meta["model_config"])
+    except TunesmithError as exc:
+        raise CheckpointError(directory / CONFIG_FILE, str(exc)) from exc
+    return meta["model_name"], config.to_dict()
+
+
+def load_initial_weights(model: GenerativeModel, checkpoint: str | Path) -> None:
+    """Start ``model`` from the weights of ``checkpoint`` (fine-tuning). The checkpoint
+    must hold the same family with the same config (data-derived sizes included), else a
+    :class:`CheckpointError` names the options that differ."""
+    directory = resolve_checkpoint(checkpoint)
+    source, meta = load_checkpoint(directory)
+    where = directory / CONFIG_FILE
+    if type(source) is not type(model):
+        raise CheckpointError(where, f"holds a {meta['model_name']!r} model; this run trains "
+                              f"{getattr(model, 'family', type(model).__name__)!r}")
+    mine, saved = model.config.to_dict(), source.config.to_dict()
+    differ = [f"{k} {saved.get(k)!r} (this run: {v!r})" for k, v in mine.items()
+              if saved.get(k) != v]
+    if differ:
+        raise CheckpointError(where, "its model differs from the one this run builds: "
+                              + "; ".join(differ))
+    model.load_state_dict(source.state_dict())
 
 
 # ----------------------------------------------------------------------------- optimiser states

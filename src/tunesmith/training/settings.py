@@ -49,6 +49,9 @@ class TrainSettings(DictConfig):
     swa_start: int = 0  # >= 1: validate and keep the equal average (SWA) of the weights at
     # each epoch's end from this epoch (1-based) on (training.averaging; 0 = off)
     seed: int = 0  # seeds Python, numpy and torch (Lightning's seed_everything)
+    init_from: str | None = None  # fine-tune: start from the weights of this checkpoint (a run
+    # folder or pretrained:NAME) of the same family and config; model and options default
+    # to the checkpoint's (read at the start of a run, not on resume)
     accelerator: str = "auto"  # Lightning: cpu, gpu, mps, auto...
     devices: Any = "auto"  # Lightning: 1, 4, "auto", [0, 1]...
     num_nodes: int = 1  # Lightning: machines in a DDP run

@@ -82,8 +82,10 @@ from tunesmith.training.checkpoint import (
     build_model,
     check_like,
     check_tensor,
+    checkpoint_model_options,
     first_line,
     jsonable,
+    load_initial_weights,
     load_optimizer_states,
     load_weights,
     model_size_problem,
@@ -779,6 +781,7 @@ def open_run(out_dir: Path, model_name: str | None, data_spec: Any, options: dic
                   "save); starting it again from step 0")
             resume = False
     else:
+        model_name, options = fine_tune_model(model_name, options, settings.get("init_from"))
         if model_name is None or data_spec is None:
             raise ConfigError("give a model (--model) and data (--data)")
         # DDP's other processes run this command again once the first has begun: the
@@ -798,6 +801,20 @@ def open_run(out_dir: Path, model_name: str | None, data_spec: Any, options: dic
             raise CheckpointError(run_file, str(exc)) from exc
         raise
     return RunStart(model_name, data_spec, options or {}, train_settings, resume, run)
+
+
+def fine_tune_model(model_name: str | None, options: dict | None, init_from: str | None
+                    ) -> tuple[str | None, dict | None]:
+    """The model and options of a run that starts from ``init_from``'s weights: the
+    checkpoint's family and config unless given (options given override the saved ones)."""
+    if not init_from:
+        return model_name, options
+    saved_name, saved_options = checkpoint_model_options(init_from)
+    if model_name is None:
+        model_name = saved_name
+    if model_name != saved_name:
+        return model_name, options  # load_initial_weights names the mismatch
+    return model_name, {**saved_options, **(options or {})}
 
 
 def train(
@@ -865,6 +882,8 @@ def train(
         if problem:
             raise ConfigError(problem)
         model = build()
+        if train_settings.init_from:  # fine-tuning
+            load_initial_weights(model, train_settings.init_from)
     # what the train split holds is all the model may emit (saved in every checkpoint)
     model.set_output_mask(OutputMask.from_pieces(prepared.info, prepared.pieces("train")))
     loaders = make_loaders(prepared, train_settings)
