@@ -89,6 +89,20 @@ def test_reference_against_itself(folders, tmp_path):
     assert results["plagiarism"]["n_flagged"] == 12
 
 
+def test_a_shipped_model_is_taken_by_name_and_an_unknown_name_lists_the_shipped(
+        folders, tmp_path, capsys):
+    """``evaluate pretrained:NAME`` reaches the checkpoint loader (it once stopped at the
+    file check: "no such file or folder")."""
+    reference, _ = folders
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "pretrained:no-such-model", "--reference", f"folder:{reference}:all",
+              "--out", str(tmp_path / "o")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown pretrained model 'no-such-model'" in err and "nottingham" in err
+    assert "no such file" not in err
+
+
 def test_unreadable_generated_folder_is_a_clear_error(folders, tmp_path):
     reference, _ = folders
     empty = tmp_path / "empty"

@@ -45,7 +45,8 @@ def register(app: typer.Typer) -> None:
         """Metrics with their held-out band, two-sample test, pitch-class JS, likelihood,
         Yang & Lerch and plagiarism vs a corpus."""
         check_out_folder(out)
-        if not generated.exists():
+        shipped = str(generated).startswith("pretrained:")  # resolved by run_evaluation
+        if not shipped and not generated.exists():
             raise ConfigError(f"{generated}: no such file or folder")
         if not 0 < lcs_threshold <= 1:  # NaN fails too
             raise ConfigError(f"--lcs-threshold must be in (0, 1], got {lcs_threshold}")
