@@ -145,6 +145,8 @@ CASES = [
       "--lcs-threshold", "nan"], "--lcs-threshold must be in (0, 1]"),
     (["evaluate", "{corpus}", "-r", "no-such-corpus", "--out", "{tmp}/e"],
      "unknown corpus 'no-such-corpus'"),
+    (["evaluate", "{corpus}", "-r", "folder:{corpus}:all", "--out", "{tmp}/e", "--bars", "0"],
+     "--bars must be > 0"),
     (["demo", "--minutes", "nan", "--out", "{tmp}/d"], "--minutes must be > 0 and finite"),
     (["models", "wavnet"], "unknown model 'wavnet'"),
 ]

@@ -103,6 +103,21 @@ def test_a_shipped_model_is_taken_by_name_and_an_unknown_name_lists_the_shipped(
     assert "no such file" not in err
 
 
+@pytest.mark.parametrize("bars", [None, 3])
+def test_samples_evaluated_from_a_checkpoint_have_the_bars_asked_for(tmp_path, bars):
+    """``evaluate CHECKPOINT --bars N`` generates pieces of N bars (default 8): metrics that
+    grow with length compare fairly only with pieces about as long as the reference's."""
+    from symusic import Score
+
+    from tunesmith.evaluation.report import generate_samples
+
+    folder = generate_samples("pretrained:nottingham", 2, tmp_path / "s", seed=0, bars=bars)
+    for midi in sorted(folder.glob("*.mid")):
+        score = Score(str(midi))
+        quarters = score.end() / score.ticks_per_quarter  # a sample may end on a rest
+        assert 4 * (bars or 8) - 4 < quarters <= 4 * (bars or 8)
+
+
 def test_unreadable_generated_folder_is_a_clear_error(folders, tmp_path):
     reference, _ = folders
     empty = tmp_path / "empty"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
@@ -37,6 +38,11 @@ def register(app: typer.Typer) -> None:
             True, help="With CORPUS:train, measure the test split too: the held-out band."),
         two_sample: bool = typer.Option(
             True, help="Classifier two-sample test on 4-bar windows (a few seconds)."),
+        bars: float = typer.Option(
+            None, "--bars", help="Length of each piece generated when GENERATED is a "
+                                 "checkpoint (default 8); metrics that grow with length "
+                                 "(pitch range, pitches used) compare fairly only with pieces "
+                                 "about as long as the reference's."),
         band_split: str = typer.Option(
             "test", "--band-split",
             help="The held-out split that sets the band: test, or valid to choose sampling "
@@ -54,6 +60,8 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--span-threshold must be >= 1 notes, got {span_threshold}")
         if samples < 1:
             raise ConfigError(f"--samples must be >= 1, got {samples}")
+        if bars is not None and not 0 < bars < math.inf:  # NaN fails too
+            raise ConfigError(f"--bars must be > 0, got {bars}")
         if workers is not None and workers < 1:
             raise ConfigError(f"--workers must be >= 1, got {workers}")
 
@@ -74,7 +82,7 @@ def register(app: typer.Typer) -> None:
             generated, reference, out, path=path, samples=samples,
             lcs_threshold=lcs_threshold, span_threshold=span_threshold, workers=workers,
             refresh=refresh, seed=seed, plots=plots, band=band, two_sample=two_sample,
-            band_split=band_split,
+            band_split=band_split, bars=bars,
         )
         console = Console()
         print_summary(results, console)

@@ -551,14 +551,16 @@ def load_generated(path: str | Path):
     return summary
 
 
-def generate_samples(checkpoint: Path, n: int, out_dir: Path, seed: int = 0) -> Path:
-    """Generate ``n`` pieces (MIDI only: only they are evaluated) from a checkpoint into
-    ``out_dir``; returns the folder."""
+def generate_samples(checkpoint: Path, n: int, out_dir: Path, seed: int = 0,
+                     bars: float | None = None) -> Path:
+    """Generate ``n`` pieces of ``bars`` bars (None: the generator's default, 8) (MIDI
+    only: only they are evaluated) from a checkpoint into ``out_dir``; returns the folder."""
     # torch and the models load only when samples are generated: evaluating a folder of
     # MIDI files needs neither
     from tunesmith.generation.generate import generate_from_checkpoint
 
-    generate_from_checkpoint(checkpoint, n=n, seed=seed, out_dir=out_dir, wav=False, png=False)
+    generate_from_checkpoint(checkpoint, n=n, bars=bars, seed=seed, out_dir=out_dir, wav=False,
+                             png=False)
     return out_dir
 
 
@@ -617,13 +619,15 @@ def run_evaluation(
     band: bool = True,
     two_sample: bool = True,
     band_split: str = "test",
+    bars: float | None = None,
 ) -> tuple[dict, dict[str, Path]]:
     """Evaluate a folder of generated pieces (or a checkpoint) against ``CORPUS[:split]``.
 
     When the reference is a training split and ``band`` is set, the corpus's test split
     (or ``band_split="valid"``: its valid split, to choose sampling controls without
     looking at test) is summarised too (cached like the reference) and sets the held-out
-    band of every metric; ``two_sample`` runs the classifier two-sample test. Returns ``(results,
+    band of every metric; ``two_sample`` runs the classifier two-sample test. ``bars``: the
+    length of the pieces generated from a checkpoint (default 8). Returns ``(results,
     written paths)``; see :func:`write_report`.
     """
     import time
@@ -640,7 +644,11 @@ def run_evaluation(
     context: dict = {"generated": str(generated), "reference": f"{corpus}:{split}"}
     start = time.perf_counter()
     if is_checkpoint(generated):
-        samples_dir = generate_samples(generated, samples, out / "samples", seed=seed)
+        from tunesmith.generation.generate import DEFAULT_BARS
+
+        samples_dir = generate_samples(generated, samples, out / "samples", seed=seed,
+                                       bars=bars)
+        context["bars"] = bars if bars is not None else DEFAULT_BARS
         timings["generation_s"] = time.perf_counter() - start
         context["nll"] = held_out_nll(generated, corpus, path)
         generated_set = load_generated(samples_dir)

@@ -85,8 +85,12 @@ def grid_facts(meta: dict) -> dict:
     return {"steps_per_quarter": per_quarter, "steps_per_bar": per_bar, "qpm": qpm}
 
 
+#: bars a generated piece has when no length is given
+DEFAULT_BARS = 8
+
+
 def length_in_steps(meta: dict, bars: float | None = None, seconds: float | None = None,
-                    default_bars: float = 8) -> int:
+                    default_bars: float = DEFAULT_BARS) -> int:
     """Steps (or event tokens) of ``bars`` bars or ``seconds`` seconds of a checkpoint's music."""
     check_length(bars, seconds)
     facts = grid_facts(meta)
