@@ -15,9 +15,15 @@ Copies the run's ``model.safetensors`` and ``config.json`` and writes ``card.jso
 
 Usage (the lead packages other runs the same way)::
 
-    PYTHONPATH=src python benchmarks/pretrained.py RUN_DIR NAME [--samples 32]
+    PYTHONPATH=src python benchmarks/pretrained.py RUN_DIR NAME [--samples 32] [--bars N]
         [--command "tunesmith train ..."] [--minutes-note "..."] [--force]
         [--sampling KEY=VALUE ... --sampling-chosen "how they were chosen"]
+
+``--bars`` sets the length of the evaluated samples (default 8); give about the length of
+the corpus's pieces (Nottingham: 32) where metrics grow with length. To measure a shipped
+model's quality again (weights, sampling and NLL untouched)::
+
+    PYTHONPATH=src python benchmarks/pretrained.py --update-quality NAME --bars 32
 
 ``--sampling`` records the model's default sampling controls in its card (``sampling``:
 ``generate``, ``evaluate``, the studio and the demo draw with them unless told otherwise);
@@ -182,15 +188,16 @@ def drums_two_sample(checkpoint: Path, run: dict, seed: int = 0) -> dict:
             "two_sample_seconds": round(time.perf_counter() - start, 1)}
 
 
-def quality(checkpoint: Path, corpus: str, samples: int, seed: int, out: Path) -> dict:
-    """Figures of ``tunesmith evaluate CHECKPOINT --reference CORPUS:train`` (samples drawn
-    with the checkpoint's card's sampling, when its card names one)."""
+def quality(checkpoint: Path, corpus: str, samples: int, seed: int, out: Path,
+            bars: float | None = None) -> dict:
+    """Figures of ``tunesmith evaluate CHECKPOINT --reference CORPUS:train [--bars N]``
+    (samples drawn with the checkpoint's card's sampling, when its card names one)."""
     from tunesmith.evaluation.report import run_evaluation
     from tunesmith.training.checkpoint import sampling_defaults
 
     start = time.perf_counter()
     results, _ = run_evaluation(checkpoint, f"{corpus}:train", out, samples=samples, seed=seed,
-                                plots=False, progress=False)
+                                plots=False, progress=False, bars=bars)
     band = results.get("band") or {}
     rows = band.get("rows", {})
     tracks = results["voice_activity"]["tracks"]
@@ -205,7 +212,9 @@ def quality(checkpoint: Path, corpus: str, samples: int, seed: int, out: Path) -
 
     return {
         "command": f"tunesmith evaluate pretrained:NAME --reference {corpus}:train "
-                   f"--samples {samples} --seed {seed} --out OUT",
+                   f"--samples {samples} --seed {seed}"
+                   + (f" --bars {bars:g}" if bars is not None else "") + " --out OUT",
+        "bars": results["context"]["bars"],
         "samples": results["n_generated"],
         "reference": f"{corpus}:train", "band": f"{corpus}:test ({band.get('n_test')} pieces)",
         "voice_activity": {label: rounded(v["generated"]["mean"]) for label, v in tracks.items()},
@@ -236,21 +245,22 @@ def sampling_entry(sampling: dict, chosen: str) -> dict:
     return {"controls": dict(sampling), "chosen": chosen}
 
 
-def update_sampling(name: str, dest: Path, sampling: dict, chosen: str, samples: int = 32,
-                    seed: int = 0) -> Path:
-    """Record default sampling controls in a shipped model's card and measure its quality
-    again with them; weights, config, training and NLL stay as they are."""
+def update_sampling(name: str, dest: Path, sampling: dict | None, chosen: str,
+                    samples: int = 32, seed: int = 0, bars: float | None = None) -> Path:
+    """Record default sampling controls in a shipped model's card (None: keep its own) and
+    measure its quality again; weights, config, training and NLL stay as they are."""
     from tunesmith.pretrained import CARD_FILE
     from tunesmith.training.checkpoint import read_json, write_json
 
     folder = dest / name
     card = read_json(folder / CARD_FILE)
-    card["sampling"] = sampling_entry(sampling, chosen)
-    write_json(folder / CARD_FILE, card)  # quality below draws with it
+    if sampling:
+        card["sampling"] = sampling_entry(sampling, chosen)
+        write_json(folder / CARD_FILE, card)  # quality below draws with it
     print(f"{name}: evaluating {samples} samples against {card['corpus']}:train with "
-          f"{sampling} ...", flush=True)
+          f"{sampling or 'its sampling'} ...", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        card["quality"] = quality(folder, card["corpus"], samples, seed, Path(tmp))
+        card["quality"] = quality(folder, card["corpus"], samples, seed, Path(tmp), bars)
     print(f"  within band {card['quality']['within_band']}/{card['quality']['judged']}, "
           f"two-sample accuracy {card['quality']['two_sample_accuracy']}", flush=True)
     card["tunesmith_commit"] = git_commit()
@@ -283,7 +293,8 @@ def machine() -> str:
 
 def package(run_dir: Path, name: str, dest: Path, samples: int = 32, seed: int = 0,
             command: str | None = None, note: str = "", force: bool = False,
-            sampling: dict | None = None, sampling_chosen: str = "") -> Path:
+            sampling: dict | None = None, sampling_chosen: str = "",
+            bars: float | None = None) -> Path:
     from tunesmith.data import get_corpus
     from tunesmith.pretrained import CARD_FILE, MAX_BYTES
     from tunesmith.representations.info import DataInfo
@@ -324,7 +335,7 @@ def package(run_dir: Path, name: str, dest: Path, samples: int = 32, seed: int =
         write_json(folder / CARD_FILE, {"name": name, "sampling": card_sampling})
     print(f"{name}: evaluating {samples} samples against {corpus_name}:train ...", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        figures = quality(folder, corpus_name, samples, seed, Path(tmp))
+        figures = quality(folder, corpus_name, samples, seed, Path(tmp), bars)
     print(f"  within band {figures['within_band']}/{figures['judged']}, two-sample accuracy "
           f"{figures['two_sample_accuracy']} (band {figures['two_sample_band']}), voice "
           f"activity {figures['voice_activity']}", flush=True)
@@ -373,6 +384,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="how the --sampling controls were chosen (e.g. the sweep)")
     parser.add_argument("--dest", type=Path, default=ROOT / "src" / "tunesmith" / "pretrained")
     parser.add_argument("--samples", type=int, default=32, help="pieces generated to evaluate")
+    parser.add_argument("--bars", type=float, default=None,
+                        help="bars of each generated piece (default 8); about the length of "
+                             "the corpus's pieces for metrics that grow with length")
+    parser.add_argument("--update-quality", metavar="NAME", default=None,
+                        help="measure the shipped model NAME's quality again (weights, "
+                             "sampling and NLL untouched), e.g. with --bars")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--command", default=None, help="the training command as typed")
     parser.add_argument("--note", default="", help="a note on the run (machine load...)")
@@ -380,17 +397,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sampling = {key: json.loads(value) for key, _, value in
                 (item.partition("=") for item in args.sampling)}
-    if args.update_sampling:
-        if not sampling:
+    if args.update_sampling or args.update_quality:
+        if args.update_sampling and not sampling:
             parser.error("--update-sampling needs --sampling KEY=VALUE")
-        update_sampling(args.update_sampling, args.dest, sampling, args.sampling_chosen,
-                        samples=args.samples, seed=args.seed)
+        update_sampling(args.update_sampling or args.update_quality, args.dest, sampling or None,
+                        args.sampling_chosen, samples=args.samples, seed=args.seed,
+                        bars=args.bars)
         return 0
     if args.run_dir is None or args.name is None:
         parser.error("RUN_DIR and NAME are required (or --update-sampling NAME)")
     package(args.run_dir, args.name, args.dest, samples=args.samples, seed=args.seed,
             command=args.command, note=args.note, force=args.force, sampling=sampling or None,
-            sampling_chosen=args.sampling_chosen)
+            sampling_chosen=args.sampling_chosen, bars=args.bars)
     return 0
 
 
