@@ -193,6 +193,7 @@ def quality(checkpoint: Path, corpus: str, samples: int, seed: int, out: Path,
     """Figures of ``tunesmith evaluate CHECKPOINT --reference CORPUS:train [--bars N]``
     (samples drawn with the checkpoint's card's sampling, when its card names one)."""
     from tunesmith.evaluation.report import run_evaluation
+    from tunesmith.generation.generate import DEFAULT_BARS
     from tunesmith.training.checkpoint import sampling_defaults
 
     start = time.perf_counter()
@@ -214,7 +215,7 @@ def quality(checkpoint: Path, corpus: str, samples: int, seed: int, out: Path,
         "command": f"tunesmith evaluate pretrained:NAME --reference {corpus}:train "
                    f"--samples {samples} --seed {seed}"
                    + (f" --bars {bars:g}" if bars is not None else "") + " --out OUT",
-        "bars": results["context"]["bars"],
+        "bars": bars if bars is not None else DEFAULT_BARS,
         "samples": results["n_generated"],
         "reference": f"{corpus}:train", "band": f"{corpus}:test ({band.get('n_test')} pieces)",
         "voice_activity": {label: rounded(v["generated"]["mean"]) for label, v in tracks.items()},

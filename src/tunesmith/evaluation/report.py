@@ -318,6 +318,8 @@ def markdown(results: dict, context: dict) -> str:
         "# tunesmith evaluation report",
         "",
         f"- generated: `{context.get('generated', '')}` — {results['n_generated']} pieces"
+        + (f" of {context['bars']:g} bars, sampled from the checkpoint" if "bars" in context
+           else "")
         + (f" ({len(results['skipped_generated'])} skipped)"
            if results["skipped_generated"] else ""),
         f"- reference: `{context.get('reference', '')}` — {results['n_reference']} pieces",
