@@ -41,6 +41,7 @@ def test_short_small_corpus_gets_the_small_tcn_with_nade_over_its_keys():
     assert "transpose" not in preset.settings and "window" not in preset.settings
     assert preset.settings["max_time"] == 30  # the floor
     assert preset.options["input_dropout"] == 0.2 and preset.settings["swa_start"] == 40
+    assert "ema_decay" not in preset.settings
     assert len(preset.reasons) == 10 and preset.reasons[0].startswith("R1")
 
 
@@ -51,6 +52,7 @@ def test_long_large_corpus_gets_the_large_transformer_and_windows_for_long_piece
     assert (preset.options["d_model"], preset.options["n_layers"]) == (128, 3)
     assert preset.options["dropout"] == 0.2
     assert "input_dropout" not in preset.options and "swa_start" not in preset.settings
+    assert preset.settings["ema_decay"] == 0.999
     assert preset.settings["window"] == 512
     assert (preset.options["nade_low"], preset.options["nade_high"]) == (27, 54)  # keys 30–50
     assert preset.settings["max_time"] == pytest.approx(30 * 63_000 / 15_000)
