@@ -1,5 +1,6 @@
-"""How well piano-roll checkpoints model the first frame of a piece, beside the benchmark
-protocol's figure (frames 2…T), on a benchmark ``.mat`` split.
+"""How well next-frame piano-roll checkpoints (``lstm``/``gru``, ``frame-transformer``) model
+the first frame of a piece, beside the benchmark protocol's figure (frames 2…T), on a
+benchmark ``.mat`` split.
 
 ``bench nll`` trains the protocol's objective, so the first frame of a piece is never in
 its loss, and a model straight from it draws whatever its untrained first-frame
@@ -12,7 +13,11 @@ distribution gives (for the Nottingham Transformer: an empty frame 81 % of the t
 * ``protocol_nll``: nats per frame over frames 2…T
   (:func:`~tunesmith.models.likelihood.score_split`, the ``bench nll`` figure);
 * ``empty_sample_frames``: the share of empty frames in ``--samples`` unprimed samples of
-  ``--steps`` frames (seed 0), beside the split's.
+  ``--steps`` frames (seed 0), beside the split's;
+* ``melody_frames``: the share of those frames with a note at or above middle C (the melody
+  of a Nottingham tune), and ``low_change``: the share of frames where the notes below
+  middle C (the chords) differ from the frame before; the split's figures are over the first
+  ``--steps`` frames of its pieces at least that long.
 
 Usage::
 
@@ -37,6 +42,17 @@ from tunesmith.models.sampling import SamplingControls
 from tunesmith.training.benchmark import benchmark_data
 from tunesmith.training.checkpoint import load_checkpoint
 
+MIDDLE_C_KEY = 39  # key of MIDI 60 in a roll whose key 0 is MIDI 21
+
+
+def texture(frames: torch.Tensor) -> dict:
+    """Melody presence and chord changes of rolls (n, T, 88)."""
+    keys = torch.arange(frames.shape[-1], dtype=frames.dtype)
+    top = (frames * (keys + 1)).amax(-1) - 1  # (n, T) highest key sounding, -1 if none
+    low = frames[..., :MIDDLE_C_KEY]
+    return {"melody_frames": round(float((top >= MIDDLE_C_KEY).float().mean()), 4),
+            "low_change": round(float((low[:, 1:] != low[:, :-1]).any(-1).float().mean()), 4)}
+
 
 @torch.no_grad()
 def first_frame_figures(model, pieces: list[np.ndarray], samples: int, steps: int) -> dict:
@@ -48,7 +64,8 @@ def first_frame_figures(model, pieces: list[np.ndarray], samples: int, steps: in
     drawn = model.generate(samples, steps, SamplingControls(seed=0))  # (n, steps, K)
     return {"p_empty_first": round(p_empty, 4), "first_frame_nll": round(float(first_nll), 3),
             "protocol_nll": round(score_split(model, pieces), 4),
-            "empty_sample_frames": round(float((drawn.sum(-1) == 0).float().mean()), 4)}
+            "empty_sample_frames": round(float((drawn.sum(-1) == 0).float().mean()), 4),
+            **texture(drawn)}
 
 
 def main() -> None:
@@ -62,7 +79,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     pieces = load_polyphonic_mat(benchmark_data(args.data)["path"])[args.split]
-    data = {"pieces": len(pieces),
+    long_enough = [torch.tensor(p[: args.steps], dtype=torch.float32) for p in pieces
+                   if len(p) >= args.steps]
+    data = {"pieces": len(pieces), **texture(torch.stack(long_enough)),
             "share_starting_empty": round(float(np.mean([p[0].sum() == 0 for p in pieces])), 4),
             "empty_frames": round(float(np.mean(np.concatenate(
                 [p.sum(1) == 0 for p in pieces]))), 4)}
