@@ -52,7 +52,7 @@ from torch.nn.utils.parametrizations import weight_norm
 from tunesmith.config import UNIT_OPEN, Range, at_least
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel, ModelConfig
-from tunesmith.models.heads import head_reads_onsets, make_head
+from tunesmith.models.heads import VoiceOnsetHead, head_reads_onsets, make_head
 from tunesmith.models.rolls import pitch_class_histograms
 from tunesmith.models.sampling import SamplingControls, limit_sustain
 from tunesmith.representations.info import DataInfo
@@ -209,6 +209,9 @@ class WaveNet(GenerativeModel):
             else None
         )
         dilations = c.layer_dilations()
+        self.input: nn.Conv1d | None  # gated: frames -> residual channels
+        self.post: nn.Conv1d | None  # gated: after ReLU(sum of skips)
+        self.layers: nn.ModuleList  # GatedResidualLayer or TemporalBlock
         if c.block == "gated":
             self.input = nn.Conv1d(c.frame_width, c.channels, 1)  # frames -> residual channels
             self.layers = nn.ModuleList(
@@ -234,8 +237,9 @@ class WaveNet(GenerativeModel):
         self.reads_onsets = self.head.reads_onsets  # frames (B, T, 2K): keys ‖ onsets
 
     @classmethod
-    def config_for_data(cls, config: WaveNetConfig, info: DataInfo) -> WaveNetConfig:
+    def config_for_data(cls, config: ModelConfig, info: DataInfo) -> WaveNetConfig:
         """Take K, tracks, pitches and the lowest pitch from the prepared data's info."""
+        assert isinstance(config, WaveNetConfig)
         if head_reads_onsets(config.head) and not info.onsets:
             raise ConfigError(f"the {config.head} head needs onset grids: prepare the data "
                               "with --repr-set onset=true")
@@ -326,9 +330,9 @@ class WaveNet(GenerativeModel):
             # to predict and the loss are untouched), so the network cannot lean on any one
             # note of the context; scoring and sampling (eval mode) read every note.
             x = F.dropout(x, self.config.input_dropout, training=True)
-        if self.config.block == "gated":
+        if self.input is not None and self.post is not None:  # gated
             x = self.input(x)  # (B, C, T)
-            skips = 0
+            skips = torch.zeros((), dtype=x.dtype, device=x.device)
             for layer in self.layers:
                 x, skip = layer(x, cond)  # (B, C, T), (B, S, T)
                 skips = skips + skip
@@ -436,6 +440,7 @@ class WaveNet(GenerativeModel):
                         frames[:, t] = limit_sustain(frames[:, :t], frame,
                                                      controls.max_sustain_steps)
                     else:  # the head keeps notes to max_sustain_steps itself
+                        assert isinstance(self.head, VoiceOnsetHead)
                         previous = frames[:, t - 1] if t else frames.new_zeros(n, width)
                         frames[:, t] = self.head.draw(h, controls, generator, group,
                                                       previous, held)  # (n, 2K)
@@ -511,29 +516,33 @@ class _CachedSteps:
         device = next(model.parameters()).device
         self.model = model
         self.rings: dict[nn.Module, _RingConv] = {}  # each dilated conv module -> its ring
-        self.layers = []  # gated: (conv, W_rs, b_rs); relu: (conv1, conv2, W_down, b_down)
+        # gated layers: (conv, W_rs, b_rs); TCN blocks: (conv1, conv2, W_down, b_down)
+        self.gated_layers: list[tuple[_RingConv, torch.Tensor, torch.Tensor]] = []
+        self.tcn_layers: list[tuple[_RingConv, _RingConv,
+                                    tuple[torch.Tensor, torch.Tensor] | None]] = []
         with parametrize.cached():  # weight norm computed once
             for layer in model.layers:
-                if self.gated:
+                if isinstance(layer, GatedResidualLayer):
                     conv = self.rings[layer.dilated] = _RingConv(layer.dilated, layer.cond,
                                                                  cond, n, steps)
                     res_skip = layer.res_skip
-                    self.layers.append((conv, _matrix(res_skip), res_skip.bias.expand(n, -1)))
+                    self.gated_layers.append((conv, _matrix(res_skip),
+                                              _bias(res_skip).expand(n, -1)))
                 else:
+                    assert isinstance(layer, TemporalBlock)
                     down = layer.downsample
                     self.rings[layer.conv1] = _RingConv(layer.conv1, layer.cond, cond, n, steps)
                     self.rings[layer.conv2] = _RingConv(layer.conv2, None, None, n, steps)
-                    self.layers.append((
+                    self.tcn_layers.append((
                         self.rings[layer.conv1],
                         self.rings[layer.conv2],
-                        None if down is None else _matrix(down),
-                        None if down is None else down.bias,
+                        None if down is None else (_matrix(down), _bias(down)),
                     ))
-        if self.gated:
+        if model.input is not None and model.post is not None:  # gated
             self.input_w = _matrix(model.input)  # (K, C)
-            self.input_b = model.input.bias.expand(n, -1).contiguous()  # (n, C)
+            self.input_b = _bias(model.input).expand(n, -1).contiguous()  # (n, C)
             self.post_w = _matrix(model.post)  # (S, S)
-            self.post_b = model.post.bias.expand(n, -1).contiguous()  # (n, S)
+            self.post_b = _bias(model.post).expand(n, -1).contiguous()  # (n, S)
             self.state = torch.zeros(n, config.channels + config.skip_channels, device=device)
         self.zero_frame = torch.zeros(n, config.frame_width, device=device)
 
@@ -562,20 +571,21 @@ class _CachedSteps:
         previous = self.zero_frame if t == 0 else frames[:, t - 1]  # (n, K)
         if not self.gated:
             x = previous
-            for conv1, conv2, down_w, down_b in self.layers:
+            for conv1, conv2, downsample in self.tcn_layers:
                 y = torch.relu_(conv1.step(x, t))  # (n, C)
                 y = torch.relu_(conv2.step(y, t))  # (n, C)
-                residual_added = (
-                    y + x if down_w is None
-                    else torch.addmm(y, x, down_w).add_(down_b)  # 1×1 residual projection
-                )
+                if downsample is None:
+                    residual_added = y + x
+                else:  # 1×1 residual projection
+                    down_w, down_b = downsample
+                    residual_added = torch.addmm(y, x, down_w).add_(down_b)
                 x = torch.relu_(residual_added)  # (n, C)
             return x
         channels = self.channels
         state = self.state
         state[:, :channels] = torch.addmm(self.input_b, previous, self.input_w)  # x (n, C)
         state[:, channels:] = 0  # skips (n, S)
-        for conv, res_skip_w, res_skip_b in self.layers:
+        for conv, res_skip_w, res_skip_b in self.gated_layers:
             filt, gate = conv.step(state[:, :channels], t).chunk(2, dim=1)  # (n, C) each
             z = torch.tanh(filt) * torch.sigmoid(gate)  # (n, C)
             state = torch.addmm(state, z, res_skip_w).add_(res_skip_b)  # [x + res | skips + skip]
@@ -602,11 +612,11 @@ class _RingConv:
         self.weight = weight.permute(2, 1, 0).reshape(kernel * c_in, c_out).contiguous()
         self.flat_inputs = kernel * c_in
         if cond_proj is not None and cond is not None:  # bias + V c_t for every step t
-            bias = cond_proj(cond) + conv.bias[None, :, None]  # (n, C_out, steps)
+            bias = cond_proj(cond) + _bias(conv)[None, :, None]  # (n, C_out, steps)
             self.bias_at = bias.permute(2, 0, 1).contiguous().unbind(0)  # steps × (n, C_out)
         else:
             self.bias_at = None
-            self.bias = conv.bias.detach().expand(n, -1).contiguous()  # (n, C_out)
+            self.bias = _bias(conv).expand(n, -1).contiguous()  # (n, C_out)
 
     def fill(self, inputs: torch.Tensor) -> None:
         """Store the last L of the inputs (n, C_in, P) of times 0 … P-1 in their slots."""
@@ -626,6 +636,12 @@ class _RingConv:
 def _matrix(conv: nn.Conv1d) -> torch.Tensor:
     """A 1×1 convolution's weight as an (in, out) matrix for ``x @ W``."""
     return conv.weight.detach()[:, :, 0].t().contiguous()
+
+
+def _bias(conv: nn.Conv1d) -> torch.Tensor:
+    """A convolution's bias (C_out,), detached; every conv read here has one."""
+    assert conv.bias is not None
+    return conv.bias.detach()
 
 
 def _batched(value, batch: int, name: str, device) -> torch.Tensor:
