@@ -49,7 +49,7 @@ from tunesmith.config import Range, at_least
 from tunesmith.errors import ConfigError
 from tunesmith.models.base import GenerativeModel, ModelConfig
 from tunesmith.models.sampling import SamplingControls
-from tunesmith.models.wavenet import GatedResidualLayer
+from tunesmith.models.wavenet import GatedResidualLayer, conv_bias
 
 OUTPUTS = ("softmax", "mol")
 
@@ -119,6 +119,8 @@ class AudioWaveNet(GenerativeModel):
     data_help = ("audio: folder:PATH (WAV/FLAC/OGG) or rendered:CORPUS; roll_conditioned=true "
                  "(a MIDI-to-audio synthesiser) needs rendered:CORPUS (audio + piano-roll)")
     config_class = AudioWaveNetConfig
+    config: AudioWaveNetConfig
+    edges: torch.Tensor  # buffer (Q + 1,): the bins' edges in the linear domain
 
     def __init__(self, config: AudioWaveNetConfig):
         super().__init__(config)
@@ -129,7 +131,7 @@ class AudioWaveNet(GenerativeModel):
             for d in c.layer_dilations()
         )
         if c.zero_init_condition:
-            for layer in self.layers:
+            for layer in self.gated_layers:
                 if layer.cond is not None:
                     nn.init.zeros_(layer.cond.weight)
         self.post = nn.Conv1d(c.skip_channels, c.skip_channels, 1)
@@ -139,7 +141,7 @@ class AudioWaveNet(GenerativeModel):
         self.corpus_embedding = (
             nn.Embedding(c.n_global_classes, c.global_channels) if c.n_global_classes else None
         )
-        self.local_net = None
+        self.local_net: nn.Sequential | None = None
         if c.local_channels:
             pad = c.local_kernel // 2
             self.local_net = nn.Sequential(  # (B, R, F) -> (B, H_l, F), at the frame rate
@@ -160,6 +162,11 @@ class AudioWaveNet(GenerativeModel):
                                   "has no piano-rolls (train without roll_conditioned)")
             changes.update(local_channels=data.roll_channels, local_hop=data.hop)
         return config.updated(**changes)
+
+    @property
+    def gated_layers(self) -> list[GatedResidualLayer]:
+        """The residual layers, in order (``self.layers`` typed)."""
+        return [layer for layer in self.layers if isinstance(layer, GatedResidualLayer)]
 
     @property
     def receptive_field(self) -> int:
@@ -226,7 +233,7 @@ class AudioWaveNet(GenerativeModel):
             cond = self._upsample(self.frame_condition(condition, batch), steps)
         inputs = F.pad(bins, (1, -1), value=self.silence)  # sample t-1 at step t
         x = self.embed(inputs).transpose(1, 2)  # (B, C, T)
-        skips = 0
+        skips = torch.zeros((), dtype=x.dtype, device=x.device)
         for layer in self.layers:
             x, skip = layer(x, cond)  # (B, C, T), (B, S, T)
             skips = skips + skip
@@ -433,11 +440,11 @@ class _FastState:
         self.zall = np.ones((n, L, width), np.float32)  # every layer's [2z | 1]
         self.layers = []
         skip_rows = []
-        for index, layer in enumerate(model.layers):
+        for index, layer in enumerate(model.gated_layers):
             w = layer.dilated.weight.detach()  # (2C, C, 2): tap 0 reads t − d, tap 1 reads t
             w_both = numpy(torch.cat([w[:, :, 1] * half[:, None], w[:, :, 0] * half[:, None]],
                                      dim=0).t())  # (C, 4C)
-            bias = layer.dilated.bias.detach()  # (2C,)
+            bias = conv_bias(layer.dilated)  # (2C,)
             if frame_cond is not None:  # (F, n, 2C): b + V c_f
                 per_frame = (layer.cond(frame_cond) + bias[None, :, None]).permute(2, 0, 1)
             else:
@@ -447,7 +454,7 @@ class _FastState:
             d = layer.dilated.dilation[0]
             queue = np.stack([frames[self._frame(t, len(frames))] for t in range(d)])
             rs_w = layer.res_skip.weight.detach()[:, :, 0].t()  # (C, C + S)
-            rs_b = layer.res_skip.bias.detach()
+            rs_b = conv_bias(layer.res_skip)
             rows = torch.cat([0.5 * rs_w, rs_b[None]])  # (C + 1, C + S), read [2z | 1]
             skip_rows.append(rows[:, C:])  # (width, S)
             last = index == L - 1  # its residual output is never read
@@ -458,9 +465,9 @@ class _FastState:
         self.skip_w = numpy(torch.cat(skip_rows))  # (L·width, S)
         self.skips = np.empty((n, S), np.float32)
         self.post_w = numpy(model.post.weight[:, :, 0].t())
-        self.post_b = numpy(model.post.bias)
+        self.post_b = numpy(conv_bias(model.post))
         self.out_w = numpy(model.out.weight[:, :, 0].t())
-        self.out_b = numpy(model.out.bias)
+        self.out_b = numpy(conv_bias(model.out))
         self.h = np.empty((n, S), np.float32)
         self.out = np.empty((n, self.out_w.shape[1]), np.float32)
         self.out_t = torch.from_numpy(self.out)  # shares the memory

@@ -527,7 +527,7 @@ class _CachedSteps:
                                                                  cond, n, steps)
                     res_skip = layer.res_skip
                     self.gated_layers.append((conv, _matrix(res_skip),
-                                              _bias(res_skip).expand(n, -1)))
+                                              conv_bias(res_skip).expand(n, -1)))
                 else:
                     assert isinstance(layer, TemporalBlock)
                     down = layer.downsample
@@ -536,13 +536,13 @@ class _CachedSteps:
                     self.tcn_layers.append((
                         self.rings[layer.conv1],
                         self.rings[layer.conv2],
-                        None if down is None else (_matrix(down), _bias(down)),
+                        None if down is None else (_matrix(down), conv_bias(down)),
                     ))
         if model.input is not None and model.post is not None:  # gated
             self.input_w = _matrix(model.input)  # (K, C)
-            self.input_b = _bias(model.input).expand(n, -1).contiguous()  # (n, C)
+            self.input_b = conv_bias(model.input).expand(n, -1).contiguous()  # (n, C)
             self.post_w = _matrix(model.post)  # (S, S)
-            self.post_b = _bias(model.post).expand(n, -1).contiguous()  # (n, S)
+            self.post_b = conv_bias(model.post).expand(n, -1).contiguous()  # (n, S)
             self.state = torch.zeros(n, config.channels + config.skip_channels, device=device)
         self.zero_frame = torch.zeros(n, config.frame_width, device=device)
 
@@ -612,11 +612,11 @@ class _RingConv:
         self.weight = weight.permute(2, 1, 0).reshape(kernel * c_in, c_out).contiguous()
         self.flat_inputs = kernel * c_in
         if cond_proj is not None and cond is not None:  # bias + V c_t for every step t
-            bias = cond_proj(cond) + _bias(conv)[None, :, None]  # (n, C_out, steps)
+            bias = cond_proj(cond) + conv_bias(conv)[None, :, None]  # (n, C_out, steps)
             self.bias_at = bias.permute(2, 0, 1).contiguous().unbind(0)  # steps × (n, C_out)
         else:
             self.bias_at = None
-            self.bias = _bias(conv).expand(n, -1).contiguous()  # (n, C_out)
+            self.bias = conv_bias(conv).expand(n, -1).contiguous()  # (n, C_out)
 
     def fill(self, inputs: torch.Tensor) -> None:
         """Store the last L of the inputs (n, C_in, P) of times 0 … P-1 in their slots."""
@@ -638,7 +638,7 @@ def _matrix(conv: nn.Conv1d) -> torch.Tensor:
     return conv.weight.detach()[:, :, 0].t().contiguous()
 
 
-def _bias(conv: nn.Conv1d) -> torch.Tensor:
+def conv_bias(conv: nn.Conv1d) -> torch.Tensor:
     """A convolution's bias (C_out,), detached; every conv read here has one."""
     assert conv.bias is not None
     return conv.bias.detach()
