@@ -114,6 +114,16 @@ class EMACodebook(nn.Module):
       the EMA count alone, which restarts codes still settling).
     """
 
+    # buffers (saved with the weights; an exact resume needs them all)
+    embedding: torch.Tensor  # e_k (K, D)
+    cluster_size: torch.Tensor  # N_k (K,)
+    embed_sum: torch.Tensor  # m_k = N_k e_k (K, D)
+    initialised: torch.Tensor  # () bool
+    init_buffer: torch.Tensor  # (init_rows, D) rows gathered for k-means
+    init_count: torch.Tensor  # () long
+    recent_usage: torch.Tensor  # (K,) rows assigned since the usage window began
+    window_steps: torch.Tensor  # () long
+
     def __init__(self, size: int, dim: int, decay: float, restart_threshold: float,
                  eps: float = 1e-5, *, normalise: bool = False, init_rows: int = 0,
                  kmeans_iters: int = 10, usage_window: int = 0):
@@ -223,7 +233,7 @@ class EMACodebook(nn.Module):
         self.cluster_size.copy_(counts)
         self.embed_sum.copy_(codes * counts[:, None])
 
-    def forward(self, z: torch.Tensor):
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """z (B, D, N) -> (straight-through quantised (B, D, N), codes (B, N), commitment
         ‖z − sg(e)‖² mean); EMA-updates the codes in training mode. With ``normalise``
         the quantised vectors and z are unit vectors."""
@@ -311,6 +321,7 @@ class VQVAE(GenerativeModel):
     data_help = ("audio: folder:PATH (WAV/FLAC/OGG) or rendered:CORPUS; its prior "
                  "(tunesmith audio prior) trains on the codes of the same data")
     config_class = VQVAEConfig
+    config: VQVAEConfig
 
     def __init__(self, config: VQVAEConfig):
         super().__init__(config)
@@ -318,13 +329,15 @@ class VQVAE(GenerativeModel):
         self.encoder = _encoder(1, c.channels, c.code_dim, c.strides)
         self.codebook = self._codebook()
         self.decoder = _decoder(c.code_dim, c.channels, 1, c.strides)
-        self.top_encoder = self.top_codebook = self.top_decoder = None
+        self.top_encoder: nn.Sequential | None = None
+        self.top_codebook: EMACodebook | Quantiser | None = None
+        self.top_decoder: nn.Sequential | None = None
         if c.top_strides:
             self.top_encoder = _encoder(c.code_dim, c.channels, c.code_dim, c.top_strides)
             self.top_codebook = self._codebook()
             self.top_decoder = _decoder(c.code_dim, c.channels, c.code_dim, c.top_strides)
 
-    def _codebook(self) -> nn.Module:
+    def _codebook(self) -> EMACodebook | Quantiser:
         """A level's quantiser: the EMA codebook, in a projected l2-normalised space of
         ``lookup_dim`` (D → d 1×1 in, d → D 1×1 out) unless ``lookup_dim`` = 0."""
         c = self.config
@@ -339,6 +352,13 @@ class VQVAE(GenerativeModel):
         """The sample rate of the prepared audio."""
         return config.updated(sample_rate=data.sample_rate)
 
+    def _top_level(self) -> tuple[nn.Sequential, EMACodebook | Quantiser, nn.Sequential] | None:
+        """The top level's (encoder, quantiser, decoder), None for a one-level model."""
+        if self.top_encoder is None:
+            return None
+        assert self.top_codebook is not None and self.top_decoder is not None
+        return self.top_encoder, self.top_codebook, self.top_decoder
+
     @property
     def frame(self) -> int:
         """Input lengths are padded to a multiple of this (the coarsest hop)."""
@@ -352,10 +372,13 @@ class VQVAE(GenerativeModel):
     def _quantise(self, audio: torch.Tensor):
         """(B, T) -> (bottom quantised, top decoded or None, codes list, commitment)."""
         z = self.encoder(self._pad(audio)[:, None])  # (B, D, N)
-        top_up, codes, commitment = None, [], 0.0
-        if self.top_encoder is not None:
-            qt, top_codes, top_commit = self.top_codebook(self.top_encoder(z))  # (B, D, N_t)
-            top_up = self.top_decoder(qt)  # (B, D, N)
+        top_up, codes = None, []
+        commitment = z.new_zeros(())
+        top = self._top_level()
+        if top is not None:
+            top_encoder, top_codebook, top_decoder = top
+            qt, top_codes, top_commit = top_codebook(top_encoder(z))  # (B, D, N_t)
+            top_up = top_decoder(qt)  # (B, D, N)
             z = z + top_up
             codes.append(top_codes)
             commitment = commitment + top_commit
@@ -400,8 +423,10 @@ class VQVAE(GenerativeModel):
             raise ConfigError(f"this VQ-VAE has {1 + bool(self.top_encoder)} code level(s), "
                               f"got {len(codes)}")
         top_up = None
-        if self.top_encoder is not None:
-            top_up = self.top_decoder(self.top_codebook.lookup(codes[1]))
+        top = self._top_level()
+        if top is not None:
+            _, top_codebook, top_decoder = top
+            top_up = top_decoder(top_codebook.lookup(codes[1]))
         audio = self._decode_latent(self.codebook.lookup(codes[0]), top_up)
         return audio if length is None else audio[:, :length]
 
