@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -152,9 +152,10 @@ class AudioWaveNet(GenerativeModel):
             )
 
     @classmethod
-    def config_for_audio(cls, config: AudioWaveNetConfig, data) -> AudioWaveNetConfig:
+    def config_for_audio(cls, config: ModelConfig, data: Any) -> AudioWaveNetConfig:
         """The sample rate of ``data`` (an :class:`~tunesmith.data.audio.AudioData`), and
         its roll's channels and hop when the model is ``roll_conditioned``."""
+        assert isinstance(config, AudioWaveNetConfig)
         changes = {"sample_rate": data.sample_rate}
         if config.roll_conditioned:
             if not data.has_rolls:

@@ -104,6 +104,13 @@ class GenerativeModel(nn.Module):
         """
         return config
 
+    @classmethod
+    def config_for_audio(cls, config: ModelConfig, data: Any) -> ModelConfig:
+        """Audio families: fill the sizes the prepared audio decides (its sample rate...)
+        from ``data``, a :class:`tunesmith.data.audio.AudioData`. Others cannot train on
+        audio."""
+        raise ConfigError(f"{cls.family} is not an audio model")
+
     # ---- training -------------------------------------------------------------------
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Return a dict with the scalar ``"loss"`` to minimise, plus anything to log."""

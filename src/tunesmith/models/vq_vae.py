@@ -348,8 +348,9 @@ class VQVAE(GenerativeModel):
         return Quantiser(book, c.code_dim) if c.lookup_dim else book
 
     @classmethod
-    def config_for_audio(cls, config: VQVAEConfig, data) -> VQVAEConfig:
-        """The sample rate of the prepared audio."""
+    def config_for_audio(cls, config: ModelConfig, data: Any) -> VQVAEConfig:
+        """The sample rate of the prepared audio (an :class:`~tunesmith.data.audio.AudioData`)."""
+        assert isinstance(config, VQVAEConfig)
         return config.updated(sample_rate=data.sample_rate)
 
     def _top_level(self) -> tuple[nn.Sequential, EMACodebook | Quantiser, nn.Sequential] | None:

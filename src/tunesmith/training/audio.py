@@ -79,6 +79,8 @@ def train_audio(model_name: str | None, data: str | AudioData | None,
                           f"{', '.join(registry.audio_family_names())}")
     registry.get_family(model_name).config_class.from_dict(  # typos fail before data work
         {**registry.preset_options(model_name), **(options or {})})
+    if data is None:
+        raise ConfigError("give the audio to train on (--data folder:PATH or rendered:CORPUS)")
     if not isinstance(data, AudioData):
         data = prepare_audio(data, sample_rate, max_seconds=max_seconds, limit=limit,
                              progress=train_settings.progress_bar)
@@ -187,7 +189,7 @@ def train_prior(vq_checkpoint: str | Path, data: str | AudioData, options: dict 
     model = registry.build(prior, model_options)
     context = train_settings.window or model.config.context
     pl.seed_everything(train_settings.seed, workers=True, verbose=False)
-    loaders = []
+    loaders: list[DataLoader | None] = []
     for split, shuffle in (("train", True), ("valid", False)):
         if not data.indices(split):
             loaders.append(None)
