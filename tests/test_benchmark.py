@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import scipy.io
+import torch
 
 from cli_helpers import run_cli
 from tunesmith.cli.bench import parse_transpose, split_set_options
@@ -117,6 +118,39 @@ def test_result_json_keeps_its_fields_and_the_valid_figure_weights_frames(tiny_m
     assert best["valid_nll"] == pytest.approx(written["valid_nll"], rel=1e-5)
     assert written["valid_nll"] == pytest.approx(
         min(h["valid_nll"] for h in written["history"]), rel=1e-5)
+
+
+def test_train_first_frame_learns_the_opening_and_keeps_the_protocol_figures(tmp_path):
+    # every training piece opens on the same chord; without the first frame in the loss
+    # the model never learns it, with it the chord's log-probability rises; the figures
+    # (valid in training, test at the end) stay frames 2..T
+    chord = [40, 44, 47]
+    pieces = random_pieces([6, 8, 5, 7, 6, 8], seed=5)
+    for piece in pieces:
+        piece[0] = 0
+        piece[0, chord] = 1
+    array = np.empty((1, len(pieces)), dtype=object)
+    for i, piece in enumerate(pieces):
+        array[0, i] = piece.astype(np.float64)
+    mat = tmp_path / "openings.mat"
+    scipy.io.savemat(mat, {"traindata": array, "validdata": array, "testdata": array})
+    opening_nll = {}
+    for first in (False, True):
+        run = tmp_path / f"first-{first}"
+        result = bench_nll("lstm", str(mat), {"hidden": 8}, run, epochs=30, batch_size=2,
+                           lr=2e-2, early_stopping_patience=0, train_first_frame=first,
+                           **QUIET)
+        model, _ = load_checkpoint(run)
+        frames = torch.as_tensor(pieces[0][None], dtype=torch.float32)
+        with torch.no_grad():
+            log_p = model.frame_log_prob(frames, torch.ones(1, len(pieces[0]), dtype=bool))
+        opening_nll[first] = -log_p[0, 0].item()
+        assert result["valid_nll"] == pytest.approx(
+            checkpoint_nll(run, split="valid")["value"], rel=1e-5)
+    assert opening_nll[True] < 0.5 * opening_nll[False]
+    with pytest.raises(ConfigError, match="whole pieces"):
+        bench_nll("lstm", str(mat), {"hidden": 8}, tmp_path / "windows", epochs=1, window=4,
+                  train_first_frame=True, **QUIET)
 
 
 class InterruptAt(pl.Callback):

@@ -72,6 +72,23 @@ def test_frame_nll_objective_is_the_mean_over_scored_frames_with_their_count():
     assert out["loss"].item() == pytest.approx(score_split(model, pieces), rel=1e-6)
 
 
+def test_first_frame_objective_adds_each_pieces_first_frame_to_the_protocol_frames():
+    torch.manual_seed(0)
+    model = FrameRNN(RNNConfig(keys=88, hidden=5)).eval()
+    pieces = random_pieces([5, 3], seed=4)
+    batch = {"frames": torch.zeros(2, 5, 88), "mask": torch.zeros(2, 5, dtype=torch.bool)}
+    for i, piece in enumerate(pieces):
+        batch["frames"][i, : len(piece)] = torch.as_tensor(piece, dtype=torch.float32)
+        batch["mask"][i, : len(piece)] = True
+    protocol = frame_nll_loss(model, batch)
+    every = frame_nll_loss(model, batch, first_frame=True)
+    assert every["count"] == 5 + 3 == protocol["count"] + 2
+    first = model.frame_log_prob(batch["frames"], batch["mask"])[:, 0]  # log p(x_1), (2,)
+    assert first.lt(0).all()  # a real term: what the protocol leaves out
+    assert (every["loss"] * every["count"]).item() == pytest.approx(
+        (protocol["loss"] * protocol["count"] - first.sum()).item(), rel=1e-6)
+
+
 def test_length_batches_group_similar_lengths_and_shuffle_with_a_generator():
     lengths = [5, 50, 6, 49, 7, 48, 8, 47]
     assert length_batches(lengths, 2) == [[0, 2], [4, 6], [7, 5], [3, 1]]

@@ -62,17 +62,28 @@ def sequence_log_probs(model, frames: torch.Tensor, mask: torch.Tensor) -> torch
     )
 
 
-def frame_nll_loss(model, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | int]:
+def frame_nll_loss(model, batch: dict[str, torch.Tensor], *,
+                   first_frame: bool = False) -> dict[str, torch.Tensor | int]:
     """The ``frame_nll`` training objective: the protocol's NLL per scored frame of a batch.
 
     Returns ``loss`` (nats per scored frame) and ``count``, the number of scored frames,
     by which the trainer weights the batch, so that an epoch's mean (train and valid) is
-    the split's Σ NLL / Σ(T_i − 1), not a mean of batch means.
+    the split's Σ NLL / Σ(T_i − 1), not a mean of batch means. ``first_frame``: score
+    every real frame, the first of each row too (log p(x_1) from the empty start; rows
+    must be whole pieces), Σ NLL / Σ T_i: the ``train_first_frame`` training loss.
     """
     frames, mask = batch["frames"].float(), batch["mask"]  # (B, T, K), (B, T)
     if getattr(model, "reads_onsets", False):
         frames = model.input_frames(batch)  # (B, T, 2K): keys ‖ onsets
-    total, count = frame_nll(sequence_log_probs(model, frames, mask), mask)
+    if first_frame and not hasattr(model, "frame_log_prob"):
+        raise ConfigError(f"{type(model).__name__} does not score the first frame of a piece "
+                          "(no frame_log_prob); train it without train_first_frame")
+    log_probs = sequence_log_probs(model, frames, mask)  # (B, T)
+    if first_frame:
+        real = mask.bool()
+        total, count = -(log_probs * real).sum(), int(real.sum())
+    else:
+        total, count = frame_nll(log_probs, mask)
     return {"loss": total / max(count, 1), "count": count}
 
 

@@ -44,6 +44,10 @@ class TrainSettings(DictConfig):
     lr_schedule: str = "plateau"  # constant | cosine | plateau
     lr_decay_patience: int = 3  # plateau: halve the lr after this many epochs without gain
     objective: str = "loss"  # "loss": the family's own; "frame_nll": benchmark frame NLL
+    train_first_frame: bool = False  # frame_nll on whole pieces: the training loss also
+    # scores each piece's first frame (predicted from the empty start), so that a benchmark
+    # checkpoint samples a real opening unprimed; validation, the checkpoint kept and the
+    # reported figure stay the protocol's frames 2..T
     ema_decay: float = 0.0  # > 0: validate and keep an EMA of the weights with this decay
     # per step (training.averaging; 0 = off)
     swa_start: int = 0  # >= 1: validate and keep the equal average (SWA) of the weights at
@@ -92,6 +96,9 @@ class TrainSettings(DictConfig):
         if self.objective not in OBJECTIVES:
             raise ConfigError(f"unknown objective {self.objective!r}; choose one of "
                               f"{', '.join(OBJECTIVES)}")
+        if self.train_first_frame and (self.objective != "frame_nll" or self.window is not None):
+            raise ConfigError("train_first_frame needs the frame_nll objective on whole pieces "
+                              "(window null): a window's first frame is not a piece's")
         if not 0 <= self.ema_decay < 1:  # NaN fails too
             raise ConfigError(f"ema_decay must be in [0, 1) (0 = off), got {self.ema_decay}")
         if self.swa_start < 0:

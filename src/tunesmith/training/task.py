@@ -56,6 +56,8 @@ class TrainingTask(pl.LightningModule):
         monitor: the logged value a plateau schedule watches.
         objective: ``objective(model, batch)`` used instead of ``model.loss(batch)``
             (automatic optimisation only); None for the model's own loss.
+        train_objective: the objective of training steps, when it is not ``objective``
+            (validation always uses ``objective``); None: the same.
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class TrainingTask(pl.LightningModule):
         plateau_factor: float = 0.5,
         monitor: str = "val_loss",
         objective=None,
+        train_objective=None,
     ):
         super().__init__()
         if lr_schedule not in LR_SCHEDULES:
@@ -89,7 +92,10 @@ class TrainingTask(pl.LightningModule):
         if objective is not None and not self.automatic_optimization:
             raise ConfigError(f"{type(model).__name__} trains with its own optimisation steps; "
                               "it cannot be trained on another objective")
+        if train_objective is not None and objective is None:
+            raise ConfigError("a training objective needs the validation objective too")
         self.objective = objective
+        self.train_objective = train_objective or objective
         self.plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
         # this epoch's training scalars: name -> [sum of value * batch size, sum of sizes];
         # the sums stay tensors (on the model's device) until read: no sync each step
@@ -111,10 +117,12 @@ class TrainingTask(pl.LightningModule):
             self.plateau.load_state_dict(state["plateau"])
 
     # ---- steps ----------------------------------------------------------------------
-    def compute_loss(self, batch) -> dict:
-        """The objective's (or the model's) loss outputs for a batch."""
-        if self.objective is not None:
-            return self.objective(self.model, batch)
+    def compute_loss(self, batch, training: bool = False) -> dict:
+        """The objective's (or the model's) loss outputs for a batch; ``training``: the
+        training objective's."""
+        objective = self.train_objective if training else self.objective
+        if objective is not None:
+            return objective(self.model, batch)
         return self.model.loss(batch)
 
     @staticmethod
@@ -182,7 +190,7 @@ class TrainingTask(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         size = batch_size_of(batch)
         if self.automatic_optimization:
-            outputs = self.compute_loss(batch)
+            outputs = self.compute_loss(batch, training=True)
             size = self._weight(outputs, batch)
             loss = outputs["loss"]
             if not torch.isfinite(loss):

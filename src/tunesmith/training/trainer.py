@@ -58,6 +58,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -621,7 +622,9 @@ def _fit(model, train_loader, val_loader, run_dir: Path, has_val: bool, monitor:
                         lr_schedule=settings.lr_schedule, monitor=monitor,
                         # torch's patience counts the epochs tolerated, ours the one that halves
                         plateau_patience=settings.lr_decay_patience - 1,
-                        objective=OBJECTIVES.get(settings.objective))
+                        objective=OBJECTIVES.get(settings.objective),
+                        train_objective=partial(frame_nll_loss, first_frame=True)
+                        if settings.train_first_frame else None)
     state = RunStateCallback(run_dir, model_name=model_name, data_info=data_info, corpus=corpus,
                              split=split, settings=settings, resume=resume,
                              train_loader=train_loader, val_loader=val_loader if has_val else None)
