@@ -7,6 +7,7 @@ import json
 import math
 import shutil
 import signal
+import warnings
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from tunesmith.cli.bench import parse_transpose, split_set_options
 from tunesmith.errors import ConfigError
 from tunesmith.evaluation.likelihood import checkpoint_nll
 from tunesmith.evaluation.report import held_out_nll
+from tunesmith.generation.generate import UnlearnedOpeningWarning, generate_from_checkpoint
 from tunesmith.music import load
 from tunesmith.representations.info import DataInfo
 from tunesmith.training.benchmark import bench_nll, bench_nll_seeds, benchmark_data
@@ -145,6 +147,15 @@ def test_train_first_frame_learns_the_opening_and_keeps_the_protocol_figures(tmp
         with torch.no_grad():
             log_p = model.frame_log_prob(frames, torch.ones(1, len(pieces[0]), dtype=bool))
         opening_nll[first] = -log_p[0, 0].item()
+        # an unprimed sample of the protocol-only checkpoint comes with a warning
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            generate_from_checkpoint(run, n=1, bars=1, out_dir=tmp_path / f"s-{first}",
+                                     wav=False, png=False, seed=0)
+        warned = [w for w in caught if w.category is UnlearnedOpeningWarning]
+        assert len(warned) == (0 if first else 1)
+        if not first:
+            assert "--prime" in str(warned[0].message)
         assert result["valid_nll"] == pytest.approx(
             checkpoint_nll(run, split="valid")["value"], rel=1e-5)
     assert opening_nll[True] < 0.5 * opening_nll[False]

@@ -14,21 +14,22 @@ from tunesmith.cli.options import check_checkpoint, check_file, check_out_folder
 
 @contextmanager
 def empty_pieces() -> Iterator[list[str]]:
-    """Collect the :class:`~tunesmith.generation.generate.EmptyPieceWarning` messages of
-    the generation inside, each shown at once as a console warning line; other
-    warnings pass on as usual. Yields the list of messages (one per empty piece)."""
+    """Collect the :class:`~tunesmith.generation.generate.GenerationWarning` messages of
+    the generation inside, each shown as a console warning line; other warnings pass on
+    as usual. Yields the list of empty-piece messages (one per empty piece)."""
     from rich.console import Console
 
-    from tunesmith.generation.generate import EmptyPieceWarning
+    from tunesmith.generation.generate import EmptyPieceWarning, GenerationWarning
 
     console = Console(stderr=True)
     messages: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", EmptyPieceWarning)
+        warnings.simplefilter("always", GenerationWarning)
         yield messages
     for warning in caught:
-        if issubclass(warning.category, EmptyPieceWarning):
-            messages.append(str(warning.message))
+        if issubclass(warning.category, GenerationWarning):
+            if issubclass(warning.category, EmptyPieceWarning):
+                messages.append(str(warning.message))
             console.print(f"[bold yellow]warning:[/] {warning.message}", highlight=False,
                           soft_wrap=True)
         else:

@@ -177,8 +177,26 @@ def write_score(score, path: Path, wav: bool = False, png: bool = False,
     return written
 
 
-class EmptyPieceWarning(UserWarning):
+class GenerationWarning(UserWarning):
+    """What a user should know about the pieces generated (``tunesmith generate`` prints
+    each as a warning line)."""
+
+
+class EmptyPieceWarning(GenerationWarning):
     """A generated piece holds no notes; the message names its file and the likely cause."""
+
+
+class UnlearnedOpeningWarning(GenerationWarning):
+    """An unprimed sample from a checkpoint that never learned a piece's first frame."""
+
+
+def learned_opening(meta: dict) -> bool:
+    """Whether a checkpoint was trained on the first frame of its pieces: False for a
+    ``bench nll`` run (the protocol's frames 2..T) without ``train_first_frame``."""
+    training = meta.get("training") or {}
+    settings = training.get("settings") or {}
+    return not (settings.get("objective") == "frame_nll"
+                and not settings.get("train_first_frame", False))
 
 
 def empty_piece_cause(meta: dict, controls: SamplingControls | None = None) -> str:
@@ -360,6 +378,13 @@ def generate_from_checkpoint(
     if seed is not None:
         controls = SamplingControls(**{**controls.to_dict(), "seed": int(seed)})
     model, meta = load_checkpoint(checkpoint)
+    if prime is None and not learned_opening(meta):
+        warnings.warn(UnlearnedOpeningWarning(
+            f"{checkpoint}: trained on the benchmark protocol's frames 2..T, it never learned "
+            "how a piece opens, so an unprimed sample may start in silence; give --prime "
+            f"FILE, fine-tune it on whole pieces (tunesmith train --init-from {checkpoint} "
+            "--set train.window=null), or train with --set train.train_first_frame=true"),
+            stacklevel=2)
     fixed = getattr(model.config, "steps", None)  # phrase models (MusicVAE) have one length
     if isinstance(fixed, int) and bars is None and seconds is None and prime is None:
         steps = fixed
@@ -385,6 +410,8 @@ def generate_from_checkpoint(
 
 __all__: Sequence[str] = [
     "EmptyPieceWarning",
+    "GenerationWarning",
+    "UnlearnedOpeningWarning",
     "array_to_score",
     "check_length",
     "check_sample_size",
@@ -394,6 +421,7 @@ __all__: Sequence[str] = [
     "file_to_array",
     "generate_from_checkpoint",
     "grid_facts",
+    "learned_opening",
     "length_in_steps",
     "prime_tensor",
     "sample_arrays",
