@@ -1,6 +1,6 @@
-"""How well next-frame piano-roll checkpoints (``lstm``/``gru``, ``frame-transformer``) model
-the first frame of a piece, beside the benchmark protocol's figure (frames 2…T), on a
-benchmark ``.mat`` split.
+"""How well piano-roll checkpoints (any family with ``frame_log_prob``: ``lstm``/``gru``,
+``frame-transformer``, ``tcn``/``wavenet``, ``biaxial``) model the first frame of a piece,
+beside the benchmark protocol's figure (frames 2…T), on a benchmark ``.mat`` split.
 
 ``bench nll`` trains the protocol's objective, so the first frame of a piece is never in
 its loss, and a model straight from it draws whatever its untrained first-frame
@@ -56,11 +56,11 @@ def texture(frames: torch.Tensor) -> dict:
 
 @torch.no_grad()
 def first_frame_figures(model, pieces: list[np.ndarray], samples: int, steps: int) -> dict:
-    start = torch.zeros(1, 1, pieces[0].shape[1])
-    h, _ = model.features(start)  # (1, 1, H): what the first frame is drawn from
-    p_empty = float(model.head.log_prob(h, torch.zeros_like(start)).exp())
+    # log p(x_1) from the empty start: a one-frame piece's first (and only) step
+    empty = torch.zeros(1, 1, pieces[0].shape[1])
+    p_empty = float(model.frame_log_prob(empty, torch.ones(1, 1, dtype=torch.bool))[0, 0].exp())
     firsts = torch.tensor(np.stack([p[0] for p in pieces]), dtype=torch.float32)[:, None]
-    first_nll = -model.head.log_prob(h.expand(len(pieces), -1, -1), firsts).mean()
+    first_nll = -model.frame_log_prob(firsts, torch.ones(len(pieces), 1, dtype=torch.bool)).mean()
     drawn = model.generate(samples, steps, SamplingControls(seed=0))  # (n, steps, K)
     return {"p_empty_first": round(p_empty, 4), "first_frame_nll": round(float(first_nll), 3),
             "protocol_nll": round(score_split(model, pieces), 4),
