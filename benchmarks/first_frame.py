@@ -94,7 +94,8 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({
             "command": "python benchmarks/first_frame.py " + " ".join(
-                f"--checkpoint {c}" for c in args.checkpoint) + f" --data {args.data}",
+                f"--checkpoint {c}" for c in args.checkpoint) + f" --data {args.data} --split "
+                f"{args.split} --samples {args.samples} --steps {args.steps}",
             "data": {"benchmark": args.data, "split": args.split, **data},
             "checkpoints": rows, "samples": args.samples, "steps": args.steps,
             "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}",
