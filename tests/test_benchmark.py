@@ -180,21 +180,28 @@ class InterruptAt(pl.Callback):
 
 def test_ctrl_c_then_resume_goes_through_the_trainer_and_ends_as_an_uninterrupted_run(
         tiny_mat, tmp_path, capsys):
-    settings = dict(epochs=4, batch_size=2, lr=1e-2, transpose=[-1, 1], **QUIET)
-    full = bench_nll("lstm", str(tiny_mat), {"hidden": 4}, tmp_path / "full", **settings)
+    # --preset auto (a small TCN here), its epochs and batch given by hand
+    settings = dict(epochs=4, batch_size=2, lr=1e-2, transpose=[-1, 1], preset="auto", **QUIET)
+    full = bench_nll(None, str(tiny_mat), None, tmp_path / "full", **settings)
     try:
         with pytest.raises(SystemExit):  # Lightning saves last/, then exits 1
-            bench_nll("lstm", str(tiny_mat), {"hidden": 4}, tmp_path / "cut",
-                      callbacks=[InterruptAt(2)], **settings)
+            bench_nll(None, str(tiny_mat), None, tmp_path / "cut", callbacks=[InterruptAt(2)],
+                      command="tunesmith bench nll --data tiny.mat", **settings)
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning ignores it after
     assert "bench nll --resume --out" in capsys.readouterr().err
     assert not (tmp_path / "cut" / "bench.json").exists()
     assert read_json(tmp_path / "cut" / "last" / "trainer_state.json")["epochs_done"] == 2
-    resumed = bench_nll(None, None, None, tmp_path / "cut", resume=True, **QUIET)
+    resumed = bench_nll(None, None, None, tmp_path / "cut", resume=True,
+                        command="tunesmith bench nll --resume", **QUIET)
     assert resumed["test_nll"] == full["test_nll"]
     assert resumed["valid_nll"] == full["valid_nll"]
     assert resumed["history"] == full["history"]
+    # the result still says how the run began: its command and the preset's choice
+    assert resumed["command"] == ("tunesmith bench nll --data tiny.mat "
+                                  "(resumed: tunesmith bench nll --resume)")
+    assert full["preset"]["model"] == "tcn"
+    assert resumed["preset"] == full["preset"]
 
 
 def test_one_locator_for_benchmark_files(jsb_copy, polyphonic_dir, tmp_path, monkeypatch):

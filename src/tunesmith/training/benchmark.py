@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
 
 from tunesmith.data.corpora import PolyphonicBenchmark, get_corpus
@@ -55,6 +56,9 @@ from tunesmith.training.trainer import (
 
 #: the result file a benchmark run writes in its folder
 RESULT_FILE = "bench.json"
+#: what a fresh benchmark run records in its folder as training starts (its command and
+#: ``--preset auto`` choice), so that the result of a resumed run still reports them
+START_FILE = "bench_start.json"
 #: the summary a ``--seeds`` run writes in its folder (each seed's run is ``seed-<k>/``)
 SEEDS_FILE = "seeds.json"
 #: what the protocol scores: 88 keys from MIDI 21 (A0) to 108 (C8), one track
@@ -196,6 +200,17 @@ def bench_nll(
             default_run_dir(data_spec["corpus"], model_name)
         run_settings = {**DEFAULTS, **settings, **PROTOCOL_SETTINGS}
 
+    command = command or " ".join(sys.argv)
+    preset_record = None if chosen is None else chosen.to_dict()
+    if resume:  # the command and preset of the run's start, when it recorded them
+        start_file = Path(out_dir) / START_FILE
+        start = read_json(start_file) if start_file.is_file() else {}
+        if isinstance(start.get("command"), str):
+            command = f"{start['command']} (resumed: {command})"
+        preset_record = start.get("preset") if isinstance(start.get("preset"), dict) else None
+    else:
+        callbacks = [*callbacks, RecordStart(Path(out_dir) / START_FILE,
+                                             {"command": command, "preset": preset_record})]
     started = time.perf_counter()
     try:
         run_dir = train(model_name, data_spec, options, out_dir, resume=resume,
@@ -205,9 +220,9 @@ def bench_nll(
             print(f"note: the run stopped; its best checkpoint so far is {out_dir}; continue "
                   f"it with tunesmith bench nll --resume --out {out_dir}", file=sys.stderr)
         raise
-    result = score_run(run_dir, command=command or " ".join(sys.argv),
+    result = score_run(run_dir, command=command,
                        session_minutes=(time.perf_counter() - started) / 60,
-                       preset=None if chosen is None else chosen.to_dict())
+                       preset=preset_record)
     if json_out is not None:
         write_result_json(Path(json_out), result)
     if print_table:
@@ -343,6 +358,18 @@ def resolve_preset(model_name: str | None, data: str, path: str | Path | None = 
     return chosen
 
 
+class RecordStart(pl.Callback):
+    """Write ``record`` (a fresh run's command and preset) to ``path`` as training starts,
+    once the trainer has accepted the run folder (first process only)."""
+
+    def __init__(self, path: Path, record: dict):
+        self.path, self.record = path, record
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero:
+            write_json(self.path, self.record)
+
+
 def score_run(run_dir: str | Path, *, command: str = "", session_minutes: float = 0.0,
               preset: dict | None = None) -> dict:
     """Score a finished benchmark run's best checkpoint on valid and test (once each),
@@ -398,6 +425,7 @@ def score_run(run_dir: str | Path, *, command: str = "", session_minutes: float 
             "window": settings.get("window"),
             "ema_decay": settings.get("ema_decay", 0.0),
             "swa_start": settings.get("swa_start", 0),
+            "train_first_frame": settings.get("train_first_frame", False),
             "seed": settings["seed"],
             "trainer": "tunesmith.training.trainer (Lightning), objective frame_nll",
         },
