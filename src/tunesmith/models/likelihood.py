@@ -30,14 +30,16 @@ def scored_mask(mask: torch.Tensor) -> torch.Tensor:
     return scored  # (B, T) bool
 
 
-def frame_nll(log_probs: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, int]:
+def frame_nll(log_probs: torch.Tensor, mask: torch.Tensor,
+              first_frame: bool = False) -> tuple[torch.Tensor, int]:
     """Summed NLL of the scored frames and their number.
 
     ``log_probs`` (B, T): log p(frame t | frames < t) in nats, already summed over keys;
-    ``mask`` (B, T) bool marks real frames (padding False). Frame 0 of each row is skipped.
+    ``mask`` (B, T) bool marks real frames (padding False). Frame 0 of each row is skipped
+    unless ``first_frame`` (every real frame scored; rows must be whole pieces).
     Returns ``(total_nll, n_scored_frames)``; their ratio is the benchmark figure.
     """
-    scored = scored_mask(mask.bool())
+    scored = mask.bool() if first_frame else scored_mask(mask.bool())
     total = -(log_probs * scored).sum()
     return total, int(scored.sum())
 
@@ -78,12 +80,7 @@ def frame_nll_loss(model, batch: dict[str, torch.Tensor], *,
     if first_frame and not hasattr(model, "frame_log_prob"):
         raise ConfigError(f"{type(model).__name__} does not score the first frame of a piece "
                           "(no frame_log_prob); train it without train_first_frame")
-    log_probs = sequence_log_probs(model, frames, mask)  # (B, T)
-    if first_frame:
-        real = mask.bool()
-        total, count = -(log_probs * real).sum(), int(real.sum())
-    else:
-        total, count = frame_nll(log_probs, mask)
+    total, count = frame_nll(sequence_log_probs(model, frames, mask), mask, first_frame)
     return {"loss": total / max(count, 1), "count": count}
 
 

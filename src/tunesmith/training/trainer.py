@@ -623,7 +623,7 @@ def _fit(model, train_loader, val_loader, run_dir: Path, has_val: bool, monitor:
                         # torch's patience counts the epochs tolerated, ours the one that halves
                         plateau_patience=settings.lr_decay_patience - 1,
                         objective=OBJECTIVES.get(settings.objective),
-                        train_objective=partial(frame_nll_loss, first_frame=True)
+                        train_objective=partial(OBJECTIVES[settings.objective], first_frame=True)
                         if settings.train_first_frame else None)
     state = RunStateCallback(run_dir, model_name=model_name, data_info=data_info, corpus=corpus,
                              split=split, settings=settings, resume=resume,
